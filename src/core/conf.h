@@ -1,0 +1,156 @@
+/* The configuration: parsed (Lemon grammar, conf_grammar.y), checked against
+ * directive tables (conf_build.c) and built into one immutable atr_conf_t.
+ * Everything in it is owned by the atr_conf_t and freed by atr_conf_free.
+ * After atr_conf_load returns it is never written again, so every worker can
+ * read it without locks. Durations are milliseconds, sizes bytes. */
+#ifndef ATR_CONF_H
+#define ATR_CONF_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+/* Where a directive was written, for messages "FILE:LINE:COL: ...". */
+typedef struct atr_conf_pos {
+    const char *file; /* owned by the conf (interned) */
+    int line, col;    /* 1-based */
+} atr_conf_pos_t;
+
+enum atr_log_level { ATR_LOG_DEBUG = 0, ATR_LOG_INFO, ATR_LOG_NOTICE, ATR_LOG_WARN,
+                     ATR_LOG_ERROR, ATR_LOG_CRIT, ATR_LOG_ALERT };
+
+enum atr_access_format { ATR_ACCESS_OFF = 0, ATR_ACCESS_COMBINED, ATR_ACCESS_JSON };
+
+/* `listen ADDR:PORT [tls];` — "[::1]:8080", "127.0.0.1:8080", "*:8080" (= 0.0.0.0) */
+typedef struct atr_conf_listen {
+    char *text;                   /* as written, e.g. "127.0.0.1:8080" */
+    struct sockaddr_storage addr; /* resolved numerically, port set */
+    socklen_t addrlen;
+    int tls;
+    atr_conf_pos_t pos;
+} atr_conf_listen_t;
+
+enum atr_proto { ATR_PROTO_HTTP = 0, ATR_PROTO_HTTPS, ATR_PROTO_FASTCGI, ATR_PROTO_SCGI };
+
+/* `server ADDR:PORT [weight=N] [max_conns=N] [backup] [resolve];` or `server unix:/path ...;` */
+typedef struct atr_conf_server {
+    char *text;                   /* as written: the server's name, used to carry state over reloads */
+    struct sockaddr_storage addr; /* numeric address (or AF_UNIX path); unset when resolve */
+    socklen_t addrlen;
+    int weight;                   /* 1..1000, default 1 */
+    int max_conns;                /* 0 = unlimited */
+    int backup;                   /* used only when every non-backup server is down */
+    int resolve;                  /* hostname: every A/AAAA record is a member (DNS issue) */
+    atr_conf_pos_t pos;
+} atr_conf_server_t;
+
+enum atr_lb_method { ATR_LB_ROUND_ROBIN = 0, ATR_LB_LEAST_CONN, ATR_LB_RANDOM2 };
+
+/* `upstream NAME { ... }` */
+typedef struct atr_conf_upstream {
+    char *name;
+    enum atr_lb_method balance;    /* balance round_robin|least_conn|random2; */
+    enum atr_proto protocol;       /* protocol http|https|fastcgi|scgi; */
+    atr_conf_server_t *servers;
+    int nservers;
+    uint64_t connect_timeout;      /* connect_timeout 2s; -> 502/504 */
+    uint64_t read_timeout;         /* read_timeout 60s; response inactivity -> 504 */
+    uint64_t send_timeout;         /* send_timeout 60s; request-body write inactivity -> 504 */
+    int keepalive;                 /* keepalive 32; idle pooled connections per server per worker; 0 = no reuse */
+    uint64_t keepalive_timeout;    /* keepalive_timeout 60s; idle pooled connection lifetime */
+    int keepalive_requests;        /* keepalive_requests 1000; per backend connection */
+    int queue;                     /* queue 128; waiting requests when all servers are at max_conns */
+    uint64_t queue_timeout;        /* queue_timeout 5s; -> 503 */
+    int retries;                   /* retries 2; extra servers tried after a connect failure */
+    uint64_t fail_timeout;         /* fail_timeout 10s; how long a refusing server is marked down */
+    atr_conf_pos_t pos;
+} atr_conf_upstream_t;
+
+enum atr_hdr_op_kind { ATR_HDR_SET = 0, ATR_HDR_ADD, ATR_HDR_REMOVE };
+
+/* request_header set|add|remove NAME [VALUE];  response_header set|add|remove NAME [VALUE]; */
+typedef struct atr_conf_hdr_op {
+    enum atr_hdr_op_kind op;
+    char *name;  /* as written */
+    char *value; /* NULL for remove */
+} atr_conf_hdr_op_t;
+
+enum atr_route_kind { ATR_ROUTE_PROXY = 0, ATR_ROUTE_STATIC, ATR_ROUTE_RETURN };
+
+/* `route PREFIX { proxy UPSTREAM; | static DIR; | return CODE [TEXT]; ... }` */
+typedef struct atr_conf_route {
+    char *prefix;                   /* starts with '/'; longest prefix wins */
+    enum atr_route_kind kind;
+    atr_conf_upstream_t *upstream;  /* ATR_ROUTE_PROXY: resolved reference into conf->upstreams */
+    char *static_root;              /* ATR_ROUTE_STATIC: directory (checked to exist) */
+    char *index;                    /* `index index.html;` default "index.html" */
+    int return_status;              /* ATR_ROUTE_RETURN */
+    char *return_body;              /* ATR_ROUTE_RETURN, may be NULL */
+    atr_conf_hdr_op_t *req_hdr;  int nreq_hdr;
+    atr_conf_hdr_op_t *resp_hdr; int nresp_hdr;
+    atr_conf_pos_t pos;
+} atr_conf_route_t;
+
+/* `host NAME... { route ...; }` — `host *` is the default. */
+typedef struct atr_conf_host {
+    char **names; int nnames;       /* lowercased; "*" for the default; "*.example.com" wildcard */
+    atr_conf_route_t *routes; int nroutes; /* sorted by prefix length, longest first */
+    atr_conf_pos_t pos;
+} atr_conf_host_t;
+
+typedef struct atr_conf {
+    char *path;                     /* the main file as given */
+    int workers;                    /* workers N|auto; 0 = auto (one per core) */
+    char *user;                     /* user NAME; NULL = stay */
+    char *pid_file;                 /* pid_file PATH; NULL = none */
+
+    char *error_log;                /* error_log stderr|PATH [LEVEL]; "stderr" default */
+    enum atr_log_level error_level; /* default info */
+    char *access_log;               /* access_log stdout|stderr|off|PATH [combined|json]; default off */
+    enum atr_access_format access_format;
+
+    /* HTTP front end limits (http-level directives at top level) */
+    uint32_t max_request_line;      /* max_request_line 8k;     -> 414 */
+    uint32_t max_header_size;       /* max_header_size 32k;     -> 431 (whole head) */
+    uint32_t max_headers;           /* max_headers 100;         -> 431 */
+    uint64_t max_body_size;         /* max_body_size 1g;        -> 413; 0 = unlimited */
+    uint64_t header_timeout;        /* header_timeout 10s;      total time to receive a head -> 408 */
+    uint64_t body_timeout;          /* body_timeout 60s;        request-body read inactivity -> 408 */
+    uint64_t send_timeout;          /* send_timeout 60s;        client write inactivity -> close */
+    uint64_t keepalive_timeout;     /* keepalive_timeout 75s;   idle client keep-alive */
+    int keepalive_requests;         /* keepalive_requests 1000; per client connection */
+    uint64_t drain_timeout;         /* drain_timeout 30s;       graceful stop / old generation bound */
+    uint32_t buffer_size;           /* buffer_size 16k;         per-direction I/O buffer / watermark unit */
+    char *via;                      /* via NAME|off; default "atrium"; NULL = off */
+    int underscores_in_headers;     /* underscores_in_headers on|off; default off (dropped) */
+
+    atr_conf_listen_t *listens; int nlistens;
+    atr_conf_upstream_t *upstreams; int nupstreams;
+    atr_conf_host_t *hosts; int nhosts; /* in file order; exactly one may be "*" */
+} atr_conf_t;
+
+/* Read, parse and check PATH (and its includes) exactly as a start would.
+ * On success returns a new conf. On error returns NULL and writes one line
+ * "FILE:LINE:COL: message" (no newline) into err[0..errlen). */
+atr_conf_t *atr_conf_load(const char *path, char *err, size_t errlen);
+
+/* Parse from a string (tests, fuzzing); `name` is used as FILE in messages,
+ * includes are resolved relative to the current directory. */
+atr_conf_t *atr_conf_load_string(const char *name, const char *text, size_t len,
+                                 char *err, size_t errlen);
+
+void atr_conf_free(atr_conf_t *c);
+
+/* Write the effective configuration (every default filled in) in the config
+ * language, so that it parses back to the same conf (-T). */
+void atr_conf_dump(const atr_conf_t *c, FILE *out);
+
+/* Lookups used by the runtime. */
+const atr_conf_upstream_t *atr_conf_find_upstream(const atr_conf_t *c, const char *name);
+
+/* Parse a size ("64k", "1m", "512") / duration ("750ms", "2s", "5m", "1h",
+ * bare number = seconds). Return 0 on success, -1 if malformed or overflowing. */
+int atr_conf_parse_size(const char *s, uint64_t *out);
+int atr_conf_parse_duration(const char *s, uint64_t *out_ms);
+
+#endif

@@ -1,0 +1,2 @@
+%name atr_conf_grammar
+main ::= .

@@ -1,0 +1,2 @@
+%name atr_http_head
+main ::= .

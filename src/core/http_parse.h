@@ -1,0 +1,110 @@
+/* HTTP/1.1 message heads: a resumable tokenizer feeding a Lemon grammar.
+ *
+ * One parser object per connection direction. Bytes arrive in a contiguous
+ * head buffer owned by the caller; the caller appends to it and calls
+ * atr_http_parse_*() again with the whole buffer (base and length). The parser
+ * remembers how far it got (offsets, so the buffer may be realloc'ed between
+ * calls), so bytes that trickle in one at a time cost no more than one read:
+ * nothing is tokenized twice.
+ *
+ * Pure code over bytes: no libuv, no allocation after init. */
+#ifndef ATR_HTTP_PARSE_H
+#define ATR_HTTP_PARSE_H
+
+#include <stdint.h>
+#include "util.h"
+
+#define ATR_HTTP_MAX_HEADERS_HARD 256 /* array capacity; the configured limit is <= this */
+
+typedef struct atr_http_header {
+    atr_str_t name;  /* as received (case preserved), token chars only */
+    atr_str_t value; /* leading/trailing OWS stripped */
+} atr_http_header_t;
+
+typedef struct atr_http_limits {
+    uint32_t max_request_line; /* bytes incl. CRLF: over -> 414 (default 8192) */
+    uint32_t max_head;         /* whole head incl. request/status line: over -> 431 (default 32768) */
+    uint32_t max_headers;      /* field count: over -> 431 (default 100, <= ATR_HTTP_MAX_HEADERS_HARD) */
+} atr_http_limits_t;
+
+/* Request methods we know by name; anything else that is a valid token is
+ * ATR_M_OTHER and is forwarded as written. */
+enum atr_http_method {
+    ATR_M_OTHER = 0, ATR_M_GET, ATR_M_HEAD, ATR_M_POST, ATR_M_PUT, ATR_M_DELETE,
+    ATR_M_OPTIONS, ATR_M_TRACE, ATR_M_CONNECT, ATR_M_PATCH
+};
+
+/* Message framing, decided once here (reliability.md §0.1) and used by
+ * everything after. */
+enum atr_http_body {
+    ATR_BODY_NONE = 0,    /* no body (no CL/TE on a request, or a bodiless response) */
+    ATR_BODY_LENGTH,      /* content_length bytes */
+    ATR_BODY_CHUNKED,     /* Transfer-Encoding: chunked (the only coding) */
+    ATR_BODY_UNTIL_CLOSE  /* responses only: read until the peer closes */
+};
+
+/* The result of a parsed head. All views point into the buffer given to the
+ * call that returned ATR_DONE, and stay valid while that buffer is unchanged. */
+typedef struct atr_http_msg {
+    /* request line (requests only) */
+    enum atr_http_method method;
+    atr_str_t method_str;
+    atr_str_t target;      /* request-target as received (origin-form, absolute-form, '*', authority-form) */
+    /* status line or CGI Status: (responses only) */
+    int status;            /* 100..599 */
+    atr_str_t reason;      /* may be empty */
+    int version_minor;     /* 0 or 1 (HTTP/1.x); responses in CGI form: 1 */
+    int cgi_form;          /* response only: 1 when there was no status line (CGI header block) */
+
+    atr_http_header_t headers[ATR_HTTP_MAX_HEADERS_HARD];
+    uint32_t nheaders;
+
+    /* Interpretation, computed once */
+    enum atr_http_body body;
+    uint64_t content_length;   /* valid when body == ATR_BODY_LENGTH */
+    atr_str_t host;            /* the single Host value (requests), empty if none */
+    atr_str_t location;        /* CGI Location: value (responses), empty if none */
+    unsigned keep_alive : 1;   /* by version and Connection tokens */
+    unsigned conn_close : 1;   /* Connection: close seen */
+    unsigned upgrade : 1;      /* Connection: upgrade + Upgrade: present */
+    unsigned expect_continue : 1; /* Expect: 100-continue (requests, HTTP/1.1 only) */
+    uint32_t head_len;         /* bytes of the head incl. the final empty line */
+} atr_http_msg_t;
+
+typedef struct atr_http_parser atr_http_parser_t; /* opaque, fixed size */
+
+/* Allocate a parser for requests (is_response = 0) or backend responses
+ * (is_response = 1). The limits are copied. Free with atr_http_parser_free. */
+atr_http_parser_t *atr_http_parser_new(int is_response, const atr_http_limits_t *limits);
+void atr_http_parser_free(atr_http_parser_t *p);
+
+/* Forget any partial message; the next call starts a new head. */
+void atr_http_parser_reset(atr_http_parser_t *p);
+
+/* For responses: the request method they answer (HEAD and CONNECT change the
+ * framing rules), set before the first feed of each response. */
+void atr_http_parser_set_request_method(atr_http_parser_t *p, enum atr_http_method m);
+
+/* Feed the head buffer: buf[0..len) holds every byte of this message received
+ * so far (len only grows between calls for one message).
+ * Returns:
+ *   ATR_AGAIN  more bytes needed (no limit crossed yet);
+ *   ATR_DONE   head complete: *msg filled, msg->head_len bytes used; bytes
+ *              after head_len belong to the body or the next message;
+ *   ATR_ERROR  the message is invalid: *status is the HTTP status to answer
+ *              (requests: 400, 414, 431, 501, 505; responses: 502) and
+ *              *reason a static string naming the rule broken, for the log.
+ *              After an error the connection must be closed. */
+int atr_http_parse(atr_http_parser_t *p, const char *buf, size_t len,
+                   atr_http_msg_t *msg, int *status, const char **reason);
+
+/* Find a header by lowercase name; NULL if absent. */
+const atr_http_header_t *atr_http_find(const atr_http_msg_t *m, const char *lower_name);
+
+/* 1 if the Connection header lists this lowercase token. */
+int atr_http_connection_has(const atr_http_msg_t *m, const char *lower_token);
+
+/* 1 for the bytes allowed in a field-name / method (RFC 9110 tchar). */
+int atr_http_is_tchar(unsigned char c);
+
+#endif

@@ -1,0 +1,73 @@
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "atrium: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *atr_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p == NULL)
+        oom(n);
+    return p;
+}
+
+void *atr_xcalloc(size_t count, size_t n)
+{
+    void *p = calloc(count ? count : 1, n ? n : 1);
+    if (p == NULL)
+        oom(count * n);
+    return p;
+}
+
+void *atr_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (q == NULL)
+        oom(n);
+    return q;
+}
+
+char *atr_xstrdup(const char *s)
+{
+    return atr_xstrndup(s, strlen(s));
+}
+
+char *atr_xstrndup(const char *s, size_t n)
+{
+    char *p = atr_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+int atr_str_ieq(atr_str_t s, const char *lower)
+{
+    size_t i;
+    for (i = 0; i < s.n; i++) {
+        unsigned char c = (unsigned char)s.p[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        if (lower[i] == '\0' || c != (unsigned char)lower[i])
+            return 0;
+    }
+    return lower[i] == '\0';
+}
+
+int atr_str_eq(atr_str_t s, const char *cstr)
+{
+    return strlen(cstr) == s.n && memcmp(s.p, cstr, s.n) == 0;
+}
+
+uint64_t atr_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}

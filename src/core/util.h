@@ -1,0 +1,42 @@
+/* Small shared helpers: allocation that aborts on failure, byte-string views,
+ * the status codes every state machine returns. No libuv here. */
+#ifndef ATR_UTIL_H
+#define ATR_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* State-machine results (STYLE.md: "a small enum"). */
+enum { ATR_OK = 0, ATR_AGAIN = 1, ATR_DONE = 2, ATR_ERROR = -1 };
+
+/* A borrowed view of bytes: never NUL-terminated, never owned. The owner of
+ * the bytes says how long the view stays valid. */
+typedef struct atr_str {
+    const char *p;
+    size_t n;
+} atr_str_t;
+
+#define ATR_STR(lit) ((atr_str_t){ (lit), sizeof(lit) - 1 })
+#define ATR_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define ATR_UNUSED(x) ((void)(x))
+#define ATR_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define ATR_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Allocation of small internal objects: abort the process on failure (one
+ * wrapper, STYLE.md). Sizes a client controls are checked before we get here. */
+void *atr_xmalloc(size_t n);
+void *atr_xcalloc(size_t count, size_t n);
+void *atr_xrealloc(void *p, size_t n);
+char *atr_xstrdup(const char *s);
+char *atr_xstrndup(const char *s, size_t n);
+
+/* Case-insensitive compare of a view with a NUL-terminated lowercase literal. */
+int atr_str_ieq(atr_str_t s, const char *lower);
+/* 1 when the view equals the C string exactly. */
+int atr_str_eq(atr_str_t s, const char *cstr);
+
+/* Monotonic clock in milliseconds (for code that has no loop at hand). */
+uint64_t atr_now_ms(void);
+
+#endif
