@@ -1,1 +1,118 @@
-/* placeholder: being written */ typedef int atr_placeholder_balancer;
+/* The method registry and the filtering every method shares: which servers a
+ * request may use right now (up, not full, not tried, primaries before
+ * backups). Methods only choose among what this file lets through. */
+#include "balancer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* Explicit list, in the order `-T` and error messages show them. */
+static const atr_lb_ops_t *const registry[] = {
+    &atr__lb_round_robin,
+    &atr__lb_least_conn,
+    &atr__lb_random2,
+};
+
+const atr_lb_ops_t *atr_lb_find(const char *name)
+{
+    for (size_t i = 0; i < ATR_ARRAY_SIZE(registry); i++)
+        if (strcmp(registry[i]->name, name) == 0)
+            return registry[i];
+    return NULL;
+}
+
+const atr_lb_ops_t *atr_lb_ops_at(size_t i)
+{
+    return i < ATR_ARRAY_SIZE(registry) ? registry[i] : NULL;
+}
+
+/* splitmix64: spreads small or similar seeds (worker 1, 2, 3) over the whole
+ * state so the workers' sequences do not start out correlated. */
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+atr_lb_t *atr_lb_new(const atr_lb_ops_t *ops, atr_lb_server_t *servers, int n, uint64_t seed)
+{
+    atr_lb_t *lb = atr_xcalloc(1, ops->size);
+    lb->ops = ops;
+    lb->servers = servers;
+    lb->nservers = n;
+    lb->rng = mix(seed);
+    if (lb->rng == 0) /* xorshift never leaves 0 */
+        lb->rng = 0x9e3779b97f4a7c15ULL;
+    lb->ok = atr_xcalloc((size_t)n, 1);
+    if (ops->init != NULL)
+        ops->init(lb);
+    return lb;
+}
+
+void atr_lb_free(atr_lb_t *lb)
+{
+    if (lb == NULL)
+        return;
+    if (lb->ops->dispose != NULL)
+        lb->ops->dispose(lb);
+    free(lb->ok);
+    free(lb);
+}
+
+uint64_t atr_lb_random(atr_lb_t *lb)
+{
+    uint64_t x = lb->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    lb->rng = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+int atr__lb_load_cmp(const atr_lb_t *lb, int a, int b)
+{
+    const atr_lb_server_t *sa = &lb->servers[a], *sb = &lb->servers[b];
+    int64_t la = (int64_t)atomic_load_explicit(&sa->state->active, memory_order_relaxed) * sb->weight;
+    int64_t lb_ = (int64_t)atomic_load_explicit(&sb->state->active, memory_order_relaxed) * sa->weight;
+    return (la > lb_) - (la < lb_);
+}
+
+/* Fill lb->ok for the servers of one class (backup or not). Returns how many
+ * are usable; *full counts those skipped only because of max_conns. */
+static int filter(atr_lb_t *lb, int backup, uint64_t now_ms, const unsigned char *tried, int *full)
+{
+    int nok = 0;
+    for (int i = 0; i < lb->nservers; i++) {
+        const atr_lb_server_t *s = &lb->servers[i];
+        lb->ok[i] = 0;
+        if ((s->backup != 0) != backup || (tried != NULL && tried[i]))
+            continue;
+        if (atomic_load_explicit(&s->state->down_until, memory_order_relaxed) > now_ms)
+            continue;
+        if (s->max_conns > 0 &&
+            atomic_load_explicit(&s->state->active, memory_order_relaxed) >= s->max_conns) {
+            (*full)++;
+            continue;
+        }
+        lb->ok[i] = 1;
+        nok++;
+    }
+    return nok;
+}
+
+int atr_lb_pick(atr_lb_t *lb, uint64_t now_ms, const unsigned char *tried, int *all_full)
+{
+    int full = 0, idx = -1;
+
+    if (filter(lb, 0, now_ms, tried, &full) > 0)
+        idx = lb->ops->pick(lb, lb->ok);
+    else if (full == 0 && filter(lb, 1, now_ms, tried, &full) > 0)
+        idx = lb->ops->pick(lb, lb->ok);
+    if (all_full != NULL)
+        *all_full = idx < 0 && full > 0;
+    return idx;
+}

@@ -5,7 +5,9 @@
  *
  * Threads: one atr_lb_t per (worker, upstream), used only by that worker's
  * loop. The per-server counters they read (atr_server_state_t) are shared by
- * every worker and are atomics on their own cache line. */
+ * every worker and are atomics on their own cache line.
+ *
+ * docs/balancer.md describes the contract and how to add a method. */
 #ifndef ATR_BALANCER_H
 #define ATR_BALANCER_H
 
@@ -42,8 +44,11 @@ typedef struct atr_lb_ops {
     void (*init)(atr_lb_t *lb);
     /* Pick a server index among those with ok[i] != 0, or -1 when none.
      * ok[] already excludes servers that are down, full (max_conns) or
-     * already tried for this request. */
+     * already tried for this request, and holds at least one set entry. */
     int (*pick)(atr_lb_t *lb, const unsigned char *ok);
+    /* Free what init allocated beyond `size` (NULL when nothing). Called by
+     * atr_lb_free just before the state itself is freed. */
+    void (*dispose)(atr_lb_t *lb);
 } atr_lb_ops_t;
 
 struct atr_lb {
@@ -51,10 +56,15 @@ struct atr_lb {
     atr_lb_server_t *servers;    /* borrowed from the caller, nservers entries */
     int nservers;
     uint64_t rng;                /* per-worker PRNG state (xorshift64*) for random methods */
+    unsigned char *ok;           /* nservers bytes of scratch for atr_lb_pick, owned by the lb */
 };
 
 /* Registry lookup by name; NULL when unknown. */
 const atr_lb_ops_t *atr_lb_find(const char *name);
+
+/* The i-th registered method, NULL past the end: lets the config builder list
+ * the valid names in its error message. */
+const atr_lb_ops_t *atr_lb_ops_at(size_t i);
 
 /* Create a balancer over servers[0..n) (array borrowed, must outlive it).
  * seed seeds the PRNG (use a per-worker value). Free with atr_lb_free. */
@@ -66,10 +76,31 @@ void atr_lb_free(atr_lb_t *lb);
  * down (down_until > now_ms) or at max_conns; backups are used only when no
  * non-backup server is usable. Returns an index, or -1 when none is usable,
  * with *all_full = 1 when the only obstacle was max_conns (the caller queues
- * then rather than answering 503 at once). */
+ * then rather than answering 503 at once).
+ *
+ * Precisely: a primary that is only full (not down, not tried) holds the
+ * request among the primaries: the answer is -1 with *all_full = 1 rather
+ * than a backup, because a full server frees up soon while a backup is a
+ * standby for failures, not overflow (HAProxy's rule). Backups are tried when
+ * every primary is down or already tried. *all_full is 1 whenever -1 is
+ * returned and at least one candidate was skipped only for max_conns; it is
+ * 0 on success. all_full may be NULL. The caller increments state->active
+ * once it commits to the returned server. */
 int atr_lb_pick(atr_lb_t *lb, uint64_t now_ms, const unsigned char *tried, int *all_full);
 
 /* Next PRNG value (xorshift64*), for methods. */
 uint64_t atr_lb_random(atr_lb_t *lb);
+
+/* For methods in src/balancer only. Compares the load per unit of weight of
+ * servers a and b: <0 when a is lighter, 0 when equal, >0 when heavier.
+ * Cross-multiplies (active_a * weight_b vs active_b * weight_a), no division.
+ * `active` is a relaxed atomic load each call: other workers move it. */
+int atr__lb_load_cmp(const atr_lb_t *lb, int a, int b);
+
+/* The methods, one file each, listed in balancer.c's registry. Not static
+ * only because the registry array must name them. */
+extern const atr_lb_ops_t atr__lb_round_robin;
+extern const atr_lb_ops_t atr__lb_least_conn;
+extern const atr_lb_ops_t atr__lb_random2;
 
 #endif

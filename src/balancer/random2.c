@@ -1,1 +1,53 @@
-/* placeholder: being written */ typedef int atr_placeholder_random2;
+/* Power of two choices: draw two distinct usable servers at random (each
+ * with probability proportional to its weight, like nginx's `random two`)
+ * and send the request to the one with less load per unit of weight. Close
+ * to least_conn's spread without every worker herding onto the same
+ * momentarily idle server. */
+#include "balancer.h"
+
+typedef struct random2 {
+    atr_lb_t super; /* the PRNG lives in the base */
+} random2_t;
+
+/* A usable server other than `skip` (-1: none skipped), drawn by weight. */
+static int draw(atr_lb_t *lb, const unsigned char *ok, int skip)
+{
+    uint64_t total = 0, r;
+    int last = -1;
+
+    for (int i = 0; i < lb->nservers; i++)
+        if (ok[i] && i != skip)
+            total += (uint64_t)lb->servers[i].weight;
+    if (total == 0)
+        return -1;
+    r = atr_lb_random(lb) % total;
+    for (int i = 0; i < lb->nservers; i++) {
+        if (!ok[i] || i == skip)
+            continue;
+        last = i;
+        if (r < (uint64_t)lb->servers[i].weight)
+            return i;
+        r -= (uint64_t)lb->servers[i].weight;
+    }
+    return last;
+}
+
+static int pick(atr_lb_t *lb, const unsigned char *ok)
+{
+    int a = draw(lb, ok, -1), b;
+
+    if (a < 0)
+        return -1;
+    b = draw(lb, ok, a);
+    if (b < 0) /* a is the only usable server */
+        return a;
+    return atr__lb_load_cmp(lb, b, a) < 0 ? b : a;
+}
+
+const atr_lb_ops_t atr__lb_random2 = {
+    .name = "random2",
+    .size = sizeof(random2_t),
+    .init = NULL,
+    .pick = pick,
+    .dispose = NULL,
+};

@@ -71,4 +71,23 @@ void atr_access_log_reopen_all(void);
 /* Format and write one line. Thread-safe, never blocks on a lock. */
 void atr_access_log_write(atr_access_log_t *l, const atr_access_entry_t *e);
 
+/* Format one line (with its '\n') into buf[0..cap) as atr_access_log_write
+ * would; returns its length. Long fields are cut (ending in "...") so the
+ * line always fits and json stays valid; cap should be ATR_ACCESS_LINE_MAX.
+ * ATR_ACCESS_OFF formats nothing and returns 0. */
+#define ATR_ACCESS_LINE_MAX 8192
+size_t atr_access_log_format(char *buf, size_t cap, enum atr_access_format fmt,
+                             const atr_access_entry_t *e);
+
+/* ---- shared by log.c and access_log.c only ---- */
+
+/* open(path, O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC, 0644): fd or -errno. */
+int atr__log_open_file(const char *path);
+/* Point the descriptor number fd at newfd's file (dup3, O_CLOEXEC kept) and
+ * close newfd. fd's number never changes, so a thread that loaded it just
+ * before can write without racing a close. 0 or -errno (newfd closed anyway). */
+int atr__log_redirect(int newfd, int fd);
+/* write(2) until done; EINTR retried, other errors drop the rest. */
+void atr__log_write_all(int fd, const char *p, size_t n);
+
 #endif
