@@ -1,1 +1,68 @@
-int main(void) { return 0; }
+/* atrium: command line. -c FILE runs in the foreground, -t checks the
+ * configuration exactly as a start would, -T dumps the effective
+ * configuration, -v prints versions. */
+#include <ares.h>
+#include <getopt.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "conf.h"
+#include "runtime.h"
+
+#define DEFAULT_CONF "conf/atrium.conf"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: atrium [-c FILE] [-t] [-T] [-v]\n"
+            "  -c FILE  configuration file (default " DEFAULT_CONF ")\n"
+            "  -t       check the configuration and exit (1 on error)\n"
+            "  -T       check, then print the effective configuration\n"
+            "  -v       print the versions of atrium and its libraries\n");
+}
+
+static void versions(void)
+{
+    printf("atrium %s\n", ATR_VERSION);
+    printf("libuv %s\n", uv_version_string());
+    printf("BoringSSL (%s, API %d)\n", OPENSSL_VERSION_TEXT, BORINGSSL_API_VERSION);
+    printf("c-ares %s\n", ares_version(NULL));
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = DEFAULT_CONF;
+    int check = 0, dump = 0, opt;
+    while ((opt = getopt(argc, argv, "c:tTvh")) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 't': check = 1; break;
+        case 'T': dump = 1; break;
+        case 'v': versions(); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    char err[1024] = "";
+    atr_conf_t *conf = atr_conf_load(path, err, sizeof err);
+    if (conf == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (check || dump) {
+        if (dump)
+            atr_conf_dump(conf, stdout);
+        else
+            fprintf(stderr, "atrium: configuration %s is ok\n", path);
+        atr_conf_free(conf);
+        return 0;
+    }
+    return atr_runtime_run(conf);
+}

@@ -1,1 +1,1061 @@
-/* placeholder: being written */ typedef int atr_placeholder_proxy;
+/* The unified proxy core (docs/proxy.md). One request: pick a server, take a
+ * pooled connection or connect (failover on refusal), send the head and
+ * stream the body, parse the response head with the shared parser, stream
+ * the response body back, and return the connection to the pool only after
+ * a cleanly framed, fully consumed exchange. Backpressure both ways: one
+ * write in flight per direction, and the side that feeds it stops reading
+ * until that write is done, so memory per request is two buffers. */
+#include "proxy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "backend.h"
+#include "conn.h"
+#include "log.h"
+
+typedef struct atr_bconn atr_bconn_t;
+
+struct atr_pool {                 /* one per server, per worker generation */
+    atr_bconn_t *idle;
+    int nidle;
+};
+
+struct atr_queue {                /* per upstream, per worker generation */
+    atr_proxy_t *head, *tail;
+    int n;
+};
+
+struct atr_bconn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_connect_t connect_req;
+    uv_write_t wr;
+    atr_wgen_t *wg;               /* ref held while alive */
+    int ups, server;
+    atr_proxy_t *px;              /* NULL while idle in the pool */
+    atr_bconn_t *next;            /* pool list */
+    char *buf;
+    uint32_t len, cap, off;
+    int refs, nreqs;
+    unsigned closing : 1, connected : 1, reading : 1, write_pending : 1, eof : 1;
+};
+
+enum px_phase { PX_QUEUED = 1, PX_CONNECTING, PX_SENDING, PX_STREAMING, PX_TUNNEL, PX_DONE };
+
+struct atr_proxy {
+    atr_req_t *r;
+    atr_wgen_t *wg;
+    int ups;
+    const atr_conf_upstream_t *u;
+    const atr_backend_ops_t *ops;
+    enum px_phase phase;
+    int server;                   /* chosen index, -1 none */
+    unsigned char *tried;
+    int attempts;
+    atr_bconn_t *bc;
+    char *head;                   /* encoded request head, kept for retries */
+    size_t head_len;
+    enum atr_http_body req_framing;
+    int idempotent;
+    int req_body_done;            /* whole request body written to the backend */
+    int req_bytes_sent;           /* any body byte went out: no retry */
+    int req_writing;              /* a backend write is pending */
+    int resp_writing;             /* a client write is pending */
+    atr_http_parser_t *rparser;
+    atr_http_msg_t *rmsg;
+    atr_body_t rbody;
+    int resp_head_done;
+    int resp_done;
+    int reusable;
+    int fail_status;              /* 502 (refused) or 504 (timed out) once a try failed */
+    uint64_t t_start;
+    uv_timer_t *qtimer;
+    atr_proxy_t *qnext;
+    char scratch[ATR_MAX_OUT_BUFS][ATR_FRAME_SCRATCH];
+};
+
+static void px_dispatch(atr_proxy_t *px);
+static void px_fail(atr_proxy_t *px, int status, const char *why);
+static void bc_read_start(atr_bconn_t *bc);
+static void px_pump_request(atr_proxy_t *px);
+static void px_pump_response(atr_proxy_t *px);
+
+static atr_gen_upstream_t *gups(atr_proxy_t *px)
+{
+    return &px->wg->gen->ups[px->ups];
+}
+
+static const atr_conf_server_t *server_conf(atr_wgen_t *wg, int ups, int s)
+{
+    return &wg->gen->conf->upstreams[ups].servers[s];
+}
+
+/* ---- worker generation state ---- */
+
+void atr_proxy_wgen_init(atr_wgen_t *wg)
+{
+    const atr_gen_t *g = wg->gen;
+    int n = g->conf->nupstreams;
+    wg->lbs = atr_xcalloc((size_t)n, sizeof *wg->lbs);
+    wg->pools = atr_xcalloc((size_t)n, sizeof *wg->pools);
+    wg->queues = atr_xcalloc((size_t)n, sizeof *wg->queues);
+    for (int i = 0; i < n; i++) {
+        wg->lbs[i] = atr_lb_new(g->ups[i].lb_ops, g->ups[i].servers, g->conf->upstreams[i].nservers,
+                                wg->w->seed + (uint64_t)i * 7919);
+        wg->pools[i] = atr_xcalloc((size_t)g->conf->upstreams[i].nservers, sizeof(atr_pool_t));
+        wg->queues[i] = atr_xcalloc(1, sizeof(atr_queue_t));
+    }
+}
+
+static void bc_close(atr_bconn_t *bc);
+
+void atr_proxy_wgen_free(atr_wgen_t *wg)
+{
+    int n = wg->gen->conf->nupstreams;
+    for (int i = 0; i < n; i++) {
+        for (int s = 0; s < wg->gen->conf->upstreams[i].nservers; s++) {
+            atr_pool_t *p = &wg->pools[i][s];
+            while (p->idle) {
+                atr_bconn_t *bc = p->idle;
+                p->idle = bc->next;
+                p->nidle--;
+                bc->next = NULL;
+                bc_close(bc);
+            }
+        }
+        atr_lb_free(wg->lbs[i]);
+        free(wg->pools[i]);
+        free(wg->queues[i]);
+    }
+    free(wg->lbs);
+    free(wg->pools);
+    free(wg->queues);
+}
+
+/* ---- backend connections ---- */
+
+static void bc_release_ref(atr_bconn_t *bc)
+{
+    if (--bc->refs > 0)
+        return;
+    free(bc->buf);
+    /* Pools hold no wgen reference (the wgen owns them); only an active
+     * connection keeps its wgen alive. */
+    free(bc);
+}
+
+static void bc_on_closed(uv_handle_t *h)
+{
+    bc_release_ref(h->data);
+}
+
+static void bc_close(atr_bconn_t *bc)
+{
+    if (bc->closing)
+        return;
+    bc->closing = 1;
+    bc->px = NULL;
+    bc->refs += 2;
+    uv_close((uv_handle_t *)&bc->tcp, bc_on_closed);
+    uv_close((uv_handle_t *)&bc->timer, bc_on_closed);
+    bc_release_ref(bc);
+}
+
+static void pool_remove(atr_pool_t *p, atr_bconn_t *bc)
+{
+    for (atr_bconn_t **pp = &p->idle; *pp; pp = &(*pp)->next) {
+        if (*pp == bc) {
+            *pp = bc->next;
+            p->nidle--;
+            bc->next = NULL;
+            return;
+        }
+    }
+}
+
+static void on_idle_timeout(uv_timer_t *t)
+{
+    atr_bconn_t *bc = t->data;
+    pool_remove(&bc->wg->pools[bc->ups][bc->server], bc);
+    bc_close(bc);
+}
+
+/* Keep a cleanly finished connection for the next request, or close it. */
+static void bc_park(atr_bconn_t *bc)
+{
+    const atr_conf_upstream_t *u = &bc->wg->gen->conf->upstreams[bc->ups];
+    atr_pool_t *p = &bc->wg->pools[bc->ups][bc->server];
+    bc->px = NULL;
+    if (bc->closing || bc->eof || p->nidle >= u->keepalive || bc->nreqs >= u->keepalive_requests ||
+        bc->wg->w->stopping || bc->wg != bc->wg->w->wgen) {
+        bc_close(bc);
+        return;
+    }
+    bc->len = bc->off = 0;
+    free(bc->buf); /* an idle connection holds no buffer */
+    bc->buf = NULL;
+    bc->cap = 0;
+    bc->next = p->idle;
+    p->idle = bc;
+    p->nidle++;
+    uv_timer_start(&bc->timer, on_idle_timeout, u->keepalive_timeout, 0);
+    bc_read_start(bc); /* to notice the server closing it */
+}
+
+static void bc_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    atr_bconn_t *bc = h->data;
+    (void)suggested;
+    if (bc->buf == NULL) {
+        bc->cap = bc->wg->gen->conf->buffer_size;
+        bc->buf = atr_xmalloc(bc->cap);
+        bc->len = bc->off = 0;
+    }
+    if (bc->len == bc->cap && bc->off > 0) {
+        memmove(bc->buf, bc->buf + bc->off, bc->len - bc->off);
+        bc->len -= bc->off;
+        bc->off = 0;
+    }
+    if (bc->len == bc->cap && bc->px && !bc->px->resp_head_done) {
+        uint32_t limit = bc->wg->gen->conf->max_header_size + bc->wg->gen->conf->buffer_size;
+        if (bc->cap < limit) {
+            bc->cap = ATR_MIN(bc->cap * 2, limit);
+            bc->buf = atr_xrealloc(bc->buf, bc->cap);
+        }
+    }
+    buf->base = bc->buf + bc->len;
+    buf->len = bc->cap - bc->len;
+}
+
+static void px_on_backend_data(atr_proxy_t *px, ssize_t nread);
+
+static void bc_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    atr_bconn_t *bc = s->data;
+    (void)buf;
+    if (nread == 0)
+        return;
+    if (bc->px == NULL) {
+        /* Idle in the pool: any byte or EOF makes it unusable. */
+        pool_remove(&bc->wg->pools[bc->ups][bc->server], bc);
+        bc_close(bc);
+        return;
+    }
+    if (nread < 0) {
+        bc->eof = 1;
+        uv_read_stop(s);
+        bc->reading = 0;
+    } else {
+        bc->len += (uint32_t)nread;
+    }
+    px_on_backend_data(bc->px, nread);
+}
+
+static void bc_read_start(atr_bconn_t *bc)
+{
+    if (!bc->reading && !bc->closing && !bc->eof &&
+        uv_read_start((uv_stream_t *)&bc->tcp, bc_on_alloc, bc_on_read) == 0)
+        bc->reading = 1;
+}
+
+static void bc_read_stop(atr_bconn_t *bc)
+{
+    if (bc->reading) {
+        uv_read_stop((uv_stream_t *)&bc->tcp);
+        bc->reading = 0;
+    }
+}
+
+/* ---- server accounting ---- */
+
+static void server_acquire(atr_proxy_t *px, int s)
+{
+    atr_server_state_t *st = gups(px)->servers[s].state;
+    atomic_fetch_add(&st->active, 1);
+    atomic_fetch_add(&st->requests, 1);
+}
+
+static void queue_kick(atr_wgen_t *wg, int ups);
+
+static void server_release(atr_proxy_t *px)
+{
+    if (px->server < 0)
+        return;
+    atomic_fetch_sub(&gups(px)->servers[px->server].state->active, 1);
+    px->server = -1;
+    queue_kick(px->wg, px->ups);
+}
+
+static void server_mark_down(atr_proxy_t *px, int s, const char *why)
+{
+    atr_server_state_t *st = gups(px)->servers[s].state;
+    uint64_t now = uv_now(&px->wg->w->loop);
+    atomic_store(&st->down_until, now + px->u->fail_timeout);
+    atomic_fetch_add(&st->failures, 1);
+    if (atomic_exchange(&st->logged_down, 1) == 0)
+        ATR_WARN("upstream %s: server %s marked down for %llums: %s", px->u->name,
+                 server_conf(px->wg, px->ups, s)->text, (unsigned long long)px->u->fail_timeout,
+                 why);
+}
+
+static void server_mark_up(atr_proxy_t *px, int s)
+{
+    atr_server_state_t *st = gups(px)->servers[s].state;
+    if (atomic_load(&st->down_until) != 0)
+        atomic_store(&st->down_until, 0);
+    if (atomic_exchange(&st->logged_down, 0) == 1)
+        ATR_NOTICE("upstream %s: server %s is up again", px->u->name,
+                   server_conf(px->wg, px->ups, s)->text);
+}
+
+/* ---- the proxy object ---- */
+
+static void px_free(atr_proxy_t *px)
+{
+    server_release(px);
+    if (px->bc) {
+        px->bc->px = NULL;
+        bc_close(px->bc);
+        px->bc = NULL;
+    }
+    if (px->qtimer)
+        uv_close((uv_handle_t *)px->qtimer, (uv_close_cb)free);
+    if (px->rparser)
+        atr_http_parser_free(px->rparser);
+    free(px->rmsg);
+    free(px->head);
+    free(px->tried);
+    atr_wgen_unref(px->wg);
+    free(px);
+}
+
+static void px_detach(atr_proxy_t *px)
+{
+    if (px->r)
+        px->r->proxy = NULL;
+    px->r = NULL;
+}
+
+/* The exchange is over for the client side: free the proxy state. */
+static void px_end(atr_proxy_t *px)
+{
+    px_detach(px);
+    px_free(px);
+}
+
+static void queue_remove(atr_proxy_t *px)
+{
+    atr_queue_t *q = px->wg->queues[px->ups];
+    for (atr_proxy_t **pp = &q->head; *pp; pp = &(*pp)->qnext) {
+        if (*pp == px) {
+            *pp = px->qnext;
+            if (q->tail == px) {
+                q->tail = q->head;
+                while (q->tail && q->tail->qnext)
+                    q->tail = q->tail->qnext;
+            }
+            q->n--;
+            px->qnext = NULL;
+            return;
+        }
+    }
+}
+
+static void px_fail(atr_proxy_t *px, int status, const char *why)
+{
+    atr_req_t *r = px->r;
+    ATR_WARN("%s: upstream %s: %s -> %d", px->wg->w->name, px->u->name, why, status);
+    if (px->phase == PX_QUEUED)
+        queue_remove(px);
+    px->phase = PX_DONE;
+    if (px->bc) {
+        px->bc->px = NULL;
+        bc_close(px->bc);
+        px->bc = NULL;
+    }
+    px_end(px);
+    if (r == NULL)
+        return;
+    if (r->resp_head_sent) {
+        atr_req_abort(r);
+        return;
+    }
+    /* The request body may be half read: the connection cannot continue. */
+    atr_req_respond_simple(r, status, NULL, !r->body.done);
+}
+
+/* ---- queueing (max_conns) ---- */
+
+static void on_queue_timeout(uv_timer_t *t)
+{
+    atr_proxy_t *px = t->data;
+    px_fail(px, 503, "queue timeout");
+}
+
+static void enqueue(atr_proxy_t *px)
+{
+    atr_queue_t *q = px->wg->queues[px->ups];
+    if (q->n >= px->u->queue) {
+        px_fail(px, 503, "all servers at max_conns and the queue is full");
+        return;
+    }
+    px->phase = PX_QUEUED;
+    px->qnext = NULL;
+    if (q->tail)
+        q->tail->qnext = px;
+    else
+        q->head = px;
+    q->tail = px;
+    q->n++;
+    if (px->qtimer == NULL) {
+        px->qtimer = atr_xmalloc(sizeof *px->qtimer);
+        uv_timer_init(&px->wg->w->loop, px->qtimer);
+        px->qtimer->data = px;
+    }
+    if (!uv_is_active((uv_handle_t *)px->qtimer))
+        uv_timer_start(px->qtimer, on_queue_timeout, px->u->queue_timeout, 0);
+}
+
+static void queue_kick(atr_wgen_t *wg, int ups)
+{
+    atr_queue_t *q = wg->queues[ups];
+    if (q->head == NULL)
+        return;
+    atr_proxy_t *px = q->head;
+    q->head = px->qnext;
+    if (q->head == NULL)
+        q->tail = NULL;
+    q->n--;
+    px->qnext = NULL;
+    memset(px->tried, 0, (size_t)px->u->nservers);
+    px_dispatch(px);
+}
+
+/* ---- connecting ---- */
+
+static void px_send_head(atr_proxy_t *px);
+
+static void on_connect_timeout(uv_timer_t *t)
+{
+    atr_bconn_t *bc = t->data;
+    atr_proxy_t *px = bc->px;
+    if (px == NULL)
+        return;
+    int s = px->server;
+    server_mark_down(px, s, "connect timeout");
+    px->fail_status = 504;
+    bc->px = NULL;
+    bc_close(bc);
+    px->bc = NULL;
+    server_release(px);
+    if (px->attempts <= px->u->retries)
+        px_dispatch(px);
+    else
+        px_fail(px, 504, "connect timeout");
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    atr_bconn_t *bc = req->data;
+    atr_proxy_t *px = bc->px;
+    if (bc->closing || px == NULL) {
+        bc_release_ref(bc);
+        return;
+    }
+    bc_release_ref(bc);
+    uv_timer_stop(&bc->timer);
+    if (status < 0) {
+        server_mark_down(px, px->server, uv_strerror(status));
+        bc->px = NULL;
+        bc_close(bc);
+        px->bc = NULL;
+        server_release(px);
+        if (px->attempts <= px->u->retries)
+            px_dispatch(px);
+        else
+            px_fail(px, 502, "connect failed");
+        return;
+    }
+    bc->connected = 1;
+    server_mark_up(px, px->server);
+    uv_tcp_nodelay(&bc->tcp, 1);
+    px_send_head(px);
+}
+
+static atr_bconn_t *bc_connect(atr_proxy_t *px, int s)
+{
+    const atr_conf_server_t *sc = server_conf(px->wg, px->ups, s);
+    atr_bconn_t *bc = atr_xcalloc(1, sizeof *bc);
+    bc->wg = px->wg;
+    bc->ups = px->ups;
+    bc->server = s;
+    bc->refs = 1;
+    uv_tcp_init(&px->wg->w->loop, &bc->tcp);
+    uv_timer_init(&px->wg->w->loop, &bc->timer);
+    bc->tcp.data = bc;
+    bc->timer.data = bc;
+    bc->connect_req.data = bc;
+    bc->px = px;
+    int rc = uv_tcp_connect(&bc->connect_req, &bc->tcp, (const struct sockaddr *)&sc->addr,
+                            on_connect);
+    if (rc < 0) {
+        bc_close(bc);
+        return NULL;
+    }
+    bc->refs++; /* held by the connect request */
+    uv_timer_start(&bc->timer, on_connect_timeout, px->u->connect_timeout, 0);
+    return bc;
+}
+
+/* Pick a server and a connection for px (first try, failover or retry). */
+static void px_dispatch(atr_proxy_t *px)
+{
+    int all_full = 0;
+    uint64_t now = uv_now(&px->wg->w->loop);
+    int s = atr_lb_pick(px->wg->lbs[px->ups], now, px->tried, &all_full);
+    if (s < 0) {
+        if (all_full && px->attempts == 0)
+            enqueue(px);
+        else if (px->attempts > 0)
+            px_fail(px, px->fail_status ? px->fail_status : 502, "no server left to try");
+        else
+            px_fail(px, 503, "no server available");
+        return;
+    }
+    if (px->qtimer)
+        uv_timer_stop(px->qtimer);
+    px->tried[s] = 1;
+    px->attempts++;
+    px->server = s;
+    server_acquire(px, s);
+    snprintf(px->r->upstream_addr, sizeof px->r->upstream_addr, "%s",
+             server_conf(px->wg, px->ups, s)->text);
+
+    atr_pool_t *p = &px->wg->pools[px->ups][s];
+    if (p->idle) {
+        atr_bconn_t *bc = p->idle;
+        p->idle = bc->next;
+        p->nidle--;
+        bc->next = NULL;
+        uv_timer_stop(&bc->timer);
+        bc->px = px;
+        px->bc = bc;
+        px->phase = PX_SENDING;
+        px_send_head(px);
+        return;
+    }
+    px->phase = PX_CONNECTING;
+    px->bc = bc_connect(px, s);
+    if (px->bc == NULL) {
+        server_release(px);
+        px_fail(px, 502, "cannot create a socket");
+    }
+}
+
+/* ---- request: head and body to the backend ---- */
+
+static void on_read_timeout(uv_timer_t *t)
+{
+    atr_bconn_t *bc = t->data;
+    atr_proxy_t *px = bc->px;
+    if (px)
+        px_fail(px, 504, "response timeout");
+}
+
+/* Response inactivity counts once the whole request is out (a slow client
+ * body is the client's body_timeout, a slow backend read the send_timeout). */
+static void arm_read_timer(atr_proxy_t *px)
+{
+    if (px->bc && !px->bc->write_pending && px->req_body_done)
+        uv_timer_start(&px->bc->timer, on_read_timeout, px->u->read_timeout, 0);
+}
+
+static void on_send_timeout(uv_timer_t *t)
+{
+    atr_bconn_t *bc = t->data;
+    if (bc->px)
+        px_fail(bc->px, 504, "request send timeout");
+}
+
+static void on_backend_write(uv_write_t *wr, int status)
+{
+    atr_bconn_t *bc = wr->data;
+    atr_proxy_t *px = bc->px;
+    bc->write_pending = 0;
+    if (bc->closing || px == NULL) {
+        bc_release_ref(bc);
+        return;
+    }
+    bc_release_ref(bc);
+    px->req_writing = 0;
+    if (status < 0) {
+        px_fail(px, 502, "write to backend failed");
+        return;
+    }
+    if (px->r && px->r->body_pending)
+        atr_req_body_consumed(px->r);
+    arm_read_timer(px);
+    px_pump_request(px);
+}
+
+/* 0 written, 1 pending, <0 error */
+static int bc_write(atr_proxy_t *px, uv_buf_t *bufs, unsigned n)
+{
+    atr_bconn_t *bc = px->bc;
+    while (n > 0) {
+        int rc = uv_try_write((uv_stream_t *)&bc->tcp, bufs, n);
+        if (rc == UV_EAGAIN)
+            break;
+        if (rc < 0)
+            return rc;
+        size_t done = (size_t)rc;
+        while (n > 0 && done >= bufs->len) {
+            done -= bufs->len;
+            bufs++;
+            n--;
+        }
+        if (n > 0) {
+            bufs->base += done;
+            bufs->len -= done;
+        }
+    }
+    if (n == 0)
+        return 0;
+    bc->wr.data = bc;
+    int rc = uv_write(&bc->wr, (uv_stream_t *)&bc->tcp, bufs, n, on_backend_write);
+    if (rc < 0)
+        return rc;
+    bc->refs++;
+    bc->write_pending = 1;
+    px->req_writing = 1;
+    uv_timer_start(&bc->timer, on_send_timeout, px->u->send_timeout, 0);
+    return 1;
+}
+
+static void px_send_head(atr_proxy_t *px)
+{
+    px->phase = PX_SENDING;
+    px->bc->nreqs++;
+    if (px->rparser == NULL) {
+        px->rparser = atr_http_parser_new(1, &px->wg->gen->resp_limits);
+        px->rmsg = atr_xmalloc(sizeof *px->rmsg);
+    }
+    atr_http_parser_reset(px->rparser);
+    atr_http_parser_set_request_method(px->rparser, px->idempotent == 2 ? ATR_M_HEAD : ATR_M_GET);
+    px->t_start = uv_hrtime();
+    bc_read_start(px->bc);
+    uv_buf_t b = uv_buf_init(px->head, (unsigned)px->head_len);
+    int rc = bc_write(px, &b, 1);
+    if (rc < 0) {
+        px_fail(px, 502, "write to backend failed");
+        return;
+    }
+    if (rc == 0) {
+        arm_read_timer(px);
+        px_pump_request(px);
+    }
+}
+
+/* Move request body from the client to the backend until one side waits. */
+static void px_pump_request(atr_proxy_t *px)
+{
+    atr_req_t *r = px->r;
+    while (r && !px->req_body_done && !px->req_writing && px->phase != PX_DONE) {
+        atr_str_t v[ATR_MAX_OUT_BUFS];
+        uv_buf_t bufs[3 * ATR_MAX_OUT_BUFS + 1];
+        int n = 0;
+        int rc = atr_req_body_read(r, v, ATR_MAX_OUT_BUFS, &n);
+        if (rc == ATR_ERROR) {
+            if (r->body_error && !r->resp_head_sent) {
+                px_fail(px, r->body_error, "bad request body");
+                return;
+            }
+            px_fail(px, 400, "client went away during the request body");
+            return;
+        }
+        int last = rc == ATR_DONE;
+        if (n == 0 && !last)
+            return; /* on_body_ready resumes */
+        int nb = px->ops->frame_body(px->req_framing, v, n, last, px->scratch, bufs);
+        if (n > 0)
+            px->req_bytes_sent = 1;
+        if (last)
+            px->req_body_done = 1;
+        int wrc = nb ? bc_write(px, bufs, (unsigned)nb) : 0;
+        if (wrc < 0) {
+            px_fail(px, 502, "write to backend failed");
+            return;
+        }
+        if (wrc == 0 && r->body_pending)
+            atr_req_body_consumed(r);
+    }
+}
+
+void atr_proxy_on_body_ready(atr_req_t *r)
+{
+    atr_proxy_t *px = r->proxy;
+    if (px == NULL)
+        return;
+    if (px->phase == PX_TUNNEL) {
+        px_pump_request(px);
+        return;
+    }
+    if (px->phase == PX_SENDING || px->phase == PX_STREAMING)
+        px_pump_request(px);
+}
+
+/* ---- response ---- */
+
+static void px_complete(atr_proxy_t *px);
+
+static void on_client_written(atr_req_t *r, int status)
+{
+    atr_proxy_t *px = r->proxy;
+    if (px == NULL)
+        return;
+    px->resp_writing = 0;
+    if (status < 0) {
+        px_end(px);
+        atr_req_abort(r);
+        return;
+    }
+    if (px->bc && px->bc->off == px->bc->len)
+        px->bc->off = px->bc->len = 0; /* every view is written: the buffer is free */
+    if (px->resp_done) {
+        px_complete(px);
+        return;
+    }
+    px_pump_response(px);
+}
+
+/* Decode what the backend buffer holds and send it to the client. */
+static void px_pump_response(atr_proxy_t *px)
+{
+    atr_bconn_t *bc = px->bc;
+    atr_req_t *r = px->r;
+    while (!px->resp_writing && !px->resp_done) {
+        atr_str_t v[ATR_MAX_OUT_BUFS];
+        int n = 0;
+        size_t used = 0;
+        int rc = atr_body_decode(&px->rbody, bc->buf + bc->off, bc->len - bc->off, &used, v,
+                                 ATR_MAX_OUT_BUFS, &n);
+        if (rc == ATR_ERROR) {
+            px_fail(px, 502, "bad response body framing");
+            return;
+        }
+        bc->off += (uint32_t)used;
+        int last = rc == ATR_DONE || (px->rbody.mode == ATR_BM_CLOSE && bc->eof);
+        if (!last && bc->eof && bc->off == bc->len) {
+            /* The backend closed before the framed body ended: the client
+             * must see a truncated transfer, never a complete one. */
+            px_fail(px, 502, "backend closed mid-body");
+            return;
+        }
+        if (n == 0 && !last) {
+            if (bc->off == bc->len)
+                bc->off = bc->len = 0;
+            bc_read_start(bc);
+            arm_read_timer(px);
+            return;
+        }
+        if (last) {
+            px->resp_done = 1;
+            px->reusable = px->rbody.mode != ATR_BM_CLOSE && bc->off == bc->len && !bc->eof;
+        }
+        int wrc = atr_req_send(r, NULL, 0, v, n, last, on_client_written);
+        if (wrc < 0) {
+            px_end(px);
+            atr_req_abort(r);
+            return;
+        }
+        if (wrc == 1) {
+            px->resp_writing = 1;
+            bc_read_stop(bc);
+            uv_timer_stop(&bc->timer);
+            return;
+        }
+        if (bc->off == bc->len)
+            bc->off = bc->len = 0;
+    }
+    if (px->resp_done && !px->resp_writing)
+        px_complete(px);
+}
+
+static void px_complete(atr_proxy_t *px)
+{
+    atr_req_t *r = px->r;
+    atr_bconn_t *bc = px->bc;
+    r->upstream_time_us = (int64_t)((uv_hrtime() - px->t_start) / 1000);
+    px->phase = PX_DONE;
+    if (bc) {
+        bc->px = NULL;
+        px->bc = NULL;
+        uv_timer_stop(&bc->timer);
+        if (px->reusable && px->req_body_done && !bc->write_pending && px->rmsg->keep_alive)
+            bc_park(bc);
+        else
+            bc_close(bc);
+    }
+    if (!px->req_body_done)
+        r->resp_close = 1;
+    px_end(px);
+    atr_req_finish(r);
+}
+
+static void start_tunnel(atr_proxy_t *px);
+
+/* The response head is parsed: send it to the client and start the body. */
+static void px_response_head(atr_proxy_t *px)
+{
+    atr_req_t *r = px->r;
+    atr_http_msg_t *m = px->rmsg;
+    atr_bconn_t *bc = px->bc;
+    r->upstream_status = m->status;
+    r->status = m->status;
+    bc->off += m->head_len;
+    px->resp_head_done = 1;
+    int with_length = 0;
+    uint64_t length = 0;
+    atr_body_init(&px->rbody, m->body, m->content_length);
+    int head_req = r->log_method && strcmp(r->log_method, "HEAD") == 0;
+    if (m->status == 101) {
+        start_tunnel(px);
+        return;
+    }
+    if (m->body == ATR_BODY_LENGTH) {
+        with_length = 1;
+        length = m->content_length;
+    } else if (m->body == ATR_BODY_NONE) {
+        /* 204/304/HEAD: keep a Content-Length the backend gave for HEAD */
+        const atr_http_header_t *cl = atr_http_find(m, "content-length");
+        if (head_req && cl && m->status != 204 && m->status != 304) {
+            with_length = 1;
+            length = strtoull(cl->value.p, NULL, 10);
+        }
+    } else if (r->version_minor >= 1) {
+        r->resp_chunked = 1;
+    } else {
+        r->resp_close = 1; /* HTTP/1.0 client: delimit by close */
+    }
+    if (!px->req_body_done && !r->body.done)
+        r->resp_close = 1; /* early response: the rest of the request body is unread */
+    if (r->c->w->stopping)
+        r->resp_close = 1;
+    r->resp_no_body = head_req || m->body == ATR_BODY_NONE;
+    size_t hl = 0;
+    char *head = atr_http_client_head(r, m, with_length, length, &hl);
+    px->phase = PX_STREAMING;
+    int rc = atr_req_send(r, head, hl, NULL, 0, 0, on_client_written);
+    if (rc < 0) {
+        px_end(px);
+        atr_req_abort(r);
+        return;
+    }
+    if (rc == 1) {
+        px->resp_writing = 1;
+        bc_read_stop(bc);
+        return;
+    }
+    px_pump_response(px);
+}
+
+static int px_can_retry(atr_proxy_t *px)
+{
+    return px->bc && px->bc->nreqs > 1 && px->idempotent && !px->req_bytes_sent &&
+           px->bc->len == 0 && px->attempts <= px->u->retries + 1;
+}
+
+static void px_on_backend_data(atr_proxy_t *px, ssize_t nread)
+{
+    atr_bconn_t *bc = px->bc;
+    if (px->phase == PX_TUNNEL) {
+        px_pump_response(px);
+        return;
+    }
+    if (px->resp_head_done) {
+        if (!px->resp_writing)
+            px_pump_response(px);
+        return;
+    }
+    if (nread < 0 && bc->len == 0) {
+        if (px_can_retry(px)) {
+            /* A pooled connection the server had just closed: the request
+             * never reached it, so sending it again is safe. */
+            int s = px->server;
+            bc->px = NULL;
+            bc_close(bc);
+            px->bc = NULL;
+            server_release(px);
+            px->tried[s] = 0;
+            px_dispatch(px);
+            return;
+        }
+        px_fail(px, 502, "backend closed without a response");
+        return;
+    }
+    int status = 0;
+    const char *why = NULL;
+    for (;;) {
+        int rc = atr_http_parse(px->rparser, bc->buf + bc->off, bc->len - bc->off, px->rmsg,
+                                &status, &why);
+        if (rc == ATR_AGAIN) {
+            if (bc->eof) {
+                px_fail(px, 502, "backend closed mid-head");
+                return;
+            }
+            arm_read_timer(px);
+            return;
+        }
+        if (rc == ATR_ERROR) {
+            px_fail(px, 502, why ? why : "invalid response head");
+            return;
+        }
+        int st = px->rmsg->status;
+        if (st >= 100 && st < 200 && st != 101) {
+            /* Interim responses (100 Continue, 103): ours to absorb. */
+            bc->off += px->rmsg->head_len;
+            atr_http_parser_reset(px->rparser);
+            continue;
+        }
+        break;
+    }
+    uv_timer_stop(&bc->timer);
+    px_response_head(px);
+}
+
+/* ---- upgrade tunnel (WebSocket and friends) ---- */
+
+static void tunnel_pump_up(atr_proxy_t *px);
+
+static void start_tunnel(atr_proxy_t *px)
+{
+    atr_req_t *r = px->r;
+    if (!r->upgrade_requested) {
+        px_fail(px, 502, "101 without an upgrade request");
+        return;
+    }
+    size_t hl = 0;
+    r->resp_chunked = 0;
+    r->resp_close = 1;
+    r->upgraded = 1;
+    r->body.done = 1;
+    px->rbody.mode = ATR_BM_CLOSE;
+    px->rbody.done = 0;
+    px->req_body_done = 1;
+    char *head = atr_http_client_head(r, px->rmsg, 0, 0, &hl);
+    px->phase = PX_TUNNEL;
+    uv_timer_stop(&px->bc->timer);
+    int rc = atr_req_send(r, head, hl, NULL, 0, 0, on_client_written);
+    if (rc < 0) {
+        px_end(px);
+        atr_req_abort(r);
+        return;
+    }
+    if (rc == 1)
+        px->resp_writing = 1;
+    else
+        px_pump_response(px);
+    tunnel_pump_up(px);
+}
+
+static void on_tunnel_up_written(uv_write_t *wr, int status)
+{
+    atr_bconn_t *bc = wr->data;
+    atr_proxy_t *px = bc->px;
+    bc->write_pending = 0;
+    bc_release_ref(bc);
+    if (px == NULL || bc->closing)
+        return;
+    px->req_writing = 0;
+    if (status < 0) {
+        px_fail(px, 502, "tunnel write failed");
+        return;
+    }
+    atr_req_body_consumed(px->r);
+    tunnel_pump_up(px);
+}
+
+/* Client -> backend bytes in a tunnel, unchanged. */
+static void tunnel_pump_up(atr_proxy_t *px)
+{
+    while (px->r && !px->req_writing && px->phase == PX_TUNNEL) {
+        atr_str_t v;
+        int rc = atr_req_tunnel_read(px->r, &v);
+        if (rc == ATR_DONE) {
+            /* client closed: end the tunnel */
+            atr_req_t *r = px->r;
+            px_end(px);
+            atr_req_abort(r);
+            return;
+        }
+        if (v.n == 0)
+            return;
+        uv_buf_t b = uv_buf_init((char *)v.p, (unsigned)v.n);
+        int wrc = uv_try_write((uv_stream_t *)&px->bc->tcp, &b, 1);
+        if (wrc == (int)v.n) {
+            atr_req_body_consumed(px->r);
+            continue;
+        }
+        if (wrc < 0 && wrc != UV_EAGAIN) {
+            px_fail(px, 502, "tunnel write failed");
+            return;
+        }
+        if (wrc > 0) {
+            b.base += wrc;
+            b.len -= (size_t)wrc;
+        }
+        px->bc->wr.data = px->bc;
+        if (uv_write(&px->bc->wr, (uv_stream_t *)&px->bc->tcp, &b, 1, on_tunnel_up_written) < 0) {
+            px_fail(px, 502, "tunnel write failed");
+            return;
+        }
+        px->bc->refs++;
+        px->bc->write_pending = 1;
+        px->req_writing = 1;
+    }
+}
+
+/* ---- entry points ---- */
+
+void atr_proxy_start(atr_req_t *r)
+{
+    const atr_gen_t *g = r->wg->gen;
+    const atr_conf_upstream_t *u = r->route->upstream;
+    atr_http_msg_t *m = r->msg;
+    atr_proxy_t *px = atr_xcalloc(1, sizeof *px);
+    px->r = r;
+    px->wg = r->wg;
+    atr_wgen_ref(px->wg);
+    px->ups = atr_gen_upstream_index(g, u);
+    px->u = u;
+    px->ops = &atr_backend_http;
+    px->server = -1;
+    px->tried = atr_xcalloc((size_t)(u->nservers > 0 ? u->nservers : 1), 1);
+    px->req_framing = m->body;
+    switch (m->method) {
+    case ATR_M_HEAD: px->idempotent = 2; break;
+    case ATR_M_GET: case ATR_M_PUT: case ATR_M_DELETE: case ATR_M_OPTIONS: case ATR_M_TRACE:
+        px->idempotent = 1;
+        break;
+    default: px->idempotent = 0; break;
+    }
+    r->upgrade_requested = m->upgrade;
+    r->proxy = px;
+    px->head = px->ops->encode_head(r, m, m->body, &px->head_len);
+    if (m->body == ATR_BODY_NONE)
+        px->req_body_done = 1;
+    atr_req_head_done(r);
+    px_dispatch(px);
+}
+
+void atr_proxy_on_client_gone(atr_req_t *r)
+{
+    atr_proxy_t *px = r->proxy;
+    if (px == NULL)
+        return;
+    if (px->phase == PX_QUEUED)
+        queue_remove(px);
+    px->phase = PX_DONE;
+    px_end(px);
+}

@@ -1,1 +1,437 @@
-/* placeholder: being written */ typedef int atr_placeholder_runtime;
+/* The control loop (main thread): signals, configuration generations and
+ * reload, listener sockets, the shared per-server state registry. Workers
+ * receive everything through atr_worker_post. */
+#include "runtime.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "listener.h"
+#include "worker.h"
+
+typedef struct state_entry {
+    char *key;                 /* "upstream|server text" */
+    atr_server_state_t *st;
+} state_entry_t;
+
+typedef struct listen_key {
+    char *key;
+} listen_key_t;
+
+static struct {
+    uv_loop_t *loop;
+    char *conf_path;
+    atr_gen_t *gen;
+    uint64_t next_id;
+    atr_worker_t **workers;
+    int nworkers;
+    listen_key_t *keys;
+    int nkeys;
+    state_entry_t *states;
+    int nstates;
+    uv_signal_t sig_hup, sig_term, sig_int, sig_usr1;
+    int stopping;
+} rt;
+
+/* ---- shared server state, carried over reloads by name ---- */
+
+static void state_unref(atr_server_state_t *st)
+{
+    if (atomic_fetch_sub(&st->refs, 1) == 1)
+        free(st);
+}
+
+static atr_server_state_t *state_get(const char *upstream, const char *server)
+{
+    char key[512];
+    snprintf(key, sizeof key, "%s|%s", upstream, server);
+    for (int i = 0; i < rt.nstates; i++) {
+        if (strcmp(rt.states[i].key, key) == 0) {
+            atomic_fetch_add(&rt.states[i].st->refs, 1);
+            return rt.states[i].st;
+        }
+    }
+    atr_server_state_t *st = aligned_alloc(64, (sizeof *st + 63) & ~(size_t)63);
+    if (st == NULL)
+        abort();
+    memset(st, 0, sizeof *st);
+    atomic_store(&st->refs, 2); /* the registry's and the caller's */
+    rt.states = atr_xrealloc(rt.states, (size_t)(rt.nstates + 1) * sizeof *rt.states);
+    rt.states[rt.nstates].key = atr_xstrdup(key);
+    rt.states[rt.nstates].st = st;
+    rt.nstates++;
+    return st;
+}
+
+/* Drop registry entries no generation but the registry uses any more. */
+static void states_prune(void)
+{
+    int j = 0;
+    for (int i = 0; i < rt.nstates; i++) {
+        if (atomic_load(&rt.states[i].st->refs) == 1) {
+            state_unref(rt.states[i].st);
+            free(rt.states[i].key);
+        } else {
+            rt.states[j++] = rt.states[i];
+        }
+    }
+    rt.nstates = j;
+}
+
+/* ---- generations ---- */
+
+void atr_gen_ref(atr_gen_t *g)
+{
+    atomic_fetch_add(&g->refs, 1);
+}
+
+void atr_gen_unref(atr_gen_t *g)
+{
+    if (atomic_fetch_sub(&g->refs, 1) != 1)
+        return;
+    for (int i = 0; i < g->conf->nupstreams; i++) {
+        for (int j = 0; j < g->conf->upstreams[i].nservers; j++)
+            state_unref(g->ups[i].servers[j].state);
+        free(g->ups[i].servers);
+    }
+    free(g->ups);
+    if (g->access_log)
+        atr_access_log_unref(g->access_log);
+    atr_conf_free(g->conf);
+    free(g);
+}
+
+static const char *lb_name(enum atr_lb_method m)
+{
+    switch (m) {
+    case ATR_LB_LEAST_CONN: return "least_conn";
+    case ATR_LB_RANDOM2: return "random2";
+    default: return "round_robin";
+    }
+}
+
+static atr_gen_t *gen_build(atr_conf_t *conf, char *err, size_t errlen)
+{
+    atr_gen_t *g = atr_xcalloc(1, sizeof *g);
+    atomic_store(&g->refs, 1);
+    g->id = ++rt.next_id;
+    g->conf = conf;
+    if (conf->access_log && conf->access_format != ATR_ACCESS_OFF &&
+        strcmp(conf->access_log, "off") != 0) {
+        g->access_log = atr_access_log_open(conf->access_log, conf->access_format);
+        if (g->access_log == NULL) {
+            snprintf(err, errlen, "%s: access_log %s: %s", conf->path, conf->access_log,
+                     strerror(errno));
+            g->conf = NULL;
+            free(g);
+            return NULL;
+        }
+    }
+    g->ups = atr_xcalloc((size_t)conf->nupstreams, sizeof *g->ups);
+    for (int i = 0; i < conf->nupstreams; i++) {
+        const atr_conf_upstream_t *u = &conf->upstreams[i];
+        g->ups[i].conf = u;
+        g->ups[i].lb_ops = atr_lb_find(lb_name(u->balance));
+        g->ups[i].servers = atr_xcalloc((size_t)u->nservers, sizeof *g->ups[i].servers);
+        for (int j = 0; j < u->nservers; j++) {
+            atr_lb_server_t *s = &g->ups[i].servers[j];
+            s->weight = u->servers[j].weight > 0 ? u->servers[j].weight : 1;
+            s->max_conns = u->servers[j].max_conns;
+            s->backup = u->servers[j].backup;
+            s->state = state_get(u->name, u->servers[j].text);
+        }
+    }
+    g->req_limits.max_request_line = conf->max_request_line;
+    g->req_limits.max_head = conf->max_header_size;
+    g->req_limits.max_headers = conf->max_headers;
+    g->resp_limits.max_request_line = conf->max_header_size;
+    g->resp_limits.max_head = conf->max_header_size;
+    g->resp_limits.max_headers = ATR_HTTP_MAX_HEADERS_HARD;
+    g->default_host = conf->nhosts ? &conf->hosts[0] : NULL;
+    for (int i = 0; i < conf->nhosts; i++)
+        for (int j = 0; j < conf->hosts[i].nnames; j++)
+            if (strcmp(conf->hosts[i].names[j], "*") == 0)
+                g->default_host = &conf->hosts[i];
+    return g;
+}
+
+/* ---- listeners ---- */
+
+static void addr_key(const struct sockaddr_storage *ss, char *out, size_t n)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+        snprintf(out, n, "%s:%u", ip, ntohs(a->sin_port));
+    } else {
+        const struct sockaddr_in6 *a = (const void *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+        snprintf(out, n, "[%s]:%u", ip, ntohs(a->sin6_port));
+    }
+}
+
+static int have_key(const char *key)
+{
+    for (int i = 0; i < rt.nkeys; i++)
+        if (strcmp(rt.keys[i].key, key) == 0)
+            return 1;
+    return 0;
+}
+
+/* For each worker, the listener set of conf: fds for new addresses (bound
+ * here, now), -1 for addresses it already listens on. On failure nothing is
+ * kept and err says which listen failed. */
+static atr_listen_fd_t **listen_sets(const atr_conf_t *conf, char *err, size_t errlen)
+{
+    int n = conf->nlistens, nw = rt.nworkers;
+    atr_listen_fd_t **sets = atr_xcalloc((size_t)nw, sizeof *sets);
+    for (int w = 0; w < nw; w++)
+        sets[w] = atr_xcalloc((size_t)n, sizeof **sets);
+    for (int i = 0; i < n; i++) {
+        const atr_conf_listen_t *l = &conf->listens[i];
+        char key[80];
+        addr_key(&l->addr, key, sizeof key);
+        int fresh = !have_key(key);
+        for (int w = 0; w < nw; w++) {
+            sets[w][i].key = atr_xstrdup(key);
+            sets[w][i].fd = -1;
+            if (!fresh)
+                continue;
+            int fd = atr_listener_socket((const struct sockaddr *)&l->addr, l->addrlen);
+            if (fd < 0) {
+                snprintf(err, errlen, "%s:%d:%d: cannot listen on %s: %s", l->pos.file,
+                         l->pos.line, l->pos.col, l->text, strerror(-fd));
+                for (int v = 0; v < nw; v++) {
+                    for (int k = 0; k < n; k++) {
+                        if (sets[v][k].fd >= 0)
+                            close(sets[v][k].fd);
+                        free(sets[v][k].key);
+                    }
+                    free(sets[v]);
+                }
+                free(sets);
+                return NULL;
+            }
+            sets[w][i].fd = fd;
+        }
+    }
+    return sets;
+}
+
+static void remember_keys(const atr_conf_t *conf)
+{
+    for (int i = 0; i < rt.nkeys; i++)
+        free(rt.keys[i].key);
+    free(rt.keys);
+    rt.keys = atr_xcalloc((size_t)conf->nlistens, sizeof *rt.keys);
+    rt.nkeys = conf->nlistens;
+    for (int i = 0; i < conf->nlistens; i++) {
+        char key[80];
+        addr_key(&conf->listens[i].addr, key, sizeof key);
+        rt.keys[i].key = atr_xstrdup(key);
+    }
+}
+
+/* ---- applying a configuration ---- */
+
+static int check_supported(const atr_conf_t *conf, char *err, size_t errlen)
+{
+    for (int i = 0; i < conf->nlistens; i++) {
+        const atr_conf_listen_t *l = &conf->listens[i];
+        if (l->tls) {
+            snprintf(err, errlen, "%s:%d:%d: tls listeners are not supported yet", l->pos.file,
+                     l->pos.line, l->pos.col);
+            return -1;
+        }
+    }
+    for (int i = 0; i < conf->nupstreams; i++) {
+        const atr_conf_upstream_t *u = &conf->upstreams[i];
+        if (u->protocol != ATR_PROTO_HTTP) {
+            snprintf(err, errlen, "%s:%d:%d: upstream '%s': only protocol http is supported yet",
+                     u->pos.file, u->pos.line, u->pos.col, u->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Build, bind and hand out a generation. Takes conf. 0 or -1 with err. */
+static int apply(atr_conf_t *conf, char *err, size_t errlen)
+{
+    if (check_supported(conf, err, errlen) < 0) {
+        atr_conf_free(conf);
+        return -1;
+    }
+    atr_listen_fd_t **sets = listen_sets(conf, err, errlen);
+    if (sets == NULL) {
+        atr_conf_free(conf);
+        return -1;
+    }
+    atr_gen_t *g = gen_build(conf, err, errlen);
+    if (g == NULL) {
+        for (int w = 0; w < rt.nworkers; w++) {
+            for (int k = 0; k < conf->nlistens; k++) {
+                if (sets[w][k].fd >= 0)
+                    close(sets[w][k].fd);
+                free(sets[w][k].key);
+            }
+            free(sets[w]);
+        }
+        free(sets);
+        atr_conf_free(conf);
+        return -1;
+    }
+    if (atr_log_open(conf->error_log, conf->error_level) < 0)
+        ATR_ERROR("error_log %s: cannot open, keeping the current one", conf->error_log);
+    for (int w = 0; w < rt.nworkers; w++)
+        atr_worker_post(rt.workers[w], g, sets[w], conf->nlistens);
+    free(sets);
+    remember_keys(conf);
+    if (rt.gen)
+        atr_gen_unref(rt.gen);
+    rt.gen = g;
+    states_prune();
+    return 0;
+}
+
+static void reload(void)
+{
+    char err[1024] = "";
+    atr_conf_t *conf = atr_conf_load(rt.conf_path, err, sizeof err);
+    if (conf == NULL || apply(conf, err, sizeof err) < 0) {
+        ATR_ERROR("reload failed, keeping generation %llu: %s",
+                  (unsigned long long)rt.gen->id, err);
+        return;
+    }
+    if (rt.gen->conf->workers != 0 && rt.gen->conf->workers != rt.nworkers)
+        ATR_NOTICE("reload: 'workers' changes take effect at the next start");
+    ATR_NOTICE("reload: generation %llu active", (unsigned long long)rt.gen->id);
+}
+
+static void stop_all(void)
+{
+    if (rt.stopping)
+        return;
+    rt.stopping = 1;
+    ATR_NOTICE("stopping: draining connections");
+    for (int w = 0; w < rt.nworkers; w++)
+        atr_worker_stop(rt.workers[w]);
+    uv_close((uv_handle_t *)&rt.sig_hup, NULL);
+    uv_close((uv_handle_t *)&rt.sig_term, NULL);
+    uv_close((uv_handle_t *)&rt.sig_int, NULL);
+    uv_close((uv_handle_t *)&rt.sig_usr1, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    (void)h;
+    switch (signum) {
+    case SIGHUP:
+        reload();
+        break;
+    case SIGUSR1:
+        atr_log_reopen();
+        atr_access_log_reopen_all();
+        ATR_NOTICE("log files reopened");
+        break;
+    default:
+        stop_all();
+        break;
+    }
+}
+
+static int drop_privileges(const char *user)
+{
+    struct passwd *pw = getpwnam(user);
+    if (pw == NULL) {
+        ATR_ERROR("user %s: no such user", user);
+        return -1;
+    }
+    if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+        ATR_ERROR("user %s: %s", user, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+int atr_runtime_run(atr_conf_t *conf)
+{
+    char err[1024] = "";
+    signal(SIGPIPE, SIG_IGN);
+    rt.loop = uv_default_loop();
+    rt.conf_path = atr_xstrdup(conf->path);
+    if (atr_log_open(conf->error_log, conf->error_level) < 0)
+        fprintf(stderr, "atrium: error_log %s: cannot open\n", conf->error_log);
+
+    rt.nworkers = conf->workers > 0 ? conf->workers : cpu_count();
+    rt.workers = atr_xcalloc((size_t)rt.nworkers, sizeof *rt.workers);
+    for (int i = 0; i < rt.nworkers; i++)
+        rt.workers[i] = atr_worker_new(i + 1);
+
+    const char *user = conf->user ? atr_xstrdup(conf->user) : NULL;
+    const char *pid_file = conf->pid_file ? atr_xstrdup(conf->pid_file) : NULL;
+    if (apply(conf, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        ATR_ERROR("%s", err);
+        return 1;
+    }
+    if (user && getuid() == 0 && drop_privileges(user) < 0)
+        return 1;
+    if (pid_file) {
+        FILE *f = fopen(pid_file, "w");
+        if (f) {
+            fprintf(f, "%d\n", (int)getpid());
+            fclose(f);
+        }
+    }
+    for (int i = 0; i < rt.nworkers; i++)
+        atr_worker_start(rt.workers[i]);
+
+    uv_signal_init(rt.loop, &rt.sig_hup);
+    uv_signal_init(rt.loop, &rt.sig_term);
+    uv_signal_init(rt.loop, &rt.sig_int);
+    uv_signal_init(rt.loop, &rt.sig_usr1);
+    uv_signal_start(&rt.sig_hup, on_signal, SIGHUP);
+    uv_signal_start(&rt.sig_term, on_signal, SIGTERM);
+    uv_signal_start(&rt.sig_int, on_signal, SIGINT);
+    uv_signal_start(&rt.sig_usr1, on_signal, SIGUSR1);
+    ATR_NOTICE("atrium %s started: %d worker(s), generation %llu", ATR_VERSION, rt.nworkers,
+               (unsigned long long)rt.gen->id);
+
+    uv_run(rt.loop, UV_RUN_DEFAULT);
+
+    for (int i = 0; i < rt.nworkers; i++)
+        atr_worker_join_free(rt.workers[i]);
+    free(rt.workers);
+    atr_gen_unref(rt.gen);
+    rt.gen = NULL;
+    states_prune();
+    for (int i = 0; i < rt.nkeys; i++)
+        free(rt.keys[i].key);
+    free(rt.keys);
+    free(rt.states);
+    if (pid_file)
+        unlink(pid_file);
+    free((void *)pid_file);
+    free((void *)user);
+    free(rt.conf_path);
+    uv_loop_close(rt.loop);
+    ATR_NOTICE("stopped");
+    return 0;
+}

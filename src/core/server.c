@@ -1,1 +1,201 @@
-/* placeholder: being written */ typedef int atr_placeholder_server;
+/* The HTTP front end after a head is parsed: pick the host (Host header) and
+ * the route (longest prefix of the normalised path), then hand the request
+ * to its handler: return, static or proxy. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "conn.h"
+#include "log.h"
+#include "proxy.h"
+#include "server.h"
+
+const char *atr_http_reason(int s)
+{
+    switch (s) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return s < 200 ? "Informational" : s < 300 ? "OK" : s < 400 ? "Redirect"
+                    : s < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int atr_path_normalize(atr_str_t target, char *out, size_t cap, size_t *outlen)
+{
+    const char *p = target.p, *end = target.p + target.n;
+    size_t n = 0;
+    /* absolute-form: skip "scheme://authority" */
+    if (target.n > 0 && p[0] != '/') {
+        const char *s = memchr(p, ':', target.n);
+        if (s == NULL || end - s < 3 || s[1] != '/' || s[2] != '/')
+            return -1;
+        p = s + 3;
+        while (p < end && *p != '/' && *p != '?')
+            p++;
+        if (p == end || *p == '?') {
+            out[0] = '/';
+            *outlen = 1;
+            return 0;
+        }
+    }
+    for (; p < end && *p != '?' && *p != '#'; p++) {
+        int ch = (unsigned char)*p;
+        if (ch == '%') {
+            int hi = end - p > 2 ? hexval(p[1]) : -1, lo = end - p > 2 ? hexval(p[2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -1;
+            ch = hi * 16 + lo;
+            p += 2;
+            if (ch == 0)
+                return -1;
+        }
+        if (n + 1 >= cap)
+            return -1;
+        out[n++] = (char)ch;
+        /* resolve "/." and "/.." as soon as a segment ends */
+        if (ch == '/' || p + 1 == end || p[1] == '?' || p[1] == '#') {
+            size_t segend = ch == '/' ? n - 1 : n;
+            size_t segstart = segend;
+            while (segstart > 0 && out[segstart - 1] != '/')
+                segstart--;
+            size_t seglen = segend - segstart;
+            if (seglen == 1 && out[segstart] == '.') {
+                n = segstart;
+            } else if (seglen == 2 && out[segstart] == '.' && out[segstart + 1] == '.') {
+                if (segstart < 2)
+                    return -1; /* above the root */
+                size_t prev = segstart - 1;
+                while (prev > 0 && out[prev - 1] != '/')
+                    prev--;
+                n = prev;
+            } else if (ch == '/' && seglen == 0 && n > 1) {
+                n--; /* collapse "//" */
+            }
+        }
+    }
+    if (n == 0 || out[0] != '/')
+        return -1;
+    *outlen = n;
+    return 0;
+}
+
+static int host_matches(const char *name, atr_str_t host)
+{
+    size_t nl = strlen(name);
+    if (name[0] == '*' && name[1] == '.') {
+        /* "*.example.com" matches "a.example.com" */
+        return host.n > nl - 1 && atr_str_ieq((atr_str_t){ host.p + host.n - (nl - 1), nl - 1 },
+                                               name + 1);
+    }
+    return atr_str_ieq(host, name);
+}
+
+static const atr_conf_host_t *find_host(const atr_gen_t *g, atr_str_t host)
+{
+    /* strip the port; IPv6 literals keep their brackets */
+    const char *colon = NULL;
+    for (size_t i = host.n; i > 0; i--) {
+        if (host.p[i - 1] == ':') { colon = host.p + i - 1; break; }
+        if (host.p[i - 1] == ']') break;
+    }
+    if (colon)
+        host.n = (size_t)(colon - host.p);
+    for (int i = 0; i < g->conf->nhosts; i++)
+        for (int j = 0; j < g->conf->hosts[i].nnames; j++)
+            if (strcmp(g->conf->hosts[i].names[j], "*") != 0 &&
+                host_matches(g->conf->hosts[i].names[j], host))
+                return &g->conf->hosts[i];
+    return g->default_host;
+}
+
+static const atr_conf_route_t *find_route(const atr_conf_host_t *h, const char *path, size_t n)
+{
+    for (int i = 0; h && i < h->nroutes; i++) {
+        size_t pl = strlen(h->routes[i].prefix);
+        if (pl <= n && memcmp(h->routes[i].prefix, path, pl) == 0)
+            return &h->routes[i];
+    }
+    return NULL;
+}
+
+void atr_server_dispatch(atr_req_t *r)
+{
+    const atr_gen_t *g = r->wg->gen;
+    atr_http_msg_t *m = r->msg;
+    char path[4096];
+    size_t plen = 0;
+
+    if (m->method == ATR_M_CONNECT) {
+        atr_req_head_done(r);
+        atr_req_respond_simple(r, 405, NULL, 1);
+        return;
+    }
+    if (atr_path_normalize(m->target, path, sizeof path, &plen) < 0) {
+        atr_req_head_done(r);
+        atr_req_respond_simple(r, 400, NULL, 1);
+        return;
+    }
+    r->host = find_host(g, m->host);
+    r->route = find_route(r->host, path, plen);
+    if (r->route == NULL) {
+        atr_req_head_done(r);
+        atr_req_respond_simple(r, 404, NULL, 0);
+        return;
+    }
+    if (g->conf->max_body_size && m->body == ATR_BODY_LENGTH &&
+        m->content_length > g->conf->max_body_size) {
+        atr_req_head_done(r);
+        atr_req_respond_simple(r, 413, NULL, 1);
+        return;
+    }
+    switch (r->route->kind) {
+    case ATR_ROUTE_RETURN:
+        atr_req_head_done(r);
+        atr_req_respond_simple(r, r->route->return_status,
+                               r->route->return_body ? r->route->return_body : "", 0);
+        return;
+    case ATR_ROUTE_STATIC:
+        r->norm_path = atr_xstrndup(path, plen);
+        atr_static_handle(r);
+        return;
+    case ATR_ROUTE_PROXY:
+        atr_proxy_start(r);
+        return;
+    }
+}

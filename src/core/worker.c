@@ -1,1 +1,245 @@
-/* placeholder: being written */ typedef int atr_placeholder_worker;
+/* Worker threads (DESIGN.md "Threads and loops"). The control loop talks to a
+ * worker only through its mailbox + uv_async; everything else here runs on
+ * the worker's own loop. */
+#include "worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "listener.h"
+#include "log.h"
+#include "proxy.h"
+
+static void wgen_free(atr_wgen_t *wg)
+{
+    atr_proxy_wgen_free(wg);
+    atr_gen_unref(wg->gen);
+    free(wg);
+}
+
+void atr_wgen_ref(atr_wgen_t *wg)
+{
+    wg->refs++;
+}
+
+void atr_wgen_unref(atr_wgen_t *wg)
+{
+    if (--wg->refs == 0)
+        wgen_free(wg);
+}
+
+static atr_wgen_t *wgen_new(atr_worker_t *w, atr_gen_t *gen)
+{
+    atr_wgen_t *wg = atr_xcalloc(1, sizeof *wg);
+    wg->refs = 1; /* the worker's "current" reference */
+    wg->w = w;
+    wg->gen = gen; /* takes the mailbox's reference */
+    atr_proxy_wgen_init(wg);
+    return wg;
+}
+
+static atr_listener_t *find_listener(atr_worker_t *w, const char *key)
+{
+    for (atr_listener_t *l = w->listeners; l; l = l->next)
+        if (strcmp(l->key, key) == 0)
+            return l;
+    return NULL;
+}
+
+/* Close listeners absent from the new set, adopt new fds. Listeners whose
+ * address stays are kept as they are: never re-bound. */
+static void apply_listeners(atr_worker_t *w, atr_listen_fd_t *ls, int n)
+{
+    atr_listener_t **pp = &w->listeners;
+    while (*pp) {
+        atr_listener_t *l = *pp;
+        int keep = 0;
+        for (int i = 0; i < n && !keep; i++)
+            keep = strcmp(ls[i].key, l->key) == 0;
+        if (keep) {
+            pp = &l->next;
+        } else {
+            *pp = l->next;
+            ATR_INFO("%s: closing listener %s", w->name, l->key);
+            atr_listener_close(l);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (ls[i].fd >= 0 && find_listener(w, ls[i].key) == NULL)
+            atr_listener_adopt(w, ls[i].key, ls[i].fd);
+        else if (ls[i].fd >= 0)
+            close(ls[i].fd);
+        free(ls[i].key);
+    }
+    free(ls);
+}
+
+static void close_listeners(atr_worker_t *w)
+{
+    while (w->listeners) {
+        atr_listener_t *l = w->listeners;
+        w->listeners = l->next;
+        atr_listener_close(l);
+    }
+}
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void maybe_exit(atr_worker_t *w)
+{
+    if (!w->stopping || w->nconns > 0)
+        return;
+    if (w->wgen) {
+        atr_wgen_t *wg = w->wgen;
+        w->wgen = NULL;
+        atr_wgen_unref(wg);
+    }
+    /* Remaining handles are ours (async, timers, pooled backend connections
+     * closed by the wgen above); close them so the loop ends. */
+    uv_walk(&w->loop, walk_close, NULL);
+}
+
+void atr_worker_conn_gone(atr_worker_t *w)
+{
+    maybe_exit(w);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    atr_worker_t *w = t->data;
+    ATR_WARN("%s: drain timeout: closing %d connection(s)", w->name, w->nconns);
+    for (atr_conn_t *c = w->conns; c; c = c->next)
+        atr_conn_close(c);
+}
+
+static void begin_stop(atr_worker_t *w)
+{
+    if (w->stopping)
+        return;
+    w->stopping = 1;
+    close_listeners(w);
+    atr_conn_close_idle(w);
+    uint64_t drain = w->wgen ? w->wgen->gen->conf->drain_timeout : 30000;
+    uv_timer_start(&w->drain_timer, on_drain_timeout, drain, 0);
+    uv_unref((uv_handle_t *)&w->drain_timer);
+    maybe_exit(w);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    atr_worker_t *w = a->data;
+    uv_mutex_lock(&w->lock);
+    atr_gen_t *gen = w->next_gen;
+    atr_listen_fd_t *ls = w->next_listen;
+    int nls = w->next_nlisten, stop = w->stop_requested;
+    w->next_gen = NULL;
+    w->next_listen = NULL;
+    w->next_nlisten = 0;
+    uv_mutex_unlock(&w->lock);
+
+    if (gen && !w->stopping) {
+        atr_wgen_t *old = w->wgen;
+        if (ls)
+            apply_listeners(w, ls, nls);
+        w->wgen = wgen_new(w, gen);
+        if (old)
+            atr_wgen_unref(old);
+        ATR_DEBUG("%s: generation %llu active", w->name, (unsigned long long)gen->id);
+    } else {
+        if (gen)
+            atr_gen_unref(gen);
+        for (int i = 0; ls && i < nls; i++) {
+            if (ls[i].fd >= 0)
+                close(ls[i].fd);
+            free(ls[i].key);
+        }
+        free(ls);
+    }
+    if (stop)
+        begin_stop(w);
+}
+
+static void thread_main(void *arg)
+{
+    atr_worker_t *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    /* Let close callbacks run, then the loop must be empty. */
+    uv_walk(&w->loop, walk_close, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&w->loop) != 0)
+        ATR_CRIT("%s: loop closed with live handles", w->name);
+}
+
+atr_worker_t *atr_worker_new(int id)
+{
+    atr_worker_t *w = atr_xcalloc(1, sizeof *w);
+    w->id = id;
+    snprintf(w->name, sizeof w->name, "w%d", id);
+    w->seed = 0x9e3779b97f4a7c15ULL * (uint64_t)(id + 1) ^ (uint64_t)getpid();
+    uv_loop_init(&w->loop);
+    w->loop.data = w;
+    uv_mutex_init(&w->lock);
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    w->wake.data = w;
+    uv_timer_init(&w->loop, &w->drain_timer);
+    w->drain_timer.data = w;
+    return w;
+}
+
+int atr_worker_start(atr_worker_t *w)
+{
+    return uv_thread_create(&w->thread, thread_main, w);
+}
+
+void atr_worker_post(atr_worker_t *w, atr_gen_t *gen, atr_listen_fd_t *ls, int nls)
+{
+    atr_gen_ref(gen);
+    uv_mutex_lock(&w->lock);
+    if (w->next_gen)
+        atr_gen_unref(w->next_gen);
+    w->next_gen = gen;
+    if (ls) {
+        /* An unapplied older set is superseded: a fresh fd it carried for an
+         * address the new set keeps moves over; the others close. */
+        for (int i = 0; w->next_listen && i < w->next_nlisten; i++) {
+            for (int j = 0; j < nls && w->next_listen[i].fd >= 0; j++) {
+                if (ls[j].fd < 0 && strcmp(ls[j].key, w->next_listen[i].key) == 0) {
+                    ls[j].fd = w->next_listen[i].fd;
+                    w->next_listen[i].fd = -1;
+                }
+            }
+            if (w->next_listen[i].fd >= 0)
+                close(w->next_listen[i].fd);
+            free(w->next_listen[i].key);
+        }
+        free(w->next_listen);
+        w->next_listen = ls;
+        w->next_nlisten = nls;
+    }
+    uv_mutex_unlock(&w->lock);
+    uv_async_send(&w->wake);
+}
+
+void atr_worker_stop(atr_worker_t *w)
+{
+    uv_mutex_lock(&w->lock);
+    w->stop_requested = 1;
+    uv_mutex_unlock(&w->lock);
+    uv_async_send(&w->wake);
+}
+
+void atr_worker_join_free(atr_worker_t *w)
+{
+    uv_thread_join(&w->thread);
+    uv_mutex_destroy(&w->lock);
+    if (w->next_gen)
+        atr_gen_unref(w->next_gen);
+    free(w);
+}

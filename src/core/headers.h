@@ -1,0 +1,33 @@
+/* Header handling shared by every backend encoder: hop-by-hop filtering and
+ * the route's set/add/remove operations, writing into a growable buffer. */
+#ifndef ATR_HEADERS_H
+#define ATR_HEADERS_H
+
+#include "conf.h"
+#include "http_parse.h"
+
+typedef struct atr_buf {
+    char *p;
+    size_t n, cap;
+} atr_buf_t;
+
+void atr_buf_put(atr_buf_t *b, const char *s, size_t n);
+void atr_buf_puts(atr_buf_t *b, const char *s);
+void atr_buf_printf(atr_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void atr_buf_header(atr_buf_t *b, atr_str_t name, atr_str_t value);
+
+/* 1 when the field must not be forwarded: the fixed hop-by-hop set
+ * (RFC 9110 §7.6.1), anything the message's Connection header lists, and
+ * names in skip[] (lowercase, NULL-terminated) that the caller regenerates. */
+int atr_hdr_is_hop(const atr_http_msg_t *m, atr_str_t name, const char *const *skip);
+
+/* 1 when a set/remove op of ops[] names this field (the op replaces it). */
+int atr_hdr_overridden(const atr_conf_hdr_op_t *ops, int n, atr_str_t name);
+
+/* Append the set/add values of ops[]. */
+void atr_hdr_apply(atr_buf_t *b, const atr_conf_hdr_op_t *ops, int n);
+
+/* 1 when the field name contains '_' (dropped unless underscores_in_headers). */
+int atr_hdr_has_underscore(atr_str_t name);
+
+#endif

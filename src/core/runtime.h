@@ -1,0 +1,50 @@
+/* Process runtime: the control loop (main thread), configuration
+ * generations, and the hand-off of generations and listeners to workers.
+ *
+ * A generation is an immutable, refcounted bundle of a checked config plus
+ * what it needs at run time (the access log handle, the shared per-server
+ * state). The control loop builds it; workers take a reference through their
+ * uv_async and drop it when no request uses it any more. */
+#ifndef ATR_RUNTIME_H
+#define ATR_RUNTIME_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "balancer.h"
+#include "conf.h"
+#include "http_parse.h"
+#include "log.h"
+
+typedef struct atr_gen_upstream {
+    const atr_conf_upstream_t *conf;
+    const atr_lb_ops_t *lb_ops;
+    atr_lb_server_t *servers;   /* conf->nservers entries; ->state shared, carried over by name */
+} atr_gen_upstream_t;
+
+typedef struct atr_gen {
+    atomic_int refs;
+    uint64_t id;
+    atr_conf_t *conf;
+    atr_access_log_t *access_log;   /* NULL when off */
+    atr_gen_upstream_t *ups;        /* conf->nupstreams entries, same order */
+    atr_http_limits_t req_limits;
+    atr_http_limits_t resp_limits;
+    const atr_conf_host_t *default_host;
+} atr_gen_t;
+
+/* Take/drop a reference (any thread). The last unref frees the generation. */
+void atr_gen_ref(atr_gen_t *g);
+void atr_gen_unref(atr_gen_t *g);
+
+/* Index of an upstream inside its generation. */
+static inline int atr_gen_upstream_index(const atr_gen_t *g, const atr_conf_upstream_t *u)
+{
+    return (int)(u - g->conf->upstreams);
+}
+
+/* Run the proxy with a loaded config until stopped. Takes ownership of conf.
+ * Returns the process exit status. */
+int atr_runtime_run(atr_conf_t *conf);
+
+#endif

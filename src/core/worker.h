@@ -1,0 +1,83 @@
+/* Worker threads: one libuv loop each, its own SO_REUSEPORT listener per
+ * address, its own client connections and backend pools. A connection never
+ * changes loop. Workers never block and never lock on the request path: the
+ * only lock guards the mailbox the control loop drops new generations into. */
+#ifndef ATR_WORKER_H
+#define ATR_WORKER_H
+
+#include <uv.h>
+
+#include "runtime.h"
+
+typedef struct atr_conn atr_conn_t;
+typedef struct atr_pool atr_pool_t;
+typedef struct atr_queue atr_queue_t;
+
+/* A listening socket handed from the control loop: the worker owns fd once it
+ * has taken the message. */
+typedef struct atr_listen_fd {
+    char *key;  /* listen text, e.g. "127.0.0.1:8080" */
+    int fd;     /* -1: keep the one the worker already has */
+} atr_listen_fd_t;
+
+typedef struct atr_listener {
+    uv_tcp_t tcp;
+    char *key;
+    struct atr_worker *w;
+    struct atr_listener *next;
+} atr_listener_t;
+
+/* Worker-local state for one generation: balancers, backend pools and
+ * queues. Each request holds a reference; the last one frees it (closing
+ * its idle pooled connections). */
+typedef struct atr_wgen {
+    int refs;
+    struct atr_worker *w;
+    atr_gen_t *gen;
+    atr_lb_t **lbs;        /* per upstream */
+    atr_pool_t **pools;    /* per upstream: per-server idle connection pools */
+    atr_queue_t **queues;  /* per upstream: requests waiting for max_conns */
+} atr_wgen_t;
+
+typedef struct atr_worker {
+    int id;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_timer_t drain_timer;
+
+    /* mailbox, guarded by lock */
+    uv_mutex_t lock;
+    atr_gen_t *next_gen;
+    atr_listen_fd_t *next_listen;
+    int next_nlisten;
+    int stop_requested;
+
+    /* loop-owned */
+    atr_wgen_t *wgen;          /* current */
+    atr_listener_t *listeners;
+    atr_conn_t *conns;         /* every client connection (doubly linked) */
+    int nconns;
+    int stopping;
+    uint64_t seed;
+    char name[8];              /* "w1" for log lines */
+} atr_worker_t;
+
+/* Control loop side. */
+atr_worker_t *atr_worker_new(int id);
+int atr_worker_start(atr_worker_t *w);
+/* Post a generation (ref taken here) and the listener set (fds moved to the
+ * worker) to the mailbox; the worker applies it on its own loop. */
+void atr_worker_post(atr_worker_t *w, atr_gen_t *gen, atr_listen_fd_t *ls, int nls);
+void atr_worker_stop(atr_worker_t *w);   /* graceful: drain, then exit the thread */
+void atr_worker_join_free(atr_worker_t *w);
+
+/* Loop side. */
+void atr_wgen_ref(atr_wgen_t *wg);
+void atr_wgen_unref(atr_wgen_t *wg);
+/* The worker that owns a loop (loop->data). */
+static inline atr_worker_t *atr_worker_of(uv_loop_t *loop) { return loop->data; }
+/* A connection went away; once stopping and none left, the worker exits. */
+void atr_worker_conn_gone(atr_worker_t *w);
+
+#endif
