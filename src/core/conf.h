@@ -139,6 +139,12 @@ atr_conf_t *atr_conf_load(const char *path, char *err, size_t errlen);
 atr_conf_t *atr_conf_load_string(const char *name, const char *text, size_t len,
                                  char *err, size_t errlen);
 
+/* As atr_conf_load_string, with ATR_CONF_* flags (added by the config engineer). */
+#define ATR_CONF_NO_DNS 0x1u /* `server host:PORT` is an error instead of a getaddrinfo()
+                              * lookup (fuzzing must never block on a resolver) */
+atr_conf_t *atr_conf_load_string_ex(const char *name, const char *text, size_t len,
+                                    unsigned flags, char *err, size_t errlen);
+
 void atr_conf_free(atr_conf_t *c);
 
 /* Write the effective configuration (every default filled in) in the config

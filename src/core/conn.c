@@ -274,6 +274,8 @@ void atr_req_respond_simple(atr_req_t *r, int status, const char *body, int clos
         memcpy(head + hl, body, blen);
         hl += (int)blen;
     }
+    if (!r->resp_no_body)
+        r->bytes_sent = blen;
     int rc = atr_req_send(r, head, (size_t)hl, NULL, 0, 1, finish_after_write);
     if (rc == 1)
         return;

@@ -1,1 +1,1027 @@
-/* placeholder: being written */ typedef int atr_placeholder_http_parse;
+/* HTTP/1.1 heads: a resumable modal tokenizer feeding the Lemon grammar in
+ * http_head.y, and the one interpretation of the result (framing, Host,
+ * Connection) that everything after the parser uses (reliability.md §0.1).
+ *
+ * The tokenizer keeps its position as an offset into the caller's buffer, so
+ * the buffer may move between calls and no byte is looked at twice (apart
+ * from trimming trailing OWS off a value and the 5-byte "HTTP/" look-ahead at
+ * the start of a response). Tokens are spans; nothing is copied. The tokenizer
+ * owns byte classes and limits, the grammar owns structure, and the actions
+ * below own meaning. */
+#define ATR_HTTP_INTERNAL 1
+#include "http_parse.h"
+#include "http_head.h" /* generated: ATR_HT_* token codes */
+
+#include <stdlib.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+#define MAX_METHOD 32     /* longer methods get 501 (RFC 9112 §3) */
+#define MAX_LEAD_CRLF 8   /* empty lines tolerated before a request line */
+#define CL_MAX (UINT64_C(1) << 62)
+
+/* Byte classes. */
+enum { C_TCHAR = 1, C_VCHAR = 2, C_VALUE = 4, C_HOST = 8 };
+
+#define TC (C_TCHAR | C_VCHAR | C_VALUE)
+#define TH (TC | C_HOST)
+#define VC (C_VCHAR | C_VALUE)
+#define VH (VC | C_HOST)
+static const unsigned char cls[256] = {
+    /* 0x00 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, C_VALUE, 0, 0, 0, 0, 0, 0,
+    /* 0x10 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    /* 0x20  SP  !  "  #  $  %  &  '  (  )  *  +  ,  -  .  / */
+    C_VALUE, TH, VC, TC, TH, TH, TH, TH, VH, VH, TH, TH, VH, TH, TH, VC,
+    /* 0x30  0-9 : ; < = > ? */
+    TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, VH, VH, VC, VH, VC, VC,
+    /* 0x40  @ A-O */
+    VC, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH,
+    /* 0x50  P-Z [ \ ] ^ _ */
+    TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, VH, VC, VH, TC, TH,
+    /* 0x60  ` a-o */
+    TC, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH,
+    /* 0x70  p-z { | } ~ DEL */
+    TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, TH, VC, TC, VC, TH, 0,
+    /* 0x80-0xFF obs-text: allowed in values only */
+    [0x80 ... 0xFF] = C_VALUE,
+};
+#undef TC
+#undef TH
+#undef VC
+#undef VH
+
+static const unsigned char lower[256] = {
+#define L4(i) L1(i), L1(i + 1), L1(i + 2), L1(i + 3)
+#define L1(i) ((i) + ((i) >= 'A' && (i) <= 'Z' ? 32 : 0))
+#define L16(i) L4(i), L4(i + 4), L4(i + 8), L4(i + 12)
+#define L64(i) L16(i), L16(i + 16), L16(i + 32), L16(i + 48)
+    L64(0), L64(64), L64(128), L64(192)
+#undef L1
+#undef L4
+#undef L16
+#undef L64
+};
+
+/* Tokenizer states. */
+enum {
+    S_LEAD,        /* request: before the request line, skipping empty lines */
+    S_LEAD_LF,     /* request: CR of a leading empty line seen */
+    S_RESP_START,  /* response: status line or CGI header block? */
+    S_METHOD,
+    S_TARGET,
+    S_VERSION,
+    S_SL_VERSION,
+    S_SL_STATUS,
+    S_SL_REASON,
+    S_START_LF,    /* CR ending the start line seen */
+    S_LINE,        /* start of a field line or of the final empty line */
+    S_NAME,
+    S_OWS,
+    S_VALUE,
+    S_LF,          /* CR ending a field line seen */
+    S_END_LF,      /* CR of the final empty line seen */
+    S_DONE,
+    S_FAILED
+};
+
+typedef struct field {
+    uint32_t name_off, name_len, val_off, val_len;
+} field_t;
+
+/* Everything learned about one message; cleared by reset. */
+typedef struct sem {
+    atr_http_tok_t method, target, reason, authority;
+    enum atr_http_method mcode;
+    int status;
+    int version_minor;
+    int saw_status_line;
+    int accepted;
+    int host_idx, status_idx, location_idx;
+    uint32_t nhost, ncl, nte;
+    uint64_t content_length;
+    unsigned te_last_chunked : 1, te_chunked_twice : 1, te_chunked : 1, te_other : 1;
+    unsigned conn_close : 1, conn_keep_alive : 1, conn_upgrade : 1;
+    unsigned has_upgrade : 1, expect : 1, absolute_form : 1;
+    enum atr_http_body body;
+    uint32_t nfields;
+} sem_t;
+
+struct atr_http_parser {
+    void *lemon; /* Lemon's yyParser, allocated right after this struct */
+    atr_http_limits_t lim;
+    int is_response;
+    enum atr_http_method req_method; /* responses: the method they answer */
+    const char *buf;                 /* valid during one atr_http_parse call */
+    int state;
+    uint32_t pos;   /* next byte to look at */
+    uint32_t tok;   /* start of the token being scanned */
+    uint32_t line;  /* start of the start line (the 414 limit counts from here) */
+    uint32_t name_off, name_len, val_end; /* the field line being scanned */
+    uint32_t nlead; /* leading empty lines skipped */
+    uint32_t nnames;
+    int err_status;
+    const char *err_reason;
+    sem_t s;
+    field_t f[ATR_HTTP_MAX_HEADERS_HARD];
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+int atr_http_is_tchar(unsigned char c)
+{
+    return cls[c] & C_TCHAR;
+}
+
+/* Span equals a lowercase literal, ignoring case. */
+static int span_ieq(const char *p, size_t n, const char *lit, size_t litn)
+{
+    size_t i;
+    if (n != litn)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (lower[(unsigned char)p[i]] != (unsigned char)lit[i])
+            return 0;
+    return 1;
+}
+#define SPAN_IEQ(p, n, lit) span_ieq((p), (n), lit, sizeof(lit) - 1)
+
+/* Two spans equal, ignoring ASCII case on both sides. */
+static int span_ieq2(const char *a, size_t an, const char *b, size_t bn)
+{
+    size_t i;
+    if (an != bn)
+        return 0;
+    for (i = 0; i < an; i++)
+        if (lower[(unsigned char)a[i]] != lower[(unsigned char)b[i]])
+            return 0;
+    return 1;
+}
+
+static int is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Walk a comma-separated list (RFC 9110 §5.6.1): calls fn for every
+ * non-empty element with OWS trimmed; stops early when fn returns non-zero. */
+typedef int (*elem_fn)(void *arg, const char *e, size_t n);
+static int each_elem(const char *v, size_t n, elem_fn fn, void *arg)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t s, e;
+        while (i < n && is_ows(v[i]))
+            i++;
+        s = i;
+        while (i < n && v[i] != ',')
+            i++;
+        e = i;
+        while (e > s && is_ows(v[e - 1]))
+            e--;
+        if (e > s && fn(arg, v + s, e - s))
+            return 1;
+        i++; /* past the comma */
+    }
+    return 0;
+}
+
+void atr__http_fail(atr_http_parser_t *p, int status, const char *reason)
+{
+    if (p->state == S_FAILED)
+        return; /* keep the first reason */
+    p->state = S_FAILED;
+    p->err_status = p->is_response ? 502 : status;
+    p->err_reason = reason;
+}
+
+void atr__http_syntax_error(atr_http_parser_t *p, int token)
+{
+    const char *why;
+    switch (token) {
+    case ATR_HT_SP: why = "unexpected space"; break;
+    case ATR_HT_CRLF: why = "incomplete start line"; break;
+    case ATR_HT_FIELD: why = "field before start line"; break;
+    case 0: why = "incomplete head"; break;
+    default: why = "malformed start line"; break;
+    }
+    atr__http_fail(p, 400, why);
+}
+
+void atr__http_on_accept(atr_http_parser_t *p)
+{
+    p->s.accepted = 1;
+}
+
+enum atr_http_method atr_http_method_from(atr_str_t m)
+{
+#define M(lit, code)                                                          \
+    if (m.n == sizeof(lit) - 1 && memcmp(m.p, lit, sizeof(lit) - 1) == 0)     \
+        return code;
+    switch (m.n) {
+    case 3: M("GET", ATR_M_GET) M("PUT", ATR_M_PUT) break;
+    case 4: M("POST", ATR_M_POST) M("HEAD", ATR_M_HEAD) break;
+    case 5: M("PATCH", ATR_M_PATCH) M("TRACE", ATR_M_TRACE) break;
+    case 6: M("DELETE", ATR_M_DELETE) break;
+    case 7: M("OPTIONS", ATR_M_OPTIONS) M("CONNECT", ATR_M_CONNECT) break;
+    default: break;
+    }
+#undef M
+    return ATR_M_OTHER;
+}
+
+/* "HTTP/1.0" or "HTTP/1.1": returns the minor version, -1 when malformed,
+ * -2 when well-formed but not 1.0/1.1. */
+static int parse_version(const char *v, size_t n)
+{
+    if (n != 8 || memcmp(v, "HTTP/", 5) != 0 || v[6] != '.' ||
+        (unsigned)(v[5] - '0') > 9 || (unsigned)(v[7] - '0') > 9)
+        return -1;
+    if (v[5] != '1' || v[7] > '1')
+        return -2;
+    return v[7] - '0';
+}
+
+/* A plausible authority: reg-name / IPv4 / [IPv6] with an optional port; no
+ * userinfo, path, whitespace or control bytes (RFC 3986 §3.2, RFC 9110 §7.2). */
+static int valid_authority(const char *a, size_t n)
+{
+    size_t i;
+    if (n == 0)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!(cls[(unsigned char)a[i]] & C_HOST))
+            return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------ grammar actions */
+
+static void check_target(atr_http_parser_t *p, const char *t, size_t n)
+{
+    size_t i = 0, a;
+    if (p->s.mcode == ATR_M_CONNECT) { /* authority-form only (RFC 9112 §3.2.3) */
+        if (!valid_authority(t, n) || memchr(t, ':', n) == NULL)
+            atr__http_fail(p, 400, "invalid CONNECT target");
+        return;
+    }
+    if (t[0] == '/')
+        return; /* origin-form */
+    if (n == 1 && t[0] == '*') {
+        if (p->s.mcode != ATR_M_OPTIONS)
+            atr__http_fail(p, 400, "asterisk-form outside OPTIONS");
+        return;
+    }
+    /* absolute-form: scheme "://" authority [path-abempty] [? query] */
+    if (!((t[0] | 0x20) >= 'a' && (t[0] | 0x20) <= 'z'))
+        goto bad;
+    while (i < n && t[i] != ':') {
+        unsigned char c = (unsigned char)t[i];
+        if (!((c | 0x20) >= 'a' && (c | 0x20) <= 'z') && !(c >= '0' && c <= '9') &&
+            c != '+' && c != '-' && c != '.')
+            goto bad;
+        i++;
+    }
+    if (n - i < 3 || memcmp(t + i, "://", 3) != 0)
+        goto bad;
+    a = i += 3;
+    while (i < n && t[i] != '/' && t[i] != '?' && t[i] != '#')
+        i++;
+    if (!valid_authority(t + a, i - a))
+        goto bad;
+    p->s.absolute_form = 1;
+    p->s.authority.off = (uint32_t)(t + a - p->buf);
+    p->s.authority.len = (uint32_t)(i - a);
+    return;
+bad:
+    atr__http_fail(p, 400, "invalid request-target");
+}
+
+void atr__http_on_request_line(atr_http_parser_t *p, atr_http_tok_t m,
+                               atr_http_tok_t t, atr_http_tok_t v)
+{
+    int minor = parse_version(p->buf + v.off, v.len);
+    if (minor == -1) {
+        atr__http_fail(p, 400, "malformed HTTP version");
+        return;
+    }
+    if (minor == -2) {
+        atr__http_fail(p, 505, "unsupported HTTP version");
+        return;
+    }
+    p->s.version_minor = minor;
+    p->s.method = m;
+    p->s.target = t;
+    p->s.mcode = atr_http_method_from((atr_str_t){ p->buf + m.off, m.len });
+    check_target(p, p->buf + t.off, t.len);
+}
+
+void atr__http_on_status_line(atr_http_parser_t *p, atr_http_tok_t v,
+                              atr_http_tok_t s, atr_http_tok_t r)
+{
+    const char *d = p->buf + s.off;
+    int minor = parse_version(p->buf + v.off, v.len);
+    if (minor < 0) {
+        atr__http_fail(p, 502, "bad HTTP version in status line");
+        return;
+    }
+    if (s.len != 3 || (unsigned)(d[0] - '1') > 4 || (unsigned)(d[1] - '0') > 9 ||
+        (unsigned)(d[2] - '0') > 9) {
+        atr__http_fail(p, 502, "bad status code");
+        return;
+    }
+    p->s.version_minor = minor;
+    p->s.status = (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
+    p->s.reason = r;
+    p->s.saw_status_line = 1;
+}
+
+static int conn_elem(void *arg, const char *e, size_t n)
+{
+    atr_http_parser_t *p = arg;
+    if (SPAN_IEQ(e, n, "close"))
+        p->s.conn_close = 1;
+    else if (SPAN_IEQ(e, n, "keep-alive"))
+        p->s.conn_keep_alive = 1;
+    else if (SPAN_IEQ(e, n, "upgrade"))
+        p->s.conn_upgrade = 1;
+    return 0;
+}
+
+/* Transfer-Encoding lines form one list; only its last coding decides. */
+static int te_elem(void *arg, const char *e, size_t n)
+{
+    atr_http_parser_t *p = arg;
+    int chunked = SPAN_IEQ(e, n, "chunked");
+    if (chunked && p->s.te_chunked)
+        p->s.te_chunked_twice = 1;
+    if (chunked)
+        p->s.te_chunked = 1;
+    else
+        p->s.te_other = 1;
+    p->s.te_last_chunked = chunked;
+    return 0;
+}
+
+static void on_content_length(atr_http_parser_t *p, const char *v, size_t n)
+{
+    uint64_t x = 0;
+    size_t i;
+    if (++p->s.ncl > 1) {
+        atr__http_fail(p, 400, "repeated Content-Length");
+        return;
+    }
+    if (n == 0)
+        goto bad;
+    for (i = 0; i < n; i++) {
+        unsigned d = (unsigned char)v[i] - '0';
+        if (d > 9)
+            goto bad;
+        x = x * 10 + d;
+        if (x > CL_MAX)
+            goto bad;
+    }
+    p->s.content_length = x;
+    return;
+bad:
+    atr__http_fail(p, 400, "invalid Content-Length");
+}
+
+static void on_host(atr_http_parser_t *p, uint32_t idx, const char *v, size_t n)
+{
+    if (++p->s.nhost > 1) {
+        atr__http_fail(p, 400, "repeated Host");
+        return;
+    }
+    if (!valid_authority(v, n)) {
+        atr__http_fail(p, 400, "invalid Host");
+        return;
+    }
+    p->s.host_idx = (int)idx;
+}
+
+void atr__http_on_field(atr_http_parser_t *p, const atr_http_tok_t *tp)
+{
+    const atr_http_tok_t t = *tp;
+    const char *n = p->buf + t.off, *v = p->buf + t.voff;
+    uint32_t idx = p->s.nfields;
+    field_t *f;
+    if (idx >= ATR_HTTP_MAX_HEADERS_HARD) { /* the tokenizer stops earlier */
+        atr__http_fail(p, 431, "too many header fields");
+        return;
+    }
+    f = &p->f[idx];
+    f->name_off = t.off;
+    f->name_len = t.len;
+    f->val_off = t.voff;
+    f->val_len = t.vlen;
+    p->s.nfields = idx + 1;
+
+    /* Only names of the lengths we care about get compared at all. */
+    switch (t.len) {
+    case 4:
+        if (!p->is_response && SPAN_IEQ(n, 4, "host"))
+            on_host(p, idx, v, t.vlen);
+        break;
+    case 6:
+        if (SPAN_IEQ(n, 6, "expect")) {
+            if (SPAN_IEQ(v, t.vlen, "100-continue"))
+                p->s.expect = 1;
+        } else if (p->is_response && SPAN_IEQ(n, 6, "status")) {
+            if (p->s.status_idx >= 0)
+                atr__http_fail(p, 502, "repeated Status");
+            p->s.status_idx = (int)idx;
+        }
+        break;
+    case 7:
+        if (SPAN_IEQ(n, 7, "upgrade"))
+            p->s.has_upgrade = 1;
+        break;
+    case 8:
+        if (p->is_response && SPAN_IEQ(n, 8, "location")) {
+            if (p->s.location_idx >= 0)
+                atr__http_fail(p, 502, "repeated Location");
+            p->s.location_idx = (int)idx;
+        }
+        break;
+    case 10:
+        if (SPAN_IEQ(n, 10, "connection"))
+            each_elem(v, t.vlen, conn_elem, p);
+        break;
+    case 14:
+        if (SPAN_IEQ(n, 14, "content-length"))
+            on_content_length(p, v, t.vlen);
+        break;
+    case 17:
+        if (SPAN_IEQ(n, 17, "transfer-encoding")) {
+            p->s.nte++;
+            each_elem(v, t.vlen, te_elem, p);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+#define FAILV(st, why)                                                        \
+    do {                                                                      \
+        atr__http_fail(p, (st), (why));                                       \
+        return;                                                               \
+    } while (0)
+
+static void end_request(atr_http_parser_t *p)
+{
+    sem_t *s = &p->s;
+    if (s->version_minor == 1 && s->nhost == 0)
+        FAILV(400, "missing Host");
+    if (s->absolute_form && s->nhost) {
+        const field_t *h = &p->f[s->host_idx];
+        if (!span_ieq2(p->buf + h->val_off, h->val_len, p->buf + s->authority.off,
+                       s->authority.len))
+            FAILV(400, "Host does not match request-target");
+    }
+    if (s->nte) {
+        if (s->version_minor == 0)
+            FAILV(400, "Transfer-Encoding in HTTP/1.0");
+        if (s->ncl)
+            FAILV(400, "both Content-Length and Transfer-Encoding");
+        if (!s->te_last_chunked)
+            FAILV(400, "chunked is not the final transfer coding");
+        if (s->te_chunked_twice)
+            FAILV(400, "chunked applied more than once");
+        if (s->te_other)
+            FAILV(501, "unsupported transfer coding");
+        s->body = ATR_BODY_CHUNKED;
+    } else {
+        s->body = s->ncl ? ATR_BODY_LENGTH : ATR_BODY_NONE;
+    }
+}
+
+/* CGI: "Status: NNN [reason]" (RFC 3875 §6.3.3). */
+static void cgi_status(atr_http_parser_t *p)
+{
+    sem_t *s = &p->s;
+    if (s->status_idx >= 0) {
+        const field_t *f = &p->f[s->status_idx];
+        const char *d = p->buf + f->val_off;
+        uint32_t n = f->val_len, i = 3;
+        if (n < 3 || (unsigned)(d[0] - '1') > 4 || (unsigned)(d[1] - '0') > 9 ||
+            (unsigned)(d[2] - '0') > 9 || (n > 3 && d[3] != ' '))
+            FAILV(502, "invalid CGI Status");
+        s->status = (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
+        while (i < n && is_ows(d[i]))
+            i++;
+        s->reason.off = f->val_off + i;
+        s->reason.len = n - i;
+    } else {
+        s->status = s->location_idx >= 0 ? 302 : 200;
+        s->reason.off = 0;
+        s->reason.len = 0;
+    }
+    s->version_minor = 1;
+}
+
+static void end_response(atr_http_parser_t *p)
+{
+    sem_t *s = &p->s;
+    if (!s->saw_status_line) {
+        cgi_status(p);
+        if (p->state == S_FAILED)
+            return;
+    }
+    if (s->nte) {
+        if (s->version_minor == 0)
+            FAILV(502, "Transfer-Encoding in HTTP/1.0 response");
+        if (s->ncl)
+            FAILV(502, "both Content-Length and Transfer-Encoding");
+        if (s->te_chunked_twice)
+            FAILV(502, "chunked applied more than once");
+        s->body = s->te_last_chunked ? ATR_BODY_CHUNKED : ATR_BODY_UNTIL_CLOSE;
+    } else {
+        s->body = s->ncl ? ATR_BODY_LENGTH : ATR_BODY_UNTIL_CLOSE;
+    }
+    /* RFC 9112 §6.3 rules 1-2: these never have a body, whatever the fields. */
+    if (s->status < 200 || s->status == 204 || s->status == 304 ||
+        p->req_method == ATR_M_HEAD ||
+        (p->req_method == ATR_M_CONNECT && s->status < 300))
+        s->body = ATR_BODY_NONE;
+}
+
+void atr__http_on_end(atr_http_parser_t *p)
+{
+    if (p->is_response)
+        end_response(p);
+    else
+        end_request(p);
+}
+
+/* ------------------------------------------------------------------ parser */
+
+static void sem_reset(sem_t *s)
+{
+    memset(s, 0, sizeof *s);
+    s->host_idx = s->status_idx = s->location_idx = -1;
+}
+
+atr_http_parser_t *atr_http_parser_new(int is_response, const atr_http_limits_t *limits)
+{
+    size_t head = (sizeof(atr_http_parser_t) + 15) & ~(size_t)15;
+    atr_http_parser_t *p = atr_xmalloc(head + atr__http_head_size());
+    p->lemon = (char *)p + head;
+    p->is_response = is_response;
+    p->req_method = ATR_M_OTHER;
+    p->lim.max_request_line = limits && limits->max_request_line ? limits->max_request_line : 8192;
+    p->lim.max_head = limits && limits->max_head ? limits->max_head : 32768;
+    p->lim.max_headers = limits && limits->max_headers ? limits->max_headers : 100;
+    if (p->lim.max_headers > ATR_HTTP_MAX_HEADERS_HARD)
+        p->lim.max_headers = ATR_HTTP_MAX_HEADERS_HARD;
+    atr_http_headInit(p->lemon, p);
+    atr_http_parser_reset(p);
+    return p;
+}
+
+void atr_http_parser_free(atr_http_parser_t *p)
+{
+    if (p == NULL)
+        return;
+    atr_http_headFinalize(p->lemon);
+    free(p);
+}
+
+void atr_http_parser_reset(atr_http_parser_t *p)
+{
+    atr_http_headFinalize(p->lemon);
+    atr_http_headInit(p->lemon, p);
+    p->state = p->is_response ? S_RESP_START : S_LEAD;
+    p->pos = p->tok = p->line = p->nlead = p->nnames = 0;
+    p->err_status = 0;
+    p->err_reason = NULL;
+    p->buf = NULL;
+    sem_reset(&p->s);
+}
+
+void atr_http_parser_set_request_method(atr_http_parser_t *p, enum atr_http_method m)
+{
+    p->req_method = m;
+}
+
+static void fill(const atr_http_parser_t *p, const char *b, atr_http_msg_t *m)
+{
+    const sem_t *s = &p->s;
+    uint32_t i;
+    m->method = s->mcode;
+    m->method_str = (atr_str_t){ b + s->method.off, s->method.len };
+    m->target = (atr_str_t){ b + s->target.off, s->target.len };
+    m->status = s->status;
+    m->reason = (atr_str_t){ b + s->reason.off, s->reason.len };
+    m->version_minor = s->version_minor;
+    m->cgi_form = p->is_response && !s->saw_status_line;
+    for (i = 0; i < s->nfields; i++) {
+        const field_t *f = &p->f[i];
+        m->headers[i].name = (atr_str_t){ b + f->name_off, f->name_len };
+        m->headers[i].value = (atr_str_t){ b + f->val_off, f->val_len };
+    }
+    m->nheaders = s->nfields;
+    m->body = s->body;
+    m->content_length = s->body == ATR_BODY_LENGTH ? s->content_length : 0;
+    m->host = (atr_str_t){ b, 0 };
+    if (s->host_idx >= 0)
+        m->host = m->headers[s->host_idx].value;
+    m->location = (atr_str_t){ b, 0 };
+    if (m->cgi_form && s->location_idx >= 0)
+        m->location = m->headers[s->location_idx].value;
+    m->conn_close = s->conn_close;
+    m->keep_alive = !s->conn_close && (s->version_minor == 1 || s->conn_keep_alive) &&
+                    s->body != ATR_BODY_UNTIL_CLOSE;
+    m->upgrade = s->conn_upgrade && s->has_upgrade;
+    m->expect_continue = !p->is_response && s->version_minor == 1 && s->expect;
+    m->head_len = p->pos;
+}
+
+/* Scanners: the index of the first byte at or after pos (before end) that
+ * leaves the class. SSE2 looks at 16 bytes per step, which is what keeps long
+ * targets, cookies and user agents cheap. */
+static uint32_t scan_value(const unsigned char *b, uint32_t pos, uint32_t end)
+{
+#ifdef __SSE2__
+    const __m128i c1f = _mm_set1_epi8(0x1f), tab = _mm_set1_epi8('\t'),
+                  del = _mm_set1_epi8(0x7f);
+    while (end - pos >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + pos));
+        __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, c1f), v); /* <= 0x1f */
+        ctl = _mm_andnot_si128(_mm_cmpeq_epi8(v, tab), ctl);
+        ctl = _mm_or_si128(ctl, _mm_cmpeq_epi8(v, del));
+        unsigned m = (unsigned)_mm_movemask_epi8(ctl);
+        if (m)
+            return pos + (uint32_t)__builtin_ctz(m);
+        pos += 16;
+    }
+#endif
+    while (pos < end && (cls[b[pos]] & C_VALUE))
+        pos++;
+    return pos;
+}
+
+static uint32_t scan_vchar(const unsigned char *b, uint32_t pos, uint32_t end)
+{
+#ifdef __SSE2__
+    const __m128i c20 = _mm_set1_epi8(0x20), c7f = _mm_set1_epi8(0x7f);
+    while (end - pos >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + pos));
+        __m128i out = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, c20), v),  /* <= 0x20 */
+                                   _mm_cmpeq_epi8(_mm_max_epu8(v, c7f), v)); /* >= 0x7f */
+        unsigned m = (unsigned)_mm_movemask_epi8(out);
+        if (m)
+            return pos + (uint32_t)__builtin_ctz(m);
+        pos += 16;
+    }
+#endif
+    while (pos < end && (cls[b[pos]] & C_VCHAR))
+        pos++;
+    return pos;
+}
+
+static uint32_t scan_tchar(const unsigned char *b, uint32_t pos, uint32_t end)
+{
+    while (pos < end && (cls[b[pos]] & C_TCHAR))
+        pos++;
+    return pos;
+}
+
+/* The tokenizer. Scans b[pos..end) where end stops at the first limit, and
+ * pushes every complete token to the grammar at once. */
+#define EMIT(code, o, l)                                                      \
+    do {                                                                      \
+        atr_http_tok_t t_ = { (uint32_t)(o), (uint32_t)(l), 0, 0 };           \
+        atr_http_head(p->lemon, (code), t_);                                  \
+        if (p->state == S_FAILED)                                             \
+            return ATR_ERROR;                                                 \
+    } while (0)
+
+#define FAIL(st, why)                                                         \
+    do {                                                                      \
+        atr__http_fail(p, (st), (why));                                       \
+        return ATR_ERROR;                                                     \
+    } while (0)
+
+static int bad_byte(atr_http_parser_t *p, unsigned char c, const char *why)
+{
+    if (c == '\n')
+        why = "bare LF";
+    else if (c == '\r')
+        why = "bare CR";
+    else if (c == 0)
+        why = "NUL byte";
+    atr__http_fail(p, 400, why);
+    return ATR_ERROR;
+}
+
+/* Where scanning must stop: the request line limit (414) while in it, the
+ * head limit (431) always. */
+static uint32_t limit_of(const atr_http_parser_t *p)
+{
+    uint32_t lim = p->lim.max_head;
+    if (p->state >= S_METHOD && p->state <= S_START_LF && !p->is_response &&
+        (uint64_t)p->line + p->lim.max_request_line < lim)
+        lim = p->line + p->lim.max_request_line;
+    return lim;
+}
+
+static int out_of_bytes(atr_http_parser_t *p, uint32_t pos, size_t len)
+{
+    uint32_t lim = limit_of(p);
+    p->pos = pos;
+    if (pos < lim && pos >= len)
+        return ATR_AGAIN;
+    if (pos >= p->lim.max_head)
+        FAIL(431, "head too large");
+    FAIL(414, "request line too long");
+}
+
+static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
+{
+    uint32_t pos = p->pos, tok = p->tok, end;
+    unsigned char c;
+
+#define RECOMPUTE_END()                                                       \
+    do {                                                                      \
+        uint32_t lim_ = limit_of(p);                                          \
+        end = len < lim_ ? (uint32_t)len : lim_;                              \
+    } while (0)
+#define NEED_BYTE()                                                           \
+    do {                                                                      \
+        if (pos >= end) {                                                     \
+            p->tok = tok;                                                     \
+            return out_of_bytes(p, pos, len);                                 \
+        }                                                                     \
+    } while (0)
+
+    RECOMPUTE_END();
+    for (;;) {
+        switch (p->state) {
+        case S_LEAD:
+            NEED_BYTE();
+            if (b[pos] == '\r') {
+                pos++;
+                p->state = S_LEAD_LF;
+                continue;
+            }
+            EMIT(ATR_HT_START_REQUEST, pos, 0);
+            p->line = tok = pos;
+            p->state = S_METHOD;
+            RECOMPUTE_END();
+            continue;
+
+        case S_LEAD_LF:
+            NEED_BYTE();
+            if (b[pos] != '\n')
+                return bad_byte(p, b[pos], "bare CR");
+            if (++p->nlead > MAX_LEAD_CRLF)
+                FAIL(400, "too many empty lines before request");
+            pos++;
+            p->state = S_LEAD;
+            continue;
+
+        case S_RESP_START: {
+            static const char pfx[] = "HTTP/";
+            uint32_t i;
+            for (i = 0; i < 5 && pos + i < end; i++)
+                if (b[pos + i] != (unsigned char)pfx[i])
+                    break;
+            if (i < 5 && pos + i >= end) { /* a prefix of "HTTP/" so far */
+                if (out_of_bytes(p, pos + i, len) != ATR_AGAIN)
+                    return ATR_ERROR;
+                p->pos = pos; /* look at these bytes again when more come */
+                return ATR_AGAIN;
+            }
+            EMIT(ATR_HT_START_RESPONSE, pos, 0);
+            p->line = tok = pos;
+            p->state = i == 5 ? S_SL_VERSION : S_LINE;
+            continue;
+        }
+
+        case S_METHOD:
+            pos = scan_tchar(b, pos, end);
+            if (pos - tok > MAX_METHOD)
+                FAIL(501, "method too long");
+            NEED_BYTE();
+            c = b[pos];
+            if (c == ' ') {
+                if (pos > tok)
+                    EMIT(ATR_HT_METHOD, tok, pos - tok);
+                EMIT(ATR_HT_SP, pos, 1);
+                tok = ++pos;
+                p->state = S_TARGET;
+            } else if (c == '\r') {
+                if (pos > tok)
+                    EMIT(ATR_HT_METHOD, tok, pos - tok);
+                pos++;
+                p->state = S_START_LF;
+            } else {
+                return bad_byte(p, c, "invalid byte in method");
+            }
+            continue;
+
+        case S_TARGET:
+        case S_VERSION:
+        case S_SL_VERSION:
+        case S_SL_STATUS:
+            pos = scan_vchar(b, pos, end);
+            NEED_BYTE();
+            c = b[pos];
+            if (c == ' ' || c == '\r') {
+                static const unsigned char code[] = {
+                    [S_TARGET] = ATR_HT_TARGET, [S_VERSION] = ATR_HT_VERSION,
+                    [S_SL_VERSION] = ATR_HT_VERSION, [S_SL_STATUS] = ATR_HT_STATUS,
+                };
+                static const unsigned char next[] = {
+                    [S_TARGET] = S_VERSION, [S_VERSION] = S_VERSION,
+                    [S_SL_VERSION] = S_SL_STATUS, [S_SL_STATUS] = S_SL_REASON,
+                };
+                if (pos > tok)
+                    EMIT(code[p->state], tok, pos - tok);
+                if (c == ' ') {
+                    EMIT(ATR_HT_SP, pos, 1);
+                    p->state = next[p->state];
+                } else {
+                    p->state = S_START_LF;
+                }
+                tok = ++pos;
+            } else {
+                return bad_byte(p, c, p->state == S_TARGET ? "invalid byte in request-target"
+                                                           : "invalid byte in start line");
+            }
+            continue;
+
+        case S_SL_REASON:
+            pos = scan_value(b, pos, end);
+            NEED_BYTE();
+            if (b[pos] != '\r')
+                return bad_byte(p, b[pos], "control byte in reason phrase");
+            if (pos > tok)
+                EMIT(ATR_HT_REASON, tok, pos - tok);
+            pos++;
+            p->state = S_START_LF;
+            continue;
+
+        case S_START_LF:
+            NEED_BYTE();
+            if (b[pos] != '\n')
+                return bad_byte(p, b[pos], "bare CR");
+            EMIT(ATR_HT_CRLF, pos - 1, 2);
+            pos++;
+            p->state = S_LINE;
+            RECOMPUTE_END(); /* the request line limit no longer applies */
+            continue;
+
+        case S_LINE:
+            NEED_BYTE();
+            c = b[pos];
+            if (cls[c] & C_TCHAR) {
+                if (p->nnames >= p->lim.max_headers)
+                    FAIL(431, "too many header fields");
+                p->nnames++;
+                tok = pos++;
+                p->state = S_NAME;
+            } else if (c == '\r') {
+                pos++;
+                p->state = S_END_LF;
+            } else if (c == ':') {
+                FAIL(400, "empty field name");
+            } else if (c == ' ' || c == '\t') {
+                FAIL(400, "obs-fold or whitespace at line start");
+            } else {
+                return bad_byte(p, c, "invalid byte in field name");
+            }
+            continue;
+
+        case S_NAME:
+            pos = scan_tchar(b, pos, end);
+            NEED_BYTE();
+            c = b[pos];
+            if (c != ':') {
+                if (c == ' ' || c == '\t')
+                    FAIL(400, "whitespace between field name and colon");
+                if (c == '\r')
+                    FAIL(400, "field line without colon");
+                return bad_byte(p, c, "invalid byte in field name");
+            }
+            p->name_off = tok;
+            p->name_len = pos - tok;
+            pos++;
+            p->state = S_OWS;
+            __attribute__((fallthrough));
+
+        case S_OWS:
+            while (pos < end && (b[pos] == ' ' || b[pos] == '\t'))
+                pos++;
+            NEED_BYTE();
+            c = b[pos];
+            tok = pos;
+            if (c == '\r') {
+                p->val_end = pos++; /* empty value */
+                p->state = S_LF;
+                continue;
+            }
+            if (!(cls[c] & C_VALUE))
+                return bad_byte(p, c, "control byte in field value");
+            p->state = S_VALUE;
+            __attribute__((fallthrough));
+
+        case S_VALUE: {
+            uint32_t e;
+            pos = scan_value(b, pos, end);
+            NEED_BYTE();
+            c = b[pos];
+            if (c != '\r')
+                return bad_byte(p, c, "control byte in field value");
+            for (e = pos; e > tok && (b[e - 1] == ' ' || b[e - 1] == '\t'); e--)
+                ;
+            p->val_end = e;
+            pos++;
+            p->state = S_LF;
+        }
+            __attribute__((fallthrough));
+
+        case S_LF: {
+            atr_http_tok_t f;
+            NEED_BYTE();
+            if (b[pos] != '\n')
+                return bad_byte(p, b[pos], "bare CR");
+            f.off = p->name_off;
+            f.len = p->name_len;
+            f.voff = tok;
+            f.vlen = p->val_end - tok;
+            atr_http_head(p->lemon, ATR_HT_FIELD, f);
+            if (p->state == S_FAILED)
+                return ATR_ERROR;
+            pos++;
+            p->state = S_LINE;
+            continue;
+        }
+
+        case S_END_LF:
+            NEED_BYTE();
+            if (b[pos] != '\n')
+                return bad_byte(p, b[pos], "bare CR");
+            EMIT(ATR_HT_CRLF, pos - 1, 2);
+            EMIT(0, pos + 1, 0);
+            if (!p->s.accepted)
+                FAIL(400, "incomplete head");
+            p->pos = pos + 1;
+            p->state = S_DONE;
+            return ATR_DONE;
+
+        case S_DONE:
+            return ATR_DONE;
+
+        default:
+            return ATR_ERROR;
+        }
+    }
+#undef NEED_BYTE
+#undef RECOMPUTE_END
+}
+
+int atr_http_parse(atr_http_parser_t *p, const char *buf, size_t len,
+                   atr_http_msg_t *msg, int *status, const char **reason)
+{
+    int rc;
+    if (p->state != S_FAILED && len < p->pos)
+        atr__http_fail(p, 400, "head buffer shrank");
+    p->buf = buf;
+    rc = p->state == S_FAILED ? ATR_ERROR : tokenize(p, (const unsigned char *)buf, len);
+    if (rc == ATR_DONE) {
+        fill(p, buf, msg);
+    } else if (rc == ATR_ERROR) {
+        *status = p->err_status;
+        *reason = p->err_reason;
+    }
+    return rc;
+}
+
+const atr_http_header_t *atr_http_find(const atr_http_msg_t *m, const char *lower_name)
+{
+    size_t n = strlen(lower_name);
+    uint32_t i;
+    for (i = 0; i < m->nheaders; i++)
+        if (span_ieq(m->headers[i].name.p, m->headers[i].name.n, lower_name, n))
+            return &m->headers[i];
+    return NULL;
+}
+
+static int elem_is(void *arg, const char *e, size_t n)
+{
+    return span_ieq(e, n, arg, strlen(arg));
+}
+
+int atr_http_connection_has(const atr_http_msg_t *m, const char *lower_token)
+{
+    uint32_t i;
+    for (i = 0; i < m->nheaders; i++)
+        if (SPAN_IEQ(m->headers[i].name.p, m->headers[i].name.n, "connection") &&
+            each_elem(m->headers[i].value.p, m->headers[i].value.n, elem_is,
+                      (void *)lower_token))
+            return 1;
+    return 0;
+}
