@@ -59,8 +59,13 @@ static void forwarding(atr_buf_t *b, atr_req_t *r, const atr_http_msg_t *m)
     if (fwd.n)
         atr_buf_printf(b, "%.*s, ", (int)fwd.n, fwd.p);
     atr_buf_printf(b, v6 ? "for=\"[%s]\";" : "for=%s;", ip);
-    if (m->host.n)
-        atr_buf_printf(b, "host=\"%.*s\";", (int)m->host.n, m->host.p);
+    if (m->host.n) {
+        /* RFC 7239: a token as is, anything else (a port's ':') quoted */
+        int token = 1;
+        for (size_t i = 0; i < m->host.n; i++)
+            token &= atr_http_is_tchar((unsigned char)m->host.p[i]);
+        atr_buf_printf(b, token ? "host=%.*s;" : "host=\"%.*s\";", (int)m->host.n, m->host.p);
+    }
     atr_buf_puts(b, "proto=http\r\n");
     if (conf->via) {
         atr_str_t via = existing(m, "via");
@@ -83,6 +88,8 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
                    (int)target.n, target.p);
     if (m->host.n)
         atr_buf_header(&b, ATR_STR("Host"), m->host);
+    else /* HTTP/1.0 without Host: the backend still gets HTTP/1.1 */
+        atr_buf_printf(&b, "Host: %s\r\n", rt->upstream->name);
     for (uint32_t i = 0; i < m->nheaders; i++) {
         atr_str_t name = m->headers[i].name;
         if (atr_hdr_is_hop(m, name, regen) || atr_hdr_overridden(rt->req_hdr, rt->nreq_hdr, name))
@@ -175,6 +182,8 @@ char *atr_http_client_head(atr_req_t *r, const atr_http_msg_t *m, int with_lengt
             atr_buf_puts(&b, "Transfer-Encoding: chunked\r\n");
         if (r->resp_close)
             atr_buf_puts(&b, "Connection: close\r\n");
+        else if (r->version_minor == 0)
+            atr_buf_puts(&b, "Connection: keep-alive\r\n");
     }
     atr_hdr_apply(&b, rt->resp_hdr, rt->nresp_hdr);
     atr_buf_put(&b, "\r\n", 2);

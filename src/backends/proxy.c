@@ -692,13 +692,15 @@ static void px_pump_request(atr_proxy_t *px)
     }
 }
 
+static void tunnel_pump_up(atr_proxy_t *px);
+
 void atr_proxy_on_body_ready(atr_req_t *r)
 {
     atr_proxy_t *px = r->proxy;
     if (px == NULL)
         return;
     if (px->phase == PX_TUNNEL) {
-        px_pump_request(px);
+        tunnel_pump_up(px);
         return;
     }
     if (px->phase == PX_SENDING || px->phase == PX_STREAMING)
@@ -925,8 +927,6 @@ static void px_on_backend_data(atr_proxy_t *px, ssize_t nread)
 }
 
 /* ---- upgrade tunnel (WebSocket and friends) ---- */
-
-static void tunnel_pump_up(atr_proxy_t *px);
 
 static void start_tunnel(atr_proxy_t *px)
 {

@@ -242,6 +242,13 @@ static const char *reason_of(int s)
     return atr_http_reason(s);
 }
 
+const char *atr_req_connection_header(const atr_req_t *r)
+{
+    if (r->resp_close)
+        return "Connection: close\r\n";
+    return r->version_minor == 0 ? "Connection: keep-alive\r\n" : "";
+}
+
 static void finish_after_write(atr_req_t *r, int status)
 {
     if (status < 0)
@@ -269,7 +276,7 @@ void atr_req_respond_simple(atr_req_t *r, int status, const char *body, int clos
     int hl = snprintf(head, cap,
                       "HTTP/1.1 %d %s\r\nServer: atrium\r\nContent-Type: text/plain\r\n"
                       "Content-Length: %zu\r\n%s\r\n",
-                      status, reason_of(status), blen, r->resp_close ? "Connection: close\r\n" : "");
+                      status, reason_of(status), blen, atr_req_connection_header(r));
     if (!r->resp_no_body) {
         memcpy(head + hl, body, blen);
         hl += (int)blen;
@@ -545,6 +552,11 @@ static void process(atr_conn_t *c)
         }
         r->phase = ATR_RP_HANDLING;
         r->version_minor = r->msg->version_minor;
+        /* Decide now whether this is the connection's last response, so
+         * every handler's head can say Connection: close. */
+        if (!r->msg->keep_alive || c->w->stopping ||
+            c->nreqs >= (uint32_t)conf_of(c)->keepalive_requests)
+            r->resp_close = 1;
         r->expect_continue = r->msg->expect_continue;
         atr_body_init(&r->body, r->msg->body, r->msg->content_length);
         atr_server_dispatch(r);

@@ -111,6 +111,10 @@ void atr_req_respond_simple(atr_req_t *r, int status, const char *body, int clos
 int atr_req_send(atr_req_t *r, char *head, size_t headlen, const atr_str_t *v, int n, int last,
                  void (*cb)(atr_req_t *r, int status));
 
+/* "Connection: close\r\n", "Connection: keep-alive\r\n" (HTTP/1.0 keep-alive)
+ * or "", for handlers writing their own response head. */
+const char *atr_req_connection_header(const atr_req_t *r);
+
 /* The response is complete: log it and go on with the connection. */
 void atr_req_finish(atr_req_t *r);
 /* Abort: the client connection is closed (truncated response). */

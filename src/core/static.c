@@ -163,8 +163,9 @@ void atr_static_handle(atr_req_t *r)
     char *head = atr_xmalloc(512);
     int hl = snprintf(head, 512,
                       "HTTP/1.1 200 OK\r\nServer: atrium\r\nContent-Type: %s\r\n"
-                      "Content-Length: %llu\r\nLast-Modified: %s\r\n\r\n",
-                      mime_type(path), (unsigned long long)st.st_size, date);
+                      "Content-Length: %llu\r\nLast-Modified: %s\r\n%s\r\n",
+                      mime_type(path), (unsigned long long)st.st_size, date,
+                      atr_req_connection_header(r));
     int rc = atr_req_send(r, head, (size_t)hl, NULL, 0, 0, on_written);
     if (rc == 0)
         pump(r);
