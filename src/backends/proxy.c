@@ -667,6 +667,7 @@ static void px_pump_request(atr_proxy_t *px)
         int n = 0;
         int rc = atr_req_body_read(r, v, ATR_MAX_OUT_BUFS, &n);
         if (rc == ATR_ERROR) {
+            r->resp_close = 1; /* the body's framing is in doubt: never read on */
             if (r->body_error && !r->resp_head_sent) {
                 px_fail(px, r->body_error, "bad request body");
                 return;
