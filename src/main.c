@@ -56,6 +56,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    if ((check || dump) && atr_runtime_check(conf, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        atr_conf_free(conf);
+        return 1;
+    }
     if (check || dump) {
         if (dump)
             atr_conf_dump(conf, stdout);

@@ -252,13 +252,14 @@ void atr__conf_syntax_error(atr__conf_pctx_t *ctx, int major, atr__conf_tok_t *t
     char what[96];
     ctx->failed = 1;
     if (major < 0) {
-        atr__conf_err(ctx->err, ctx->errlen, &ctx->eof, "blocks nested too deeply");
+        atr__conf_err(ctx->err, ctx->errlen, &ctx->last, "blocks nested too deeply");
         return;
     }
     describe(what, sizeof(what), major, tok);
     if (major == 0) {
         if (ctx->in_directive)
-            atr__conf_err(ctx->err, ctx->errlen, &ctx->eof, "unexpected end of file, expected ';'");
+            atr__conf_err(ctx->err, ctx->errlen, &ctx->last,
+                          "unexpected end of file, expected ';'");
         else
             atr__conf_err(ctx->err, ctx->errlen, &ctx->open[ctx->depth - 1],
                           "unexpected end of file, expected '}'");
@@ -318,8 +319,7 @@ static int parse_text(atr__conf_arena_t *a, const char *file, const char *text, 
             rc = -1;
             break;
         }
-        if (code == 0)
-            ctx.eof = tok->pos;
+        ctx.last = tok->pos;
         if (code == ATR_CT_LBRACE && ctx.depth == MAX_NESTING) {
             rc = atr__conf_err(err, errlen, &tok->pos, "blocks nested more than %d deep",
                                MAX_NESTING);

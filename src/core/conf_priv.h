@@ -96,7 +96,7 @@ typedef struct atr__conf_pctx {
     int in_directive;        /* a directive name was seen, no ';' '{' yet */
     int depth;               /* open blocks */
     atr_conf_pos_t open[32]; /* '{' positions of the open blocks */
-    atr_conf_pos_t eof;      /* where the input ended */
+    atr_conf_pos_t last;     /* the token being pushed (at the end: end of input) */
     char *err;
     size_t errlen;
 } atr__conf_pctx_t;

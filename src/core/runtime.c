@@ -265,6 +265,23 @@ static int check_supported(const atr_conf_t *conf, char *err, size_t errlen)
     return 0;
 }
 
+int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
+{
+    if (check_supported(conf, err, errlen) < 0)
+        return -1;
+    for (int i = 0; i < conf->nlistens; i++) {
+        const atr_conf_listen_t *l = &conf->listens[i];
+        int fd = atr_listener_socket((const struct sockaddr *)&l->addr, l->addrlen);
+        if (fd < 0) {
+            snprintf(err, errlen, "%s:%d:%d: cannot listen on %s: %s", l->pos.file, l->pos.line,
+                     l->pos.col, l->text, strerror(-fd));
+            return -1;
+        }
+        close(fd);
+    }
+    return 0;
+}
+
 /* Build, bind and hand out a generation. Takes conf. 0 or -1 with err. */
 static int apply(atr_conf_t *conf, char *err, size_t errlen)
 {

@@ -43,6 +43,11 @@ static inline int atr_gen_upstream_index(const atr_gen_t *g, const atr_conf_upst
     return (int)(u - g->conf->upstreams);
 }
 
+/* What -t checks beyond the config itself, exactly as a start would: the
+ * features this build supports and that every listen address can be bound.
+ * 0, or -1 with "FILE:LINE:COL: message" in err. */
+int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen);
+
 /* Run the proxy with a loaded config until stopped. Takes ownership of conf.
  * Returns the process exit status. */
 int atr_runtime_run(atr_conf_t *conf);
