@@ -1,0 +1,156 @@
+"""SIGHUP reload: new behaviour, bad configs keep the old one, listeners added
+and removed, in-flight work finishes, no errors under load (wrk)."""
+
+import re
+import subprocess
+import time
+
+from conftest import (Background, Conn, connect, free_port, get, port_open, proxy_conf,
+                      upstream_conf, wait_until, ws_frame, ws_handshake_request, ws_recv_frame,
+                      Reader, read_response)
+
+
+def conf(origin_, ret, extra_listen=""):
+    return """\
+listen 127.0.0.1:{{port}};
+%s
+%s
+host * {
+    route /ret/ { return 200 "%s"; }
+    route / { proxy app; }
+}
+""" % (extra_listen, upstream_conf([origin_]), ret)
+
+
+def body_is(port, path, want):
+    try:
+        return get(port, path).body == want
+    except OSError:
+        return False
+
+
+def test_reload_changes_behaviour(atrium, origin):
+    o = origin("A")
+    a = atrium(conf(o, "v1"))
+    assert get(a.port, "/ret/").body == b"v1"
+    a.reload(conf(o, "v2"))
+    assert wait_until(lambda: body_is(a.port, "/ret/", b"v2"), 1.0), "v2 not served after reload"
+    assert get(a.port, "/name").body == b"A"
+
+
+def test_reload_logs_generation_line(atrium, origin):
+    """The suite's reload-done signal: a `reload: generation N active` line."""
+    o = origin("A")
+    a = atrium(conf(o, "v1"))
+    assert a.reload(conf(o, "v2")), "no `reload: generation N active` line after SIGHUP:\n" + a.error_log[-2000:]
+
+
+def test_idle_keepalive_client_moves_to_new_generation(atrium, origin):
+    o = origin("A")
+    a = atrium(conf(o, "v1") + "keepalive_timeout 30s;\n")
+    with Conn(a.port) as c:
+        assert c.request("GET", "/ret/").body == b"v1"
+        a.reload(conf(o, "v2") + "keepalive_timeout 30s;\n")
+        time.sleep(0.2)
+        assert c.request("GET", "/ret/").body == b"v2"
+
+
+def test_bad_config_keeps_old_generation(atrium, origin):
+    o = origin("A")
+    a = atrium(conf(o, "v1"))
+    good = a.conf_text
+    bad = good.replace('return 200 "v1";', 'return 200 "v2";\n    bogus_directive here;')
+    bad_line = [i for i, l in enumerate(bad.splitlines(), 1) if "bogus_directive" in l][0]
+    a.conf_path.write_text(bad)
+    before = len(a.error_log)
+    assert a.reload(expect_ok=False), "no FILE:LINE:COL line for the bad config"
+    log = a.error_log[before:]
+    assert re.search(r"%s:%d:\d+:" % (re.escape(str(a.conf_path)), bad_line), log), log
+    for _ in range(5):
+        assert get(a.port, "/ret/").body == b"v1"
+    assert a.alive()
+    # a fixed config after a failed one still applies
+    a.reload(conf(o, "v3"))
+    assert wait_until(lambda: body_is(a.port, "/ret/", b"v3"), 1.0)
+
+
+def test_reload_adds_and_removes_listener(atrium, origin):
+    o = origin("A")
+    a = atrium(conf(o, "v1"))
+    p2 = free_port()
+    a.reload(conf(o, "v2", "listen 127.0.0.1:%d;" % p2))
+    assert wait_until(lambda: body_is(p2, "/ret/", b"v2"), 1.0), "new listener does not serve"
+    assert get(a.port, "/ret/").body == b"v2"
+    a.reload(conf(o, "v3"))
+    assert wait_until(lambda: not port_open(p2, 0.2), 3.0), "removed listener still accepts"
+    assert get(a.port, "/ret/").body == b"v3"
+
+
+def test_reload_changes_upstream_members(atrium, origin):
+    a_, b_ = origin("A"), origin("B")
+    a = atrium(conf(a_, "v1"))
+    assert get(a.port, "/name").body == b"A"
+    a.reload(conf(b_, "v2"))
+    assert wait_until(lambda: body_is(a.port, "/name", b"B"), 1.0)
+
+
+def test_inflight_request_survives_reload(atrium, origin):
+    o = origin("A")
+    a = atrium(conf(o, "v1"))
+    held = Background(get, a.port, "/hold?ms=1500")
+    assert wait_until(lambda: o.stats()["inflight"] == 1, 2.0)
+    a.reload(conf(o, "v2"))
+    r = held.result(10)
+    assert (r.status, r.text()) == (200, "held 1500 A")
+
+
+def test_websocket_survives_reload(atrium, origin):
+    o = origin("A")
+    a = atrium(conf(o, "v1"))
+    with connect(a.port) as s:
+        req, key = ws_handshake_request()
+        s.sendall(req)
+        rd = Reader(s)
+        assert read_response(rd).status == 101
+        s.sendall(ws_frame(1, b"before", mask=b"abcd"))
+        assert ws_recv_frame(rd) == (True, 1, b"before")
+        a.reload(conf(o, "v2"))
+        s.sendall(ws_frame(1, b"after", mask=b"abcd"))
+        assert ws_recv_frame(rd) == (True, 1, b"after")
+
+
+def test_reloads_under_load_no_errors(atrium, origin):
+    """wrk -t2 -c20 -d8s while 10 reloads happen (one with a bad config):
+    no socket errors and no non-2xx/3xx responses."""
+    o1, o2 = origin("A"), origin("B")
+
+    def cfg(i):
+        return ("workers 2;\n" + proxy_conf(
+            [o1, o2], route_extra="response_header set X-Gen %d;" % i))
+
+    a = atrium(cfg(0))
+    wrk = subprocess.Popen(["wrk", "-t2", "-c20", "-d8s", "--timeout", "5s",
+                            "http://127.0.0.1:%d/name" % a.port],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1.0)
+        for i in range(1, 11):
+            t0 = time.monotonic()
+            if i == 5:
+                a.conf_path.write_text(a.conf_text.replace("host * {", "host * {\n    nope;"))
+                a.reload(expect_ok=False, timeout=0.5)
+            else:
+                a.reload(cfg(i), timeout=0.5)
+            assert a.alive()
+            time.sleep(max(0.0, 0.6 - (time.monotonic() - t0)))
+        out, _ = wrk.communicate(timeout=30)
+    finally:
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait(5)
+    assert wrk.returncode == 0, out
+    m = re.search(r"(\d+) requests in", out)
+    assert m and int(m.group(1)) > 0, out
+    assert "Socket errors" not in out, out
+    assert "Non-2xx or 3xx responses" not in out, out
+    assert get(a.port, "/name").get("X-Gen") == "10"

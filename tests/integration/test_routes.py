@@ -1,0 +1,83 @@
+"""Hosts and routes: return, static files, host matching, longest prefix."""
+
+import pytest
+
+from conftest import get, raw_ex, upstream_conf
+
+
+@pytest.fixture
+def site(atrium, origin, tmp_path):
+    o = origin("A")
+    www = tmp_path / "www"
+    (www / "static" / "sub").mkdir(parents=True)
+    (www / "a.txt").write_text("alias-a\n")
+    (www / "static" / "a.txt").write_text("root-a\n")
+    (www / "static" / "sub" / "b.txt").write_text("root-b\n")
+    (www / "sub").mkdir()
+    (www / "sub" / "b.txt").write_text("alias-b\n")
+    (tmp_path / "secret.txt").write_text("TOP-SECRET\n")
+    a = atrium("""\
+%s
+host a.example {
+    route / { return 200 "host-a"; }
+}
+host * {
+    route /static/ { static %s; }
+    route /ret/ { return 200 "hello"; }
+    route / { proxy app; }
+}
+""" % (upstream_conf([o]), www))
+    return a, o
+
+
+def test_return(site):
+    a, _ = site
+    r = get(a.port, "/ret/anything")
+    assert (r.status, r.body, r.get("Content-Length")) == (200, b"hello", "5")
+
+
+def test_longest_prefix_wins(site):
+    a, _ = site
+    assert get(a.port, "/ret/").body == b"hello"
+    r = get(a.port, "/retx")                          # "/ret/" does not match "/retx"
+    assert r.get("X-Origin") == "A", r                # so it was proxied (origin: 404)
+    assert get(a.port, "/").body == b"A"
+
+
+def test_host_matching(site):
+    a, _ = site
+    assert get(a.port, "/", host="a.example").body == b"host-a"
+    assert get(a.port, "/", host="A.EXAMPLE").body == b"host-a"       # case-insensitive
+    assert get(a.port, "/", host="a.example:8080").body == b"host-a"  # port ignored
+    assert get(a.port, "/", host="b.example").body == b"A"
+
+
+def test_static_file(site):
+    a, _ = site
+    r = get(a.port, "/static/a.txt")
+    assert r.status == 200
+    assert r.body in (b"alias-a\n", b"root-a\n")
+    assert r.get("Content-Length") == str(len(r.body))
+    r2 = get(a.port, "/static/sub/b.txt")
+    assert r2.status == 200 and r2.body in (b"alias-b\n", b"root-b\n")
+    assert get(a.port, "/static/missing.txt").status == 404
+
+
+def test_static_head(site):
+    a, _ = site
+    r = raw_ex(a.port, b"HEAD /static/a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    resp = r.responses(["HEAD"])
+    assert len(resp) == 1 and resp[0].status == 200 and resp[0].body == b""
+    assert resp[0].get("Content-Length") in ("8", "7")
+
+
+@pytest.mark.parametrize("path", [
+    "/static/../secret.txt", "/static/../../secret.txt", "/static/%2e%2e/secret.txt",
+    "/static/%2e%2e/%2e%2e/secret.txt", "/static/..%2fsecret.txt", "/static/sub/../../secret.txt",
+    "/static/%2e%2e%2f%2e%2e%2fsecret.txt",
+])
+def test_static_no_traversal(site, path):
+    a, _ = site
+    r = raw_ex(a.port, b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert r.status is not None, r
+    assert b"TOP-SECRET" not in r.data, r

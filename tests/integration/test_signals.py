@@ -1,0 +1,117 @@
+"""Signals: SIGTERM drains gracefully (bounded by drain_timeout), SIGUSR1
+reopens log files."""
+
+import os
+import signal
+import socket
+import time
+
+from conftest import Background, Conn, get, port_open, proxy_conf, wait_until
+
+
+def status_or_error(port, path):
+    try:
+        return get(port, path).status
+    except (OSError, ValueError) as e:
+        return type(e).__name__
+
+
+def connect_refused(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+
+
+def test_graceful_stop_finishes_inflight(atrium, origin):
+    o = origin("A")
+    a = atrium(proxy_conf([o], main_extra="drain_timeout 30s;"))
+    held = Background(get, a.port, "/hold?ms=2000")
+    assert wait_until(lambda: o.stats()["inflight"] == 1, 2.0)
+    time.sleep(0.3)
+    a.send_signal(signal.SIGTERM)
+    a.stopped = True
+    # the listener closes at once: new connections are refused while the
+    # held request is still running
+    assert wait_until(lambda: connect_refused(a.port), 1.2), "listener still open after SIGTERM"
+    assert o.stats()["inflight"] == 1, "the held request ended too early"
+    r = held.result(10)
+    assert (r.status, r.text()) == (200, "held 2000 A")
+    assert a.proc.wait(10) == 0
+
+
+def test_graceful_stop_closes_idle_keepalive(atrium, origin):
+    """Idle keep-alive connections do not hold up the exit."""
+    o = origin("A")
+    a = atrium(proxy_conf([o], main_extra="drain_timeout 30s; keepalive_timeout 60s;"))
+    with Conn(a.port) as c:
+        assert c.request("GET", "/name").status == 200
+        a.send_signal(signal.SIGTERM)
+        a.stopped = True
+        assert c.closed_by_peer(timeout=5.0), "idle keep-alive connection kept open"
+    assert a.proc.wait(5) == 0
+
+
+def test_drain_timeout_bounds_stop(atrium, origin):
+    o = origin("A")
+    a = atrium(proxy_conf([o], main_extra="drain_timeout 1s;"))
+    held = Background(status_or_error, a.port, "/hold?ms=8000")
+    assert wait_until(lambda: o.stats()["inflight"] == 1, 2.0)
+    a.send_signal(signal.SIGTERM)
+    a.stopped = True
+    rc = a.proc.wait(6)           # well before the held request could finish
+    assert rc == 0
+    assert held.result(10) != 200
+
+
+def test_sigusr1_reopens_access_log(atrium, origin):
+    o = origin("A")
+    a = atrium(proxy_conf([o], main_extra="access_log {{dir}}/access.log combined;"))
+    log = a.dir / "access.log"
+    assert get(a.port, "/name?first").status == 200
+    assert wait_until(lambda: log.exists() and "/name?first" in log.read_text(), 3.0)
+    rotated = a.dir / "access.log.1"
+    os.rename(log, rotated)
+    a.send_signal(signal.SIGUSR1)
+
+    def reopened():
+        assert get(a.port, "/name?second").status == 200
+        return log.exists() and "/name?second" in log.read_text()
+    assert wait_until(reopened, 3.0, interval=0.1), "no new access.log after SIGUSR1"
+    assert "/name?first" in rotated.read_text()
+    assert "/name?first" not in log.read_text()
+    assert a.alive()
+
+
+def test_sigusr1_reopens_error_log(atrium):
+    a = atrium('host * { route / { return 200 "x"; } }')
+    rotated = a.dir / "error.log.1"
+    os.rename(a.error_log_path, rotated)
+    a.send_signal(signal.SIGUSR1)
+    assert wait_until(lambda: a.error_log_path.exists(), 3.0, interval=0.1), \
+        "no new error.log after SIGUSR1"
+    assert get(a.port, "/").status == 200
+    assert a.alive()
+
+
+def test_signals_handled_as_soon_as_listening(atrium):
+    """A signal sent the moment the port accepts must be handled, not kill the
+    process (handlers are installed before listeners accept)."""
+    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGHUP, signal.SIGUSR1, signal.SIGHUP):
+        a = atrium('host * { route / { return 200 "x"; } }', wait_started=False)
+        a.send_signal(sig)
+        time.sleep(0.3)
+        assert a.alive(), "signal %d right after start killed atrium (exit %s)" % (
+            sig, a.proc.returncode)
+        assert get(a.port, "/").status == 200
+        assert a.stop() == 0
+
+
+def test_sigterm_with_no_traffic_exits_0(atrium):
+    a = atrium('host * { route / { return 200 "x"; } }')
+    assert get(a.port, "/").status == 200
+    assert a.stop(signal.SIGTERM, timeout=5) == 0
+    assert not port_open(a.port)
