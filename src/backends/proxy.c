@@ -70,6 +70,8 @@ struct atr_proxy {
     int reusable;
     int fail_status;              /* 502 (refused) or 504 (timed out) once a try failed */
     uint64_t t_start;
+    char *client_head;            /* response head waiting to go out with the first body bytes */
+    size_t client_head_len;
     uv_timer_t *qtimer;
     atr_proxy_t *qnext;
     char scratch[ATR_MAX_OUT_BUFS][ATR_FRAME_SCRATCH];
@@ -325,6 +327,7 @@ static void px_free(atr_proxy_t *px)
         atr_http_parser_free(px->rparser);
     free(px->rmsg);
     free(px->head);
+    free(px->client_head);
     free(px->tried);
     atr_wgen_unref(px->wg);
     free(px);
@@ -755,7 +758,7 @@ static void px_pump_response(atr_proxy_t *px)
             px_fail(px, 502, "backend closed mid-body");
             return;
         }
-        if (n == 0 && !last) {
+        if (n == 0 && !last && px->client_head == NULL) {
             if (bc->off == bc->len)
                 bc->off = bc->len = 0;
             bc_read_start(bc);
@@ -766,7 +769,10 @@ static void px_pump_response(atr_proxy_t *px)
             px->resp_done = 1;
             px->reusable = px->rbody.mode != ATR_BM_CLOSE && bc->off == bc->len && !bc->eof;
         }
-        int wrc = atr_req_send(r, NULL, 0, v, n, last, on_client_written);
+        /* The response head goes out with the first body bytes: one write. */
+        char *head = px->client_head;
+        px->client_head = NULL;
+        int wrc = atr_req_send(r, head, px->client_head_len, v, n, last, on_client_written);
         if (wrc < 0) {
             px_end(px);
             atr_req_abort(r);
@@ -846,20 +852,8 @@ static void px_response_head(atr_proxy_t *px)
     if (r->c->w->stopping)
         r->resp_close = 1;
     r->resp_no_body = head_req || m->body == ATR_BODY_NONE;
-    size_t hl = 0;
-    char *head = atr_http_client_head(r, m, with_length, length, &hl);
+    px->client_head = atr_http_client_head(r, m, with_length, length, &px->client_head_len);
     px->phase = PX_STREAMING;
-    int rc = atr_req_send(r, head, hl, NULL, 0, 0, on_client_written);
-    if (rc < 0) {
-        px_end(px);
-        atr_req_abort(r);
-        return;
-    }
-    if (rc == 1) {
-        px->resp_writing = 1;
-        bc_read_stop(bc);
-        return;
-    }
     px_pump_response(px);
 }
 

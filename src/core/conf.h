@@ -145,7 +145,7 @@ atr_conf_t *atr_conf_load_string(const char *name, const char *text, size_t len,
 atr_conf_t *atr_conf_load_string_ex(const char *name, const char *text, size_t len,
                                     unsigned flags, char *err, size_t errlen);
 
-void atr_conf_free(atr_conf_t *c);
+void atr_conf_free(atr_conf_t *c); /* NULL is fine */
 
 /* Write the effective configuration (every default filled in) in the config
  * language, so that it parses back to the same conf (-T). */

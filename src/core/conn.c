@@ -445,6 +445,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->closing)
         return;
     conn_hold(c);
+    if (nread == UV_ENOBUFS) {
+        uv_read_stop(s); /* the buffer is full: update_reading resumes */
+        c->reading = 0;
+        conn_release(c);
+        return;
+    }
     if (nread < 0) {
         c->eof = 1;
         uv_read_stop(s);
@@ -472,16 +478,14 @@ static int want_read(atr_conn_t *c)
 {
     if (c->closing || c->eof)
         return 0;
-    /* A full buffer outside a head (pipelined bytes waiting): let the kernel
-     * hold the rest; that is the backpressure on the client. */
-    int full = c->in != NULL && c->in_len == c->in_cap && c->in_off == 0;
-    if (full && (c->req == NULL || c->req->phase != ATR_RP_HEAD))
-        return 0;
-    if (c->req == NULL)
+    if (c->in == NULL || c->req == NULL || c->req->phase == ATR_RP_HEAD)
         return 1;
-    if (c->req->phase == ATR_RP_HEAD)
-        return 1;
-    return c->req->body_wanted;
+    /* While a request is handled keep reading as long as the buffer has
+     * room (no epoll churn per request, and a client's close is seen); a
+     * full buffer lets the kernel hold the rest: the backpressure on the
+     * client. Room exists if compaction can make some (on_alloc). */
+    int full = c->in_len == c->in_cap && (c->in_off == 0 || c->req->body_pending > 0);
+    return !full;
 }
 
 static void update_reading(atr_conn_t *c)

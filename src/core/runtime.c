@@ -256,6 +256,14 @@ static int check_supported(const atr_conf_t *conf, char *err, size_t errlen)
     }
     for (int i = 0; i < conf->nupstreams; i++) {
         const atr_conf_upstream_t *u = &conf->upstreams[i];
+        for (int j = 0; j < u->nservers; j++) {
+            const atr_conf_server_t *sv = &u->servers[j];
+            if (sv->resolve) {
+                snprintf(err, errlen, "%s:%d:%d: server %s: 'resolve' (DNS pools) is not "
+                         "supported yet", sv->pos.file, sv->pos.line, sv->pos.col, sv->text);
+                return -1;
+            }
+        }
         if (u->protocol != ATR_PROTO_HTTP) {
             snprintf(err, errlen, "%s:%d:%d: upstream '%s': only protocol http is supported yet",
                      u->pos.file, u->pos.line, u->pos.col, u->name);
@@ -401,6 +409,16 @@ int atr_runtime_run(atr_conf_t *conf)
     for (int i = 0; i < rt.nworkers; i++)
         rt.workers[i] = atr_worker_new(i + 1);
 
+    /* Handlers first: a signal that arrives the moment a listener accepts
+     * is queued for the loop instead of killing the process. */
+    uv_signal_init(rt.loop, &rt.sig_hup);
+    uv_signal_init(rt.loop, &rt.sig_term);
+    uv_signal_init(rt.loop, &rt.sig_int);
+    uv_signal_init(rt.loop, &rt.sig_usr1);
+    uv_signal_start(&rt.sig_hup, on_signal, SIGHUP);
+    uv_signal_start(&rt.sig_term, on_signal, SIGTERM);
+    uv_signal_start(&rt.sig_int, on_signal, SIGINT);
+    uv_signal_start(&rt.sig_usr1, on_signal, SIGUSR1);
     const char *user = conf->user ? atr_xstrdup(conf->user) : NULL;
     const char *pid_file = conf->pid_file ? atr_xstrdup(conf->pid_file) : NULL;
     if (apply(conf, err, sizeof err) < 0) {
@@ -420,14 +438,6 @@ int atr_runtime_run(atr_conf_t *conf)
     for (int i = 0; i < rt.nworkers; i++)
         atr_worker_start(rt.workers[i]);
 
-    uv_signal_init(rt.loop, &rt.sig_hup);
-    uv_signal_init(rt.loop, &rt.sig_term);
-    uv_signal_init(rt.loop, &rt.sig_int);
-    uv_signal_init(rt.loop, &rt.sig_usr1);
-    uv_signal_start(&rt.sig_hup, on_signal, SIGHUP);
-    uv_signal_start(&rt.sig_term, on_signal, SIGTERM);
-    uv_signal_start(&rt.sig_int, on_signal, SIGINT);
-    uv_signal_start(&rt.sig_usr1, on_signal, SIGUSR1);
     ATR_NOTICE("atrium %s started: %d worker(s), generation %llu", ATR_VERSION, rt.nworkers,
                (unsigned long long)rt.gen->id);
 

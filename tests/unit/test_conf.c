@@ -67,8 +67,8 @@ static char *subst(const char *in)
 static atr_conf_t *load(const char *text)
 {
     char *t = subst(text);
-    atr_conf_t *c = atr_conf_load_string_ex("t.conf", t, strlen(t), ATR_CONF_NO_DNS, err,
-                                            sizeof(err));
+    atr_conf_t *c =
+        atr_conf_load_string_ex("t.conf", t, strlen(t), ATR_CONF_NO_DNS, err, sizeof(err));
     free(t);
     return c;
 }
@@ -179,8 +179,7 @@ static void test_values(void)
         int rc = atr_conf_parse_duration(durs[i].s, &v);
         T_CHECK(durs[i].line, rc == (durs[i].ok ? 0 : -1), "'%s' rc %d", durs[i].s, rc);
         if (durs[i].ok)
-            T_CHECK(durs[i].line, v == durs[i].ms, "'%s' = %llu", durs[i].s,
-                    (unsigned long long)v);
+            T_CHECK(durs[i].line, v == durs[i].ms, "'%s' = %llu", durs[i].s, (unsigned long long)v);
     }
 }
 
@@ -485,8 +484,8 @@ static void test_good(void)
         if (c == NULL)
             continue;
         char *d1 = dump(c);
-        atr_conf_t *c2 = atr_conf_load_string_ex("t.conf", d1, strlen(d1), ATR_CONF_NO_DNS, err,
-                                                 sizeof(err));
+        atr_conf_t *c2 =
+            atr_conf_load_string_ex("t.conf", d1, strlen(d1), ATR_CONF_NO_DNS, err, sizeof(err));
         T_CHECK(line, c2 != NULL, "dump does not load: %s\n%s", err, d1);
         if (c2 != NULL) {
             char *d2 = dump(c2);
@@ -506,8 +505,8 @@ static void test_dump(void)
     if (c == NULL)
         return;
     char *d1 = dump(c);
-    atr_conf_t *c2 = atr_conf_load_string_ex("t.conf", d1, strlen(d1), ATR_CONF_NO_DNS, err,
-                                             sizeof(err));
+    atr_conf_t *c2 =
+        atr_conf_load_string_ex("t.conf", d1, strlen(d1), ATR_CONF_NO_DNS, err, sizeof(err));
     T_CHECK(__LINE__, c2 != NULL, "%s\n%s", err, d1);
     if (c2 != NULL) {
         char *d2 = dump(c2);
@@ -542,32 +541,31 @@ static void test_dump(void)
     if (c == NULL)
         return;
     d1 = dump(c);
-    static const char *const defaults =
-        "# effective configuration of t.conf\n"
-        "workers auto;\n"
-        "error_log stderr info;\n"
-        "access_log off;\n"
-        "max_request_line 8k;\n"
-        "max_header_size 32k;\n"
-        "max_headers 100;\n"
-        "max_body_size 1g;\n"
-        "header_timeout 10s;\n"
-        "body_timeout 1m;\n"
-        "send_timeout 1m;\n"
-        "keepalive_timeout 75s;\n"
-        "keepalive_requests 1000;\n"
-        "drain_timeout 30s;\n"
-        "buffer_size 16k;\n"
-        "via atrium;\n"
-        "underscores_in_headers off;\n"
-        "\n"
-        "listen 8080;\n"
-        "\n"
-        "host * {\n"
-        "    route / {\n"
-        "        return 200;\n"
-        "    }\n"
-        "}\n";
+    static const char *const defaults = "# effective configuration of t.conf\n"
+                                        "workers auto;\n"
+                                        "error_log stderr info;\n"
+                                        "access_log off;\n"
+                                        "max_request_line 8k;\n"
+                                        "max_header_size 32k;\n"
+                                        "max_headers 100;\n"
+                                        "max_body_size 1g;\n"
+                                        "header_timeout 10s;\n"
+                                        "body_timeout 1m;\n"
+                                        "send_timeout 1m;\n"
+                                        "keepalive_timeout 75s;\n"
+                                        "keepalive_requests 1000;\n"
+                                        "drain_timeout 30s;\n"
+                                        "buffer_size 16k;\n"
+                                        "via atrium;\n"
+                                        "underscores_in_headers off;\n"
+                                        "\n"
+                                        "listen 8080;\n"
+                                        "\n"
+                                        "host * {\n"
+                                        "    route / {\n"
+                                        "        return 200;\n"
+                                        "    }\n"
+                                        "}\n";
     T_CHECK(__LINE__, strcmp(d1, defaults) == 0, "got\n%s", d1);
     free(d1);
     atr_conf_free(c);
@@ -591,10 +589,12 @@ static const struct {
     { __LINE__, "listen 8080", "t.conf:1:12: unexpected end of file, expected ';'" },
     { __LINE__, "listen 8080;\n  via \"abc\n;", "t.conf:2:7: unterminated string" },
     { __LINE__, "via 'abc", "t.conf:1:5: unterminated string" },
-    { __LINE__, "via \"a\\qb\";", "t.conf:1:7: invalid escape '\\q' in string (expected \\\\, \\\" or \\')" },
+    { __LINE__, "via \"a\\qb\";",
+      "t.conf:1:7: invalid escape '\\q' in string (expected \\\\, \\\" or \\')" },
     { __LINE__, "{", "t.conf:1:1: unexpected '{', expected a directive name" },
     { __LINE__, "listen 8080;;", "t.conf:1:13: unexpected ';', expected a directive name" },
-    { __LINE__, "\"listen\" 8080;", "t.conf:1:1: unexpected string \"listen\", expected a directive name" },
+    { __LINE__, "\"listen\" 8080;",
+      "t.conf:1:1: unexpected string \"listen\", expected a directive name" },
     { __LINE__, "listen 8080; }", "t.conf:1:14: unexpected '}', no block is open" },
     { __LINE__, "listen 80\x01\x00;", "t.conf:1:11: unexpected NUL byte" },
     /* directives, arguments, blocks */
@@ -614,7 +614,8 @@ static const struct {
     { __LINE__, "workers;", "t.conf:1:1: 'workers' takes 1 argument" },
     { __LINE__, "workers 1 2;", "t.conf:1:11: 'workers' takes 1 argument" },
     { __LINE__, "host { }", "t.conf:1:1: 'host' takes at least 1 argument" },
-    { __LINE__, "listen 8080; upstream u { server 127.0.0.1:1 backup resolve weight=1 max_conns=1 x; }",
+    { __LINE__,
+      "listen 8080; upstream u { server 127.0.0.1:1 backup resolve weight=1 max_conns=1 x; }",
       "t.conf:1:82: 'server' takes 1 to 5 arguments" },
     { __LINE__, "upstream u;", "t.conf:1:1: 'upstream' takes a block, expected '{'" },
     { __LINE__, "listen 8080 { }", "t.conf:1:13: 'listen' takes no block, expected ';'" },
@@ -622,8 +623,10 @@ static const struct {
     { __LINE__, "listen 8080; upstream u { server 127.0.0.1:1; balance random2; balance random2; }",
       "t.conf:1:64: duplicate 'balance' (first at t.conf:1:47)" },
     /* values */
-    { __LINE__, "workers 0;", "t.conf:1:9: invalid value '0' for 'workers' (expected 1..1024 or auto)" },
-    { __LINE__, "workers many;", "t.conf:1:9: invalid value 'many' for 'workers' (expected 1..1024 or auto)" },
+    { __LINE__, "workers 0;",
+      "t.conf:1:9: invalid value '0' for 'workers' (expected 1..1024 or auto)" },
+    { __LINE__, "workers many;",
+      "t.conf:1:9: invalid value 'many' for 'workers' (expected 1..1024 or auto)" },
     { __LINE__, "user no-such-user-here;", "t.conf:1:6: unknown user 'no-such-user-here'" },
     { __LINE__, "pid_file '';", "t.conf:1:10: 'pid_file' needs a path" },
     { __LINE__, "error_log stderr loud;",
@@ -631,14 +634,18 @@ static const struct {
     { __LINE__, "access_log stdout xml;",
       "t.conf:1:19: unknown access log format 'xml' (expected combined or json)" },
     { __LINE__, "access_log off json;", "t.conf:1:16: 'access_log off' takes no format" },
-    { __LINE__, "max_request_line 8q;", "t.conf:1:18: invalid size '8q' (expected e.g. 512, 64k, 1m)" },
-    { __LINE__, "max_request_line 2m;", "t.conf:1:18: 'max_request_line' must be between 64 and 1m" },
+    { __LINE__, "max_request_line 8q;",
+      "t.conf:1:18: invalid size '8q' (expected e.g. 512, 64k, 1m)" },
+    { __LINE__, "max_request_line 2m;",
+      "t.conf:1:18: 'max_request_line' must be between 64 and 1m" },
     { __LINE__, "buffer_size 1k;", "t.conf:1:13: 'buffer_size' must be between 4k and 1m" },
     { __LINE__, "max_body_size 99999999999999999999;",
       "t.conf:1:15: invalid size '99999999999999999999' (expected e.g. 512, 64k, 1m)" },
     { __LINE__, "max_headers 257;", "t.conf:1:13: 'max_headers' must be between 1 and 256" },
-    { __LINE__, "max_headers -1;", "t.conf:1:13: invalid number '-1' for 'max_headers' (expected 1..256)" },
-    { __LINE__, "header_timeout 5x;", "t.conf:1:16: invalid duration '5x' (expected e.g. 750ms, 2s, 5m)" },
+    { __LINE__, "max_headers -1;",
+      "t.conf:1:13: invalid number '-1' for 'max_headers' (expected 1..256)" },
+    { __LINE__, "header_timeout 5x;",
+      "t.conf:1:16: invalid duration '5x' (expected e.g. 750ms, 2s, 5m)" },
     { __LINE__, "header_timeout 0;", "t.conf:1:16: 'header_timeout' must be between 1ms and 365d" },
     { __LINE__, "drain_timeout 366d;", "t.conf:1:15: 'drain_timeout' must be between 0s and 365d" },
     { __LINE__, "via 'a b';", "t.conf:1:5: invalid via name 'a b' (expected a token or off)" },
@@ -646,40 +653,51 @@ static const struct {
       "t.conf:1:24: invalid value 'yes' for 'underscores_in_headers' (expected on or off)" },
     /* listen */
     { __LINE__, "listen localhost:80;",
-      "t.conf:1:8: invalid listen address 'localhost:80' (expected e.g. 127.0.0.1:8080, [::1]:8080, *:8080 or 8080)" },
+      "t.conf:1:8: invalid listen address 'localhost:80' (expected e.g. 127.0.0.1:8080, "
+      "[::1]:8080, *:8080 or 8080)" },
     { __LINE__, "listen 70000;",
-      "t.conf:1:8: invalid listen address '70000' (expected e.g. 127.0.0.1:8080, [::1]:8080, *:8080 or 8080)" },
+      "t.conf:1:8: invalid listen address '70000' (expected e.g. 127.0.0.1:8080, [::1]:8080, "
+      "*:8080 or 8080)" },
     { __LINE__, "listen 127.1:80;",
-      "t.conf:1:8: invalid listen address '127.1:80' (expected e.g. 127.0.0.1:8080, [::1]:8080, *:8080 or 8080)" },
+      "t.conf:1:8: invalid listen address '127.1:80' (expected e.g. 127.0.0.1:8080, [::1]:8080, "
+      "*:8080 or 8080)" },
     { __LINE__, "listen ::1:80;",
-      "t.conf:1:8: invalid listen address '::1:80' (expected e.g. 127.0.0.1:8080, [::1]:8080, *:8080 or 8080)" },
+      "t.conf:1:8: invalid listen address '::1:80' (expected e.g. 127.0.0.1:8080, [::1]:8080, "
+      "*:8080 or 8080)" },
     { __LINE__, "listen 80 ssl;", "t.conf:1:11: unknown listen parameter 'ssl' (expected tls)" },
     { __LINE__, "listen 127.0.0.1:8080;\nlisten 127.0.0.1:8080 tls;",
       "t.conf:2:8: duplicate listen 127.0.0.1:8080 (first at t.conf:1:1)" },
-    { __LINE__, "listen 8080;\n  listen *:8080;", "t.conf:2:10: duplicate listen *:8080 (first at t.conf:1:1)" },
+    { __LINE__, "listen 8080;\n  listen *:8080;",
+      "t.conf:2:10: duplicate listen *:8080 (first at t.conf:1:1)" },
     { __LINE__, "listen [::1]:80; listen [0:0::1]:80;",
       "t.conf:1:25: duplicate listen [0:0::1]:80 (first at t.conf:1:1)" },
     { __LINE__, H, "t.conf:2:1: no listen directive (expected e.g. listen 8080;)" },
     { __LINE__, "", "t.conf:1:1: no listen directive (expected e.g. listen 8080;)" },
-    { __LINE__, "listen 8080;\n", "t.conf:2:1: no host block (expected e.g. host * { route / { ... } })" },
+    { __LINE__, "listen 8080;\n",
+      "t.conf:2:1: no host block (expected e.g. host * { route / { ... } })" },
     /* upstream and server */
     { __LINE__, "listen 8080;\nupstream app {\n  balance rr; }",
       "t.conf:3:11: unknown balance method 'rr' (expected round_robin, least_conn or random2)" },
     { __LINE__, "listen 8080; upstream app { protocol grpc; }",
       "t.conf:1:38: unknown protocol 'grpc' (expected http, https, fastcgi or scgi)" },
     { __LINE__, "listen 8080;\nupstream app { }\n" H, "t.conf:2:1: upstream 'app' has no server" },
-    { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1; } upstream a { server 127.0.0.1:2; }",
+    { __LINE__,
+      "listen 8080; upstream a { server 127.0.0.1:1; } upstream a { server 127.0.0.1:2; }",
       "t.conf:1:58: duplicate upstream 'a' (first at t.conf:1:14)" },
     { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1; server 127.0.0.1:1 backup; }",
       "t.conf:1:54: duplicate server 127.0.0.1:1 in upstream 'a' (first at t.conf:1:27)" },
     { __LINE__, "listen 8080; upstream a { server 127.0.0.1; }",
-      "t.conf:1:34: invalid server address '127.0.0.1' (expected IP:PORT, [IPv6]:PORT, unix:/path or host:PORT)" },
+      "t.conf:1:34: invalid server address '127.0.0.1' (expected IP:PORT, [IPv6]:PORT, unix:/path "
+      "or host:PORT)" },
     { __LINE__, "listen 8080; upstream a { server 127.0.0.1:0; }",
-      "t.conf:1:34: invalid server address '127.0.0.1:0' (expected IP:PORT, [IPv6]:PORT, unix:/path or host:PORT)" },
+      "t.conf:1:34: invalid server address '127.0.0.1:0' (expected IP:PORT, [IPv6]:PORT, "
+      "unix:/path or host:PORT)" },
     { __LINE__, "listen 8080; upstream a { server [::g]:80; }",
-      "t.conf:1:34: invalid IPv6 address in '[::g]:80' (expected IP:PORT, [IPv6]:PORT, unix:/path or host:PORT)" },
+      "t.conf:1:34: invalid IPv6 address in '[::g]:80' (expected IP:PORT, [IPv6]:PORT, unix:/path "
+      "or host:PORT)" },
     { __LINE__, "listen 8080; upstream a { server bad_host!:80; }",
-      "t.conf:1:34: invalid server address 'bad_host!:80' (expected IP:PORT, [IPv6]:PORT, unix:/path or host:PORT)" },
+      "t.conf:1:34: invalid server address 'bad_host!:80' (expected IP:PORT, [IPv6]:PORT, "
+      "unix:/path or host:PORT)" },
     { __LINE__, "listen 8080; upstream a { server unix:; }",
       "t.conf:1:34: invalid unix socket path '' (1 to 107 bytes)" },
     { __LINE__, "listen 8080; upstream a { server unix:/x resolve; }",
@@ -693,9 +711,11 @@ static const struct {
     { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1 max_conns=1000001; }",
       "t.conf:1:46: 'max_conns' must be between 0 and 1000000" },
     { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1 weight; }",
-      "t.conf:1:46: unknown server parameter 'weight' (expected weight=N, max_conns=N, backup or resolve)" },
+      "t.conf:1:46: unknown server parameter 'weight' (expected weight=N, max_conns=N, backup or "
+      "resolve)" },
     { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1 backup=1; }",
-      "t.conf:1:46: unknown server parameter 'backup=1' (expected weight=N, max_conns=N, backup or resolve)" },
+      "t.conf:1:46: unknown server parameter 'backup=1' (expected weight=N, max_conns=N, backup or "
+      "resolve)" },
     { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1 backup backup; }",
       "t.conf:1:53: duplicate server parameter 'backup'" },
     { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1; keepalive_timeout 1x; }",
@@ -703,10 +723,14 @@ static const struct {
     { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1; retries 101; }",
       "t.conf:1:55: 'retries' must be between 0 and 100" },
     /* host and route */
-    { __LINE__, "listen 8080;\nhost * { }", "t.conf:2:1: host * has no route (expected route PREFIX { ... })" },
-    { __LINE__, "listen 8080;\nhost * { route / { return 200; } }\nhost * { route / { return 200; } }",
+    { __LINE__, "listen 8080;\nhost * { }",
+      "t.conf:2:1: host * has no route (expected route PREFIX { ... })" },
+    { __LINE__,
+      "listen 8080;\nhost * { route / { return 200; } }\nhost * { route / { return 200; } }",
       "t.conf:3:6: duplicate host name '*' (first at t.conf:2:1)" },
-    { __LINE__, "listen 8080;\nhost a.com * { route / { return 200; } }\nhost b.com A.COM { route / { return 200; } }",
+    { __LINE__,
+      "listen 8080;\nhost a.com * { route / { return 200; } }\nhost b.com A.COM { route / { return "
+      "200; } }",
       "t.conf:3:12: duplicate host name 'a.com' (first at t.conf:2:1)" },
     { __LINE__, "listen 8080; host a.com a.com { route / { return 200; } }",
       "t.conf:1:25: duplicate host name 'a.com' (first at t.conf:1:14)" },
@@ -721,10 +745,12 @@ static const struct {
     { __LINE__, "listen 8080; host * { route / { request_header remove X; } }",
       "t.conf:1:23: route / has no handler (expected proxy, static or return)" },
     { __LINE__, "listen 8080; host * { route / { return 200; static /tmp; } }",
-      "t.conf:1:45: route / already has a handler ('return' at t.conf:1:33); a route takes exactly one of proxy, static or return" },
+      "t.conf:1:45: route / already has a handler ('return' at t.conf:1:33); a route takes exactly "
+      "one of proxy, static or return" },
     { __LINE__, "listen 8080; host * { route / { return 200; return 201; } }",
       "t.conf:1:45: duplicate 'return' (first at t.conf:1:33)" },
-    { __LINE__, "listen 8080; upstream app { server 127.0.0.1:1; }\nhost * { route / { proxy ap; } }",
+    { __LINE__,
+      "listen 8080; upstream app { server 127.0.0.1:1; }\nhost * { route / { proxy ap; } }",
       "t.conf:2:26: unknown upstream 'ap' in proxy" },
     { __LINE__, "listen 8080; host * { route / {\n  static /nope; } }",
       "t.conf:2:10: static root '/nope': No such file or directory" },
@@ -752,8 +778,10 @@ static const struct {
       "t.conf:1:42: invalid header name 'X Y' (expected a token)" },
     { __LINE__, "listen 8080; host * { route / { return 200; request_header set X-A \"a\rb\"; } }",
       "t.conf:1:68: invalid header value (control character)" },
-    { __LINE__, "listen 8080; host * { route / { return 200; request_header set Content-Length 1; } }",
-      "t.conf:1:64: 'Content-Length' frames the message and cannot be changed with 'request_header'" },
+    { __LINE__,
+      "listen 8080; host * { route / { return 200; request_header set Content-Length 1; } }",
+      "t.conf:1:64: 'Content-Length' frames the message and cannot be changed with "
+      "'request_header'" },
     /* includes (see also test_includes) */
     { __LINE__, "listen 8080;\n  include @D/missing.conf;",
       "t.conf:2:11: cannot open '@D/missing.conf': No such file or directory" },
@@ -762,10 +790,14 @@ static const struct {
     { __LINE__, "include x { }", "t.conf:1:11: 'include' takes no block, expected ';'" },
     { __LINE__, "include '';", "t.conf:1:9: empty include path" },
     { __LINE__, "include @D;", "t.conf:1:9: cannot open '@D': Is a directory" },
-    { __LINE__, "listen 8080;\ninclude @D/bad/*.conf;", "@D/bad/b.conf:2:3: unknown directive 'nope' at top level" },
-    { __LINE__, "include @D/loop_a.conf;", "@D/loop_b.conf:1:9: include loop: '@D/loop_a.conf' is already being read" },
-    { __LINE__, "include @D/self.conf;", "@D/self.conf:1:9: include loop: '@D/self.conf' is already being read" },
-    { __LINE__, "include @D/deep0.conf;", "@D/deep15.conf:1:9: includes nested more than 16 deep (include loop?)" },
+    { __LINE__, "listen 8080;\ninclude @D/bad/*.conf;",
+      "@D/bad/b.conf:2:3: unknown directive 'nope' at top level" },
+    { __LINE__, "include @D/loop_a.conf;",
+      "@D/loop_b.conf:1:9: include loop: '@D/loop_a.conf' is already being read" },
+    { __LINE__, "include @D/self.conf;",
+      "@D/self.conf:1:9: include loop: '@D/self.conf' is already being read" },
+    { __LINE__, "include @D/deep0.conf;",
+      "@D/deep15.conf:1:9: includes nested more than 16 deep (include loop?)" },
 };
 
 static void test_bad(void)
@@ -786,6 +818,22 @@ static void test_bad(void)
         atr_conf_free(c);
         free(want);
     }
+}
+
+/* Nesting is bounded before the grammar's stack is. */
+static void test_nesting(void)
+{
+    char text[256] = "";
+    for (int i = 0; i < 33; i++)
+        strcat(text, "a {");
+    atr_conf_t *c = load(text);
+    T_CHECK(__LINE__, c == NULL && strcmp(err, "t.conf:1:99: blocks nested more than 32 deep") == 0,
+            "%s", err);
+    text[96] = '\0'; /* 32 levels: parses, then fails on the directive */
+    c = load(text);
+    T_CHECK(__LINE__,
+            c == NULL && strcmp(err, "t.conf:1:96: unexpected end of file, expected '}'") == 0,
+            "%s", err);
 }
 
 /* ---- includes ----------------------------------------------------------------- */
@@ -817,10 +865,10 @@ static void test_includes(void)
         for (int i = 0; i < c->nlistens && i < 3; i++)
             T_CHECK(__LINE__, port_of(&c->listens[i].addr) == ports[i], "%d: %u", i,
                     port_of(&c->listens[i].addr));
-        T_CHECK(__LINE__, c->nlistens == 3 && strstr(c->listens[0].pos.file, "conf.d/a.conf"),
-                "%s", c->listens[0].pos.file);
-        T_CHECK(__LINE__, c->nlistens == 3 && strstr(c->listens[1].pos.file, "more/c.conf"),
-                "%s", c->listens[1].pos.file);
+        T_CHECK(__LINE__, c->nlistens == 3 && strstr(c->listens[0].pos.file, "conf.d/a.conf"), "%s",
+                c->listens[0].pos.file);
+        T_CHECK(__LINE__, c->nlistens == 3 && strstr(c->listens[1].pos.file, "more/c.conf"), "%s",
+                c->listens[1].pos.file);
         T_CHECK(__LINE__, c->nupstreams == 1 && c->upstreams[0].nservers == 2, "servers");
         T_CHECK(__LINE__, strcmp(c->path, path) == 0, "%s", c->path);
         atr_conf_free(c);
@@ -830,9 +878,10 @@ static void test_includes(void)
     put("site/conf.d/d.conf", "listen 8004;\nlisten 8001;\n");
     c = atr_conf_load(path, err, sizeof(err));
     char want[PATH_MAX * 5];
-    snprintf(want, sizeof(want),
-             "%s/site/conf.d/d.conf:2:8: duplicate listen 8001 (first at %s/site/conf.d/a.conf:1:1)",
-             dir, dir);
+    snprintf(
+        want, sizeof(want),
+        "%s/site/conf.d/d.conf:2:8: duplicate listen 8001 (first at %s/site/conf.d/a.conf:1:1)",
+        dir, dir);
     T_CHECK(__LINE__, c == NULL && strcmp(err, want) == 0, "\n  got  %s\n  want %s", err, want);
     atr_conf_free(c);
 
@@ -847,8 +896,9 @@ static void test_includes(void)
     if (getcwd(cwd, sizeof(cwd)) != NULL && chdir(dir) == 0) {
         c = atr_conf_load("site/main.conf", err, sizeof(err));
         T_CHECK(__LINE__, c == NULL, "d.conf still duplicates");
-        T_CHECK(__LINE__, strcmp(err, "site/conf.d/d.conf:2:8: duplicate listen 8001 (first at "
-                                      "site/conf.d/a.conf:1:1)") == 0,
+        T_CHECK(__LINE__,
+                strcmp(err, "site/conf.d/d.conf:2:8: duplicate listen 8001 (first at "
+                            "site/conf.d/a.conf:1:1)") == 0,
                 "%s", err);
         atr_conf_free(c);
         /* load_string: includes relative to the current directory */
@@ -909,6 +959,7 @@ int main(void)
     test_good();
     test_dump();
     test_bad();
+    test_nesting();
     test_includes();
     teardown();
     T_DONE();
