@@ -41,39 +41,93 @@ static atr_str_t existing(const atr_http_msg_t *m, const char *lower)
     return h ? h->value : (atr_str_t){ NULL, 0 };
 }
 
+#define PUT(b, lit) atr_buf_put((b), (lit), sizeof(lit) - 1)
+#define PUTV(b, v) atr_buf_put((b), (v).p, (v).n)
+
+/* "Via: [previous, ]1.x NAME\r\n" */
+static void via(atr_buf_t *b, const atr_http_msg_t *m, int minor, const char *name)
+{
+    atr_str_t prev = existing(m, "via");
+    PUT(b, "Via: ");
+    if (prev.n) {
+        PUTV(b, prev);
+        PUT(b, ", ");
+    }
+    atr_buf_puts(b, minor ? "1.1 " : "1.0 ");
+    atr_buf_puts(b, name);
+    PUT(b, "\r\n");
+}
+
 static void forwarding(atr_buf_t *b, atr_req_t *r, const atr_http_msg_t *m)
 {
     const atr_conf_t *conf = r->wg->gen->conf;
     const char *ip = r->c->peer;
     int v6 = strchr(ip, ':') != NULL;
     atr_str_t xff = existing(m, "x-forwarded-for");
-    if (xff.n)
-        atr_buf_printf(b, "X-Forwarded-For: %.*s, %s\r\n", (int)xff.n, xff.p, ip);
-    else
-        atr_buf_printf(b, "X-Forwarded-For: %s\r\n", ip);
-    atr_buf_puts(b, "X-Forwarded-Proto: http\r\n");
-    if (m->host.n)
-        atr_buf_printf(b, "X-Forwarded-Host: %.*s\r\n", (int)m->host.n, m->host.p);
+    PUT(b, "X-Forwarded-For: ");
+    if (xff.n) {
+        PUTV(b, xff);
+        PUT(b, ", ");
+    }
+    atr_buf_puts(b, ip);
+    PUT(b, "\r\nX-Forwarded-Proto: http\r\n");
+    if (m->host.n) {
+        PUT(b, "X-Forwarded-Host: ");
+        PUTV(b, m->host);
+        PUT(b, "\r\n");
+    }
     atr_str_t fwd = existing(m, "forwarded");
-    atr_buf_puts(b, "Forwarded: ");
-    if (fwd.n)
-        atr_buf_printf(b, "%.*s, ", (int)fwd.n, fwd.p);
-    atr_buf_printf(b, v6 ? "for=\"[%s]\";" : "for=%s;", ip);
+    PUT(b, "Forwarded: ");
+    if (fwd.n) {
+        PUTV(b, fwd);
+        PUT(b, ", ");
+    }
+    PUT(b, "for=");
+    if (v6)
+        PUT(b, "\"[");
+    atr_buf_puts(b, ip);
+    if (v6)
+        PUT(b, "]\"");
+    PUT(b, ";");
     if (m->host.n) {
         /* RFC 7239: a token as is, anything else (a port's ':') quoted */
         int token = 1;
         for (size_t i = 0; i < m->host.n; i++)
             token &= atr_http_is_tchar((unsigned char)m->host.p[i]);
-        atr_buf_printf(b, token ? "host=%.*s;" : "host=\"%.*s\";", (int)m->host.n, m->host.p);
+        PUT(b, "host=");
+        if (!token)
+            PUT(b, "\"");
+        PUTV(b, m->host);
+        if (!token)
+            PUT(b, "\"");
+        PUT(b, ";");
     }
-    atr_buf_puts(b, "proto=http\r\n");
-    if (conf->via) {
-        atr_str_t via = existing(m, "via");
-        if (via.n)
-            atr_buf_printf(b, "Via: %.*s, 1.%d %s\r\n", (int)via.n, via.p, m->version_minor,
-                           conf->via);
-        else
-            atr_buf_printf(b, "Via: 1.%d %s\r\n", m->version_minor, conf->via);
+    PUT(b, "proto=http\r\n");
+    if (conf->via)
+        via(b, m, m->version_minor, conf->via);
+}
+
+static void upgrade(atr_buf_t *b, const atr_http_msg_t *m)
+{
+    PUT(b, "Connection: upgrade\r\nUpgrade: ");
+    PUTV(b, existing(m, "upgrade"));
+    PUT(b, "\r\n");
+}
+
+static void copy_fields(atr_buf_t *b, const atr_http_msg_t *m, const char *const *regen,
+                        const atr_conf_hdr_op_t *ops, int nops, int drop_underscores)
+{
+    atr_hdr_filter_t f;
+    atr_hdr_filter_init(&f, m, regen);
+    for (uint32_t i = 0; i < m->nheaders; i++) {
+        atr_str_t name = m->headers[i].name;
+        if (atr_hdr_filter_drop(&f, name) || (nops && atr_hdr_overridden(ops, nops, name)))
+            continue;
+        if (drop_underscores && atr_hdr_has_underscore(name))
+            continue;
+        if (m->cgi_form && atr_str_ieq(name, "status"))
+            continue;
+        atr_buf_header(b, name, m->headers[i].value);
     }
 }
 
@@ -84,33 +138,30 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
     const atr_conf_route_t *rt = r->route;
     atr_buf_t b = { 0 };
     atr_str_t target = origin_form(m->target);
-    atr_buf_printf(&b, "%.*s %.*s HTTP/1.1\r\n", (int)m->method_str.n, m->method_str.p,
-                   (int)target.n, target.p);
+    PUTV(&b, m->method_str);
+    PUT(&b, " ");
+    PUTV(&b, target);
+    PUT(&b, " HTTP/1.1\r\nHost: ");
     if (m->host.n)
-        atr_buf_header(&b, ATR_STR("Host"), m->host);
+        PUTV(&b, m->host);
     else /* HTTP/1.0 without Host: the backend still gets HTTP/1.1 */
-        atr_buf_printf(&b, "Host: %s\r\n", rt->upstream->name);
-    for (uint32_t i = 0; i < m->nheaders; i++) {
-        atr_str_t name = m->headers[i].name;
-        if (atr_hdr_is_hop(m, name, regen) || atr_hdr_overridden(rt->req_hdr, rt->nreq_hdr, name))
-            continue;
-        if (!conf->underscores_in_headers && atr_hdr_has_underscore(name))
-            continue;
-        atr_buf_header(&b, name, m->headers[i].value);
-    }
+        atr_buf_puts(&b, rt->upstream->name);
+    PUT(&b, "\r\n");
+    copy_fields(&b, m, regen, rt->req_hdr, rt->nreq_hdr, !conf->underscores_in_headers);
     forwarding(&b, r, m);
-    if (m->upgrade) {
-        atr_str_t up = existing(m, "upgrade");
-        atr_buf_printf(&b, "Connection: upgrade\r\nUpgrade: %.*s\r\n", (int)up.n, up.p);
-    } else if (rt->upstream->keepalive == 0) {
-        atr_buf_puts(&b, "Connection: close\r\n");
+    if (m->upgrade)
+        upgrade(&b, m);
+    else if (rt->upstream->keepalive == 0)
+        PUT(&b, "Connection: close\r\n");
+    if (body == ATR_BODY_LENGTH) {
+        PUT(&b, "Content-Length: ");
+        atr_buf_put_u64(&b, m->content_length);
+        PUT(&b, "\r\n");
+    } else if (body == ATR_BODY_CHUNKED) {
+        PUT(&b, "Transfer-Encoding: chunked\r\n");
     }
-    if (body == ATR_BODY_LENGTH)
-        atr_buf_printf(&b, "Content-Length: %llu\r\n", (unsigned long long)m->content_length);
-    else if (body == ATR_BODY_CHUNKED)
-        atr_buf_puts(&b, "Transfer-Encoding: chunked\r\n");
     atr_hdr_apply(&b, rt->req_hdr, rt->nreq_hdr);
-    atr_buf_put(&b, "\r\n", 2);
+    PUT(&b, "\r\n");
     *len = b.n;
     return b.p;
 }
@@ -150,43 +201,31 @@ char *atr_http_client_head(atr_req_t *r, const atr_http_msg_t *m, int with_lengt
     const atr_conf_t *conf = r->wg->gen->conf;
     const atr_conf_route_t *rt = r->route;
     atr_buf_t b = { 0 };
-    atr_buf_printf(&b, "HTTP/1.1 %d ", m->status);
+    PUT(&b, "HTTP/1.1 ");
+    atr_buf_put_u64(&b, (uint64_t)m->status);
+    PUT(&b, " ");
     if (m->reason.n)
-        atr_buf_put(&b, m->reason.p, m->reason.n);
+        PUTV(&b, m->reason);
     else
         atr_buf_puts(&b, atr_http_reason(m->status));
-    atr_buf_put(&b, "\r\n", 2);
-    for (uint32_t i = 0; i < m->nheaders; i++) {
-        atr_str_t name = m->headers[i].name;
-        if (m->cgi_form && atr_str_ieq(name, "status"))
-            continue;
-        if (atr_hdr_is_hop(m, name, resp_regen) ||
-            atr_hdr_overridden(rt->resp_hdr, rt->nresp_hdr, name))
-            continue;
-        atr_buf_header(&b, name, m->headers[i].value);
-    }
-    if (conf->via) {
-        atr_str_t via = existing(m, "via");
-        if (via.n)
-            atr_buf_printf(&b, "Via: %.*s, 1.1 %s\r\n", (int)via.n, via.p, conf->via);
-        else
-            atr_buf_printf(&b, "Via: 1.1 %s\r\n", conf->via);
-    }
+    PUT(&b, "\r\n");
+    copy_fields(&b, m, resp_regen, rt->resp_hdr, rt->nresp_hdr, 0);
+    if (conf->via)
+        via(&b, m, 1, conf->via);
     if (m->status == 101) {
-        atr_str_t up = existing(m, "upgrade");
-        atr_buf_printf(&b, "Connection: upgrade\r\nUpgrade: %.*s\r\n", (int)up.n, up.p);
+        upgrade(&b, m);
     } else {
-        if (with_length)
-            atr_buf_printf(&b, "Content-Length: %llu\r\n", (unsigned long long)length);
-        else if (r->resp_chunked)
-            atr_buf_puts(&b, "Transfer-Encoding: chunked\r\n");
-        if (r->resp_close)
-            atr_buf_puts(&b, "Connection: close\r\n");
-        else if (r->version_minor == 0)
-            atr_buf_puts(&b, "Connection: keep-alive\r\n");
+        if (with_length) {
+            PUT(&b, "Content-Length: ");
+            atr_buf_put_u64(&b, length);
+            PUT(&b, "\r\n");
+        } else if (r->resp_chunked) {
+            PUT(&b, "Transfer-Encoding: chunked\r\n");
+        }
+        atr_buf_puts(&b, atr_req_connection_header(r));
     }
     atr_hdr_apply(&b, rt->resp_hdr, rt->nresp_hdr);
-    atr_buf_put(&b, "\r\n", 2);
+    PUT(&b, "\r\n");
     *len = b.n;
     return b.p;
 }

@@ -31,7 +31,8 @@ struct atr_bconn {
     uv_timer_t timer;
     uv_connect_t connect_req;
     uv_write_t wr;
-    atr_wgen_t *wg;               /* ref held while alive */
+    atr_wgen_t *wg;               /* owner of the pool; may be gone once closing */
+    atr_worker_t *w;
     int ups, server;
     atr_proxy_t *px;              /* NULL while idle in the pool */
     atr_bconn_t *next;            /* pool list */
@@ -141,7 +142,7 @@ static void bc_release_ref(atr_bconn_t *bc)
 {
     if (--bc->refs > 0)
         return;
-    free(bc->buf);
+    atr_cache_buf_put(bc->w, bc->buf, bc->cap);
     /* Pools hold no wgen reference (the wgen owns them); only an active
      * connection keeps its wgen alive. */
     free(bc);
@@ -195,7 +196,7 @@ static void bc_park(atr_bconn_t *bc)
         return;
     }
     bc->len = bc->off = 0;
-    free(bc->buf); /* an idle connection holds no buffer */
+    atr_cache_buf_put(bc->wg->w, bc->buf, bc->cap); /* an idle connection holds no buffer */
     bc->buf = NULL;
     bc->cap = 0;
     bc->next = p->idle;
@@ -210,8 +211,7 @@ static void bc_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     atr_bconn_t *bc = h->data;
     (void)suggested;
     if (bc->buf == NULL) {
-        bc->cap = bc->wg->gen->conf->buffer_size;
-        bc->buf = atr_xmalloc(bc->cap);
+        bc->buf = atr_cache_buf_get(bc->wg->w, &bc->cap);
         bc->len = bc->off = 0;
     }
     if (bc->len == bc->cap && bc->off > 0) {
@@ -323,9 +323,11 @@ static void px_free(atr_proxy_t *px)
     }
     if (px->qtimer)
         uv_close((uv_handle_t *)px->qtimer, (uv_close_cb)free);
-    if (px->rparser)
-        atr_http_parser_free(px->rparser);
-    free(px->rmsg);
+    if (px->rparser) {
+        atr_http_parser_reset(px->rparser);
+        atr_cache_put(px->wg->w, ATR_CACHE_RESP_PARSER, px->rparser);
+    }
+    atr_cache_put(px->wg->w, ATR_CACHE_MSG, px->rmsg);
     free(px->head);
     free(px->client_head);
     free(px->tried);
@@ -491,6 +493,7 @@ static atr_bconn_t *bc_connect(atr_proxy_t *px, int s)
     const atr_conf_server_t *sc = server_conf(px->wg, px->ups, s);
     atr_bconn_t *bc = atr_xcalloc(1, sizeof *bc);
     bc->wg = px->wg;
+    bc->w = px->wg->w;
     bc->ups = px->ups;
     bc->server = s;
     bc->refs = 1;
@@ -641,8 +644,12 @@ static void px_send_head(atr_proxy_t *px)
     px->phase = PX_SENDING;
     px->bc->nreqs++;
     if (px->rparser == NULL) {
-        px->rparser = atr_http_parser_new(1, &px->wg->gen->resp_limits);
-        px->rmsg = atr_xmalloc(sizeof *px->rmsg);
+        px->rparser = atr_cache_get(px->wg->w, ATR_CACHE_RESP_PARSER);
+        if (px->rparser == NULL)
+            px->rparser = atr_http_parser_new(1, &px->wg->gen->resp_limits);
+        px->rmsg = atr_cache_get(px->wg->w, ATR_CACHE_MSG);
+        if (px->rmsg == NULL)
+            px->rmsg = atr_xmalloc(sizeof *px->rmsg);
     }
     atr_http_parser_reset(px->rparser);
     atr_http_parser_set_request_method(px->rparser, px->idempotent == 2 ? ATR_M_HEAD : ATR_M_GET);

@@ -31,9 +31,11 @@ static void conn_release(atr_conn_t *c)
     if (--c->refs > 0)
         return;
     atr_worker_t *w = c->w;
-    free(c->in);
-    if (c->parser)
-        atr_http_parser_free(c->parser);
+    atr_cache_buf_put(w, c->in, c->in_cap);
+    if (c->parser) {
+        atr_http_parser_reset(c->parser);
+        atr_cache_put(w, ATR_CACHE_REQ_PARSER, c->parser);
+    }
     free(c);
     atr_worker_conn_gone(w);
 }
@@ -60,11 +62,17 @@ static void timer_set(atr_conn_t *c, int phase, uint64_t ms)
 
 static atr_req_t *req_new(atr_conn_t *c)
 {
-    atr_req_t *r = atr_xcalloc(1, sizeof *r);
+    atr_req_t *r = atr_cache_get(c->w, ATR_CACHE_REQ);
+    if (r)
+        memset(r, 0, sizeof *r);
+    else
+        r = atr_xcalloc(1, sizeof *r);
     r->c = c;
     r->wg = c->w->wgen;
     atr_wgen_ref(r->wg);
-    r->msg = atr_xmalloc(sizeof *r->msg);
+    r->msg = atr_cache_get(c->w, ATR_CACHE_MSG);
+    if (r->msg == NULL)
+        r->msg = atr_xmalloc(sizeof *r->msg);
     r->start_us = uv_hrtime() / 1000;
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -77,12 +85,13 @@ static void req_free(atr_req_t *r)
 {
     if (r->cleanup)
         r->cleanup(r);
-    free(r->msg);
+    atr_worker_t *w = r->c->w;
+    atr_cache_put(w, ATR_CACHE_MSG, r->msg);
     free(r->out_head);
     free(r->log_method);
     free(r->norm_path);
     atr_wgen_unref(r->wg);
-    free(r);
+    atr_cache_put(w, ATR_CACHE_REQ, r);
 }
 
 void atr_req_head_done(atr_req_t *r)
@@ -109,7 +118,7 @@ void atr_req_head_done(atr_req_t *r)
     }
     r->version_minor = m->version_minor;
     c->in_off += m->head_len;
-    free(r->msg);
+    atr_cache_put(c->w, ATR_CACHE_MSG, r->msg);
     r->msg = NULL;
     atr_http_parser_reset(c->parser);
 }
@@ -298,11 +307,12 @@ void atr_req_respond_simple(atr_req_t *r, int status, const char *body, int clos
 static void go_idle(atr_conn_t *c)
 {
     if (c->in_off == c->in_len) {
-        free(c->in);
+        atr_cache_buf_put(c->w, c->in, c->in_cap);
         c->in = NULL;
         c->in_len = c->in_off = c->in_cap = 0;
         if (c->parser) {
-            atr_http_parser_free(c->parser);
+            atr_http_parser_reset(c->parser);
+            atr_cache_put(c->w, ATR_CACHE_REQ_PARSER, c->parser);
             c->parser = NULL;
         }
         timer_set(c, T_IDLE, conf_of(c)->keepalive_timeout);
@@ -415,8 +425,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     atr_conn_t *c = h->data;
     (void)suggested;
     if (c->in == NULL) {
-        c->in_cap = conf_of(c)->buffer_size;
-        c->in = atr_xmalloc(c->in_cap);
+        c->in = atr_cache_buf_get(c->w, &c->in_cap);
         c->in_len = c->in_off = 0;
     }
     if (c->in_len == c->in_cap && c->in_off > 0 && (c->req == NULL || c->req->body_pending == 0)) {
@@ -537,6 +546,8 @@ static void process(atr_conn_t *c)
             if (c->w->wgen == NULL)
                 break;
             r = c->req = req_new(c);
+            if (c->parser == NULL)
+                c->parser = atr_cache_get(c->w, ATR_CACHE_REQ_PARSER);
             if (c->parser == NULL)
                 c->parser = atr_http_parser_new(0, &r->wg->gen->req_limits);
             if (c->timer_phase != T_HEAD)

@@ -9,7 +9,7 @@ static void grow(atr_buf_t *b, size_t more)
 {
     if (b->n + more <= b->cap)
         return;
-    size_t cap = b->cap ? b->cap : 512;
+    size_t cap = b->cap ? b->cap : 1024;
     while (cap < b->n + more)
         cap *= 2;
     b->p = atr_xrealloc(b->p, cap);
@@ -56,24 +56,27 @@ void atr_buf_header(atr_buf_t *b, atr_str_t name, atr_str_t value)
     b->p[b->n++] = '\n';
 }
 
-static const char *const hop[] = {
-    "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding",
-    "trailer", "upgrade", "proxy-authenticate", "proxy-authorization", NULL
-};
-
-static int in_list(atr_str_t name, const char *const *list)
+/* The fixed hop-by-hop set, by length so most fields cost one switch. */
+static int fixed_hop(atr_str_t n)
 {
-    for (int i = 0; list && list[i]; i++)
-        if (atr_str_ieq(name, list[i]))
-            return 1;
-    return 0;
+    switch (n.n) {
+    case 2: return atr_str_ieq(n, "te");
+    case 7: return atr_str_ieq(n, "trailer") || atr_str_ieq(n, "upgrade");
+    case 10: return atr_str_ieq(n, "connection") || atr_str_ieq(n, "keep-alive");
+    case 16: return atr_str_ieq(n, "proxy-connection");
+    case 17: return atr_str_ieq(n, "transfer-encoding");
+    case 18: return atr_str_ieq(n, "proxy-authenticate");
+    case 19: return atr_str_ieq(n, "proxy-authorization");
+    default: return 0;
+    }
 }
 
-/* Does the Connection header (all of its lines) list this name? */
-static int connection_lists(const atr_http_msg_t *m, atr_str_t name)
+/* Call fn for every token of every Connection header line; stops when fn
+ * returns non-zero and returns that. */
+static int each_connection_token(const atr_http_msg_t *m, int (*fn)(void *, atr_str_t), void *arg)
 {
     for (uint32_t i = 0; i < m->nheaders; i++) {
-        if (!atr_str_ieq(m->headers[i].name, "connection"))
+        if (m->headers[i].name.n != 10 || !atr_str_ieq(m->headers[i].name, "connection"))
             continue;
         const char *p = m->headers[i].value.p, *end = p + m->headers[i].value.n;
         while (p < end) {
@@ -82,16 +85,67 @@ static int connection_lists(const atr_http_msg_t *m, atr_str_t name)
             const char *s = p;
             while (p < end && *p != ',' && *p != ' ' && *p != '\t')
                 p++;
-            if ((size_t)(p - s) == name.n && strncasecmp(s, name.p, name.n) == 0)
-                return 1;
+            if (p > s) {
+                int rc = fn(arg, (atr_str_t){ s, (size_t)(p - s) });
+                if (rc)
+                    return rc;
+            }
         }
     }
     return 0;
 }
 
-int atr_hdr_is_hop(const atr_http_msg_t *m, atr_str_t name, const char *const *skip)
+static int collect(void *arg, atr_str_t tok)
 {
-    return in_list(name, hop) || in_list(name, skip) || connection_lists(m, name);
+    atr_hdr_filter_t *f = arg;
+    if (fixed_hop(tok) || atr_str_ieq(tok, "close"))
+        return 0;
+    if (f->nlisted == (int)ATR_ARRAY_SIZE(f->listed)) {
+        f->nlisted = -1; /* too many: fall back to scanning the message */
+        return 1;
+    }
+    f->listed[f->nlisted++] = tok;
+    return 0;
+}
+
+void atr_hdr_filter_init(atr_hdr_filter_t *f, const atr_http_msg_t *m, const char *const *skip)
+{
+    f->skip = skip;
+    f->nlisted = 0;
+    f->m = m;
+    each_connection_token(m, collect, f);
+}
+
+static int same_name(void *arg, atr_str_t tok)
+{
+    const atr_str_t *name = arg;
+    return tok.n == name->n && strncasecmp(tok.p, name->p, tok.n) == 0;
+}
+
+int atr_hdr_filter_drop(const atr_hdr_filter_t *f, atr_str_t name)
+{
+    if (fixed_hop(name))
+        return 1;
+    for (int i = 0; f->skip && f->skip[i]; i++)
+        if (atr_str_ieq(name, f->skip[i]))
+            return 1;
+    if (f->nlisted < 0)
+        return each_connection_token(f->m, same_name, &name);
+    for (int i = 0; i < f->nlisted; i++)
+        if (f->listed[i].n == name.n && strncasecmp(f->listed[i].p, name.p, name.n) == 0)
+            return 1;
+    return 0;
+}
+
+void atr_buf_put_u64(atr_buf_t *b, uint64_t v)
+{
+    char tmp[24];
+    int i = (int)sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    atr_buf_put(b, tmp + i, sizeof tmp - (size_t)i);
 }
 
 int atr_hdr_overridden(const atr_conf_hdr_op_t *ops, int n, atr_str_t name)

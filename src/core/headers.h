@@ -16,10 +16,23 @@ void atr_buf_puts(atr_buf_t *b, const char *s);
 void atr_buf_printf(atr_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void atr_buf_header(atr_buf_t *b, atr_str_t name, atr_str_t value);
 
-/* 1 when the field must not be forwarded: the fixed hop-by-hop set
- * (RFC 9110 §7.6.1), anything the message's Connection header lists, and
- * names in skip[] (lowercase, NULL-terminated) that the caller regenerates. */
-int atr_hdr_is_hop(const atr_http_msg_t *m, atr_str_t name, const char *const *skip);
+/* Which fields of one message must not be forwarded: the fixed hop-by-hop
+ * set (RFC 9110 §7.6.1), every name the message's Connection header lists,
+ * and the names in skip[] (lowercase, NULL-terminated) that the caller
+ * regenerates. Built once per message so each field costs a few compares. */
+typedef struct atr_hdr_filter {
+    const char *const *skip;
+    atr_str_t listed[16];      /* Connection-listed names */
+    int nlisted;
+    const atr_http_msg_t *m;   /* for the rare message listing more than 16 */
+} atr_hdr_filter_t;
+
+void atr_hdr_filter_init(atr_hdr_filter_t *f, const atr_http_msg_t *m, const char *const *skip);
+/* 1 when the field must be dropped. */
+int atr_hdr_filter_drop(const atr_hdr_filter_t *f, atr_str_t name);
+
+/* Decimal number. */
+void atr_buf_put_u64(atr_buf_t *b, uint64_t v);
 
 /* 1 when a set/remove op of ops[] names this field (the op replaces it). */
 int atr_hdr_overridden(const atr_conf_hdr_op_t *ops, int n, atr_str_t name);

@@ -12,6 +12,53 @@
 #include "log.h"
 #include "proxy.h"
 
+static void cache_free(enum atr_cache_kind k, void *p)
+{
+    if (k == ATR_CACHE_REQ_PARSER || k == ATR_CACHE_RESP_PARSER)
+        atr_http_parser_free(p);
+    else
+        free(p);
+}
+
+void atr_cache_put(atr_worker_t *w, enum atr_cache_kind k, void *p)
+{
+    atr_cache_t *c = &w->caches[k];
+    if (p == NULL)
+        return;
+    if (c->n < ATR_CACHE_MAX && !w->stopping)
+        c->items[c->n++] = p;
+    else
+        cache_free(k, p);
+}
+
+static uint32_t buffer_size(atr_worker_t *w)
+{
+    return w->wgen ? w->wgen->gen->conf->buffer_size : 0;
+}
+
+char *atr_cache_buf_get(atr_worker_t *w, uint32_t *cap)
+{
+    *cap = buffer_size(w) ? buffer_size(w) : 16384;
+    char *b = atr_cache_get(w, ATR_CACHE_BUF);
+    return b ? b : atr_xmalloc(*cap);
+}
+
+void atr_cache_buf_put(atr_worker_t *w, char *buf, uint32_t cap)
+{
+    if (buf && cap == buffer_size(w))
+        atr_cache_put(w, ATR_CACHE_BUF, buf);
+    else
+        free(buf);
+}
+
+void atr_cache_flush(atr_worker_t *w)
+{
+    for (int k = 0; k < ATR_CACHE_NKINDS; k++) {
+        while (w->caches[k].n > 0)
+            cache_free((enum atr_cache_kind)k, w->caches[k].items[--w->caches[k].n]);
+    }
+}
+
 static void wgen_free(atr_wgen_t *wg)
 {
     atr_proxy_wgen_free(wg);
@@ -148,6 +195,7 @@ static void on_wake(uv_async_t *a)
         atr_wgen_t *old = w->wgen;
         if (ls)
             apply_listeners(w, ls, nls);
+        atr_cache_flush(w);
         w->wgen = wgen_new(w, gen);
         if (old)
             atr_wgen_unref(old);
@@ -173,6 +221,7 @@ static void thread_main(void *arg)
     /* Let close callbacks run, then the loop must be empty. */
     uv_walk(&w->loop, walk_close, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    atr_cache_flush(w);
     if (uv_loop_close(&w->loop) != 0)
         ATR_CRIT("%s: loop closed with live handles", w->name);
 }

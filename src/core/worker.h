@@ -39,6 +39,19 @@ typedef struct atr_wgen {
     atr_queue_t **queues;  /* per upstream: requests waiting for max_conns */
 } atr_wgen_t;
 
+/* Per-worker free lists for the large objects every request needs (parsers,
+ * parsed heads, I/O buffers): taking them from here instead of malloc keeps
+ * them off the request path, and idle connections still hold none. Flushed
+ * when a new generation arrives (limits and buffer sizes may change). */
+enum atr_cache_kind { ATR_CACHE_REQ_PARSER = 0, ATR_CACHE_RESP_PARSER, ATR_CACHE_MSG,
+                      ATR_CACHE_BUF, ATR_CACHE_REQ, ATR_CACHE_NKINDS };
+#define ATR_CACHE_MAX 64
+
+typedef struct atr_cache {
+    void *items[ATR_CACHE_MAX];
+    int n;
+} atr_cache_t;
+
 typedef struct atr_worker {
     int id;
     uv_thread_t thread;
@@ -60,6 +73,7 @@ typedef struct atr_worker {
     int nconns;
     int stopping;
     uint64_t seed;
+    atr_cache_t caches[ATR_CACHE_NKINDS];
     char name[8];              /* "w1" for log lines */
 } atr_worker_t;
 
@@ -73,6 +87,20 @@ void atr_worker_stop(atr_worker_t *w);   /* graceful: drain, then exit the threa
 void atr_worker_join_free(atr_worker_t *w);
 
 /* Loop side. */
+/* Take a cached object of this kind, NULL when none. */
+static inline void *atr_cache_get(atr_worker_t *w, enum atr_cache_kind k)
+{
+    atr_cache_t *c = &w->caches[k];
+    return c->n ? c->items[--c->n] : NULL;
+}
+/* Give one back (freed when the cache is full). Parsers must be reset. */
+void atr_cache_put(atr_worker_t *w, enum atr_cache_kind k, void *p);
+void atr_cache_flush(atr_worker_t *w);
+/* I/O buffers of the current generation's buffer_size come from the cache;
+ * other sizes (a grown head buffer) are plain malloc/free. */
+char *atr_cache_buf_get(atr_worker_t *w, uint32_t *cap);
+void atr_cache_buf_put(atr_worker_t *w, char *buf, uint32_t cap);
+
 void atr_wgen_ref(atr_wgen_t *wg);
 void atr_wgen_unref(atr_wgen_t *wg);
 /* The worker that owns a loop (loop->data). */
