@@ -155,6 +155,7 @@ static void on_write(uv_write_t *wr, int status)
 {
     atr_conn_t *c = wr->data;
     atr_req_t *r = c->req;
+    atr_cache_put(c->w, ATR_CACHE_WRITE, wr);
     c->write_pending = 0;
     if (c->timer_phase == T_SEND)
         timer_set(c, T_NONE, 0);
@@ -195,10 +196,17 @@ static int write_bufs(atr_conn_t *c, uv_buf_t *bufs, unsigned n)
     }
     if (n == 0)
         return 0;
-    c->wr.data = c;
-    int rc = uv_write(&c->wr, (uv_stream_t *)&c->tcp, bufs, n, on_write);
-    if (rc < 0)
+    /* The write request lives only while a write is pending, so an idle
+     * connection does not carry its 192 bytes. */
+    uv_write_t *wr = atr_cache_get(c->w, ATR_CACHE_WRITE);
+    if (wr == NULL)
+        wr = atr_xmalloc(sizeof *wr);
+    wr->data = c;
+    int rc = uv_write(wr, (uv_stream_t *)&c->tcp, bufs, n, on_write);
+    if (rc < 0) {
+        atr_cache_put(c->w, ATR_CACHE_WRITE, wr);
         return rc;
+    }
     conn_hold(c);
     c->write_pending = 1;
     timer_set(c, T_SEND, conf_of(c)->send_timeout);

@@ -86,7 +86,6 @@ struct atr_conn {
     int refs;
     int in_process, process_again;   /* process() re-entrancy guard */
     unsigned reading : 1, closing : 1, eof : 1, write_pending : 1, timer_phase : 3;
-    uv_write_t wr;
     uint64_t id;
     char peer[46];                   /* client address text */
 };
