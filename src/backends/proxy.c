@@ -7,6 +7,7 @@
  * until that write is done, so memory per request is two buffers. */
 #include "proxy.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -331,8 +332,9 @@ static void px_free(atr_proxy_t *px)
     free(px->head);
     free(px->client_head);
     free(px->tried);
+    atr_worker_t *w = px->wg->w;
     atr_wgen_unref(px->wg);
-    free(px);
+    atr_cache_put(w, ATR_CACHE_PROXY, px);
 }
 
 static void px_detach(atr_proxy_t *px)
@@ -1025,7 +1027,11 @@ void atr_proxy_start(atr_req_t *r)
     const atr_gen_t *g = r->wg->gen;
     const atr_conf_upstream_t *u = r->route->upstream;
     atr_http_msg_t *m = r->msg;
-    atr_proxy_t *px = atr_xcalloc(1, sizeof *px);
+    atr_proxy_t *px = atr_cache_get(r->c->w, ATR_CACHE_PROXY);
+    if (px)
+        memset(px, 0, offsetof(atr_proxy_t, scratch)); /* scratch needs no clearing */
+    else
+        px = atr_xcalloc(1, sizeof *px);
     px->r = r;
     px->wg = r->wg;
     atr_wgen_ref(px->wg);

@@ -44,7 +44,7 @@ typedef struct atr_wgen {
  * them off the request path, and idle connections still hold none. Flushed
  * when a new generation arrives (limits and buffer sizes may change). */
 enum atr_cache_kind { ATR_CACHE_REQ_PARSER = 0, ATR_CACHE_RESP_PARSER, ATR_CACHE_MSG,
-                      ATR_CACHE_BUF, ATR_CACHE_REQ, ATR_CACHE_WRITE,
+                      ATR_CACHE_BUF, ATR_CACHE_REQ, ATR_CACHE_WRITE, ATR_CACHE_PROXY,
                       ATR_CACHE_NKINDS };
 #define ATR_CACHE_MAX 64
 
