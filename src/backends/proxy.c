@@ -14,6 +14,7 @@
 #include "backend.h"
 #include "conn.h"
 #include "log.h"
+#include "stream.h"
 
 typedef struct atr_bconn atr_bconn_t;
 
@@ -443,15 +444,13 @@ static void queue_kick(atr_wgen_t *wg, int ups)
 
 static void px_send_head(atr_proxy_t *px);
 
-static void on_connect_timeout(uv_timer_t *t)
+/* A connect failed: the server is down for fail_timeout; fail over to
+ * another one while tries remain (nothing was sent, so any method may). */
+static void connect_failed(atr_proxy_t *px, int status, const char *why)
 {
-    atr_bconn_t *bc = t->data;
-    atr_proxy_t *px = bc->px;
-    if (px == NULL)
-        return;
-    int s = px->server;
-    server_mark_down(px, s, "connect timeout");
-    px->fail_status = 504;
+    atr_bconn_t *bc = px->bc;
+    server_mark_down(px, px->server, why);
+    px->fail_status = status;
     bc->px = NULL;
     bc_close(bc);
     px->bc = NULL;
@@ -459,7 +458,14 @@ static void on_connect_timeout(uv_timer_t *t)
     if (px->attempts <= px->u->retries)
         px_dispatch(px);
     else
-        px_fail(px, 504, "connect timeout");
+        px_fail(px, status, why);
+}
+
+static void on_connect_timeout(uv_timer_t *t)
+{
+    atr_bconn_t *bc = t->data;
+    if (bc->px)
+        connect_failed(bc->px, 504, "connect timeout");
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -467,21 +473,13 @@ static void on_connect(uv_connect_t *req, int status)
     atr_bconn_t *bc = req->data;
     atr_proxy_t *px = bc->px;
     if (bc->closing || px == NULL) {
-        bc_release_ref(bc);
+        bc_release_ref(bc); /* the handles' refs keep bc alive until here */
         return;
     }
     bc_release_ref(bc);
     uv_timer_stop(&bc->timer);
     if (status < 0) {
-        server_mark_down(px, px->server, uv_strerror(status));
-        bc->px = NULL;
-        bc_close(bc);
-        px->bc = NULL;
-        server_release(px);
-        if (px->attempts <= px->u->retries)
-            px_dispatch(px);
-        else
-            px_fail(px, 502, "connect failed");
+        connect_failed(px, 502, uv_strerror(status));
         return;
     }
     bc->connected = 1;
@@ -611,27 +609,11 @@ static void on_backend_write(uv_write_t *wr, int status)
 static int bc_write(atr_proxy_t *px, uv_buf_t *bufs, unsigned n)
 {
     atr_bconn_t *bc = px->bc;
-    while (n > 0) {
-        int rc = uv_try_write((uv_stream_t *)&bc->tcp, bufs, n);
-        if (rc == UV_EAGAIN)
-            break;
-        if (rc < 0)
-            return rc;
-        size_t done = (size_t)rc;
-        while (n > 0 && done >= bufs->len) {
-            done -= bufs->len;
-            bufs++;
-            n--;
-        }
-        if (n > 0) {
-            bufs->base += done;
-            bufs->len -= done;
-        }
-    }
-    if (n == 0)
-        return 0;
+    int rc = atr_stream_try_write((uv_stream_t *)&bc->tcp, &bufs, &n);
+    if (rc <= 0)
+        return rc;
     bc->wr.data = bc;
-    int rc = uv_write(&bc->wr, (uv_stream_t *)&bc->tcp, bufs, n, on_backend_write);
+    rc = uv_write(&bc->wr, (uv_stream_t *)&bc->tcp, bufs, n, on_backend_write);
     if (rc < 0)
         return rc;
     bc->refs++;

@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "proxy.h"
+#include "stream.h"
 
 enum { T_NONE = 0, T_IDLE, T_HEAD, T_BODY, T_SEND };
 
@@ -175,34 +176,16 @@ static void on_write(uv_write_t *wr, int status)
 /* Try the write directly; queue the rest. 0 = all written, 1 = pending, <0 error. */
 static int write_bufs(atr_conn_t *c, uv_buf_t *bufs, unsigned n)
 {
-    while (n > 0) {
-        int rc = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
-        if (rc == UV_EAGAIN)
-            break;
-        if (rc < 0)
-            return rc;
-        size_t done = (size_t)rc;
-        while (n > 0 && done >= bufs->len) {
-            done -= bufs->len;
-            bufs++;
-            n--;
-        }
-        if (n > 0) {
-            bufs->base += done;
-            bufs->len -= done;
-        }
-        if (done == 0 && rc == 0)
-            break;
-    }
-    if (n == 0)
-        return 0;
+    int rc = atr_stream_try_write((uv_stream_t *)&c->tcp, &bufs, &n);
+    if (rc <= 0)
+        return rc;
     /* The write request lives only while a write is pending, so an idle
      * connection does not carry its 192 bytes. */
     uv_write_t *wr = atr_cache_get(c->w, ATR_CACHE_WRITE);
     if (wr == NULL)
         wr = atr_xmalloc(sizeof *wr);
     wr->data = c;
-    int rc = uv_write(wr, (uv_stream_t *)&c->tcp, bufs, n, on_write);
+    rc = uv_write(wr, (uv_stream_t *)&c->tcp, bufs, n, on_write);
     if (rc < 0) {
         atr_cache_put(c->w, ATR_CACHE_WRITE, wr);
         return rc;

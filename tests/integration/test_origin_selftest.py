@@ -118,3 +118,15 @@ def test_websocket_echo(origin):
             assert ws_recv_frame(rd) == (True, 1, msg)
         s.sendall(ws_frame(8, b"\x03\xe8", mask=b"abcd"))
         assert ws_recv_frame(rd)[1] == 8
+
+
+def test_extra_data_and_early_hints(origin):
+    o = origin("A")
+    with Conn(o.port) as c:
+        r = c.request("GET", "/bad/extra-data")
+        assert (r.status, r.body) == (200, b"ok")
+        assert c.response().body == b"POISON"      # the unrequested second response
+    with Conn(o.port) as c:
+        c.send(request_bytes("GET", "/early-hints"))
+        assert c.response(keep_1xx=True).status == 103
+        assert c.response().body == b"after-103"

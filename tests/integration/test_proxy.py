@@ -114,7 +114,38 @@ def test_head_then_get_on_pooled_connection(atrium, origin):
             h = c.request("HEAD", "/bytes?n=4096")
             assert h.status == 200 and h.get("Content-Length") == "4096"
             assert c.request("GET", "/name").body == b"A"
+            h = c.request("HEAD", "/bytes?n=4096&chunked=1")
+            assert h.status == 200
+            assert c.request("GET", "/name").body == b"A"
     assert o.stats()["bad_requests"] == 0
+
+
+def test_extra_data_connection_not_reused(atrium, origin):
+    """nginx proxy_extra_data.t: bytes after a complete response mean the
+    backend connection cannot be reused (reliability 0.4)."""
+    o = origin("A")
+    a = atrium(proxy_conf([o], upstream_extra="keepalive 32; retries 0;"))
+    with Conn(a.port) as c:
+        r = c.request("GET", "/bad/extra-data")
+        assert r.status in (200, 502), r
+        if r.status == 200:
+            assert r.body == b"ok"
+    for _ in range(5):
+        r = get(a.port, "/name")
+        assert (r.status, r.body) == (200, b"A"), r
+
+
+def test_informational_response_from_backend(atrium, origin):
+    """A 103 before the final response: the final response arrives intact (the
+    103 may be forwarded or dropped) and the connections stay in sync."""
+    o = origin("A")
+    a = atrium(proxy_conf([o]))
+    with Conn(a.port) as c:
+        r = c.request("GET", "/early-hints")
+        assert (r.status, r.body) == (200, b"after-103"), r
+        assert set(r.informational) <= {103}
+        assert c.request("GET", "/name").body == b"A"
+    assert get(a.port, "/name").body == b"A"
 
 
 def test_http10_client_gets_no_chunked(atrium, origin):

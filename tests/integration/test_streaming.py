@@ -6,7 +6,7 @@ import socket
 import time
 
 from conftest import (Conn, Reader, RssSampler, bytes_sha256, connect, gen_blocks, get,
-                      proxy_conf, raw_ex, read_response, request_bytes, sha256_hex)
+                      proxy_conf, raw_ex, read_response, request_bytes, sha256_hex, wait_until)
 
 BIG = 256 << 20
 RSS_LIMIT_KB = 16 * 1024
@@ -108,6 +108,42 @@ def test_chunk_extensions_never_reach_origin(atrium, origin):
                if k.lower() in ("content-length", "transfer-encoding")]
     assert framing in ([("content-length", "12")], [("transfer-encoding", "chunked")]), framing
     assert o.stats()["bad_requests"] == 0
+
+
+def test_client_aborts_upload(atrium, origin):
+    """A client that vanishes mid-body leaves Atrium healthy and the origin
+    with a broken (never completed) request."""
+    o = origin("A")
+    a = atrium(proxy_conf([o]))
+    for _ in range(3):
+        with connect(a.port) as s:
+            s.sendall(request_bytes("POST", "/sha256", headers=[("Content-Length", str(8 << 20))]))
+            for blk in gen_blocks(1 << 20, "abort"):
+                s.sendall(blk)
+    r = get(a.port, "/name")
+    assert (r.status, r.body) == (200, b"A")
+    assert a.alive()
+
+
+def test_client_aborts_download(atrium, origin):
+    o = origin("A")
+    a = atrium(proxy_conf([o]))
+    warm(a)
+    with RssSampler(a) as rss:
+        for _ in range(3):
+            with connect(a.port) as s:
+                s.sendall(request_bytes("GET", "/bytes?n=%d" % (64 << 20)))
+                got = 0
+                while got < (1 << 20):
+                    d = s.recv(65536)
+                    assert d
+                    got += len(d)
+    for _ in range(3):
+        r = get(a.port, "/name")
+        assert (r.status, r.body) == (200, b"A")
+    assert o.stats()["inflight"] == 0 or wait_until(lambda: o.stats()["inflight"] == 0, 5.0), \
+        "the backend transfer was not aborted"
+    assert rss.growth_kb < RSS_LIMIT_KB
 
 
 def test_many_small_chunks(atrium, origin):

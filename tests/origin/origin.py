@@ -23,6 +23,7 @@ Endpoints
   GET  /stats                 JSON of all counters (accepted, conns, reqs,
                               inflight, max_inflight, bad_requests)
   GET  /bad/<kind>            deliberately broken responses (see BAD)
+  GET  /early-hints           103 Early Hints, then 200 "after-103"
   GET  /ws                    RFC 6455 echo server (Upgrade: websocket)
 
 Control endpoints (/conns, /reqs, /stats) are not counted themselves, so tests
@@ -388,6 +389,10 @@ class Origin:
             if any(k.lower() == "connection" and "close" in v.lower() for k, v in hs):
                 close = True
             await self.respond(req, writer, 200, "headers\n", hs, close=close)
+        elif path == "/early-hints":
+            writer.write(self.head(103, [("Link", "</style.css>; rel=preload")], False,
+                                   "Early Hints"))
+            await self.respond(req, writer, 200, "after-103", close=close)
         elif path.startswith("/bad/"):
             return await self.bad(path[len("/bad/"):], req, writer)
         else:
@@ -433,6 +438,10 @@ class Origin:
         "partial-head": b"HTTP/1.1 200 OK\r\nContent-Len",
         "close-early": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
         "no-response": b"",
+        # a valid response followed by a second, unrequested one on the same
+        # (kept-open) connection: a proxy that reuses it would serve POISON
+        "extra-data": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                      b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON",
     }
 
     async def bad(self, kind, req, writer):
@@ -444,7 +453,7 @@ class Origin:
             data = data.replace(b"\r\n", b"\r\nX-Origin: %s\r\n" % self.name.encode(), 1)
         writer.write(data)
         await writer.drain()
-        return False
+        return kind == "extra-data"
 
     # ------------------------------------------------------------ websocket
     async def websocket(self, req, reader, writer):
