@@ -37,7 +37,7 @@ static void conn_release(atr_conn_t *c)
         atr_http_parser_reset(c->parser);
         atr_cache_put(w, ATR_CACHE_REQ_PARSER, c->parser);
     }
-    free(c);
+    atr_slab_free(&w->conn_slab, c);
     atr_worker_conn_gone(w);
 }
 
@@ -63,6 +63,7 @@ static void timer_set(atr_conn_t *c, int phase, uint64_t ms)
 
 static atr_req_t *req_new(atr_conn_t *c)
 {
+    c->w->requests++;
     atr_req_t *r = atr_cache_get(c->w, ATR_CACHE_REQ);
     if (r)
         memset(r, 0, sizeof *r);
@@ -607,17 +608,23 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- connection lifecycle ---- */
 
+static void on_refused_closed(uv_handle_t *h)
+{
+    atr_conn_t *c = h->data;
+    atr_slab_free(&c->w->conn_slab, c);
+}
+
 void atr_conn_accept(atr_listener_t *l)
 {
     atr_worker_t *w = l->w;
     static uint64_t next_id; /* per process; ids only need to be distinct in logs */
-    atr_conn_t *c = atr_xcalloc(1, sizeof *c);
+    atr_conn_t *c = atr_slab_alloc(&w->conn_slab);
     c->w = w;
     c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
     if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp) < 0 || w->wgen == NULL) {
-        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
         return;
     }
     uv_timer_init(&w->loop, &c->timer);

@@ -3,6 +3,7 @@
  * the worker's own loop. */
 #include "worker.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -214,6 +215,22 @@ static void on_wake(uv_async_t *a)
         begin_stop(w);
 }
 
+/* A second without a new request: empty the object caches and hand the
+ * freed pages back to the kernel, so a burst's memory does not stay with an
+ * idle proxy. Never runs while requests are arriving. */
+static void on_idle_tick(uv_timer_t *t)
+{
+    atr_worker_t *w = t->data;
+    int cached = 0;
+    for (int k = 0; k < ATR_CACHE_NKINDS; k++)
+        cached += w->caches[k].n;
+    if (w->requests == w->requests_at_tick && cached > 0) {
+        atr_cache_flush(w);
+        malloc_trim(0);
+    }
+    w->requests_at_tick = w->requests;
+}
+
 static void thread_main(void *arg)
 {
     atr_worker_t *w = arg;
@@ -239,6 +256,11 @@ atr_worker_t *atr_worker_new(int id)
     w->wake.data = w;
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
+    atr_slab_init(&w->conn_slab, sizeof(atr_conn_t));
+    uv_timer_init(&w->loop, &w->idle_timer);
+    w->idle_timer.data = w;
+    uv_timer_start(&w->idle_timer, on_idle_tick, 1000, 1000);
+    uv_unref((uv_handle_t *)&w->idle_timer);
     return w;
 }
 

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "runtime.h"
+#include "slab.h"
 
 typedef struct atr_conn atr_conn_t;
 typedef struct atr_pool atr_pool_t;
@@ -59,6 +60,9 @@ typedef struct atr_worker {
     uv_loop_t loop;
     uv_async_t wake;
     uv_timer_t drain_timer;
+    uv_timer_t idle_timer;         /* gives cached memory back after a quiet second */
+    uint64_t requests;             /* requests started, for the idle check */
+    uint64_t requests_at_tick;
 
     /* mailbox, guarded by lock */
     uv_mutex_t lock;
@@ -75,6 +79,7 @@ typedef struct atr_worker {
     int stopping;
     uint64_t seed;
     atr_cache_t caches[ATR_CACHE_NKINDS];
+    atr_slab_t conn_slab;          /* client connection structs */
     char name[8];              /* "w1" for log lines */
 } atr_worker_t;
 
