@@ -536,7 +536,11 @@ static void end_response(atr_http_parser_t *p)
             FAILV(502, "both Content-Length and Transfer-Encoding");
         if (s->te_chunked_twice)
             FAILV(502, "chunked applied more than once");
-        s->body = s->te_last_chunked ? ATR_BODY_CHUNKED : ATR_BODY_UNTIL_CLOSE;
+        /* A coding we would have to drop with the hop-by-hop header (gzip,
+         * ...) would reach the client unlabelled: refuse it, as nginx does. */
+        if (s->te_other)
+            FAILV(502, "unsupported transfer coding from backend");
+        s->body = ATR_BODY_CHUNKED;
     } else {
         s->body = s->ncl ? ATR_BODY_LENGTH : ATR_BODY_UNTIL_CLOSE;
     }

@@ -356,8 +356,10 @@ static const struct tcase responses[] = {
       "S=404|R=Not  Found \x80|V=0|B=len|KA=1", 0, 0 },
     { __LINE__, S("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n"), "V=0|KA=0", 0, 0 },
     { __LINE__, S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), "B=chunked|KA=1", 0, 0 },
-    { __LINE__, S("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"), "B=close|KA=0", 0, 0 },
-    { __LINE__, S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), "B=close", 0, 0 },
+    /* a transfer coding other than chunked would reach the client unlabelled */
+    { __LINE__, S("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"), "E502", 0, 0 },
+    { __LINE__, S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), "E502", 0, 0 },
+    { __LINE__, S("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), "E502", 0, 0 },
     { __LINE__, S("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n"), "KA=0|CC=1|B=len", 0, 0 },
     { __LINE__, S("HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n"), "S=304|B=none", 0, 0 },
     { __LINE__, S("HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n"), "B=none", 0, 0 },
