@@ -30,7 +30,7 @@ struct atr_queue {                /* per upstream, per worker generation */
 
 struct atr_bconn {
     uv_tcp_t tcp;
-    uv_timer_t timer;
+    atr_deadline_t timer;         /* kind: BT_CONNECT, BT_READ, BT_SEND or BT_IDLE */
     uv_connect_t connect_req;
     uv_write_t wr;
     atr_wgen_t *wg;               /* owner of the pool; may be gone once closing */
@@ -43,6 +43,8 @@ struct atr_bconn {
     int refs, nreqs;
     unsigned closing : 1, connected : 1, reading : 1, write_pending : 1, eof : 1;
 };
+
+enum { BT_NONE = 0, BT_CONNECT, BT_READ, BT_SEND, BT_IDLE };
 
 enum px_phase { PX_QUEUED = 1, PX_CONNECTING, PX_SENDING, PX_STREAMING, PX_TUNNEL, PX_DONE };
 
@@ -155,6 +157,11 @@ static void bc_on_closed(uv_handle_t *h)
     bc_release_ref(h->data);
 }
 
+static void bc_on_timer_closed(uv_handle_t *h)
+{
+    bc_release_ref(((atr_deadline_t *)h->data)->data);
+}
+
 static void bc_close(atr_bconn_t *bc)
 {
     if (bc->closing)
@@ -163,7 +170,7 @@ static void bc_close(atr_bconn_t *bc)
     bc->px = NULL;
     bc->refs += 2;
     uv_close((uv_handle_t *)&bc->tcp, bc_on_closed);
-    uv_close((uv_handle_t *)&bc->timer, bc_on_closed);
+    uv_close((uv_handle_t *)&bc->timer.timer, bc_on_timer_closed);
     bc_release_ref(bc);
 }
 
@@ -179,9 +186,8 @@ static void pool_remove(atr_pool_t *p, atr_bconn_t *bc)
     }
 }
 
-static void on_idle_timeout(uv_timer_t *t)
+static void idle_timeout(atr_bconn_t *bc)
 {
-    atr_bconn_t *bc = t->data;
     pool_remove(&bc->wg->pools[bc->ups][bc->server], bc);
     bc_close(bc);
 }
@@ -204,7 +210,7 @@ static void bc_park(atr_bconn_t *bc)
     bc->next = p->idle;
     p->idle = bc;
     p->nidle++;
-    uv_timer_start(&bc->timer, on_idle_timeout, u->keepalive_timeout, 0);
+    atr_deadline_set(&bc->timer, BT_IDLE, u->keepalive_timeout);
     bc_read_start(bc); /* to notice the server closing it */
 }
 
@@ -461,9 +467,8 @@ static void connect_failed(atr_proxy_t *px, int status, const char *why)
         px_fail(px, status, why);
 }
 
-static void on_connect_timeout(uv_timer_t *t)
+static void connect_timeout(atr_bconn_t *bc)
 {
-    atr_bconn_t *bc = t->data;
     if (bc->px)
         connect_failed(bc->px, 504, "connect timeout");
 }
@@ -477,7 +482,7 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     bc_release_ref(bc);
-    uv_timer_stop(&bc->timer);
+    atr_deadline_set(&bc->timer, BT_NONE, 0);
     if (status < 0) {
         connect_failed(px, 502, uv_strerror(status));
         return;
@@ -486,6 +491,20 @@ static void on_connect(uv_connect_t *req, int status)
     server_mark_up(px, px->server);
     uv_tcp_nodelay(&bc->tcp, 1);
     px_send_head(px);
+}
+
+static void read_timeout(atr_bconn_t *bc);
+static void send_timeout(atr_bconn_t *bc);
+
+static void bc_on_timer(atr_deadline_t *d, int kind)
+{
+    atr_bconn_t *bc = d->data;
+    switch (kind) {
+    case BT_CONNECT: connect_timeout(bc); break;
+    case BT_READ: read_timeout(bc); break;
+    case BT_SEND: send_timeout(bc); break;
+    case BT_IDLE: idle_timeout(bc); break;
+    }
 }
 
 static atr_bconn_t *bc_connect(atr_proxy_t *px, int s)
@@ -498,9 +517,8 @@ static atr_bconn_t *bc_connect(atr_proxy_t *px, int s)
     bc->server = s;
     bc->refs = 1;
     uv_tcp_init(&px->wg->w->loop, &bc->tcp);
-    uv_timer_init(&px->wg->w->loop, &bc->timer);
+    atr_deadline_init(&px->wg->w->loop, &bc->timer, bc_on_timer, bc);
     bc->tcp.data = bc;
-    bc->timer.data = bc;
     bc->connect_req.data = bc;
     bc->px = px;
     int rc = uv_tcp_connect(&bc->connect_req, &bc->tcp, (const struct sockaddr *)&sc->addr,
@@ -510,7 +528,7 @@ static atr_bconn_t *bc_connect(atr_proxy_t *px, int s)
         return NULL;
     }
     bc->refs++; /* held by the connect request */
-    uv_timer_start(&bc->timer, on_connect_timeout, px->u->connect_timeout, 0);
+    atr_deadline_set(&bc->timer, BT_CONNECT, px->u->connect_timeout);
     return bc;
 }
 
@@ -544,7 +562,7 @@ static void px_dispatch(atr_proxy_t *px)
         p->idle = bc->next;
         p->nidle--;
         bc->next = NULL;
-        uv_timer_stop(&bc->timer);
+        atr_deadline_set(&bc->timer, BT_NONE, 0);
         bc->px = px;
         px->bc = bc;
         px->phase = PX_SENDING;
@@ -561,9 +579,8 @@ static void px_dispatch(atr_proxy_t *px)
 
 /* ---- request: head and body to the backend ---- */
 
-static void on_read_timeout(uv_timer_t *t)
+static void read_timeout(atr_bconn_t *bc)
 {
-    atr_bconn_t *bc = t->data;
     atr_proxy_t *px = bc->px;
     if (px)
         px_fail(px, 504, "response timeout");
@@ -574,12 +591,11 @@ static void on_read_timeout(uv_timer_t *t)
 static void arm_read_timer(atr_proxy_t *px)
 {
     if (px->bc && !px->bc->write_pending && px->req_body_done)
-        uv_timer_start(&px->bc->timer, on_read_timeout, px->u->read_timeout, 0);
+        atr_deadline_set(&px->bc->timer, BT_READ, px->u->read_timeout);
 }
 
-static void on_send_timeout(uv_timer_t *t)
+static void send_timeout(atr_bconn_t *bc)
 {
-    atr_bconn_t *bc = t->data;
     if (bc->px)
         px_fail(bc->px, 504, "request send timeout");
 }
@@ -619,7 +635,7 @@ static int bc_write(atr_proxy_t *px, uv_buf_t *bufs, unsigned n)
     bc->refs++;
     bc->write_pending = 1;
     px->req_writing = 1;
-    uv_timer_start(&bc->timer, on_send_timeout, px->u->send_timeout, 0);
+    atr_deadline_set(&bc->timer, BT_SEND, px->u->send_timeout);
     return 1;
 }
 
@@ -772,7 +788,7 @@ static void px_pump_response(atr_proxy_t *px)
         if (wrc == 1) {
             px->resp_writing = 1;
             bc_read_stop(bc);
-            uv_timer_stop(&bc->timer);
+            atr_deadline_set(&bc->timer, BT_NONE, 0);
             return;
         }
         if (bc->off == bc->len)
@@ -791,7 +807,7 @@ static void px_complete(atr_proxy_t *px)
     if (bc) {
         bc->px = NULL;
         px->bc = NULL;
-        uv_timer_stop(&bc->timer);
+        atr_deadline_set(&bc->timer, BT_NONE, 0);
         if (px->reusable && px->req_body_done && !bc->write_pending && px->rmsg->keep_alive)
             bc_park(bc);
         else
@@ -908,7 +924,7 @@ static void px_on_backend_data(atr_proxy_t *px, ssize_t nread)
         }
         break;
     }
-    uv_timer_stop(&bc->timer);
+    atr_deadline_set(&bc->timer, BT_NONE, 0);
     px_response_head(px);
 }
 
@@ -931,7 +947,7 @@ static void start_tunnel(atr_proxy_t *px)
     px->req_body_done = 1;
     char *head = atr_http_client_head(r, px->rmsg, 0, 0, &hl);
     px->phase = PX_TUNNEL;
-    uv_timer_stop(&px->bc->timer);
+    atr_deadline_set(&px->bc->timer, BT_NONE, 0);
     int rc = atr_req_send(r, head, hl, NULL, 0, 0, on_client_written);
     if (rc < 0) {
         px_end(px);

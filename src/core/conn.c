@@ -48,15 +48,16 @@ static void on_handle_closed(uv_handle_t *h)
 
 /* ---- timers ---- */
 
-static void on_timer(uv_timer_t *t);
+static void on_timer(atr_deadline_t *d, int phase);
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    conn_release(((atr_deadline_t *)h->data)->data);
+}
 
 static void timer_set(atr_conn_t *c, int phase, uint64_t ms)
 {
-    c->timer_phase = phase;
-    if (phase == T_NONE || ms == 0)
-        uv_timer_stop(&c->timer);
-    else
-        uv_timer_start(&c->timer, on_timer, ms, 0);
+    atr_deadline_set(&c->timer, phase, ms);
 }
 
 /* ---- requests ---- */
@@ -159,7 +160,7 @@ static void on_write(uv_write_t *wr, int status)
     atr_req_t *r = c->req;
     atr_cache_put(c->w, ATR_CACHE_WRITE, wr);
     c->write_pending = 0;
-    if (c->timer_phase == T_SEND)
+    if (c->timer.kind == T_SEND)
         timer_set(c, T_NONE, 0);
     if (r) {
         free(r->out_head);
@@ -374,7 +375,7 @@ int atr_req_body_read(atr_req_t *r, atr_str_t *v, int max, int *n)
     r->body_pending = used;
     if (rc == ATR_DONE) {
         r->body_wanted = 0;
-        if (c->timer_phase == T_BODY)
+        if (c->timer.kind == T_BODY)
             timer_set(c, T_NONE, 0);
         return ATR_DONE;
     }
@@ -467,9 +468,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->in_len += (uint32_t)nread;
-    if (c->timer_phase == T_IDLE)
+    if (c->timer.kind == T_IDLE)
         timer_set(c, T_HEAD, conf_of(c)->header_timeout);
-    else if (c->timer_phase == T_BODY)
+    else if (c->timer.kind == T_BODY)
         timer_set(c, T_BODY, conf_of(c)->body_timeout);
     process(c);
     conn_release(c);
@@ -499,7 +500,7 @@ static void update_reading(atr_conn_t *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
     }
-    if (want && c->req && c->req->body_wanted && c->timer_phase != T_SEND)
+    if (want && c->req && c->req->body_wanted && c->timer.kind != T_SEND)
         timer_set(c, T_BODY, conf_of(c)->body_timeout);
 }
 
@@ -542,7 +543,7 @@ static void process(atr_conn_t *c)
                 c->parser = atr_cache_get(c->w, ATR_CACHE_REQ_PARSER);
             if (c->parser == NULL)
                 c->parser = atr_http_parser_new(0, &r->wg->gen->req_limits);
-            if (c->timer_phase != T_HEAD)
+            if (c->timer.kind != T_HEAD)
                 timer_set(c, T_HEAD, conf_of(c)->header_timeout);
         }
         int status = 0;
@@ -574,12 +575,10 @@ static void process(atr_conn_t *c)
 
 /* ---- timers ---- */
 
-static void on_timer(uv_timer_t *t)
+static void on_timer(atr_deadline_t *d, int phase)
 {
-    atr_conn_t *c = t->data;
+    atr_conn_t *c = d->data;
     atr_req_t *r = c->req;
-    int phase = c->timer_phase;
-    c->timer_phase = T_NONE;
     switch (phase) {
     case T_HEAD:
         if (r && r->phase == ATR_RP_HEAD && c->in_len > c->in_off) {
@@ -627,8 +626,7 @@ void atr_conn_accept(atr_listener_t *l)
         uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
         return;
     }
-    uv_timer_init(&w->loop, &c->timer);
-    c->timer.data = c;
+    atr_deadline_init(&w->loop, &c->timer, on_timer, c);
     c->refs = 1;
     uv_tcp_nodelay(&c->tcp, 1);
     struct sockaddr_storage ss;
@@ -673,7 +671,7 @@ void atr_conn_close(atr_conn_t *c)
     w->nconns--;
     c->refs += 2; /* one per handle; the creation reference is dropped below */
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer.timer, on_timer_closed);
     conn_release(c);
 }
 

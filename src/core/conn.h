@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "body.h"
+#include "deadline.h"
 #include "http_parse.h"
 #include "worker.h"
 
@@ -75,7 +76,7 @@ struct atr_req {
 
 struct atr_conn {
     uv_tcp_t tcp;
-    uv_timer_t timer;
+    atr_deadline_t timer;            /* kind = the phase being timed (T_HEAD, ...) */
     atr_worker_t *w;
     atr_conn_t *next, *prev;         /* worker list */
     char *in;                        /* input buffer, NULL while idle */
@@ -85,7 +86,7 @@ struct atr_conn {
     uint32_t nreqs;
     int refs;
     int in_process, process_again;   /* process() re-entrancy guard */
-    unsigned reading : 1, closing : 1, eof : 1, write_pending : 1, timer_phase : 3;
+    unsigned reading : 1, closing : 1, eof : 1, write_pending : 1;
     uint64_t id;
     char peer[46];                   /* client address text */
 };
