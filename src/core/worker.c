@@ -215,7 +215,7 @@ static void on_wake(uv_async_t *a)
         begin_stop(w);
 }
 
-/* A second without a new request: empty the object caches and hand the
+/* Half a second without a new request: empty the object caches and hand the
  * freed pages back to the kernel, so a burst's memory does not stay with an
  * idle proxy. Never runs while requests are arriving. */
 static void on_idle_tick(uv_timer_t *t)
@@ -259,7 +259,7 @@ atr_worker_t *atr_worker_new(int id)
     atr_slab_init(&w->conn_slab, sizeof(atr_conn_t));
     uv_timer_init(&w->loop, &w->idle_timer);
     w->idle_timer.data = w;
-    uv_timer_start(&w->idle_timer, on_idle_tick, 1000, 1000);
+    uv_timer_start(&w->idle_timer, on_idle_tick, 500, 500);
     uv_unref((uv_handle_t *)&w->idle_timer);
     return w;
 }

@@ -60,7 +60,7 @@ typedef struct atr_worker {
     uv_loop_t loop;
     uv_async_t wake;
     uv_timer_t drain_timer;
-    uv_timer_t idle_timer;         /* gives cached memory back after a quiet second */
+    uv_timer_t idle_timer;         /* gives cached memory back after a quiet half second */
     uint64_t requests;             /* requests started, for the idle check */
     uint64_t requests_at_tick;
 
