@@ -40,7 +40,13 @@ static void on_connection(uv_stream_t *server, int status)
 {
     atr_listener_t *l = server->data;
     if (status < 0) {
-        ATR_WARN("%s: accept on %s: %s", l->w->name, l->key, uv_strerror(status));
+        /* EMFILE and friends repeat for every pending connection: say it at
+         * most once a second per listener (libuv already sheds the excess). */
+        uint64_t now = uv_now(server->loop);
+        if (now - l->last_error_log >= 1000 || l->last_error_log == 0) {
+            l->last_error_log = now;
+            ATR_ERROR("%s: accept on %s: %s", l->w->name, l->key, uv_strerror(status));
+        }
         return;
     }
     atr_conn_accept(l);

@@ -26,6 +26,7 @@ typedef struct atr_listener {
     char *key;
     struct atr_worker *w;
     struct atr_listener *next;
+    uint64_t last_error_log;  /* loop time of the last accept error logged */
 } atr_listener_t;
 
 /* Worker-local state for one generation: balancers, backend pools and
