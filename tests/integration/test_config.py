@@ -222,3 +222,20 @@ def test_started_config_serves(atrium):
     a = atrium('host * { route / { return 200 "up"; } }')
     r = get(a.port, "/")
     assert (r.status, r.body) == (200, b"up")
+
+
+def test_user_drops_privileges_after_binding(atrium):
+    """`user NAME`: listeners are bound as root, then every thread runs as NAME."""
+    import os
+    import pwd
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    nobody = pwd.getpwnam("nobody")
+    a = atrium('user nobody;\nhost * { route / { return 200 "x"; } }')
+    assert get(a.port, "/").status == 200
+    for tid in os.listdir("/proc/%d/task" % a.pid):
+        status = open("/proc/%d/task/%s/status" % (a.pid, tid)).read()
+        uids = re.search(r"^Uid:\s+(.*)$", status, re.M).group(1).split()
+        gids = re.search(r"^Gid:\s+(.*)$", status, re.M).group(1).split()
+        assert set(map(int, uids)) == {nobody.pw_uid}, (tid, uids)
+        assert set(map(int, gids)) == {nobody.pw_gid}, (tid, gids)
