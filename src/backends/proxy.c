@@ -653,7 +653,8 @@ static void px_send_head(atr_proxy_t *px)
     }
     atr_http_parser_reset(px->rparser);
     atr_http_parser_set_request_method(px->rparser, px->idempotent == 2 ? ATR_M_HEAD : ATR_M_GET);
-    px->t_start = uv_hrtime();
+    if (px->wg->gen->access_log)
+        px->t_start = uv_hrtime();
     bc_read_start(px->bc);
     uv_buf_t b = uv_buf_init(px->head, (unsigned)px->head_len);
     int rc = bc_write(px, &b, 1);
@@ -802,7 +803,8 @@ static void px_complete(atr_proxy_t *px)
 {
     atr_req_t *r = px->r;
     atr_bconn_t *bc = px->bc;
-    r->upstream_time_us = (int64_t)((uv_hrtime() - px->t_start) / 1000);
+    if (px->t_start)
+        r->upstream_time_us = (int64_t)((uv_hrtime() - px->t_start) / 1000);
     px->phase = PX_DONE;
     if (bc) {
         bc->px = NULL;
