@@ -1,0 +1,1 @@
+/* placeholder: being written */ typedef int atr_placeholder_fcgi_proto;
