@@ -83,7 +83,9 @@ typedef struct atr_conf_route {
     enum atr_route_kind kind;
     atr_conf_upstream_t *upstream;  /* ATR_ROUTE_PROXY: resolved reference into conf->upstreams */
     char *static_root;              /* ATR_ROUTE_STATIC: directory (checked to exist) */
-    char *index;                    /* `index index.html;` default "index.html" */
+    char *index;                    /* `index FILE;` default "index.html" (static; proxy to fastcgi/scgi) */
+    char *root;                     /* ATR_ROUTE_PROXY: `root DIR;` document root for gateway
+                                     * backends: SCRIPT_FILENAME = root + path; NULL = none */
     int return_status;              /* ATR_ROUTE_RETURN */
     char *return_body;              /* ATR_ROUTE_RETURN, may be NULL */
     atr_conf_hdr_op_t *req_hdr;  int nreq_hdr;

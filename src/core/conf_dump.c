@@ -179,6 +179,13 @@ static void dump_route(const atr_conf_route_t *r, FILE *out)
         fputs("        proxy ", out);
         word(out, r->upstream->name);
         fputs(";\n", out);
+        if (r->root != NULL) {
+            fputs("        root ", out);
+            word(out, r->root);
+            fputs(";\n        index ", out);
+            word(out, r->index);
+            fputs(";\n", out);
+        }
         break;
     case ATR_ROUTE_STATIC:
         fputs("        static ", out);

@@ -31,7 +31,7 @@ typedef struct route_build {
     hdr_target_t hdr;
     atr_conf_route_t *r;
     const char *handler; /* the first of proxy/static/return */
-    atr_conf_pos_t handler_pos, index_pos;
+    atr_conf_pos_t handler_pos, index_pos, root_pos;
 } route_build_t;
 
 static int d_header(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
@@ -136,6 +136,22 @@ static int d_return(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__c
     return 0;
 }
 
+/* `root DIR;` in a proxy route: the document root the gateway protocols
+ * (FastCGI, SCGI) get as DOCUMENT_ROOT, and SCRIPT_FILENAME = root + path. The
+ * directory is the application's: it is not required to exist here. */
+static int d_root(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
+                  void *obj)
+{
+    route_build_t *rb = obj;
+    const atr__conf_tok_t *t = &n->args[0];
+    (void)d;
+    if (t->s[0] != '/')
+        return atr__conf_fail(b, &t->pos, "root '%s' must be an absolute path", t->s);
+    rb->r->root = atr__conf_tokdup(b, t);
+    rb->root_pos = n->name.pos;
+    return 0;
+}
+
 static int d_index(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
                    void *obj)
 {
@@ -185,8 +201,11 @@ static int build_route(atr__conf_bctx_t *b, host_build_t *hb, const atr__conf_no
         return atr__conf_fail(b, &n->name.pos,
                               "route %s has no handler (expected proxy, static or return)",
                               r->prefix);
-    if (rb.index_pos.file != NULL && r->kind != ATR_ROUTE_STATIC)
-        return atr__conf_fail(b, &rb.index_pos, "'index' only applies to static routes");
+    if (rb.root_pos.file != NULL && r->kind != ATR_ROUTE_PROXY)
+        return atr__conf_fail(b, &rb.root_pos, "'root' only applies to proxy routes");
+    if (rb.index_pos.file != NULL && r->kind != ATR_ROUTE_STATIC && r->root == NULL)
+        return atr__conf_fail(b, &rb.index_pos,
+                              "'index' only applies to static routes and proxy routes with a root");
     r->req_hdr = rb.hdr.req;
     r->nreq_hdr = rb.hdr.nreq;
     r->resp_hdr = rb.hdr.resp;
@@ -304,6 +323,7 @@ const atr__conf_directive_t atr__conf_route_tab[] = {
     ATR__CONF_ONE("static", d_static),
     { "return", 1, 2, 0, 0, d_return, ATR__CONF_NONE, 0, 0, 0 },
     ATR__CONF_ONE("index", d_index),
+    ATR__CONF_ONE("root", d_root),
     { "request_header", 2, 3, 0, 1, d_header, ATR__CONF_NONE, 0, 0, 0 },
     { "response_header", 2, 3, 0, 1, d_header, ATR__CONF_NONE, 0, 0, 0 },
 };
