@@ -188,9 +188,20 @@ static int frame_body(enum atr_http_body body, const atr_str_t *v, int n, int la
 
 const atr_backend_ops_t atr_backend_http = {
     .name = "http",
+    .reuse = 1,
     .encode_head = encode_head,
     .frame_body = frame_body,
 };
+
+/* The registry: one ops table per protocol (https comes with TLS). */
+const atr_backend_ops_t *atr_backend_for(enum atr_proto p)
+{
+    switch (p) {
+    case ATR_PROTO_FASTCGI: return &atr_backend_fastcgi;
+    case ATR_PROTO_SCGI: return &atr_backend_scgi;
+    default: return &atr_backend_http;
+    }
+}
 
 /* Fields the client head regenerates. */
 static const char *const resp_regen[] = { "content-length", "via", NULL };

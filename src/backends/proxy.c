@@ -8,6 +8,7 @@
 #include "proxy.h"
 
 #include <stddef.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -29,7 +30,12 @@ struct atr_queue {                /* per upstream, per worker generation */
 };
 
 struct atr_bconn {
-    uv_tcp_t tcp;
+    union {                       /* TCP, or a unix socket (`server unix:/path`) */
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+        uv_stream_t stream;
+        uv_handle_t handle;
+    } io;
     atr_deadline_t timer;         /* kind: BT_CONNECT, BT_READ, BT_SEND or BT_IDLE */
     uv_connect_t connect_req;
     uv_write_t wr;
@@ -79,7 +85,9 @@ struct atr_proxy {
     size_t client_head_len;
     uv_timer_t *qtimer;
     atr_proxy_t *qnext;
-    char scratch[ATR_MAX_OUT_BUFS][ATR_FRAME_SCRATCH];
+    int dec_done;                 /* the backend's response stream ended (decoder) */
+    _Alignas(16) unsigned char dec[256]; /* the protocol decoder's state */
+    char scratch[ATR_FRAME_MAX_VIEWS][ATR_FRAME_SCRATCH];
 };
 
 static void px_dispatch(atr_proxy_t *px);
@@ -169,7 +177,7 @@ static void bc_close(atr_bconn_t *bc)
     bc->closing = 1;
     bc->px = NULL;
     bc->refs += 2;
-    uv_close((uv_handle_t *)&bc->tcp, bc_on_closed);
+    uv_close(&bc->io.handle, bc_on_closed);
     uv_close((uv_handle_t *)&bc->timer.timer, bc_on_timer_closed);
     bc_release_ref(bc);
 }
@@ -240,6 +248,40 @@ static void bc_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void px_on_backend_data(atr_proxy_t *px, ssize_t nread);
 
+static void px_fail(atr_proxy_t *px, int status, const char *why);
+
+/* New raw bytes at bc->buf + bc->len: run the protocol's decoder over them
+ * in place. 0 when the exchange failed (answered already). */
+static int px_decode(atr_proxy_t *px, size_t nread)
+{
+    atr_bconn_t *bc = px->bc;
+    if (px->ops->decode == NULL) {
+        bc->len += (uint32_t)nread;
+        return 1;
+    }
+    if (px->dec_done) {
+        px_fail(px, 502, "bytes after the end of the response");
+        return 0;
+    }
+    size_t produced = 0;
+    char *at = bc->buf + bc->len;
+    int rc = px->ops->decode(px->dec, at, at, nread, &produced);
+    bc->len += (uint32_t)produced;
+    if (rc == ATR_ERROR) {
+        px_fail(px, 502, "malformed records from the backend");
+        return 0;
+    }
+    if (rc == ATR_DONE)
+        px->dec_done = 1;
+    return 1;
+}
+
+/* The response stream is over: the backend closed, or the protocol said so. */
+static int px_ended(const atr_proxy_t *px)
+{
+    return px->bc->eof || px->dec_done;
+}
+
 static void bc_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     atr_bconn_t *bc = s->data;
@@ -256,8 +298,8 @@ static void bc_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         bc->eof = 1;
         uv_read_stop(s);
         bc->reading = 0;
-    } else {
-        bc->len += (uint32_t)nread;
+    } else if (!px_decode(bc->px, (size_t)nread)) {
+        return;
     }
     px_on_backend_data(bc->px, nread);
 }
@@ -265,14 +307,14 @@ static void bc_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void bc_read_start(atr_bconn_t *bc)
 {
     if (!bc->reading && !bc->closing && !bc->eof &&
-        uv_read_start((uv_stream_t *)&bc->tcp, bc_on_alloc, bc_on_read) == 0)
+        uv_read_start(&bc->io.stream, bc_on_alloc, bc_on_read) == 0)
         bc->reading = 1;
 }
 
 static void bc_read_stop(atr_bconn_t *bc)
 {
     if (bc->reading) {
-        uv_read_stop((uv_stream_t *)&bc->tcp);
+        uv_read_stop(&bc->io.stream);
         bc->reading = 0;
     }
 }
@@ -489,7 +531,8 @@ static void on_connect(uv_connect_t *req, int status)
     }
     bc->connected = 1;
     server_mark_up(px, px->server);
-    uv_tcp_nodelay(&bc->tcp, 1);
+    if (bc->io.handle.type == UV_TCP)
+        uv_tcp_nodelay(&bc->io.tcp, 1);
     px_send_head(px);
 }
 
@@ -516,12 +559,21 @@ static atr_bconn_t *bc_connect(atr_proxy_t *px, int s)
     bc->ups = px->ups;
     bc->server = s;
     bc->refs = 1;
-    uv_tcp_init(&px->wg->w->loop, &bc->tcp);
+    int unix_socket = sc->addr.ss_family == AF_UNIX;
+    if (unix_socket)
+        uv_pipe_init(&px->wg->w->loop, &bc->io.pipe, 0);
+    else
+        uv_tcp_init(&px->wg->w->loop, &bc->io.tcp);
     atr_deadline_init(&px->wg->w->loop, &bc->timer, bc_on_timer, bc);
-    bc->tcp.data = bc;
+    bc->io.handle.data = bc;
     bc->connect_req.data = bc;
     bc->px = px;
-    int rc = uv_tcp_connect(&bc->connect_req, &bc->tcp, (const struct sockaddr *)&sc->addr,
+    int rc = 0;
+    if (unix_socket)
+        uv_pipe_connect(&bc->connect_req, &bc->io.pipe,
+                        ((const struct sockaddr_un *)&sc->addr)->sun_path, on_connect);
+    else
+        rc = uv_tcp_connect(&bc->connect_req, &bc->io.tcp, (const struct sockaddr *)&sc->addr,
                             on_connect);
     if (rc < 0) {
         bc_close(bc);
@@ -625,11 +677,11 @@ static void on_backend_write(uv_write_t *wr, int status)
 static int bc_write(atr_proxy_t *px, uv_buf_t *bufs, unsigned n)
 {
     atr_bconn_t *bc = px->bc;
-    int rc = atr_stream_try_write((uv_stream_t *)&bc->tcp, &bufs, &n);
+    int rc = atr_stream_try_write(&bc->io.stream, &bufs, &n);
     if (rc <= 0)
         return rc;
     bc->wr.data = bc;
-    rc = uv_write(&bc->wr, (uv_stream_t *)&bc->tcp, bufs, n, on_backend_write);
+    rc = uv_write(&bc->wr, &bc->io.stream, bufs, n, on_backend_write);
     if (rc < 0)
         return rc;
     bc->refs++;
@@ -668,13 +720,31 @@ static void px_send_head(atr_proxy_t *px)
     }
 }
 
+/* Cut views to at most ATR_FRAME_MAX_VIEW bytes (a FastCGI record's
+ * content) for the encoder. The input is at most ATR_MAX_OUT_BUFS views from
+ * one buffer of at most 1 MiB, so the output fits ATR_FRAME_MAX_VIEWS. */
+static int split_views(const atr_str_t *in, int n, atr_str_t *out)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        atr_str_t v = in[i];
+        while (v.n > ATR_FRAME_MAX_VIEW && k < ATR_FRAME_MAX_VIEWS - 1) {
+            out[k++] = (atr_str_t){ v.p, ATR_FRAME_MAX_VIEW };
+            v.p += ATR_FRAME_MAX_VIEW;
+            v.n -= ATR_FRAME_MAX_VIEW;
+        }
+        out[k++] = v;
+    }
+    return k;
+}
+
 /* Move request body from the client to the backend until one side waits. */
 static void px_pump_request(atr_proxy_t *px)
 {
     atr_req_t *r = px->r;
     while (r && !px->req_body_done && !px->req_writing && px->phase != PX_DONE) {
-        atr_str_t v[ATR_MAX_OUT_BUFS];
-        uv_buf_t bufs[3 * ATR_MAX_OUT_BUFS + 1];
+        atr_str_t v[ATR_MAX_OUT_BUFS], fv[ATR_FRAME_MAX_VIEWS];
+        uv_buf_t bufs[3 * ATR_FRAME_MAX_VIEWS + 1];
         int n = 0;
         int rc = atr_req_body_read(r, v, ATR_MAX_OUT_BUFS, &n);
         if (rc == ATR_ERROR) {
@@ -689,7 +759,8 @@ static void px_pump_request(atr_proxy_t *px)
         int last = rc == ATR_DONE;
         if (n == 0 && !last)
             return; /* on_body_ready resumes */
-        int nb = px->ops->frame_body(px->req_framing, v, n, last, px->scratch, bufs);
+        int nf = split_views(v, n, fv);
+        int nb = px->ops->frame_body(px->req_framing, fv, nf, last, px->scratch, bufs);
         if (n > 0)
             px->req_bytes_sent = 1;
         if (last)
@@ -722,6 +793,20 @@ void atr_proxy_on_body_ready(atr_req_t *r)
 /* ---- response ---- */
 
 static void px_complete(atr_proxy_t *px);
+
+/* A connection goes back to the pool only after a cleanly framed, fully
+ * consumed exchange that both the protocol and the backend allow to go on. */
+static int px_reusable(atr_proxy_t *px)
+{
+    atr_bconn_t *bc = px->bc;
+    if (!px->ops->reuse || bc->off != bc->len || bc->eof)
+        return 0;
+    if (px->ops->decode) {
+        int status = 0;
+        return px->dec_done && px->ops->dec_end(px->dec, &status);
+    }
+    return px->rbody.mode != ATR_BM_CLOSE && px->rmsg->keep_alive;
+}
 
 static void on_client_written(atr_req_t *r, int status)
 {
@@ -759,11 +844,19 @@ static void px_pump_response(atr_proxy_t *px)
             return;
         }
         bc->off += (uint32_t)used;
-        int last = rc == ATR_DONE || (px->rbody.mode == ATR_BM_CLOSE && bc->eof);
-        if (!last && bc->eof && bc->off == bc->len) {
+        /* With a framing protocol (FastCGI) the exchange ends with its end
+         * record, which may come after a Content-Length body is complete. */
+        int stream_done = !px->ops->decode || px->dec_done;
+        int last = (rc == ATR_DONE && stream_done) ||
+                   (px->rbody.mode == ATR_BM_CLOSE && px_ended(px));
+        if (!last && px_ended(px) && bc->off == bc->len) {
             /* The backend closed before the framed body ended: the client
              * must see a truncated transfer, never a complete one. */
             px_fail(px, 502, "backend closed mid-body");
+            return;
+        }
+        if (rc == ATR_DONE && !stream_done && px->ops->decode && bc->off < bc->len) {
+            px_fail(px, 502, "response data after the end of the body");
             return;
         }
         if (n == 0 && !last && px->client_head == NULL) {
@@ -775,7 +868,7 @@ static void px_pump_response(atr_proxy_t *px)
         }
         if (last) {
             px->resp_done = 1;
-            px->reusable = px->rbody.mode != ATR_BM_CLOSE && bc->off == bc->len && !bc->eof;
+            px->reusable = px_reusable(px);
         }
         /* The response head goes out with the first body bytes: one write. */
         char *head = px->client_head;
@@ -810,7 +903,7 @@ static void px_complete(atr_proxy_t *px)
         bc->px = NULL;
         px->bc = NULL;
         atr_deadline_set(&bc->timer, BT_NONE, 0);
-        if (px->reusable && px->req_body_done && !bc->write_pending && px->rmsg->keep_alive)
+        if (px->reusable && px->req_body_done && !bc->write_pending)
             bc_park(bc);
         else
             bc_close(bc);
@@ -900,13 +993,19 @@ static void px_on_backend_data(atr_proxy_t *px, ssize_t nread)
         px_fail(px, 502, "backend closed without a response");
         return;
     }
+    if (px->dec_done && bc->len == bc->off) {
+        int st = 502;
+        px->ops->dec_end(px->dec, &st);
+        px_fail(px, st, st == 503 ? "backend overloaded" : "backend ended without a response");
+        return;
+    }
     int status = 0;
     const char *why = NULL;
     for (;;) {
         int rc = atr_http_parse(px->rparser, bc->buf + bc->off, bc->len - bc->off, px->rmsg,
                                 &status, &why);
         if (rc == ATR_AGAIN) {
-            if (bc->eof) {
+            if (px_ended(px)) {
                 px_fail(px, 502, "backend closed mid-head");
                 return;
             }
@@ -996,7 +1095,7 @@ static void tunnel_pump_up(atr_proxy_t *px)
         if (v.n == 0)
             return;
         uv_buf_t b = uv_buf_init((char *)v.p, (unsigned)v.n);
-        int wrc = uv_try_write((uv_stream_t *)&px->bc->tcp, &b, 1);
+        int wrc = uv_try_write(&px->bc->io.stream, &b, 1);
         if (wrc == (int)v.n) {
             atr_req_body_consumed(px->r);
             continue;
@@ -1010,7 +1109,7 @@ static void tunnel_pump_up(atr_proxy_t *px)
             b.len -= (size_t)wrc;
         }
         px->bc->wr.data = px->bc;
-        if (uv_write(&px->bc->wr, (uv_stream_t *)&px->bc->tcp, &b, 1, on_tunnel_up_written) < 0) {
+        if (uv_write(&px->bc->wr, &px->bc->io.stream, &b, 1, on_tunnel_up_written) < 0) {
             px_fail(px, 502, "tunnel write failed");
             return;
         }
@@ -1037,7 +1136,7 @@ void atr_proxy_start(atr_req_t *r)
     atr_wgen_ref(px->wg);
     px->ups = atr_gen_upstream_index(g, u);
     px->u = u;
-    px->ops = &atr_backend_http;
+    px->ops = atr_backend_for(u->protocol);
     px->server = -1;
     px->tried = atr_xcalloc((size_t)(u->nservers > 0 ? u->nservers : 1), 1);
     px->req_framing = m->body;
@@ -1048,8 +1147,19 @@ void atr_proxy_start(atr_req_t *r)
         break;
     default: px->idempotent = 0; break;
     }
-    r->upgrade_requested = m->upgrade;
+    r->upgrade_requested = m->upgrade && px->ops == &atr_backend_http;
     r->proxy = px;
+    int refuse = px->ops->check ? px->ops->check(r, m) : 0;
+    if (refuse) {
+        int has_body = m->body != ATR_BODY_NONE;
+        px_detach(px);
+        px_free(px);
+        atr_req_head_done(r);
+        atr_req_respond_simple(r, refuse, NULL, has_body);
+        return;
+    }
+    if (px->ops->dec_init)
+        px->ops->dec_init(px->dec, r);
     px->head = px->ops->encode_head(r, m, m->body, &px->head_len);
     if (m->body == ATR_BODY_NONE)
         px->req_body_done = 1;
@@ -1064,6 +1174,14 @@ void atr_proxy_on_client_gone(atr_req_t *r)
         return;
     if (px->phase == PX_QUEUED)
         queue_remove(px);
+    if (px->ops->abort_bytes && px->bc && px->bc->connected && !px->resp_done &&
+        !px->bc->write_pending) {
+        /* Tell the application (FastCGI ABORT_REQUEST), best effort: the
+         * connection closes right after and is never reused. */
+        char rec[16];
+        uv_buf_t b = uv_buf_init(rec, (unsigned)px->ops->abort_bytes(rec));
+        uv_try_write(&px->bc->io.stream, &b, 1);
+    }
     px->phase = PX_DONE;
     px_end(px);
 }

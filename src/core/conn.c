@@ -610,6 +610,31 @@ static void on_timer(atr_deadline_t *d, int phase)
 
 /* ---- connection lifecycle ---- */
 
+static int addr_text(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+    if (ss->ss_family == AF_INET) {
+        uv_ip4_name((const struct sockaddr_in *)ss, out, cap);
+        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    }
+    uv_ip6_name((const struct sockaddr_in6 *)ss, out, cap);
+    return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+int atr_conn_addrs(atr_conn_t *c, char *local, size_t cap, int *local_port, int *peer_port)
+{
+    struct sockaddr_storage ss;
+    char ignored[64];
+    int len = sizeof ss, rc;
+    if ((rc = uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len)) < 0)
+        return rc;
+    *local_port = addr_text(&ss, local, cap);
+    len = sizeof ss;
+    if ((rc = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len)) < 0)
+        return rc;
+    *peer_port = addr_text(&ss, ignored, sizeof ignored);
+    return 0;
+}
+
 static void on_refused_closed(uv_handle_t *h)
 {
     atr_conn_t *c = h->data;

@@ -131,6 +131,11 @@ void atr_req_body_consumed(atr_req_t *r);
 /* Raw tunnel (after 101): bytes from the client go to the handler unchanged. */
 int atr_req_tunnel_read(atr_req_t *r, atr_str_t *v);
 
+/* The connection's local address ("127.0.0.1", port) and the peer's port,
+ * for gateway environments (asked of the kernel: idle connections do not
+ * carry them). 0 or a negative libuv error. */
+int atr_conn_addrs(atr_conn_t *c, char *local, size_t cap, int *local_port, int *peer_port);
+
 /* Connection-level */
 void atr_conn_accept(atr_listener_t *l);
 void atr_conn_close(atr_conn_t *c);

@@ -264,8 +264,8 @@ static int check_supported(const atr_conf_t *conf, char *err, size_t errlen)
                 return -1;
             }
         }
-        if (u->protocol != ATR_PROTO_HTTP) {
-            snprintf(err, errlen, "%s:%d:%d: upstream '%s': only protocol http is supported yet",
+        if (u->protocol == ATR_PROTO_HTTPS) {
+            snprintf(err, errlen, "%s:%d:%d: upstream '%s': protocol https is not supported yet",
                      u->pos.file, u->pos.line, u->pos.col, u->name);
             return -1;
         }

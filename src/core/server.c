@@ -195,6 +195,9 @@ void atr_server_dispatch(atr_req_t *r)
         atr_static_handle(r);
         return;
     case ATR_ROUTE_PROXY:
+        if (r->route->upstream->protocol == ATR_PROTO_FASTCGI ||
+            r->route->upstream->protocol == ATR_PROTO_SCGI)
+            r->norm_path = atr_xstrndup(path, plen); /* SCRIPT_NAME / PATH_INFO */
         atr_proxy_start(r);
         return;
     }

@@ -1,0 +1,139 @@
+/* The FastCGI backend: a responder request on request id 1 with
+ * FCGI_KEEP_CONN (so the core pools the connection), the body as STDIN
+ * records, STDOUT de-framed into the shared response parser, STDERR to the
+ * error log (sanitised and bounded), END_REQUEST statuses, ABORT_REQUEST
+ * when the client goes away. Records themselves are fcgi_proto.c. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fcgi_proto.h"
+#include "gateway.h"
+#include "log.h"
+
+#define STDERR_LOG_MAX 4096 /* per request: a chatty application cannot flood the log */
+
+typedef struct fcgi_state {
+    atr_fcgi_dec_t dec;
+    int extra;                   /* bytes after END_REQUEST */
+    uint32_t stderr_logged;
+    char upstream[64];
+} fcgi_state_t;
+
+static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_body body,
+                         size_t *len)
+{
+    atr_cgi_env_t env;
+    (void)body;
+    memset(&env, 0, sizeof env);
+    /* A too-large environment was refused by check(); build it again here. */
+    atr_gateway_env(r, m, ATR_GW_SCRIPT, 1, &env);
+    char *out = atr_fcgi_encode_request(&env, r->route->upstream->keepalive > 0, len);
+    atr_cgi_env_free(&env);
+    return out;
+}
+
+static int check(atr_req_t *r, const atr_http_msg_t *m)
+{
+    int st = atr_gateway_check_length(r, m);
+    if (st)
+        return st;
+    atr_cgi_env_t env;
+    memset(&env, 0, sizeof env);
+    st = atr_gateway_env(r, m, ATR_GW_SCRIPT, 1, &env);
+    atr_cgi_env_free(&env);
+    return st;
+}
+
+static const unsigned char stdin_end[ATR_FCGI_HEADER_LEN] = { 1, ATR_FCGI_STDIN, 0, 1, 0, 0, 0, 0 };
+
+static int frame_body(enum atr_http_body body, const atr_str_t *v, int n, int last,
+                      char (*scratch)[ATR_FRAME_SCRATCH], uv_buf_t *out)
+{
+    int nb = 0;
+    (void)body;
+    for (int i = 0; i < n; i++) {
+        if (v[i].n == 0)
+            continue;
+        atr_fcgi_stdin_header((unsigned char *)scratch[i], v[i].n);
+        out[nb++] = uv_buf_init(scratch[i], ATR_FCGI_HEADER_LEN);
+        out[nb++] = uv_buf_init((char *)v[i].p, (unsigned)v[i].n);
+    }
+    if (last)
+        out[nb++] = uv_buf_init((char *)stdin_end, ATR_FCGI_HEADER_LEN);
+    return nb;
+}
+
+static void on_stderr(void *arg, const char *p, size_t n)
+{
+    fcgi_state_t *st = arg;
+    char line[512];
+    size_t k = 0;
+    if (st->stderr_logged >= STDERR_LOG_MAX)
+        return;
+    for (size_t i = 0; i < n && k < sizeof line - 5 && st->stderr_logged < STDERR_LOG_MAX; i++) {
+        unsigned char c = (unsigned char)p[i];
+        st->stderr_logged++;
+        if (c == '\n' || c == '\r') {
+            if (k > 0) {
+                line[k] = '\0';
+                ATR_WARN("upstream %s: fastcgi stderr: %s", st->upstream, line);
+                k = 0;
+            }
+        } else if (c < 0x20 || c >= 0x7f) {
+            k += (size_t)snprintf(line + k, sizeof line - k, "\\x%02x", c);
+        } else {
+            line[k++] = (char)c;
+        }
+    }
+    if (k > 0) {
+        line[k] = '\0';
+        ATR_WARN("upstream %s: fastcgi stderr: %s", st->upstream, line);
+    }
+}
+
+static void dec_init(void *state, atr_req_t *r)
+{
+    fcgi_state_t *st = state;
+    memset(st, 0, sizeof *st);
+    snprintf(st->upstream, sizeof st->upstream, "%s", r->route->upstream->name);
+    atr_fcgi_dec_init(&st->dec, on_stderr, st);
+}
+
+static int decode(void *state, char *out, const char *in, size_t len, size_t *produced)
+{
+    fcgi_state_t *st = state;
+    size_t consumed = 0;
+    int rc = atr_fcgi_decode(&st->dec, out, in, len, &consumed, produced);
+    if (rc == ATR_DONE && consumed < len)
+        st->extra = 1;
+    return rc;
+}
+
+static int dec_end(void *state, int *status)
+{
+    fcgi_state_t *st = state;
+    if (st->dec.protocol_status == 2)
+        *status = 503; /* FCGI_OVERLOADED */
+    return !st->extra && st->dec.protocol_status == 0;
+}
+
+static size_t abort_bytes(char *out)
+{
+    atr_fcgi_abort_record((unsigned char *)out);
+    return ATR_FCGI_HEADER_LEN;
+}
+
+_Static_assert(sizeof(fcgi_state_t) <= 256, "decoder state must fit the core's slot");
+
+const atr_backend_ops_t atr_backend_fastcgi = {
+    .name = "fastcgi",
+    .reuse = 1,
+    .check = check,
+    .encode_head = encode_head,
+    .frame_body = frame_body,
+    .dec_size = sizeof(fcgi_state_t),
+    .dec_init = dec_init,
+    .decode = decode,
+    .dec_end = dec_end,
+    .abort_bytes = abort_bytes,
+};

@@ -1,0 +1,49 @@
+#include "gateway.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+int atr_gateway_check_length(atr_req_t *r, const atr_http_msg_t *m)
+{
+    (void)r;
+    return m->body == ATR_BODY_CHUNKED ? 411 : 0;
+}
+
+int atr_gateway_env(atr_req_t *r, const atr_http_msg_t *m, enum atr_gateway_style style,
+                    int pass_authorization, atr_cgi_env_t *env)
+{
+    const atr_conf_route_t *rt = r->route;
+    const char *path = r->norm_path ? r->norm_path : "/";
+    size_t plen = strlen(path);
+    char script[4096 + 256], filename[8192];
+    atr_cgi_input_t in;
+    memset(&in, 0, sizeof in);
+    in.msg = m;
+    if (style == ATR_GW_SCRIPT) {
+        /* A directory asks for its index, as a static route would. */
+        int dir = plen > 0 && path[plen - 1] == '/';
+        snprintf(script, sizeof script, "%s%s", path, dir && rt->index ? rt->index : "");
+        in.script_name = (atr_str_t){ script, strlen(script) };
+        if (rt->root) {
+            snprintf(filename, sizeof filename, "%s%s", rt->root, script);
+            in.script_filename = filename;
+            in.document_root = rt->root;
+        }
+    } else {
+        in.script_name = (atr_str_t){ "", 0 };
+        in.path_info = (atr_str_t){ path, plen };
+        in.document_root = rt->root;
+    }
+    char local[64] = "";
+    int local_port = 0, peer_port = 0;
+    atr_conn_addrs(r->c, local, sizeof local, &local_port, &peer_port);
+    in.remote_addr = r->c->peer;
+    in.remote_port = peer_port;
+    in.server_addr = local;
+    in.server_port = local_port;
+    in.https = 0;
+    in.has_body = m->body == ATR_BODY_LENGTH;
+    in.content_length = m->content_length;
+    in.pass_authorization = pass_authorization;
+    return atr_cgi_env_build(&in, env) < 0 ? 431 : 0;
+}

@@ -1,0 +1,24 @@
+/* What the CGI-family backends (FastCGI, SCGI, later CGI) share on top of
+ * cgi_env.c: the request's meta-variables from a live request, and the
+ * request-body rule (they need CONTENT_LENGTH up front). */
+#ifndef ATR_GATEWAY_H
+#define ATR_GATEWAY_H
+
+#include "backend.h"
+#include "cgi_env.h"
+
+enum atr_gateway_style {
+    ATR_GW_SCRIPT,   /* SCRIPT_NAME = path (+ index), SCRIPT_FILENAME = root + it (FastCGI/PHP) */
+    ATR_GW_MOUNT     /* SCRIPT_NAME = "", PATH_INFO = path (SCGI/WSGI apps mounted at /) */
+};
+
+/* Build the environment for r from its parsed head m. 0, or an HTTP status
+ * to answer (431 when the environment is too large). */
+int atr_gateway_env(atr_req_t *r, const atr_http_msg_t *m, enum atr_gateway_style style,
+                    int pass_authorization, atr_cgi_env_t *env);
+
+/* ops->check for protocols that need the body length first: chunked
+ * request bodies get 411 Length Required. */
+int atr_gateway_check_length(atr_req_t *r, const atr_http_msg_t *m);
+
+#endif

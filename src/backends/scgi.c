@@ -1,0 +1,53 @@
+/* The SCGI backend: the netstring header block (CONTENT_LENGTH first, SCGI=1),
+ * then the body as is; the response (status line or CGI header block) goes
+ * through the shared parser and ends when the application closes. One
+ * request per connection, as the protocol demands. */
+#include <stdlib.h>
+
+#include "fcgi_proto.h"
+#include "gateway.h"
+
+static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_body body,
+                         size_t *len)
+{
+    atr_cgi_env_t env;
+    (void)body;
+    memset(&env, 0, sizeof env);
+    atr_gateway_env(r, m, ATR_GW_MOUNT, 1, &env);
+    char *out = atr_scgi_encode_request(&env, len);
+    atr_cgi_env_free(&env);
+    return out;
+}
+
+static int check(atr_req_t *r, const atr_http_msg_t *m)
+{
+    int st = atr_gateway_check_length(r, m);
+    if (st)
+        return st;
+    atr_cgi_env_t env;
+    memset(&env, 0, sizeof env);
+    st = atr_gateway_env(r, m, ATR_GW_MOUNT, 1, &env);
+    atr_cgi_env_free(&env);
+    return st;
+}
+
+static int frame_body(enum atr_http_body body, const atr_str_t *v, int n, int last,
+                      char (*scratch)[ATR_FRAME_SCRATCH], uv_buf_t *out)
+{
+    int nb = 0;
+    (void)body;
+    (void)last;
+    (void)scratch;
+    for (int i = 0; i < n; i++)
+        if (v[i].n > 0)
+            out[nb++] = uv_buf_init((char *)v[i].p, (unsigned)v[i].n);
+    return nb;
+}
+
+const atr_backend_ops_t atr_backend_scgi = {
+    .name = "scgi",
+    .reuse = 0,
+    .check = check,
+    .encode_head = encode_head,
+    .frame_body = frame_body,
+};
