@@ -24,7 +24,8 @@ typedef struct atr_backend_ops {
     /* Serialise the request head for this backend from the parsed client
      * head (valid during the call). body is the framing the body will be
      * sent with (ATR_BODY_NONE / LENGTH / CHUNKED). Returns a malloc'ed
-     * buffer and its length. */
+     * buffer and its length, or NULL when the request is too large to
+     * encode (the core answers 431). */
     char *(*encode_head)(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_body body,
                          size_t *len);
     /* Frame request-body views (each <= ATR_FRAME_MAX_VIEW bytes, at most

@@ -48,7 +48,10 @@ typedef struct atr_cgi_env {
  *    Proxy-Connection), and Authorization unless pass_authorization. Repeated fields are joined
  *    with ", " (Cookie with "; "), in order.
  * Values never contain CR, LF or NUL (the parser guarantees it for header values).
- * Returns 0, or -1 when the result would exceed 256 KiB (answer 431). */
+ * Returns 0, or -1 when the result would exceed 256 KiB (answer 431), or -2
+ * when a value given by the caller (script_name, path_info, ...) holds CR, LF
+ * or NUL (answer 400). On failure env is left empty (atr_cgi_env_free is
+ * harmless). Proxy-Authorization is never exported (it is meant for us). */
 int atr_cgi_env_build(const atr_cgi_input_t *in, atr_cgi_env_t *env);
 void atr_cgi_env_free(atr_cgi_env_t *env);
 

@@ -25,23 +25,13 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
     atr_cgi_env_t env;
     (void)body;
     memset(&env, 0, sizeof env);
-    /* A too-large environment was refused by check(); build it again here. */
-    atr_gateway_env(r, m, ATR_GW_SCRIPT, 1, &env);
+    if (atr_gateway_env(r, m, ATR_GW_SCRIPT, 1, &env) != 0) {
+        atr_cgi_env_free(&env);
+        return NULL;
+    }
     char *out = atr_fcgi_encode_request(&env, r->route->upstream->keepalive > 0, len);
     atr_cgi_env_free(&env);
     return out;
-}
-
-static int check(atr_req_t *r, const atr_http_msg_t *m)
-{
-    int st = atr_gateway_check_length(r, m);
-    if (st)
-        return st;
-    atr_cgi_env_t env;
-    memset(&env, 0, sizeof env);
-    st = atr_gateway_env(r, m, ATR_GW_SCRIPT, 1, &env);
-    atr_cgi_env_free(&env);
-    return st;
 }
 
 static const unsigned char stdin_end[ATR_FCGI_HEADER_LEN] = { 1, ATR_FCGI_STDIN, 0, 1, 0, 0, 0, 0 };
@@ -128,7 +118,7 @@ _Static_assert(sizeof(fcgi_state_t) <= 256, "decoder state must fit the core's s
 const atr_backend_ops_t atr_backend_fastcgi = {
     .name = "fastcgi",
     .reuse = 1,
-    .check = check,
+    .check = atr_gateway_check_length,
     .encode_head = encode_head,
     .frame_body = frame_body,
     .dec_size = sizeof(fcgi_state_t),

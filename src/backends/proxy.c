@@ -1150,6 +1150,11 @@ void atr_proxy_start(atr_req_t *r)
     r->upgrade_requested = m->upgrade && px->ops == &atr_backend_http;
     r->proxy = px;
     int refuse = px->ops->check ? px->ops->check(r, m) : 0;
+    if (!refuse) {
+        px->head = px->ops->encode_head(r, m, m->body, &px->head_len);
+        if (px->head == NULL)
+            refuse = 431;
+    }
     if (refuse) {
         int has_body = m->body != ATR_BODY_NONE;
         px_detach(px);
@@ -1160,7 +1165,6 @@ void atr_proxy_start(atr_req_t *r)
     }
     if (px->ops->dec_init)
         px->ops->dec_init(px->dec, r);
-    px->head = px->ops->encode_head(r, m, m->body, &px->head_len);
     if (m->body == ATR_BODY_NONE)
         px->req_body_done = 1;
     atr_req_head_done(r);

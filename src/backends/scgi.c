@@ -13,22 +13,13 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
     atr_cgi_env_t env;
     (void)body;
     memset(&env, 0, sizeof env);
-    atr_gateway_env(r, m, ATR_GW_MOUNT, 1, &env);
+    if (atr_gateway_env(r, m, ATR_GW_MOUNT, 1, &env) != 0) {
+        atr_cgi_env_free(&env);
+        return NULL;
+    }
     char *out = atr_scgi_encode_request(&env, len);
     atr_cgi_env_free(&env);
     return out;
-}
-
-static int check(atr_req_t *r, const atr_http_msg_t *m)
-{
-    int st = atr_gateway_check_length(r, m);
-    if (st)
-        return st;
-    atr_cgi_env_t env;
-    memset(&env, 0, sizeof env);
-    st = atr_gateway_env(r, m, ATR_GW_MOUNT, 1, &env);
-    atr_cgi_env_free(&env);
-    return st;
 }
 
 static int frame_body(enum atr_http_body body, const atr_str_t *v, int n, int last,
@@ -47,7 +38,7 @@ static int frame_body(enum atr_http_body body, const atr_str_t *v, int n, int la
 const atr_backend_ops_t atr_backend_scgi = {
     .name = "scgi",
     .reuse = 0,
-    .check = check,
+    .check = atr_gateway_check_length,
     .encode_head = encode_head,
     .frame_body = frame_body,
 };

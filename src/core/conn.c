@@ -610,29 +610,40 @@ static void on_timer(atr_deadline_t *d, int phase)
 
 /* ---- connection lifecycle ---- */
 
-static int addr_text(const struct sockaddr_storage *ss, char *out, size_t cap)
-{
-    if (ss->ss_family == AF_INET) {
-        uv_ip4_name((const struct sockaddr_in *)ss, out, cap);
-        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-    }
-    uv_ip6_name((const struct sockaddr_in6 *)ss, out, cap);
-    return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-}
-
 int atr_conn_addrs(atr_conn_t *c, char *local, size_t cap, int *local_port, int *peer_port)
 {
-    struct sockaddr_storage ss;
-    char ignored[64];
-    int len = sizeof ss, rc;
-    if ((rc = uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len)) < 0)
-        return rc;
-    *local_port = addr_text(&ss, local, cap);
-    len = sizeof ss;
-    if ((rc = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len)) < 0)
-        return rc;
-    *peer_port = addr_text(&ss, ignored, sizeof ignored);
+    inet_ntop(c->local_family, c->local_addr, local, (socklen_t)cap);
+    *local_port = c->local_port;
+    *peer_port = c->peer_port;
     return 0;
+}
+
+/* Addresses once per connection, not per request. */
+static void record_addrs(atr_conn_t *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    c->peer[0] = '\0';
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof c->peer);
+            c->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof c->peer);
+            c->peer_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+    }
+    len = sizeof ss;
+    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        c->local_family = (uint8_t)ss.ss_family;
+        if (ss.ss_family == AF_INET) {
+            memcpy(c->local_addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+            c->local_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else {
+            memcpy(c->local_addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+            c->local_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+    }
 }
 
 static void on_refused_closed(uv_handle_t *h)
@@ -657,15 +668,7 @@ void atr_conn_accept(atr_listener_t *l)
     atr_deadline_init(&w->loop, &c->timer, on_timer, c);
     c->refs = 1;
     uv_tcp_nodelay(&c->tcp, 1);
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    c->peer[0] = '\0';
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET)
-            uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof c->peer);
-        else
-            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof c->peer);
-    }
+    record_addrs(c);
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;

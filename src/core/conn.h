@@ -89,6 +89,9 @@ struct atr_conn {
     unsigned reading : 1, closing : 1, eof : 1, write_pending : 1;
     uint64_t id;
     char peer[46];                   /* client address text */
+    uint16_t peer_port, local_port;
+    uint8_t local_family;            /* AF_INET or AF_INET6 */
+    uint8_t local_addr[16];          /* the address the client connected to */
 };
 
 /* ---- used by handlers (static, return, proxy) ---- */
@@ -131,9 +134,8 @@ void atr_req_body_consumed(atr_req_t *r);
 /* Raw tunnel (after 101): bytes from the client go to the handler unchanged. */
 int atr_req_tunnel_read(atr_req_t *r, atr_str_t *v);
 
-/* The connection's local address ("127.0.0.1", port) and the peer's port,
- * for gateway environments (asked of the kernel: idle connections do not
- * carry them). 0 or a negative libuv error. */
+/* The connection's local address as text ("127.0.0.1") and port, and the
+ * peer's port, for gateway environments (recorded at accept). 0. */
 int atr_conn_addrs(atr_conn_t *c, char *local, size_t cap, int *local_port, int *peer_port);
 
 /* Connection-level */
