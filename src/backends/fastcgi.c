@@ -29,7 +29,7 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
         atr_cgi_env_free(&env);
         return NULL;
     }
-    char *out = atr_fcgi_encode_request(&env, r->route->upstream->keepalive > 0, len);
+    char *out = atr_fcgi_encode_request(&env, r->upstream->keepalive > 0, len);
     atr_cgi_env_free(&env);
     return out;
 }
@@ -85,7 +85,7 @@ static void dec_init(void *state, atr_req_t *r)
 {
     fcgi_state_t *st = state;
     memset(st, 0, sizeof *st);
-    snprintf(st->upstream, sizeof st->upstream, "%s", r->route->upstream->name);
+    snprintf(st->upstream, sizeof st->upstream, "%s", r->upstream->name);
     atr_fcgi_dec_init(&st->dec, on_stderr, st);
 }
 

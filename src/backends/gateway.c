@@ -45,5 +45,6 @@ int atr_gateway_env(atr_req_t *r, const atr_http_msg_t *m, enum atr_gateway_styl
     in.has_body = m->body == ATR_BODY_LENGTH;
     in.content_length = m->content_length;
     in.pass_authorization = pass_authorization;
-    return atr_cgi_env_build(&in, env) < 0 ? 431 : 0;
+    int rc = atr_cgi_env_build(&in, env);
+    return rc == -2 ? 400 : rc < 0 ? 431 : 0; /* -2: CR/LF/NUL in a decoded path */
 }

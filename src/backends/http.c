@@ -145,13 +145,13 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
     if (m->host.n)
         PUTV(&b, m->host);
     else /* HTTP/1.0 without Host: the backend still gets HTTP/1.1 */
-        atr_buf_puts(&b, rt->upstream->name);
+        atr_buf_puts(&b, r->upstream->name);
     PUT(&b, "\r\n");
     copy_fields(&b, m, regen, rt->req_hdr, rt->nreq_hdr, !conf->underscores_in_headers);
     forwarding(&b, r, m);
     if (m->upgrade)
         upgrade(&b, m);
-    else if (rt->upstream->keepalive == 0)
+    else if (r->upstream->keepalive == 0)
         PUT(&b, "Connection: close\r\n");
     if (body == ATR_BODY_LENGTH) {
         PUT(&b, "Content-Length: ");

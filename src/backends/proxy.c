@@ -103,7 +103,7 @@ static atr_gen_upstream_t *gups(atr_proxy_t *px)
 
 static const atr_conf_server_t *server_conf(atr_wgen_t *wg, int ups, int s)
 {
-    return &wg->gen->conf->upstreams[ups].servers[s];
+    return &wg->gen->ups[ups].conf->servers[s];
 }
 
 /* ---- worker generation state ---- */
@@ -111,14 +111,14 @@ static const atr_conf_server_t *server_conf(atr_wgen_t *wg, int ups, int s)
 void atr_proxy_wgen_init(atr_wgen_t *wg)
 {
     const atr_gen_t *g = wg->gen;
-    int n = g->conf->nupstreams;
+    int n = g->nups;
     wg->lbs = atr_xcalloc((size_t)n, sizeof *wg->lbs);
     wg->pools = atr_xcalloc((size_t)n, sizeof *wg->pools);
     wg->queues = atr_xcalloc((size_t)n, sizeof *wg->queues);
     for (int i = 0; i < n; i++) {
-        wg->lbs[i] = atr_lb_new(g->ups[i].lb_ops, g->ups[i].servers, g->conf->upstreams[i].nservers,
+        wg->lbs[i] = atr_lb_new(g->ups[i].lb_ops, g->ups[i].servers, g->ups[i].conf->nservers,
                                 wg->w->seed + (uint64_t)i * 7919);
-        wg->pools[i] = atr_xcalloc((size_t)g->conf->upstreams[i].nservers, sizeof(atr_pool_t));
+        wg->pools[i] = atr_xcalloc((size_t)g->ups[i].conf->nservers, sizeof(atr_pool_t));
         wg->queues[i] = atr_xcalloc(1, sizeof(atr_queue_t));
     }
 }
@@ -127,9 +127,9 @@ static void bc_close(atr_bconn_t *bc);
 
 void atr_proxy_wgen_free(atr_wgen_t *wg)
 {
-    int n = wg->gen->conf->nupstreams;
+    int n = wg->gen->nups;
     for (int i = 0; i < n; i++) {
-        for (int s = 0; s < wg->gen->conf->upstreams[i].nservers; s++) {
+        for (int s = 0; s < wg->gen->ups[i].conf->nservers; s++) {
             atr_pool_t *p = &wg->pools[i][s];
             while (p->idle) {
                 atr_bconn_t *bc = p->idle;
@@ -203,7 +203,7 @@ static void idle_timeout(atr_bconn_t *bc)
 /* Keep a cleanly finished connection for the next request, or close it. */
 static void bc_park(atr_bconn_t *bc)
 {
-    const atr_conf_upstream_t *u = &bc->wg->gen->conf->upstreams[bc->ups];
+    const atr_conf_upstream_t *u = bc->wg->gen->ups[bc->ups].conf;
     atr_pool_t *p = &bc->wg->pools[bc->ups][bc->server];
     bc->px = NULL;
     if (bc->closing || bc->eof || p->nidle >= u->keepalive || bc->nreqs >= u->keepalive_requests ||
@@ -1123,8 +1123,7 @@ static void tunnel_pump_up(atr_proxy_t *px)
 
 void atr_proxy_start(atr_req_t *r)
 {
-    const atr_gen_t *g = r->wg->gen;
-    const atr_conf_upstream_t *u = r->route->upstream;
+    const atr_conf_upstream_t *u = r->upstream;
     atr_http_msg_t *m = r->msg;
     atr_proxy_t *px = atr_cache_get(r->c->w, ATR_CACHE_PROXY);
     if (px)
@@ -1134,7 +1133,7 @@ void atr_proxy_start(atr_req_t *r)
     px->r = r;
     px->wg = r->wg;
     atr_wgen_ref(px->wg);
-    px->ups = atr_gen_upstream_index(g, u);
+    px->ups = r->ups;
     px->u = u;
     px->ops = atr_backend_for(u->protocol);
     px->server = -1;

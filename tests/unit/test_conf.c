@@ -558,6 +558,9 @@ static void test_dump(void)
                                         "buffer_size 16k;\n"
                                         "via atrium;\n"
                                         "underscores_in_headers off;\n"
+                                        "cgi_max_procs 64;\n"
+                                        "cgi_queue 256;\n"
+                                        "cgi_timeout 30s;\n"
                                         "\n"
                                         "listen 8080;\n"
                                         "\n"
@@ -741,9 +744,9 @@ static const struct {
     { __LINE__, "listen 8080;\nhost * {\n route /a { return 200; }\n route /a { return 201; }\n}",
       "t.conf:4:8: duplicate route /a (first at t.conf:3:2)" },
     { __LINE__, "listen 8080; host * { route / { } }",
-      "t.conf:1:23: route / has no handler (expected proxy, static or return)" },
+      "t.conf:1:23: route / has no handler (expected proxy, static, cgi or return)" },
     { __LINE__, "listen 8080; host * { route / { request_header remove X; } }",
-      "t.conf:1:23: route / has no handler (expected proxy, static or return)" },
+      "t.conf:1:23: route / has no handler (expected proxy, static, cgi or return)" },
     { __LINE__, "listen 8080; host * { route / { return 200; static /tmp; } }",
       "t.conf:1:45: route / already has a handler ('return' at t.conf:1:33); a route takes exactly "
       "one of proxy, static or return" },
