@@ -57,6 +57,7 @@ typedef struct atr_backend_ops {
 extern const atr_backend_ops_t atr_backend_http;
 extern const atr_backend_ops_t atr_backend_fastcgi;
 extern const atr_backend_ops_t atr_backend_scgi;
+extern const atr_backend_ops_t atr_backend_cgi;
 
 /* The ops for an upstream's protocol. */
 const atr_backend_ops_t *atr_backend_for(enum atr_proto p);

@@ -10,8 +10,6 @@
 #include "gateway.h"
 #include "log.h"
 
-#define STDERR_LOG_MAX 4096 /* per request: a chatty application cannot flood the log */
-
 typedef struct fcgi_state {
     atr_fcgi_dec_t dec;
     int extra;                   /* bytes after END_REQUEST */
@@ -25,7 +23,7 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
     atr_cgi_env_t env;
     (void)body;
     memset(&env, 0, sizeof env);
-    if (atr_gateway_env(r, m, ATR_GW_SCRIPT, 1, &env) != 0) {
+    if ((r->refuse_status = atr_gateway_env(r, m, ATR_GW_SCRIPT, 1, &env)) != 0) {
         atr_cgi_env_free(&env);
         return NULL;
     }
@@ -56,29 +54,7 @@ static int frame_body(enum atr_http_body body, const atr_str_t *v, int n, int la
 static void on_stderr(void *arg, const char *p, size_t n)
 {
     fcgi_state_t *st = arg;
-    char line[512];
-    size_t k = 0;
-    if (st->stderr_logged >= STDERR_LOG_MAX)
-        return;
-    for (size_t i = 0; i < n && k < sizeof line - 5 && st->stderr_logged < STDERR_LOG_MAX; i++) {
-        unsigned char c = (unsigned char)p[i];
-        st->stderr_logged++;
-        if (c == '\n' || c == '\r') {
-            if (k > 0) {
-                line[k] = '\0';
-                ATR_WARN("upstream %s: fastcgi stderr: %s", st->upstream, line);
-                k = 0;
-            }
-        } else if (c < 0x20 || c >= 0x7f) {
-            k += (size_t)snprintf(line + k, sizeof line - k, "\\x%02x", c);
-        } else {
-            line[k++] = (char)c;
-        }
-    }
-    if (k > 0) {
-        line[k] = '\0';
-        ATR_WARN("upstream %s: fastcgi stderr: %s", st->upstream, line);
-    }
+    atr_gateway_log_stderr(st->upstream, "fastcgi", p, n, &st->stderr_logged);
 }
 
 static void dec_init(void *state, atr_req_t *r)

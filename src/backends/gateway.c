@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "log.h"
+
 int atr_gateway_check_length(atr_req_t *r, const atr_http_msg_t *m)
 {
     (void)r;
@@ -47,4 +49,32 @@ int atr_gateway_env(atr_req_t *r, const atr_http_msg_t *m, enum atr_gateway_styl
     in.pass_authorization = pass_authorization;
     int rc = atr_cgi_env_build(&in, env);
     return rc == -2 ? 400 : rc < 0 ? 431 : 0; /* -2: CR/LF/NUL in a decoded path */
+}
+
+void atr_gateway_log_stderr(const char *upstream, const char *what, const char *p, size_t n,
+                            uint32_t *budget)
+{
+    char line[512];
+    size_t k = 0;
+    for (size_t i = 0; i < n && *budget < ATR_GATEWAY_STDERR_MAX; i++) {
+        unsigned char c = (unsigned char)p[i];
+        (*budget)++;
+        if (c == '\n' || c == '\r' || k >= sizeof line - 5) {
+            if (k > 0) {
+                line[k] = '\0';
+                ATR_WARN("upstream %s: %s stderr: %s", upstream, what, line);
+                k = 0;
+            }
+            if (c == '\n' || c == '\r')
+                continue;
+        }
+        if (c < 0x20 || c >= 0x7f)
+            k += (size_t)snprintf(line + k, sizeof line - k, "\\x%02x", c);
+        else
+            line[k++] = (char)c;
+    }
+    if (k > 0) {
+        line[k] = '\0';
+        ATR_WARN("upstream %s: %s stderr: %s", upstream, what, line);
+    }
 }

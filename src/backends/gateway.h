@@ -21,4 +21,12 @@ int atr_gateway_env(atr_req_t *r, const atr_http_msg_t *m, enum atr_gateway_styl
  * request bodies get 411 Length Required. */
 int atr_gateway_check_length(atr_req_t *r, const atr_http_msg_t *m);
 
+/* Log an application's stderr bytes as lines "upstream NAME: WHAT stderr:
+ * ...", control bytes escaped, at most ATR_GATEWAY_STDERR_MAX bytes per
+ * request (*budget counts them), so a chatty or hostile application cannot
+ * flood or forge the log. */
+#define ATR_GATEWAY_STDERR_MAX 4096
+void atr_gateway_log_stderr(const char *upstream, const char *what, const char *p, size_t n,
+                            uint32_t *budget);
+
 #endif

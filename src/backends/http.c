@@ -199,6 +199,7 @@ const atr_backend_ops_t *atr_backend_for(enum atr_proto p)
     switch (p) {
     case ATR_PROTO_FASTCGI: return &atr_backend_fastcgi;
     case ATR_PROTO_SCGI: return &atr_backend_scgi;
+    case ATR_PROTO_CGI: return &atr_backend_cgi;
     default: return &atr_backend_http;
     }
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "backend.h"
+#include "cgi.h"
 #include "conn.h"
 #include "log.h"
 #include "stream.h"
@@ -44,6 +45,8 @@ struct atr_bconn {
     int ups, server;
     atr_proxy_t *px;              /* NULL while idle in the pool */
     atr_bconn_t *next;            /* pool list */
+    uv_stream_t *out;             /* where requests are written: &io.stream, or a script's stdin */
+    atr_cgi_child_t *child;       /* CGI: the script process (io is its stdout) */
     char *buf;
     uint32_t len, cap, off;
     int refs, nreqs;
@@ -86,6 +89,7 @@ struct atr_proxy {
     uv_timer_t *qtimer;
     atr_proxy_t *qnext;
     int dec_done;                 /* the backend's response stream ended (decoder) */
+    int slot_moved;               /* the server slot is held by a CGI child until it exits */
     _Alignas(16) unsigned char dec[256]; /* the protocol decoder's state */
     char scratch[ATR_FRAME_MAX_VIEWS][ATR_FRAME_SCRATCH];
 };
@@ -176,6 +180,10 @@ static void bc_close(atr_bconn_t *bc)
         return;
     bc->closing = 1;
     bc->px = NULL;
+    if (bc->child) {
+        atr_cgi_release(bc->child);
+        bc->child = NULL;
+    }
     bc->refs += 2;
     uv_close(&bc->io.handle, bc_on_closed);
     uv_close((uv_handle_t *)&bc->timer.timer, bc_on_timer_closed);
@@ -334,6 +342,10 @@ static void server_release(atr_proxy_t *px)
 {
     if (px->server < 0)
         return;
+    if (px->slot_moved) {
+        px->server = -1; /* the CGI child gives it back when it exits */
+        return;
+    }
     atomic_fetch_sub(&gups(px)->servers[px->server].state->active, 1);
     px->server = -1;
     queue_kick(px->wg, px->ups);
@@ -550,6 +562,51 @@ static void bc_on_timer(atr_deadline_t *d, int kind)
     }
 }
 
+typedef struct cgi_kick {
+    atr_wgen_t *wg;
+    int ups;
+} cgi_kick_t;
+
+/* A CGI child exited and gave its slot back: start a queued request. */
+static void on_cgi_slot_free(void *arg)
+{
+    cgi_kick_t *k = arg;
+    queue_kick(k->wg, k->ups);
+    atr_wgen_unref(k->wg);
+    free(k);
+}
+
+/* The "connection" of a cgi upstream is a new script process. It is ready at
+ * once: the request body goes to its stdin, its stdout is read as the
+ * response. The slot it takes is given back when the process has exited. */
+static atr_bconn_t *bc_spawn(atr_proxy_t *px, int s)
+{
+    atr_bconn_t *bc = atr_xcalloc(1, sizeof *bc);
+    bc->wg = px->wg;
+    bc->w = px->wg->w;
+    bc->ups = px->ups;
+    bc->server = s;
+    bc->refs = 1;
+    atr_deadline_init(&px->wg->w->loop, &bc->timer, bc_on_timer, bc);
+    cgi_kick_t *k = atr_xmalloc(sizeof *k);
+    k->wg = px->wg;
+    k->ups = px->ups;
+    atr_wgen_ref(k->wg);
+    int rc = atr_cgi_spawn(px->r, &px->wg->w->loop, &bc->io.pipe, &bc->child, &bc->out,
+                           &gups(px)->servers[s].state->active, on_cgi_slot_free, k);
+    bc->io.handle.data = bc;
+    if (rc < 0) {
+        atr_wgen_unref(k->wg);
+        free(k);
+        bc_close(bc);
+        return NULL;
+    }
+    px->slot_moved = 1;
+    bc->px = px;
+    bc->connected = 1;
+    return bc;
+}
+
 static atr_bconn_t *bc_connect(atr_proxy_t *px, int s)
 {
     const atr_conf_server_t *sc = server_conf(px->wg, px->ups, s);
@@ -568,6 +625,7 @@ static atr_bconn_t *bc_connect(atr_proxy_t *px, int s)
     bc->io.handle.data = bc;
     bc->connect_req.data = bc;
     bc->px = px;
+    bc->out = &bc->io.stream;
     int rc = 0;
     if (unix_socket)
         uv_pipe_connect(&bc->connect_req, &bc->io.pipe,
@@ -621,6 +679,16 @@ static void px_dispatch(atr_proxy_t *px)
         px_send_head(px);
         return;
     }
+    if (px->ops == &atr_backend_cgi) {
+        px->bc = bc_spawn(px, s);
+        if (px->bc == NULL) {
+            server_release(px);
+            px_fail(px, 502, "cannot start the script");
+            return;
+        }
+        px_send_head(px);
+        return;
+    }
     px->phase = PX_CONNECTING;
     px->bc = bc_connect(px, s);
     if (px->bc == NULL) {
@@ -642,8 +710,11 @@ static void read_timeout(atr_bconn_t *bc)
  * body is the client's body_timeout, a slow backend read the send_timeout). */
 static void arm_read_timer(atr_proxy_t *px)
 {
-    if (px->bc && !px->bc->write_pending && px->req_body_done)
+    if (px->bc && !px->bc->write_pending && px->req_body_done) {
+        if (px->bc->child)
+            atr_cgi_close_stdin(px->bc->child); /* the script sees the end of its input */
         atr_deadline_set(&px->bc->timer, BT_READ, px->u->read_timeout);
+    }
 }
 
 static void send_timeout(atr_bconn_t *bc)
@@ -677,11 +748,11 @@ static void on_backend_write(uv_write_t *wr, int status)
 static int bc_write(atr_proxy_t *px, uv_buf_t *bufs, unsigned n)
 {
     atr_bconn_t *bc = px->bc;
-    int rc = atr_stream_try_write(&bc->io.stream, &bufs, &n);
+    int rc = atr_stream_try_write(bc->out, &bufs, &n);
     if (rc <= 0)
         return rc;
     bc->wr.data = bc;
-    rc = uv_write(&bc->wr, &bc->io.stream, bufs, n, on_backend_write);
+    rc = uv_write(&bc->wr, bc->out, bufs, n, on_backend_write);
     if (rc < 0)
         return rc;
     bc->refs++;
@@ -705,6 +776,7 @@ static void px_send_head(atr_proxy_t *px)
     }
     atr_http_parser_reset(px->rparser);
     atr_http_parser_set_request_method(px->rparser, px->idempotent == 2 ? ATR_M_HEAD : ATR_M_GET);
+    atr_http_parser_set_lenient_lf(px->rparser, px->ops != &atr_backend_http);
     if (px->wg->gen->access_log)
         px->t_start = uv_hrtime();
     bc_read_start(px->bc);
@@ -1095,7 +1167,7 @@ static void tunnel_pump_up(atr_proxy_t *px)
         if (v.n == 0)
             return;
         uv_buf_t b = uv_buf_init((char *)v.p, (unsigned)v.n);
-        int wrc = uv_try_write(&px->bc->io.stream, &b, 1);
+        int wrc = uv_try_write(px->bc->out, &b, 1);
         if (wrc == (int)v.n) {
             atr_req_body_consumed(px->r);
             continue;
@@ -1109,7 +1181,7 @@ static void tunnel_pump_up(atr_proxy_t *px)
             b.len -= (size_t)wrc;
         }
         px->bc->wr.data = px->bc;
-        if (uv_write(&px->bc->wr, &px->bc->io.stream, &b, 1, on_tunnel_up_written) < 0) {
+        if (uv_write(&px->bc->wr, px->bc->out, &b, 1, on_tunnel_up_written) < 0) {
             px_fail(px, 502, "tunnel write failed");
             return;
         }
@@ -1152,7 +1224,7 @@ void atr_proxy_start(atr_req_t *r)
     if (!refuse) {
         px->head = px->ops->encode_head(r, m, m->body, &px->head_len);
         if (px->head == NULL)
-            refuse = 431;
+            refuse = r->refuse_status ? r->refuse_status : 431;
     }
     if (refuse) {
         int has_body = m->body != ATR_BODY_NONE;

@@ -13,7 +13,7 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
     atr_cgi_env_t env;
     (void)body;
     memset(&env, 0, sizeof env);
-    if (atr_gateway_env(r, m, ATR_GW_MOUNT, 1, &env) != 0) {
+    if ((r->refuse_status = atr_gateway_env(r, m, ATR_GW_MOUNT, 1, &env)) != 0) {
         atr_cgi_env_free(&env);
         return NULL;
     }

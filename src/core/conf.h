@@ -30,7 +30,8 @@ typedef struct atr_conf_listen {
     atr_conf_pos_t pos;
 } atr_conf_listen_t;
 
-enum atr_proto { ATR_PROTO_HTTP = 0, ATR_PROTO_HTTPS, ATR_PROTO_FASTCGI, ATR_PROTO_SCGI };
+enum atr_proto { ATR_PROTO_HTTP = 0, ATR_PROTO_HTTPS, ATR_PROTO_FASTCGI, ATR_PROTO_SCGI,
+                 ATR_PROTO_CGI /* internal: the upstream of a `cgi DIR;` route */ };
 
 /* `server ADDR:PORT [weight=N] [max_conns=N] [backup] [resolve];` or `server unix:/path ...;` */
 typedef struct atr_conf_server {
@@ -75,7 +76,7 @@ typedef struct atr_conf_hdr_op {
     char *value; /* NULL for remove */
 } atr_conf_hdr_op_t;
 
-enum atr_route_kind { ATR_ROUTE_PROXY = 0, ATR_ROUTE_STATIC, ATR_ROUTE_RETURN };
+enum atr_route_kind { ATR_ROUTE_PROXY = 0, ATR_ROUTE_STATIC, ATR_ROUTE_RETURN, ATR_ROUTE_CGI };
 
 /* `route PREFIX { proxy UPSTREAM; | static DIR; | return CODE [TEXT]; ... }` */
 typedef struct atr_conf_route {
@@ -86,6 +87,7 @@ typedef struct atr_conf_route {
     char *index;                    /* `index FILE;` default "index.html" (static; proxy to fastcgi/scgi) */
     char *root;                     /* ATR_ROUTE_PROXY: `root DIR;` document root for gateway
                                      * backends: SCRIPT_FILENAME = root + path; NULL = none */
+    char *cgi_dir;                  /* ATR_ROUTE_CGI: `cgi DIR;` scripts directory (checked to exist) */
     int return_status;              /* ATR_ROUTE_RETURN */
     char *return_body;              /* ATR_ROUTE_RETURN, may be NULL */
     atr_conf_hdr_op_t *req_hdr;  int nreq_hdr;
@@ -125,6 +127,9 @@ typedef struct atr_conf {
     uint32_t buffer_size;           /* buffer_size 16k;         per-direction I/O buffer / watermark unit */
     char *via;                      /* via NAME|off; default "atrium"; NULL = off */
     int underscores_in_headers;     /* underscores_in_headers on|off; default off (dropped) */
+    int cgi_max_procs;              /* cgi_max_procs 64;        CGI children at once, all workers */
+    int cgi_queue;                  /* cgi_queue 256;           requests waiting for a CGI slot (per worker) */
+    uint64_t cgi_timeout;           /* cgi_timeout 30s;         script output inactivity -> SIGTERM, 504 */
 
     atr_conf_listen_t *listens; int nlistens;
     atr_conf_upstream_t *upstreams; int nupstreams;

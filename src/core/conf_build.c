@@ -297,6 +297,9 @@ static const atr__conf_directive_t main_tab[] = {
     ATR__CONF_SIZE("buffer_size", MAIN, buffer_size, 4 * ATR__KB, 1 * ATR__MB),
     ATR__CONF_ONE("via", d_via),
     ATR__CONF_ONOFF("underscores_in_headers", MAIN, underscores_in_headers),
+    ATR__CONF_INT("cgi_max_procs", MAIN, cgi_max_procs, 1, 100000),
+    ATR__CONF_INT("cgi_queue", MAIN, cgi_queue, 0, 1000000),
+    ATR__CONF_DUR("cgi_timeout", MAIN, cgi_timeout, 1),
     { "listen", 1, 2, 0, 1, atr__conf_d_listen, ATR__CONF_NONE, 0, 0, 0 },
     { "upstream", 1, 1, 1, 1, atr__conf_d_upstream, ATR__CONF_NONE, 0, 0, 0 },
     { "host", 1, -1, 1, 1, d_host, ATR__CONF_NONE, 0, 0, 0 },
@@ -397,6 +400,9 @@ static void conf_defaults(atr_conf_t *c, atr__conf_arena_t *a)
     c->buffer_size = 16 * 1024;
     c->via = atr__conf_strdup(a, "atrium");
     c->underscores_in_headers = 0;
+    c->cgi_max_procs = 64;
+    c->cgi_queue = 256;
+    c->cgi_timeout = 30000;
 }
 
 /* Where the main file ends, for "nothing was said" errors. */

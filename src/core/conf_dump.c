@@ -120,6 +120,9 @@ static void dump_main(const atr_conf_t *c, FILE *out)
     size(out, "", "buffer_size", c->buffer_size);
     fprintf(out, "via %s;\n", c->via != NULL ? c->via : "off");
     fprintf(out, "underscores_in_headers %s;\n", c->underscores_in_headers ? "on" : "off");
+    fprintf(out, "cgi_max_procs %d;\n", c->cgi_max_procs);
+    fprintf(out, "cgi_queue %d;\n", c->cgi_queue);
+    duration(out, "", "cgi_timeout", c->cgi_timeout);
     fputc('\n', out);
     for (int i = 0; i < c->nlistens; i++)
         fprintf(out, "listen %s%s;\n", c->listens[i].text, c->listens[i].tls ? " tls" : "");
@@ -192,6 +195,11 @@ static void dump_route(const atr_conf_route_t *r, FILE *out)
         word(out, r->static_root);
         fputs(";\n        index ", out);
         word(out, r->index);
+        fputs(";\n", out);
+        break;
+    case ATR_ROUTE_CGI:
+        fputs("        cgi ", out);
+        word(out, r->cgi_dir);
         fputs(";\n", out);
         break;
     case ATR_ROUTE_RETURN:

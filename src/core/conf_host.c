@@ -119,6 +119,25 @@ static int d_static(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__c
     return 0;
 }
 
+static int d_cgi(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
+                 void *obj)
+{
+    route_build_t *rb = obj;
+    struct stat st;
+    (void)d;
+    if (d_handler(b, n, rb) < 0)
+        return -1;
+    if (n->args[0].s[0] != '/')
+        return atr__conf_fail(b, &n->args[0].pos, "cgi directory '%s' must be an absolute path",
+                              n->args[0].s);
+    if (stat(n->args[0].s, &st) < 0 || !S_ISDIR(st.st_mode))
+        return atr__conf_fail(b, &n->args[0].pos, "cgi directory '%s': %s", n->args[0].s,
+                              strerror(errno ? errno : ENOTDIR));
+    rb->r->kind = ATR_ROUTE_CGI;
+    rb->r->cgi_dir = atr__conf_tokdup(b, &n->args[0]);
+    return 0;
+}
+
 static int d_return(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
                     void *obj)
 {
@@ -199,7 +218,7 @@ static int build_route(atr__conf_bctx_t *b, host_build_t *hb, const atr__conf_no
         return -1;
     if (rb.handler == NULL)
         return atr__conf_fail(b, &n->name.pos,
-                              "route %s has no handler (expected proxy, static or return)",
+                              "route %s has no handler (expected proxy, static, cgi or return)",
                               r->prefix);
     if (rb.root_pos.file != NULL && r->kind != ATR_ROUTE_PROXY)
         return atr__conf_fail(b, &rb.root_pos, "'root' only applies to proxy routes");
@@ -321,6 +340,7 @@ const atr__conf_directive_t atr__conf_host_tab[] = {
 const atr__conf_directive_t atr__conf_route_tab[] = {
     ATR__CONF_ONE("proxy", d_proxy),
     ATR__CONF_ONE("static", d_static),
+    ATR__CONF_ONE("cgi", d_cgi),
     { "return", 1, 2, 0, 0, d_return, ATR__CONF_NONE, 0, 0, 0 },
     ATR__CONF_ONE("index", d_index),
     ATR__CONF_ONE("root", d_root),

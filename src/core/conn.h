@@ -34,7 +34,11 @@ struct atr_req {
     atr_wgen_t *wg;                 /* ref held */
     const atr_conf_host_t *host;
     const atr_conf_route_t *route;
-    char *norm_path;                /* static routes: the normalised, decoded path */
+    char *norm_path;                /* static and gateway routes: the normalised, decoded path */
+    const atr_conf_upstream_t *upstream; /* proxy and cgi routes: the upstream (r->wg->gen's) */
+    int ups;                        /* its index in r->wg->gen->ups */
+    int refuse_status;              /* why a backend could not encode the request (400, 431) */
+    void *backend_data;             /* a backend's per-request plan (CGI), freed by cleanup */
     atr_http_msg_t *msg;            /* head views into c->in; valid until atr_req_head_done() */
     enum atr_req_phase phase;
 

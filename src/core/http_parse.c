@@ -112,6 +112,7 @@ struct atr_http_parser {
     atr_http_limits_t lim;
     int is_response;
     enum atr_http_method req_method; /* responses: the method they answer */
+    int lf_ok;                       /* responses from CGI-family backends: LF alone ends a line */
     const char *buf;                 /* valid during one atr_http_parse call */
     int state;
     uint32_t pos;   /* next byte to look at */
@@ -574,6 +575,7 @@ atr_http_parser_t *atr_http_parser_new(int is_response, const atr_http_limits_t 
     p->lemon = (char *)p + head;
     p->is_response = is_response;
     p->req_method = ATR_M_OTHER;
+    p->lf_ok = 0;
     p->lim.max_request_line = limits && limits->max_request_line ? limits->max_request_line : 8192;
     p->lim.max_head = limits && limits->max_head ? limits->max_head : 32768;
     p->lim.max_headers = limits && limits->max_headers ? limits->max_headers : 100;
@@ -607,6 +609,11 @@ void atr_http_parser_reset(atr_http_parser_t *p)
 void atr_http_parser_set_request_method(atr_http_parser_t *p, enum atr_http_method m)
 {
     p->req_method = m;
+}
+
+void atr_http_parser_set_lenient_lf(atr_http_parser_t *p, int on)
+{
+    p->lf_ok = on && p->is_response;
 }
 
 static void fill(const atr_http_parser_t *p, const char *b, atr_http_msg_t *m)
@@ -833,6 +840,14 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
             pos = scan_vchar(b, pos, end);
             NEED_BYTE();
             c = b[pos];
+            if (c == '\n' && p->lf_ok && p->state != S_TARGET) {
+                /* LF alone: leave it for S_START_LF, as if a CR had come */
+                if (pos > tok)
+                    EMIT(p->state == S_SL_STATUS ? ATR_HT_STATUS : ATR_HT_VERSION, tok, pos - tok);
+                p->state = S_START_LF;
+                tok = pos;
+                continue;
+            }
             if (c == ' ' || c == '\r') {
                 static const unsigned char code[] = {
                     [S_TARGET] = ATR_HT_TARGET, [S_VERSION] = ATR_HT_VERSION,
@@ -860,11 +875,12 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
         case S_SL_REASON:
             pos = scan_value(b, pos, end);
             NEED_BYTE();
-            if (b[pos] != '\r')
+            if (b[pos] != '\r' && !(b[pos] == '\n' && p->lf_ok))
                 return bad_byte(p, b[pos], "control byte in reason phrase");
             if (pos > tok)
                 EMIT(ATR_HT_REASON, tok, pos - tok);
-            pos++;
+            if (b[pos] == '\r')
+                pos++;
             p->state = S_START_LF;
             continue;
 
@@ -889,6 +905,8 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
                 p->state = S_NAME;
             } else if (c == '\r') {
                 pos++;
+                p->state = S_END_LF;
+            } else if (c == '\n' && p->lf_ok) {
                 p->state = S_END_LF;
             } else if (c == ':') {
                 FAIL(400, "empty field name");
@@ -922,8 +940,10 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
             NEED_BYTE();
             c = b[pos];
             tok = pos;
-            if (c == '\r') {
-                p->val_end = pos++; /* empty value */
+            if (c == '\r' || (c == '\n' && p->lf_ok)) {
+                p->val_end = pos; /* empty value */
+                if (c == '\r')
+                    pos++;
                 p->state = S_LF;
                 continue;
             }
@@ -937,12 +957,13 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
             pos = scan_value(b, pos, end);
             NEED_BYTE();
             c = b[pos];
-            if (c != '\r')
+            if (c != '\r' && !(c == '\n' && p->lf_ok))
                 return bad_byte(p, c, "control byte in field value");
             for (e = pos; e > tok && (b[e - 1] == ' ' || b[e - 1] == '\t'); e--)
                 ;
             p->val_end = e;
-            pos++;
+            if (c == '\r')
+                pos++;
             p->state = S_LF;
         }
             __attribute__((fallthrough));

@@ -90,6 +90,12 @@ void atr_http_parser_reset(atr_http_parser_t *p);
  * work); it starts as ATR_M_OTHER. */
 void atr_http_parser_set_request_method(atr_http_parser_t *p, enum atr_http_method m);
 
+/* For responses from CGI-family backends (CGI, FastCGI, SCGI): accept LF
+ * alone as a line end, as scripts commonly write it (RFC 3875 output is
+ * re-serialised, never forwarded, so this cannot split a message). Bare CR,
+ * NUL and the other rules still apply. Survives atr_http_parser_reset. */
+void atr_http_parser_set_lenient_lf(atr_http_parser_t *p, int on);
+
 /* Feed the head buffer: buf[0..len) holds every byte of this message received
  * so far (len only grows between calls for one message).
  * Returns:

@@ -98,11 +98,17 @@ void atr_gen_unref(atr_gen_t *g)
 {
     if (atomic_fetch_sub(&g->refs, 1) != 1)
         return;
-    for (int i = 0; i < g->conf->nupstreams; i++) {
-        for (int j = 0; j < g->conf->upstreams[i].nservers; j++)
+    for (int i = 0; i < g->nups; i++) {
+        for (int j = 0; j < g->ups[i].conf->nservers; j++)
             state_unref(g->ups[i].servers[j].state);
         free(g->ups[i].servers);
     }
+    for (int k = 0; k < g->ncgi; k++) {
+        free(g->cgi_ups[k].name);
+        free(g->cgi_ups[k].servers);
+    }
+    free(g->cgi_ups);
+    free(g->cgi_routes);
     free(g->ups);
     if (g->access_log)
         atr_access_log_unref(g->access_log);
@@ -110,12 +116,81 @@ void atr_gen_unref(atr_gen_t *g)
     free(g);
 }
 
+int atr_gen_route_upstream(const atr_gen_t *g, const atr_conf_route_t *rt)
+{
+    if (rt->kind == ATR_ROUTE_PROXY)
+        return (int)(rt->upstream - g->conf->upstreams);
+    for (int k = 0; k < g->ncgi; k++)
+        if (g->cgi_routes[k] == rt)
+            return g->conf->nupstreams + k;
+    return -1;
+}
+
+/* A `cgi DIR;` route runs through the proxy core like any backend: an
+ * internal upstream whose one "server" is the directory, whose max_conns is
+ * cgi_max_procs (counted across workers and reloads by name) and whose
+ * "connections" are script processes. */
+static void cgi_upstreams(atr_gen_t *g)
+{
+    const atr_conf_t *c = g->conf;
+    for (int i = 0; i < c->nhosts; i++)
+        for (int j = 0; j < c->hosts[i].nroutes; j++)
+            g->ncgi += c->hosts[i].routes[j].kind == ATR_ROUTE_CGI;
+    g->cgi_ups = atr_xcalloc((size_t)g->ncgi, sizeof *g->cgi_ups);
+    g->cgi_routes = atr_xcalloc((size_t)g->ncgi, sizeof *g->cgi_routes);
+    int k = 0;
+    for (int i = 0; i < c->nhosts; i++) {
+        for (int j = 0; j < c->hosts[i].nroutes; j++) {
+            const atr_conf_route_t *rt = &c->hosts[i].routes[j];
+            if (rt->kind != ATR_ROUTE_CGI)
+                continue;
+            atr_conf_upstream_t *u = &g->cgi_ups[k];
+            size_t n = strlen(rt->cgi_dir) + 5;
+            u->name = atr_xmalloc(n);
+            snprintf(u->name, n, "cgi:%s", rt->cgi_dir);
+            u->protocol = ATR_PROTO_CGI;
+            u->balance = ATR_LB_ROUND_ROBIN;
+            u->servers = atr_xcalloc(1, sizeof *u->servers);
+            u->servers[0].text = rt->cgi_dir;
+            u->servers[0].weight = 1;
+            u->servers[0].max_conns = c->cgi_max_procs;
+            u->servers[0].pos = rt->pos;
+            u->nservers = 1;
+            u->connect_timeout = c->cgi_timeout;
+            u->read_timeout = c->cgi_timeout;
+            u->send_timeout = c->cgi_timeout;
+            u->queue = c->cgi_queue;
+            u->queue_timeout = c->cgi_timeout;
+            u->retries = 0;
+            u->fail_timeout = 0; /* a script that cannot start is no reason to stop the others */
+            u->pos = rt->pos;
+            g->cgi_routes[k++] = rt;
+        }
+    }
+}
+
+static void gen_upstream(atr_gen_upstream_t *gu, const atr_conf_upstream_t *u);
+
 static const char *lb_name(enum atr_lb_method m)
 {
     switch (m) {
     case ATR_LB_LEAST_CONN: return "least_conn";
     case ATR_LB_RANDOM2: return "random2";
     default: return "round_robin";
+    }
+}
+
+static void gen_upstream(atr_gen_upstream_t *gu, const atr_conf_upstream_t *u)
+{
+    gu->conf = u;
+    gu->lb_ops = atr_lb_find(lb_name(u->balance));
+    gu->servers = atr_xcalloc((size_t)u->nservers, sizeof *gu->servers);
+    for (int j = 0; j < u->nservers; j++) {
+        atr_lb_server_t *s = &gu->servers[j];
+        s->weight = u->servers[j].weight > 0 ? u->servers[j].weight : 1;
+        s->max_conns = u->servers[j].max_conns;
+        s->backup = u->servers[j].backup;
+        s->state = state_get(u->name, u->servers[j].text);
     }
 }
 
@@ -136,20 +211,13 @@ static atr_gen_t *gen_build(atr_conf_t *conf, char *err, size_t errlen)
             return NULL;
         }
     }
-    g->ups = atr_xcalloc((size_t)conf->nupstreams, sizeof *g->ups);
-    for (int i = 0; i < conf->nupstreams; i++) {
-        const atr_conf_upstream_t *u = &conf->upstreams[i];
-        g->ups[i].conf = u;
-        g->ups[i].lb_ops = atr_lb_find(lb_name(u->balance));
-        g->ups[i].servers = atr_xcalloc((size_t)u->nservers, sizeof *g->ups[i].servers);
-        for (int j = 0; j < u->nservers; j++) {
-            atr_lb_server_t *s = &g->ups[i].servers[j];
-            s->weight = u->servers[j].weight > 0 ? u->servers[j].weight : 1;
-            s->max_conns = u->servers[j].max_conns;
-            s->backup = u->servers[j].backup;
-            s->state = state_get(u->name, u->servers[j].text);
-        }
-    }
+    cgi_upstreams(g);
+    g->nups = conf->nupstreams + g->ncgi;
+    g->ups = atr_xcalloc((size_t)g->nups, sizeof *g->ups);
+    for (int i = 0; i < conf->nupstreams; i++)
+        gen_upstream(&g->ups[i], &conf->upstreams[i]);
+    for (int k = 0; k < g->ncgi; k++)
+        gen_upstream(&g->ups[conf->nupstreams + k], &g->cgi_ups[k]);
     g->req_limits.max_request_line = conf->max_request_line;
     g->req_limits.max_head = conf->max_header_size;
     g->req_limits.max_headers = conf->max_headers;

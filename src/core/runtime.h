@@ -27,7 +27,11 @@ typedef struct atr_gen {
     uint64_t id;
     atr_conf_t *conf;
     atr_access_log_t *access_log;   /* NULL when off */
-    atr_gen_upstream_t *ups;        /* conf->nupstreams entries, same order */
+    atr_gen_upstream_t *ups;        /* nups entries: conf->upstreams in order, then one per cgi route */
+    int nups;
+    atr_conf_upstream_t *cgi_ups;   /* the internal upstreams of `cgi DIR;` routes (owned) */
+    const atr_conf_route_t **cgi_routes;
+    int ncgi;
     atr_http_limits_t req_limits;
     atr_http_limits_t resp_limits;
     const atr_conf_host_t *default_host;
@@ -37,11 +41,8 @@ typedef struct atr_gen {
 void atr_gen_ref(atr_gen_t *g);
 void atr_gen_unref(atr_gen_t *g);
 
-/* Index of an upstream inside its generation. */
-static inline int atr_gen_upstream_index(const atr_gen_t *g, const atr_conf_upstream_t *u)
-{
-    return (int)(u - g->conf->upstreams);
-}
+/* Index into g->ups of the upstream a proxy or cgi route uses; -1 otherwise. */
+int atr_gen_route_upstream(const atr_gen_t *g, const atr_conf_route_t *rt);
 
 /* What -t checks beyond the config itself, exactly as a start would: the
  * features this build supports and that every listen address can be bound.

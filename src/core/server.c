@@ -195,8 +195,10 @@ void atr_server_dispatch(atr_req_t *r)
         atr_static_handle(r);
         return;
     case ATR_ROUTE_PROXY:
-        if (r->route->upstream->protocol == ATR_PROTO_FASTCGI ||
-            r->route->upstream->protocol == ATR_PROTO_SCGI)
+    case ATR_ROUTE_CGI:
+        r->ups = atr_gen_route_upstream(g, r->route);
+        r->upstream = g->ups[r->ups].conf;
+        if (r->upstream->protocol != ATR_PROTO_HTTP)
             r->norm_path = atr_xstrndup(path, plen); /* SCRIPT_NAME / PATH_INFO */
         atr_proxy_start(r);
         return;

@@ -573,6 +573,52 @@ static void bench(void)
     atr_http_parser_free(p);
 }
 
+/* CGI-family output: LF alone ends lines when the backend is a script. */
+static void test_lenient_lf(void)
+{
+    static const struct {
+        int line;
+        const char *in;
+        size_t len;
+        int rc, status, cgi, lf_only;
+    } cases[] = {
+        { __LINE__, S("Content-Type: text/plain\nX-A: 1\n\nbody"), ATR_DONE, 200, 1, 1 },
+        { __LINE__, S("Status: 404 Not Found\n\n"), ATR_DONE, 404, 1, 1 },
+        { __LINE__, S("HTTP/1.1 202 Accepted\nX: y\n\n"), ATR_DONE, 202, 0, 1 },
+        { __LINE__, S("HTTP/1.1 202\n\n"), ATR_DONE, 202, 0, 1 },
+        { __LINE__, S("Location: /x\r\nX: 1\n\n"), ATR_DONE, 302, 1, 1 },
+        { __LINE__, S("X: 1\r\n\r\n"), ATR_DONE, 200, 1, 0 },
+        { __LINE__, S("X: a\rb\n\n"), ATR_ERROR, 502, 0, 0 },
+        { __LINE__, S("X: a\0b\n\n"), ATR_ERROR, 502, 0, 0 },
+        { __LINE__, S("X : a\n\n"), ATR_ERROR, 502, 0, 0 },
+        { __LINE__, S(" X: a\n\n"), ATR_ERROR, 502, 0, 0 },
+    };
+    atr_http_msg_t *m = malloc(sizeof *m);
+    for (size_t i = 0; i < ATR_ARRAY_SIZE(cases); i++) {
+        atr_http_parser_t *p = atr_http_parser_new(1, NULL);
+        atr_http_parser_t *strict = atr_http_parser_new(1, NULL);
+        atr_http_parser_set_lenient_lf(p, 1);
+        int status = 0;
+        const char *why = NULL;
+        int rc = atr_http_parse(p, cases[i].in, cases[i].len, m, &status, &why);
+        T_CHECK(cases[i].line, rc == cases[i].rc, "rc %d (%s)", rc, why ? why : "");
+        if (rc == ATR_DONE) {
+            T_CHECK(cases[i].line, m->status == cases[i].status, "status %d", m->status);
+            T_CHECK(cases[i].line, m->cgi_form == cases[i].cgi, "cgi_form %d", m->cgi_form);
+        } else if (rc == ATR_ERROR) {
+            T_CHECK(cases[i].line, status == cases[i].status, "status %d", status);
+        }
+        /* Without the flag, LF-only output is refused. */
+        if (cases[i].lf_only)
+            T_CHECK(cases[i].line,
+                    atr_http_parse(strict, cases[i].in, cases[i].len, m, &status, &why) ==
+                        ATR_ERROR, "the strict parser accepted LF-only lines");
+        atr_http_parser_free(strict);
+        atr_http_parser_free(p);
+    }
+    free(m);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--bench") == 0) {
@@ -585,5 +631,6 @@ int main(int argc, char **argv)
     test_response_reuse();
     test_helpers();
     test_linear();
+    test_lenient_lf();
     T_DONE();
 }

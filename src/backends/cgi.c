@@ -1,0 +1,334 @@
+#include "cgi.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gateway.h"
+#include "log.h"
+
+#define KILL_GRACE_MS 2000
+
+/* What encode_head decided for the request, used at spawn time. */
+typedef struct cgi_plan {
+    char *script;    /* absolute path */
+    char *dir;       /* its directory: the script's working directory */
+    char **envp;     /* "NAME=VALUE", NULL-terminated; one allocation with the strings */
+    char upstream[64];
+} cgi_plan_t;
+
+struct atr_cgi_child {
+    uv_process_t proc;
+    uv_pipe_t in, err;
+    uv_timer_t kill_timer;
+    int handles;       /* open handles; freed when 0 and exited */
+    int exited, released, in_closed;
+    atomic_int *slot;
+    void (*kick)(void *);
+    void *kick_arg;
+    uint32_t stderr_logged;
+    char upstream[64];
+    char errbuf[512];
+};
+
+/* ---- planning (request head still valid) ---- */
+
+static void plan_free(atr_req_t *r)
+{
+    cgi_plan_t *p = r->backend_data;
+    if (p) {
+        free(p->script);
+        free(p->dir);
+        free(p->envp);
+        free(p);
+    }
+    r->backend_data = NULL;
+}
+
+/* Walk the path below the route prefix to the first regular file: that is
+ * the script, the rest is PATH_INFO. The path is already normalised (no
+ * "..", no "//"), so the walk cannot leave the CGI directory. */
+static int find_script(const char *dir, const char *rest, char *script, size_t cap,
+                       size_t *consumed)
+{
+    size_t dl = strlen(dir), i = 0;
+    if (dl + 1 >= cap)
+        return 404;
+    memcpy(script, dir, dl + 1);
+    while (rest[i] == '/')
+        i++;
+    while (rest[i]) {
+        size_t j = i;
+        while (rest[j] && rest[j] != '/')
+            j++;
+        if (dl + 1 + (j - i) + 1 >= cap)
+            return 414;
+        script[dl++] = '/';
+        memcpy(script + dl, rest + i, j - i);
+        dl += j - i;
+        script[dl] = '\0';
+        struct stat st;
+        if (stat(script, &st) < 0)
+            return errno == EACCES ? 403 : 404;
+        if (S_ISREG(st.st_mode)) {
+            *consumed = j;
+            return access(script, X_OK) == 0 ? 0 : 403;
+        }
+        if (!S_ISDIR(st.st_mode))
+            return 403;
+        i = j;
+        while (rest[i] == '/')
+            i++;
+    }
+    return 403; /* a directory: no listings */
+}
+
+static char **flat_env(const atr_cgi_env_t *env)
+{
+    static const char path[] = "PATH=/usr/local/bin:/usr/bin:/bin";
+    size_t bytes = sizeof path;
+    for (int i = 0; i < env->n; i++)
+        bytes += env->name_lens[i] + env->value_lens[i] + 2;
+    char **envp = atr_xmalloc((size_t)(env->n + 2) * sizeof *envp + bytes);
+    char *s = (char *)(envp + env->n + 2);
+    int k = 0;
+    /* Nothing of Atrium's own environment goes to a script: only the CGI
+     * variables and a fixed PATH. */
+    memcpy(s, path, sizeof path);
+    envp[k++] = s;
+    s += sizeof path;
+    for (int i = 0; i < env->n; i++) {
+        envp[k++] = s;
+        memcpy(s, env->names[i], env->name_lens[i]);
+        s += env->name_lens[i];
+        *s++ = '=';
+        memcpy(s, env->values[i], env->value_lens[i]);
+        s += env->value_lens[i];
+        *s++ = '\0';
+    }
+    envp[k] = NULL;
+    return envp;
+}
+
+static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_body body,
+                         size_t *len)
+{
+    const char *path = r->norm_path ? r->norm_path : "/";
+    size_t pl = strlen(r->route->prefix);
+    const char *rest = strlen(path) >= pl ? path + pl : "";
+    if (pl > 0 && r->route->prefix[pl - 1] == '/' && rest > path)
+        rest--; /* keep the slash: "/cgi-bin/x" -> "/x" */
+    char script[4096];
+    size_t used = 0;
+    (void)body;
+    int st = find_script(r->route->cgi_dir, rest, script, sizeof script, &used);
+    if (st) {
+        r->refuse_status = st;
+        return NULL;
+    }
+    /* SCRIPT_NAME is the URL path up to the script, PATH_INFO the rest. */
+    size_t script_url_len = (size_t)(rest - path) + used;
+    atr_cgi_input_t in;
+    char local[64] = "";
+    int local_port = 0, peer_port = 0;
+    memset(&in, 0, sizeof in);
+    atr_conn_addrs(r->c, local, sizeof local, &local_port, &peer_port);
+    in.msg = m;
+    in.script_name = (atr_str_t){ path, script_url_len };
+    in.path_info = (atr_str_t){ path + script_url_len, strlen(path + script_url_len) };
+    in.script_filename = script;
+    in.document_root = r->route->cgi_dir;
+    in.remote_addr = r->c->peer;
+    in.remote_port = peer_port;
+    in.server_addr = local;
+    in.server_port = local_port;
+    in.has_body = m->body == ATR_BODY_LENGTH;
+    in.content_length = m->content_length;
+    in.pass_authorization = 0; /* RFC 3875 §4.1.18: credentials stay with the server */
+    atr_cgi_env_t env;
+    memset(&env, 0, sizeof env);
+    int rc = atr_cgi_env_build(&in, &env);
+    if (rc < 0) {
+        atr_cgi_env_free(&env);
+        r->refuse_status = rc == -2 ? 400 : 431;
+        return NULL;
+    }
+    cgi_plan_t *p = atr_xcalloc(1, sizeof *p);
+    p->script = atr_xstrdup(script);
+    char *slash = strrchr(script, '/');
+    p->dir = atr_xstrndup(script, slash > script ? (size_t)(slash - script) : 1);
+    p->envp = flat_env(&env);
+    snprintf(p->upstream, sizeof p->upstream, "%s", r->upstream->name);
+    atr_cgi_env_free(&env);
+    plan_free(r);
+    r->backend_data = p;
+    r->cleanup = plan_free;
+    /* Nothing is written before the body: the "head" is the spawn. */
+    *len = 0;
+    return atr_xmalloc(1);
+}
+
+static int frame_body(enum atr_http_body body, const atr_str_t *v, int n, int last,
+                      char (*scratch)[ATR_FRAME_SCRATCH], uv_buf_t *out)
+{
+    int nb = 0;
+    (void)body;
+    (void)last;
+    (void)scratch;
+    for (int i = 0; i < n; i++)
+        if (v[i].n > 0)
+            out[nb++] = uv_buf_init((char *)v[i].p, (unsigned)v[i].n);
+    return nb;
+}
+
+const atr_backend_ops_t atr_backend_cgi = {
+    .name = "cgi",
+    .reuse = 0,
+    .check = atr_gateway_check_length,
+    .encode_head = encode_head,
+    .frame_body = frame_body,
+};
+
+/* ---- the child process ---- */
+
+static void child_maybe_free(atr_cgi_child_t *c)
+{
+    if (c->handles == 0 && c->exited && c->released)
+        free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    atr_cgi_child_t *c = h->data;
+    c->handles--;
+    child_maybe_free(c);
+}
+
+static void close_handle(atr_cgi_child_t *c, uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, on_handle_closed);
+    (void)c;
+}
+
+static void on_exit_cb(uv_process_t *proc, int64_t status, int signal)
+{
+    atr_cgi_child_t *c = proc->data;
+    c->exited = 1;
+    if (signal && signal != SIGTERM && signal != SIGKILL)
+        ATR_WARN("upstream %s: script died with signal %d", c->upstream, signal);
+    else if (status != 0)
+        ATR_DEBUG("upstream %s: script exited with status %lld", c->upstream, (long long)status);
+    uv_timer_stop(&c->kill_timer);
+    close_handle(c, (uv_handle_t *)&c->proc);
+    close_handle(c, (uv_handle_t *)&c->kill_timer);
+    if (c->slot) {
+        /* The slot was held until the process was really gone, so
+         * cgi_max_procs counts processes, not requests. */
+        atomic_fetch_sub(c->slot, 1);
+        c->slot = NULL;
+        if (c->kick)
+            c->kick(c->kick_arg);
+    }
+    child_maybe_free(c);
+}
+
+static void on_err_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    atr_cgi_child_t *c = h->data;
+    (void)suggested;
+    *buf = uv_buf_init(c->errbuf, sizeof c->errbuf);
+}
+
+static void on_err_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    atr_cgi_child_t *c = s->data;
+    if (n > 0)
+        atr_gateway_log_stderr(c->upstream, "cgi", buf->base, (size_t)n, &c->stderr_logged);
+    else if (n < 0)
+        close_handle(c, (uv_handle_t *)&c->err);
+}
+
+static void on_kill_timer(uv_timer_t *t)
+{
+    atr_cgi_child_t *c = t->data;
+    if (!c->exited) {
+        ATR_WARN("upstream %s: script did not stop on SIGTERM: SIGKILL", c->upstream);
+        kill(-c->proc.pid, SIGKILL);
+    }
+}
+
+int atr_cgi_spawn(atr_req_t *r, uv_loop_t *loop, uv_pipe_t *out, atr_cgi_child_t **child,
+                  uv_stream_t **in, atomic_int *slot, void (*kick)(void *), void *arg)
+{
+    cgi_plan_t *p = r->backend_data;
+    uv_pipe_init(loop, out, 0);
+    if (p == NULL)
+        return UV_EINVAL;
+    atr_cgi_child_t *c = atr_xcalloc(1, sizeof *c);
+    snprintf(c->upstream, sizeof c->upstream, "%s", p->upstream);
+    uv_pipe_init(loop, &c->in, 0);
+    uv_pipe_init(loop, &c->err, 0);
+    uv_timer_init(loop, &c->kill_timer);
+    c->in.data = c->err.data = c->kill_timer.data = c->proc.data = c;
+    c->handles = 4; /* in, err, kill_timer, proc */
+
+    uv_stdio_container_t stdio[3];
+    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+    stdio[0].data.stream = (uv_stream_t *)&c->in;
+    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[1].data.stream = (uv_stream_t *)out;
+    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[2].data.stream = (uv_stream_t *)&c->err;
+    char *args[] = { p->script, NULL };
+    uv_process_options_t o;
+    memset(&o, 0, sizeof o);
+    o.exit_cb = on_exit_cb;
+    o.file = p->script;
+    o.args = args;
+    o.env = p->envp;
+    o.cwd = p->dir;
+    o.stdio_count = 3;
+    o.stdio = stdio;
+    /* Its own process group, so a timeout stops whatever the script started. */
+    o.flags = UV_PROCESS_DETACHED;
+    int rc = uv_spawn(loop, &c->proc, &o);
+    if (rc < 0) {
+        ATR_ERROR("upstream %s: cannot start %s: %s", c->upstream, p->script, uv_strerror(rc));
+        c->exited = c->released = 1;
+        close_handle(c, (uv_handle_t *)&c->in);
+        close_handle(c, (uv_handle_t *)&c->err);
+        close_handle(c, (uv_handle_t *)&c->kill_timer);
+        close_handle(c, (uv_handle_t *)&c->proc);
+        return rc;
+    }
+    c->slot = slot;
+    c->kick = kick;
+    c->kick_arg = arg;
+    uv_read_start((uv_stream_t *)&c->err, on_err_alloc, on_err_read);
+    *child = c;
+    *in = (uv_stream_t *)&c->in;
+    return 0;
+}
+
+void atr_cgi_close_stdin(atr_cgi_child_t *c)
+{
+    if (!c->in_closed) {
+        c->in_closed = 1;
+        close_handle(c, (uv_handle_t *)&c->in);
+    }
+}
+
+void atr_cgi_release(atr_cgi_child_t *c)
+{
+    c->released = 1;
+    atr_cgi_close_stdin(c);
+    if (!c->exited) {
+        kill(-c->proc.pid, SIGTERM);
+        uv_timer_start(&c->kill_timer, on_kill_timer, KILL_GRACE_MS, 0);
+    }
+    child_maybe_free(c);
+}
