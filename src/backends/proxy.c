@@ -1006,6 +1006,16 @@ static void px_response_head(atr_proxy_t *px)
         start_tunnel(px);
         return;
     }
+    if (px->ops == &atr_backend_cgi && m->cgi_form && m->location.n > 0 &&
+        m->location.p[0] == '/' && atr_http_find(m, "status") == NULL) {
+        /* RFC 3875 §6.2.2 local redirect: the script named another local
+         * resource; serve that instead, as a GET, without telling the client. */
+        char *loc = atr_xstrndup(m->location.p, m->location.n);
+        px_end(px);
+        atr_server_local_redirect(r, loc);
+        free(loc);
+        return;
+    }
     if (m->body == ATR_BODY_LENGTH) {
         with_length = 1;
         length = m->content_length;

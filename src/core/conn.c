@@ -96,6 +96,7 @@ static void req_free(atr_req_t *r)
     free(r->out_head);
     free(r->log_method);
     free(r->norm_path);
+    free(r->redirect_buf);
     atr_wgen_unref(r->wg);
     atr_cache_put(w, ATR_CACHE_REQ, r);
 }
@@ -106,6 +107,13 @@ void atr_req_head_done(atr_req_t *r)
     atr_http_msg_t *m = r->msg;
     if (m == NULL)
         return;
+    if (r->redirect_buf) {
+        /* An internal redirect's head is ours, not the client's bytes: the
+         * access log keeps the request the client sent. */
+        atr_cache_put(c->w, ATR_CACHE_MSG, r->msg);
+        r->msg = NULL;
+        return;
+    }
     const atr_http_header_t *ref = atr_http_find(m, "referer");
     const atr_http_header_t *ua = atr_http_find(m, "user-agent");
     /* One allocation for every string the access log needs later. */

@@ -39,6 +39,8 @@ struct atr_req {
     int ups;                        /* its index in r->wg->gen->ups */
     int refuse_status;              /* why a backend could not encode the request (400, 431) */
     void *backend_data;             /* a backend's per-request plan (CGI), freed by cleanup */
+    char *redirect_buf;             /* the head of an internal redirect (msg views point here) */
+    int redirects;                  /* CGI local redirects followed so far */
     atr_http_msg_t *msg;            /* head views into c->in; valid until atr_req_head_done() */
     enum atr_req_phase phase;
 
@@ -149,6 +151,9 @@ void atr_conn_close_idle(atr_worker_t *w);   /* graceful stop / drain */
 
 /* server.c: a request head is complete; route and dispatch it. */
 void atr_server_dispatch(atr_req_t *r);
+/* RFC 3875 §6.2.2 local redirect: answer r as a GET of location (a path,
+ * with the original Host), through routing again. */
+void atr_server_local_redirect(atr_req_t *r, const char *location);
 /* static.c */
 void atr_static_handle(atr_req_t *r);
 

@@ -204,3 +204,49 @@ void atr_server_dispatch(atr_req_t *r)
         return;
     }
 }
+
+void atr_server_local_redirect(atr_req_t *r, const char *location)
+{
+    const atr_gen_t *g = r->wg->gen;
+    if (++r->redirects > 10) {
+        ATR_WARN("%s c%llu: too many local redirects (last %s)", r->c->w->name,
+                 (unsigned long long)r->c->id, location);
+        atr_req_respond_simple(r, 500, NULL, !r->body.done);
+        return;
+    }
+    const char *host = r->log_host && r->log_host[0] ? r->log_host : "localhost";
+    size_t n = strlen(location) + strlen(host) + 32;
+    char *head = atr_xmalloc(n);
+    int len = snprintf(head, n, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", location, host);
+    atr_http_parser_t *p = atr_http_parser_new(0, &g->req_limits);
+    atr_http_msg_t *m = atr_xmalloc(sizeof *m);
+    int status = 0;
+    const char *why = NULL;
+    int rc = atr_http_parse(p, head, (size_t)len, m, &status, &why);
+    atr_http_parser_free(p);
+    if (rc != ATR_DONE) {
+        ATR_WARN("%s c%llu: bad local redirect target %s", r->c->w->name,
+                 (unsigned long long)r->c->id, location);
+        free(head);
+        free(m);
+        atr_req_respond_simple(r, 502, NULL, !r->body.done);
+        return;
+    }
+    /* Forget the first handler; keep the client's request for the log. */
+    if (r->cleanup)
+        r->cleanup(r);
+    r->cleanup = NULL;
+    free(r->norm_path);
+    r->norm_path = NULL;
+    free(r->redirect_buf);
+    r->redirect_buf = head;
+    r->route = NULL;
+    r->upstream = NULL;
+    r->proxy = NULL;
+    r->status = r->upstream_status = r->refuse_status = 0;
+    r->upstream_addr[0] = '\0';
+    r->resp_chunked = r->resp_no_body = 0;
+    r->expect_continue = 0;
+    r->msg = m;
+    atr_server_dispatch(r);
+}
