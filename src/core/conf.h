@@ -64,6 +64,11 @@ typedef struct atr_conf_upstream {
     uint64_t queue_timeout;        /* queue_timeout 5s; -> 503 */
     int retries;                   /* retries 2; extra servers tried after a connect failure */
     uint64_t fail_timeout;         /* fail_timeout 10s; how long a refusing server is marked down */
+    char **spawn_argv;             /* spawn COMMAND [ARG...] [children=N]; NULL-terminated, NULL = none:
+                                    * Atrium creates the listening socket of the one server and runs
+                                    * children that accept on it (fd 0, the FastCGI convention) */
+    int spawn_children;            /* children=N, default 1 */
+    atr_conf_pos_t spawn_pos;
     atr_conf_pos_t pos;
 } atr_conf_upstream_t;
 

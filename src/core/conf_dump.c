@@ -144,6 +144,14 @@ static void dump_upstream(const atr_conf_upstream_t *u, FILE *out)
     fprintf(out, "%skeepalive %d;\n", in, u->keepalive);
     duration(out, in, "keepalive_timeout", u->keepalive_timeout);
     fprintf(out, "%skeepalive_requests %d;\n", in, u->keepalive_requests);
+    if (u->spawn_argv != NULL) {
+        fprintf(out, "%sspawn", in);
+        for (int i = 0; u->spawn_argv[i] != NULL; i++) {
+            fputc(' ', out);
+            word(out, u->spawn_argv[i]);
+        }
+        fprintf(out, " children=%d;\n", u->spawn_children);
+    }
     fprintf(out, "%squeue %d;\n", in, u->queue);
     duration(out, in, "queue_timeout", u->queue_timeout);
     fprintf(out, "%sretries %d;\n", in, u->retries);

@@ -297,6 +297,35 @@ static int d_server(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__c
     return 0;
 }
 
+/* spawn COMMAND [ARG...] [children=N] */
+static int d_spawn(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
+                   void *obj)
+{
+    atr_conf_upstream_t *u = obj;
+    int argc = 0;
+    (void)d;
+    if (n->args[0].s[0] != '/')
+        return atr__conf_fail(b, &n->args[0].pos, "spawn command '%s' must be an absolute path",
+                              n->args[0].s);
+    u->spawn_argv = atr__conf_alloc(b->a, sizeof(char *) * (size_t)(n->nargs + 1));
+    u->spawn_children = 1;
+    for (int i = 0; i < n->nargs; i++) {
+        const atr__conf_tok_t *t = &n->args[i];
+        if (i > 0 && strncmp(t->s, "children=", 9) == 0) {
+            uint64_t v;
+            if (atr__conf_uint(t->s + 9, &v) < 0 || v < 1 || v > 1024)
+                return atr__conf_fail(b, &t->pos, "invalid '%s' (expected children=1..1024)",
+                                      t->s);
+            u->spawn_children = (int)v;
+            continue;
+        }
+        u->spawn_argv[argc++] = atr__conf_tokdup(b, t);
+    }
+    u->spawn_argv[argc] = NULL;
+    u->spawn_pos = n->name.pos;
+    return 0;
+}
+
 static void upstream_defaults(atr_conf_upstream_t *u)
 {
     u->balance = ATR_LB_ROUND_ROBIN;
@@ -337,6 +366,10 @@ int atr__conf_d_upstream(atr__conf_bctx_t *b, const atr__conf_node_t *n,
         return -1;
     if (u->nservers == 0)
         return atr__conf_fail(b, &n->name.pos, "upstream '%s' has no server", u->name);
+    if (u->spawn_argv != NULL && (u->nservers != 1 || u->servers[0].resolve))
+        return atr__conf_fail(b, &u->spawn_pos,
+                              "'spawn' needs exactly one server, a literal address: the socket "
+                              "Atrium creates for the children");
     c->nupstreams++;
     return 0;
 }
@@ -347,6 +380,7 @@ int atr__conf_d_upstream(atr__conf_bctx_t *b, const atr__conf_node_t *n,
 const atr__conf_directive_t atr__conf_upstream_tab[] = {
     ATR__CONF_ONE("balance", d_balance),
     ATR__CONF_ONE("protocol", d_protocol),
+    { "spawn", 1, 64, 0, 0, d_spawn, ATR__CONF_NONE, 0, 0, 0 },
     { "server", 1, 5, 0, 1, d_server, ATR__CONF_NONE, 0, 0, 0 },
     ATR__CONF_DUR("connect_timeout", UP, connect_timeout, 1),
     ATR__CONF_DUR("read_timeout", UP, read_timeout, 1),

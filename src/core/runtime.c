@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "listener.h"
+#include "spawn.h"
 #include "worker.h"
 
 typedef struct state_entry {
@@ -365,8 +366,17 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
         atr_conf_free(conf);
         return -1;
     }
+    /* Application processes first: they accept on sockets of their own,
+     * ready before the first request can reach them. */
+    const atr_conf_t *running = rt.gen ? rt.gen->conf : NULL;
+    if (atr_spawn_apply(rt.loop, conf, err, errlen) < 0) {
+        atr_spawn_prune(running);
+        atr_conf_free(conf);
+        return -1;
+    }
     atr_listen_fd_t **sets = listen_sets(conf, err, errlen);
     if (sets == NULL) {
+        atr_spawn_prune(running);
         atr_conf_free(conf);
         return -1;
     }
@@ -381,6 +391,7 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
             free(sets[w]);
         }
         free(sets);
+        atr_spawn_prune(running);
         atr_conf_free(conf);
         return -1;
     }
@@ -393,6 +404,7 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
     if (rt.gen)
         atr_gen_unref(rt.gen);
     rt.gen = g;
+    atr_spawn_prune(g->conf);
     states_prune();
     return 0;
 }
@@ -419,6 +431,7 @@ static void stop_all(void)
     ATR_NOTICE("stopping: draining connections");
     for (int w = 0; w < rt.nworkers; w++)
         atr_worker_stop(rt.workers[w]);
+    atr_spawn_stop_all();
     uv_close((uv_handle_t *)&rt.sig_hup, NULL);
     uv_close((uv_handle_t *)&rt.sig_term, NULL);
     uv_close((uv_handle_t *)&rt.sig_int, NULL);

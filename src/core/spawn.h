@@ -1,0 +1,24 @@
+/* Application processes an upstream starts itself (`spawn COMMAND
+ * children=N;`): control-loop side. */
+#ifndef ATR_SPAWN_H
+#define ATR_SPAWN_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "conf.h"
+
+/* Make sure every spawn upstream of conf runs: keep the sets whose upstream,
+ * command, children and socket are unchanged, start new ones (their socket
+ * is bound here). 0, or -1 with "FILE:LINE:COL: message" in err when a
+ * socket cannot be bound. */
+int atr_spawn_apply(uv_loop_t *loop, const atr_conf_t *conf, char *err, size_t errlen);
+
+/* Stop the sets conf does not have (dropped by the configuration now in
+ * force, or started by one that then failed to apply); conf may be NULL. */
+void atr_spawn_prune(const atr_conf_t *conf);
+
+/* Stop everything (shutdown): SIGTERM, SIGKILL after a grace period. */
+void atr_spawn_stop_all(void);
+
+#endif
