@@ -845,6 +845,8 @@ static void px_pump_request(atr_proxy_t *px)
         if (wrc == 0 && r->body_pending)
             atr_req_body_consumed(r);
     }
+    if (px->req_body_done && !px->req_writing && px->phase != PX_DONE)
+        arm_read_timer(px); /* the whole request is out */
 }
 
 static void tunnel_pump_up(atr_proxy_t *px);
