@@ -1,0 +1,3 @@
+#!/bin/sh
+# A local redirect to itself, forever.
+printf 'Location: /cgi-bin/selfloop.sh\n\n'

@@ -1,0 +1,3 @@
+#!/bin/sh
+# Runaway: never writes anything, burns CPU.
+while :; do :; done

@@ -1,0 +1,3 @@
+<?php
+require __DIR__ . '/_env.php';
+gw_print_env();
