@@ -7,6 +7,7 @@
  * until that write is done, so memory per request is two buffers. */
 #include "proxy.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <sys/un.h>
 #include <stdio.h>
@@ -642,6 +643,17 @@ static atr_bconn_t *bc_connect(atr_proxy_t *px, int s)
     return bc;
 }
 
+/* 1 when the backend has closed (or reset) this idle connection. */
+static int bc_peer_closed(atr_bconn_t *bc)
+{
+    uv_os_fd_t fd;
+    char c;
+    if (uv_fileno(&bc->io.handle, &fd) < 0)
+        return 1;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
 /* Pick a server and a connection for px (first try, failover or retry). */
 static void px_dispatch(atr_proxy_t *px)
 {
@@ -667,6 +679,15 @@ static void px_dispatch(atr_proxy_t *px)
              server_conf(px->wg, px->ups, s)->text);
 
     atr_pool_t *p = &px->wg->pools[px->ups][s];
+    while (p->idle && !px->idempotent && bc_peer_closed(p->idle)) {
+        /* A request that must not be retried takes no connection the
+         * backend has already closed (its FIN may not have been read yet). */
+        atr_bconn_t *dead = p->idle;
+        p->idle = dead->next;
+        p->nidle--;
+        dead->next = NULL;
+        bc_close(dead);
+    }
     if (p->idle) {
         atr_bconn_t *bc = p->idle;
         p->idle = bc->next;
@@ -723,6 +744,21 @@ static void send_timeout(atr_bconn_t *bc)
         px_fail(bc->px, 504, "request send timeout");
 }
 
+/* The backend stopped taking the request: a script that exits without
+ * reading its input, a server that answered early and closed. Stop sending
+ * (the client connection closes after this response, its body unread) and
+ * let the read side decide: the response that comes, or 502 at its end. */
+static void px_write_failed(atr_proxy_t *px)
+{
+    if (px->r && !px->r->body.done)
+        px->r->resp_close = 1;
+    if (px->r && px->r->body_pending)
+        atr_req_body_consumed(px->r);
+    px->req_body_done = 1;
+    px->req_writing = 0;
+    arm_read_timer(px);
+}
+
 static void on_backend_write(uv_write_t *wr, int status)
 {
     atr_bconn_t *bc = wr->data;
@@ -735,7 +771,7 @@ static void on_backend_write(uv_write_t *wr, int status)
     bc_release_ref(bc);
     px->req_writing = 0;
     if (status < 0) {
-        px_fail(px, 502, "write to backend failed");
+        px_write_failed(px);
         return;
     }
     if (px->r && px->r->body_pending)
@@ -783,7 +819,7 @@ static void px_send_head(atr_proxy_t *px)
     uv_buf_t b = uv_buf_init(px->head, (unsigned)px->head_len);
     int rc = bc_write(px, &b, 1);
     if (rc < 0) {
-        px_fail(px, 502, "write to backend failed");
+        px_write_failed(px);
         return;
     }
     if (rc == 0) {
@@ -839,7 +875,7 @@ static void px_pump_request(atr_proxy_t *px)
             px->req_body_done = 1;
         int wrc = nb ? bc_write(px, bufs, (unsigned)nb) : 0;
         if (wrc < 0) {
-            px_fail(px, 502, "write to backend failed");
+            px_write_failed(px);
             return;
         }
         if (wrc == 0 && r->body_pending)
