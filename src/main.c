@@ -2,6 +2,8 @@
  * configuration exactly as a start would, -T dumps the effective
  * configuration, -v prints versions. */
 #include <ares.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -22,6 +24,22 @@ static void usage(FILE *out)
             "  -t       check the configuration and exit (1 on error)\n"
             "  -T       check, then print the effective configuration\n"
             "  -v       print the versions of atrium and its libraries\n");
+}
+
+/* Descriptors Atrium inherited must not reach the scripts and applications
+ * it starts: mark every one above stderr close-on-exec. */
+static void cloexec_inherited(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        if (fd > 2 && fd != dirfd(d))
+            fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+    }
+    closedir(d);
 }
 
 static void versions(void)
@@ -69,5 +87,6 @@ int main(int argc, char **argv)
         atr_conf_free(conf);
         return 0;
     }
+    cloexec_inherited();
     return atr_runtime_run(conf);
 }
