@@ -21,6 +21,10 @@ int atr_gateway_env(atr_req_t *r, const atr_http_msg_t *m, enum atr_gateway_styl
  * request bodies get 411 Length Required. */
 int atr_gateway_check_length(atr_req_t *r, const atr_http_msg_t *m);
 
+/* ops->frame_body for protocols whose body goes as it is (SCGI, CGI). */
+int atr_gateway_frame_raw(enum atr_http_body body, const atr_str_t *v, int n, int last,
+                          char (*scratch)[ATR_FRAME_SCRATCH], uv_buf_t *out);
+
 /* Log an application's stderr bytes as lines "upstream NAME: WHAT stderr:
  * ...", control bytes escaped, at most ATR_GATEWAY_STDERR_MAX bytes per
  * request (*budget counts them), so a chatty or hostile application cannot

@@ -22,23 +22,10 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
     return out;
 }
 
-static int frame_body(enum atr_http_body body, const atr_str_t *v, int n, int last,
-                      char (*scratch)[ATR_FRAME_SCRATCH], uv_buf_t *out)
-{
-    int nb = 0;
-    (void)body;
-    (void)last;
-    (void)scratch;
-    for (int i = 0; i < n; i++)
-        if (v[i].n > 0)
-            out[nb++] = uv_buf_init((char *)v[i].p, (unsigned)v[i].n);
-    return nb;
-}
-
 const atr_backend_ops_t atr_backend_scgi = {
     .name = "scgi",
     .reuse = 0,
     .check = atr_gateway_check_length,
     .encode_head = encode_head,
-    .frame_body = frame_body,
+    .frame_body = atr_gateway_frame_raw,
 };
