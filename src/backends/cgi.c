@@ -1,10 +1,13 @@
 #include "cgi.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "gateway.h"
@@ -21,7 +24,8 @@ typedef struct cgi_plan {
 } cgi_plan_t;
 
 struct atr_cgi_child {
-    uv_process_t proc;
+    pid_t pid;
+    atr_cgi_child_t *next;   /* the worker's list of children not yet reaped */
     uv_pipe_t in, err;
     uv_timer_t kill_timer;
     int handles;       /* open handles; freed when 0 and exited */
@@ -179,7 +183,23 @@ const atr_backend_ops_t atr_backend_cgi = {
     .frame_body = atr_gateway_frame_raw,
 };
 
-/* ---- the child process ---- */
+/* ---- the child process ----
+ *
+ * Scripts start with posix_spawn, which glibc implements with
+ * clone(CLONE_VM | CLONE_VFORK): the proxy's address space is not copied.
+ * uv_spawn forks (libuv 1.44), and fork showed as about 11% of the CPU of a
+ * CGI request here (copy_process/dup_mmap, then copy-on-write faults), so we
+ * spawn ourselves and reap with a per-worker SIGCHLD watcher that waits for
+ * our own pids only (libuv's watcher, for the processes it started, does the
+ * same for its pids). */
+
+struct child_list {
+    uv_signal_t sigchld;
+    int started;
+    atr_cgi_child_t *head;
+};
+
+static __thread struct child_list children; /* per worker thread */
 
 static void child_maybe_free(atr_cgi_child_t *c)
 {
@@ -201,16 +221,14 @@ static void close_handle(atr_cgi_child_t *c, uv_handle_t *h)
     (void)c;
 }
 
-static void on_exit_cb(uv_process_t *proc, int64_t status, int signal)
+static void child_exited(atr_cgi_child_t *c, int wstatus)
 {
-    atr_cgi_child_t *c = proc->data;
     c->exited = 1;
-    if (signal && signal != SIGTERM && signal != SIGKILL)
-        ATR_WARN("upstream %s: script died with signal %d", c->upstream, signal);
-    else if (status != 0)
-        ATR_DEBUG("upstream %s: script exited with status %lld", c->upstream, (long long)status);
+    if (WIFSIGNALED(wstatus) && WTERMSIG(wstatus) != SIGTERM && WTERMSIG(wstatus) != SIGKILL)
+        ATR_WARN("upstream %s: script died with signal %d", c->upstream, WTERMSIG(wstatus));
+    else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) != 0)
+        ATR_DEBUG("upstream %s: script exited with status %d", c->upstream, WEXITSTATUS(wstatus));
     uv_timer_stop(&c->kill_timer);
-    close_handle(c, (uv_handle_t *)&c->proc);
     close_handle(c, (uv_handle_t *)&c->kill_timer);
     if (c->slot) {
         /* The slot was held until the process was really gone, so
@@ -221,6 +239,34 @@ static void on_exit_cb(uv_process_t *proc, int64_t status, int signal)
             c->kick(c->kick_arg);
     }
     child_maybe_free(c);
+}
+
+static void on_sigchld(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    atr_cgi_child_t **pp = &children.head;
+    while (*pp) {
+        atr_cgi_child_t *c = *pp;
+        int wstatus = 0;
+        pid_t r = waitpid(c->pid, &wstatus, WNOHANG);
+        if (r == c->pid || (r < 0 && errno == ECHILD)) {
+            *pp = c->next;
+            child_exited(c, r == c->pid ? wstatus : 0);
+        } else {
+            pp = &c->next;
+        }
+    }
+}
+
+static void watch_children(uv_loop_t *loop)
+{
+    if (children.started)
+        return;
+    children.started = 1;
+    uv_signal_init(loop, &children.sigchld);
+    uv_signal_start(&children.sigchld, on_sigchld, SIGCHLD);
+    uv_unref((uv_handle_t *)&children.sigchld); /* it must not keep a stopping worker alive */
 }
 
 static void on_err_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -244,60 +290,103 @@ static void on_kill_timer(uv_timer_t *t)
     atr_cgi_child_t *c = t->data;
     if (!c->exited) {
         ATR_WARN("upstream %s: script did not stop on SIGTERM: SIGKILL", c->upstream);
-        kill(-c->proc.pid, SIGKILL);
+        kill(-c->pid, SIGKILL);
     }
+}
+
+/* posix_spawn the script with pipes for 0, 1, 2; the pipe ends it does not
+ * use are close-on-exec. Returns the pid, or -errno. */
+static pid_t start_script(const cgi_plan_t *p, int fds[3])
+{
+    int in[2], out[2], err[2];
+    if (pipe2(in, O_CLOEXEC) < 0)
+        return -errno;
+    if (pipe2(out, O_CLOEXEC) < 0) {
+        int e = -errno;
+        close(in[0]);
+        close(in[1]);
+        return e;
+    }
+    if (pipe2(err, O_CLOEXEC) < 0) {
+        int e = -errno;
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+        return e;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t all, none;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    posix_spawn_file_actions_addchdir_np(&fa, p->dir);
+    posix_spawnattr_init(&at);
+    sigfillset(&all);
+    sigemptyset(&none);
+    /* Default dispositions (the proxy ignores SIGPIPE), nothing blocked, and
+     * a session of its own so a timeout stops whatever the script started. */
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF |
+                                      POSIX_SPAWN_SETSIGMASK);
+    char *args[] = { p->script, NULL };
+    pid_t pid;
+    int rc = posix_spawn(&pid, p->script, &fa, &at, args, p->envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    if (rc != 0) {
+        close(in[1]);
+        close(out[0]);
+        close(err[0]);
+        return -rc;
+    }
+    fds[0] = in[1];
+    fds[1] = out[0];
+    fds[2] = err[0];
+    return pid;
 }
 
 int atr_cgi_spawn(atr_req_t *r, uv_loop_t *loop, uv_pipe_t *out, atr_cgi_child_t **child,
                   uv_stream_t **in, atomic_int *slot, void (*kick)(void *), void *arg)
 {
     cgi_plan_t *p = r->backend_data;
+    int fds[3];
     uv_pipe_init(loop, out, 0);
     if (p == NULL)
         return UV_EINVAL;
+    watch_children(loop);
+    pid_t pid = start_script(p, fds);
+    if (pid < 0) {
+        ATR_ERROR("upstream %s: cannot start %s: %s", p->upstream, p->script, strerror(-pid));
+        return pid;
+    }
     atr_cgi_child_t *c = atr_xcalloc(1, sizeof *c);
     snprintf(c->upstream, sizeof c->upstream, "%s", p->upstream);
+    c->pid = pid;
     uv_pipe_init(loop, &c->in, 0);
     uv_pipe_init(loop, &c->err, 0);
     uv_timer_init(loop, &c->kill_timer);
-    c->in.data = c->err.data = c->kill_timer.data = c->proc.data = c;
-    c->handles = 4; /* in, err, kill_timer, proc */
-
-    uv_stdio_container_t stdio[3];
-    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-    stdio[0].data.stream = (uv_stream_t *)&c->in;
-    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[1].data.stream = (uv_stream_t *)out;
-    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[2].data.stream = (uv_stream_t *)&c->err;
-    char *args[] = { p->script, NULL };
-    uv_process_options_t o;
-    memset(&o, 0, sizeof o);
-    o.exit_cb = on_exit_cb;
-    o.file = p->script;
-    o.args = args;
-    o.env = p->envp;
-    o.cwd = p->dir;
-    o.stdio_count = 3;
-    o.stdio = stdio;
-    /* Its own process group, so a timeout stops whatever the script started. */
-    o.flags = UV_PROCESS_DETACHED;
-    int rc = uv_spawn(loop, &c->proc, &o);
-    if (rc < 0) {
-        ATR_ERROR("upstream %s: cannot start %s: %s", c->upstream, p->script, uv_strerror(rc));
-        c->exited = c->released = 1;
-        close_handle(c, (uv_handle_t *)&c->in);
-        close_handle(c, (uv_handle_t *)&c->err);
-        close_handle(c, (uv_handle_t *)&c->kill_timer);
-        close_handle(c, (uv_handle_t *)&c->proc);
-        return rc;
-    }
+    c->in.data = c->err.data = c->kill_timer.data = c;
+    c->handles = 3; /* in, err, kill_timer */
+    uv_pipe_open(&c->in, fds[0]);
+    uv_pipe_open(out, fds[1]);
+    uv_pipe_open(&c->err, fds[2]);
     c->slot = slot;
     c->kick = kick;
     c->kick_arg = arg;
+    c->next = children.head;
+    children.head = c;
     uv_read_start((uv_stream_t *)&c->err, on_err_alloc, on_err_read);
     *child = c;
     *in = (uv_stream_t *)&c->in;
+    /* A child that ended before it was on the list is found now. */
+    on_sigchld(&children.sigchld, SIGCHLD);
     return 0;
 }
 
@@ -314,7 +403,7 @@ void atr_cgi_release(atr_cgi_child_t *c)
     c->released = 1;
     atr_cgi_close_stdin(c);
     if (!c->exited) {
-        kill(-c->proc.pid, SIGTERM);
+        kill(-c->pid, SIGTERM);
         uv_timer_start(&c->kill_timer, on_kill_timer, KILL_GRACE_MS, 0);
     }
     child_maybe_free(c);

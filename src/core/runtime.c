@@ -16,7 +16,7 @@
 #include <uv.h>
 
 #include "listener.h"
-#include "spawn.h"
+#include "supervisor.h"
 #include "worker.h"
 
 typedef struct state_entry {

@@ -5,7 +5,7 @@
  * convention), restarts a child that dies with a growing backoff, keeps the
  * whole set across a reload that leaves it unchanged, and stops it (SIGTERM,
  * then SIGKILL) when a reload drops it or Atrium stops. */
-#include "spawn.h"
+#include "supervisor.h"
 
 #include <errno.h>
 #include <stddef.h>

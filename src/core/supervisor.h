@@ -1,7 +1,7 @@
 /* Application processes an upstream starts itself (`spawn COMMAND
  * children=N;`): control-loop side. */
-#ifndef ATR_SPAWN_H
-#define ATR_SPAWN_H
+#ifndef ATR_SUPERVISOR_H
+#define ATR_SUPERVISOR_H
 
 #include <stdint.h>
 #include <uv.h>
