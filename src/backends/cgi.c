@@ -408,3 +408,18 @@ void atr_cgi_release(atr_cgi_child_t *c)
     }
     child_maybe_free(c);
 }
+
+void atr_cgi_reap_all(void)
+{
+    while (children.head) {
+        atr_cgi_child_t *c = children.head;
+        int wstatus = 0;
+        children.head = c->next;
+        if (!c->exited) {
+            kill(-c->pid, SIGKILL);
+            while (waitpid(c->pid, &wstatus, 0) < 0 && errno == EINTR)
+                ;
+        }
+        child_exited(c, wstatus);
+    }
+}

@@ -33,4 +33,8 @@ void atr_cgi_close_stdin(atr_cgi_child_t *c);
  * and is reaped. */
 void atr_cgi_release(atr_cgi_child_t *c);
 
+/* A worker is ending: kill and reap every script it started that has not
+ * been reaped yet (blocking, after SIGKILL), so none outlives it. */
+void atr_cgi_reap_all(void);
+
 #endif

@@ -12,6 +12,7 @@
 #include "listener.h"
 #include "log.h"
 #include "proxy.h"
+#include "cgi.h"
 
 static void cache_free(enum atr_cache_kind k, void *p)
 {
@@ -144,6 +145,7 @@ static void maybe_exit(atr_worker_t *w)
 {
     if (!w->stopping || w->nconns > 0)
         return;
+    atr_cgi_reap_all();
     if (w->wgen) {
         atr_wgen_t *wg = w->wgen;
         w->wgen = NULL;
