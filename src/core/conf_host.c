@@ -100,20 +100,21 @@ static int d_proxy(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__co
     return 0;
 }
 
+/* The argument names an existing directory; `what` names it in the message. */
+static int need_dir(atr__conf_bctx_t *b, const atr__conf_tok_t *t, const char *what)
+{
+    struct stat st;
+    int err = stat(t->s, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    return err ? atr__conf_fail(b, &t->pos, "%s '%s': %s", what, t->s, strerror(err)) : 0;
+}
+
 static int d_static(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
                     void *obj)
 {
     route_build_t *rb = obj;
-    struct stat st;
     (void)d;
-    if (d_handler(b, n, rb) < 0)
+    if (d_handler(b, n, rb) < 0 || need_dir(b, &n->args[0], "static root") < 0)
         return -1;
-    if (stat(n->args[0].s, &st) < 0)
-        return atr__conf_fail(b, &n->args[0].pos, "static root '%s': %s", n->args[0].s,
-                              strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return atr__conf_fail(b, &n->args[0].pos, "static root '%s': %s", n->args[0].s,
-                              strerror(ENOTDIR));
     rb->r->kind = ATR_ROUTE_STATIC;
     rb->r->static_root = atr__conf_tokdup(b, &n->args[0]);
     return 0;
@@ -123,16 +124,14 @@ static int d_cgi(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf
                  void *obj)
 {
     route_build_t *rb = obj;
-    struct stat st;
     (void)d;
     if (d_handler(b, n, rb) < 0)
         return -1;
     if (n->args[0].s[0] != '/')
         return atr__conf_fail(b, &n->args[0].pos, "cgi directory '%s' must be an absolute path",
                               n->args[0].s);
-    if (stat(n->args[0].s, &st) < 0 || !S_ISDIR(st.st_mode))
-        return atr__conf_fail(b, &n->args[0].pos, "cgi directory '%s': %s", n->args[0].s,
-                              strerror(errno ? errno : ENOTDIR));
+    if (need_dir(b, &n->args[0], "cgi directory") < 0)
+        return -1;
     rb->r->kind = ATR_ROUTE_CGI;
     rb->r->cgi_dir = atr__conf_tokdup(b, &n->args[0]);
     return 0;
