@@ -1,10 +1,12 @@
-/* The unified proxy core (docs/proxy.md). One request: pick a server, take a
- * pooled connection or connect (failover on refusal), send the head and
- * stream the body, parse the response head with the shared parser, stream
- * the response body back, and return the connection to the pool only after
- * a cleanly framed, fully consumed exchange. Backpressure both ways: one
- * write in flight per direction, and the side that feeds it stops reading
- * until that write is done, so memory per request is two buffers. */
+/* The unified proxy core (docs/internals.md). One request: pick a server,
+ * take a pooled connection, connect (failover on refusal) or start a script,
+ * send the head and stream the body; proxy_response.c parses the response
+ * with the shared parser, streams it back and returns the connection to the
+ * pool only after a cleanly framed, fully consumed exchange. Backpressure
+ * both ways: one write in flight per direction, and the side that feeds it
+ * stops reading until that write is done, so memory per request is two
+ * buffers. This file: worker-generation state, backend connections and
+ * pools, server accounting, queueing, dispatch and the request side. */
 #include "proxy.h"
 
 #include <errno.h>
@@ -13,93 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "backend.h"
-#include "cgi.h"
-#include "conn.h"
 #include "log.h"
+#include "proxy_priv.h"
 #include "stream.h"
 
-typedef struct atr_bconn atr_bconn_t;
-
-struct atr_pool {                 /* one per server, per worker generation */
-    atr_bconn_t *idle;
-    int nidle;
-};
-
-struct atr_queue {                /* per upstream, per worker generation */
-    atr_proxy_t *head, *tail;
-    int n;
-};
-
-struct atr_bconn {
-    union {                       /* TCP, or a unix socket (`server unix:/path`) */
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-        uv_stream_t stream;
-        uv_handle_t handle;
-    } io;
-    atr_deadline_t timer;         /* kind: BT_CONNECT, BT_READ, BT_SEND or BT_IDLE */
-    uv_connect_t connect_req;
-    uv_write_t wr;
-    atr_wgen_t *wg;               /* owner of the pool; may be gone once closing */
-    atr_worker_t *w;
-    int ups, server;
-    atr_proxy_t *px;              /* NULL while idle in the pool */
-    atr_bconn_t *next;            /* pool list */
-    uv_stream_t *out;             /* where requests are written: &io.stream, or a script's stdin */
-    atr_cgi_child_t *child;       /* CGI: the script process (io is its stdout) */
-    char *buf;
-    uint32_t len, cap, off;
-    int refs, nreqs;
-    unsigned closing : 1, connected : 1, reading : 1, write_pending : 1, eof : 1;
-};
-
-enum { BT_NONE = 0, BT_CONNECT, BT_READ, BT_SEND, BT_IDLE };
-
-enum px_phase { PX_QUEUED = 1, PX_CONNECTING, PX_SENDING, PX_STREAMING, PX_TUNNEL, PX_DONE };
-
-struct atr_proxy {
-    atr_req_t *r;
-    atr_wgen_t *wg;
-    int ups;
-    const atr_conf_upstream_t *u;
-    const atr_backend_ops_t *ops;
-    enum px_phase phase;
-    int server;                   /* chosen index, -1 none */
-    unsigned char *tried;
-    int attempts;
-    atr_bconn_t *bc;
-    char *head;                   /* encoded request head, kept for retries */
-    size_t head_len;
-    enum atr_http_body req_framing;
-    int idempotent;
-    int req_body_done;            /* whole request body written to the backend */
-    int req_bytes_sent;           /* any body byte went out: no retry */
-    int req_writing;              /* a backend write is pending */
-    int resp_writing;             /* a client write is pending */
-    atr_http_parser_t *rparser;
-    atr_http_msg_t *rmsg;
-    atr_body_t rbody;
-    int resp_head_done;
-    int resp_done;
-    int reusable;
-    int fail_status;              /* 502 (refused) or 504 (timed out) once a try failed */
-    uint64_t t_start;
-    char *client_head;            /* response head waiting to go out with the first body bytes */
-    size_t client_head_len;
-    uv_timer_t *qtimer;
-    atr_proxy_t *qnext;
-    int dec_done;                 /* the backend's response stream ended (decoder) */
-    int slot_moved;               /* the server slot is held by a CGI child until it exits */
-    _Alignas(16) unsigned char dec[256]; /* the protocol decoder's state */
-    char scratch[ATR_FRAME_MAX_VIEWS][ATR_FRAME_SCRATCH];
-};
-
-static void px_dispatch(atr_proxy_t *px);
-static void px_fail(atr_proxy_t *px, int status, const char *why);
-static void bc_read_start(atr_bconn_t *bc);
 static void px_pump_request(atr_proxy_t *px);
-static void px_pump_response(atr_proxy_t *px);
 
 static atr_gen_upstream_t *gups(atr_proxy_t *px)
 {
@@ -128,7 +48,6 @@ void atr_proxy_wgen_init(atr_wgen_t *wg)
     }
 }
 
-static void bc_close(atr_bconn_t *bc);
 
 void atr_proxy_wgen_free(atr_wgen_t *wg)
 {
@@ -141,7 +60,7 @@ void atr_proxy_wgen_free(atr_wgen_t *wg)
                 p->idle = bc->next;
                 p->nidle--;
                 bc->next = NULL;
-                bc_close(bc);
+                atr__bc_close(bc);
             }
         }
         atr_lb_free(wg->lbs[i]);
@@ -155,7 +74,7 @@ void atr_proxy_wgen_free(atr_wgen_t *wg)
 
 /* ---- backend connections ---- */
 
-static void bc_release_ref(atr_bconn_t *bc)
+void atr__bc_release_ref(atr_bconn_t *bc)
 {
     if (--bc->refs > 0)
         return;
@@ -167,15 +86,15 @@ static void bc_release_ref(atr_bconn_t *bc)
 
 static void bc_on_closed(uv_handle_t *h)
 {
-    bc_release_ref(h->data);
+    atr__bc_release_ref(h->data);
 }
 
 static void bc_on_timer_closed(uv_handle_t *h)
 {
-    bc_release_ref(((atr_deadline_t *)h->data)->data);
+    atr__bc_release_ref(((atr_deadline_t *)h->data)->data);
 }
 
-static void bc_close(atr_bconn_t *bc)
+void atr__bc_close(atr_bconn_t *bc)
 {
     if (bc->closing)
         return;
@@ -188,7 +107,7 @@ static void bc_close(atr_bconn_t *bc)
     bc->refs += 2;
     uv_close(&bc->io.handle, bc_on_closed);
     uv_close((uv_handle_t *)&bc->timer.timer, bc_on_timer_closed);
-    bc_release_ref(bc);
+    atr__bc_release_ref(bc);
 }
 
 static void pool_remove(atr_pool_t *p, atr_bconn_t *bc)
@@ -206,18 +125,18 @@ static void pool_remove(atr_pool_t *p, atr_bconn_t *bc)
 static void idle_timeout(atr_bconn_t *bc)
 {
     pool_remove(&bc->wg->pools[bc->ups][bc->server], bc);
-    bc_close(bc);
+    atr__bc_close(bc);
 }
 
 /* Keep a cleanly finished connection for the next request, or close it. */
-static void bc_park(atr_bconn_t *bc)
+void atr__bc_park(atr_bconn_t *bc)
 {
     const atr_conf_upstream_t *u = bc->wg->gen->ups[bc->ups].conf;
     atr_pool_t *p = &bc->wg->pools[bc->ups][bc->server];
     bc->px = NULL;
     if (bc->closing || bc->eof || p->nidle >= u->keepalive || bc->nreqs >= u->keepalive_requests ||
         bc->wg->w->stopping || bc->wg != bc->wg->w->wgen) {
-        bc_close(bc);
+        atr__bc_close(bc);
         return;
     }
     bc->len = bc->off = 0;
@@ -228,7 +147,7 @@ static void bc_park(atr_bconn_t *bc)
     p->idle = bc;
     p->nidle++;
     atr_deadline_set(&bc->timer, BT_IDLE, u->keepalive_timeout);
-    bc_read_start(bc); /* to notice the server closing it */
+    atr__bc_read_start(bc); /* to notice the server closing it */
 }
 
 static void bc_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -255,41 +174,7 @@ static void bc_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = bc->cap - bc->len;
 }
 
-static void px_on_backend_data(atr_proxy_t *px, ssize_t nread);
 
-static void px_fail(atr_proxy_t *px, int status, const char *why);
-
-/* New raw bytes at bc->buf + bc->len: run the protocol's decoder over them
- * in place. 0 when the exchange failed (answered already). */
-static int px_decode(atr_proxy_t *px, size_t nread)
-{
-    atr_bconn_t *bc = px->bc;
-    if (px->ops->decode == NULL) {
-        bc->len += (uint32_t)nread;
-        return 1;
-    }
-    if (px->dec_done) {
-        px_fail(px, 502, "bytes after the end of the response");
-        return 0;
-    }
-    size_t produced = 0;
-    char *at = bc->buf + bc->len;
-    int rc = px->ops->decode(px->dec, at, at, nread, &produced);
-    bc->len += (uint32_t)produced;
-    if (rc == ATR_ERROR) {
-        px_fail(px, 502, "malformed records from the backend");
-        return 0;
-    }
-    if (rc == ATR_DONE)
-        px->dec_done = 1;
-    return 1;
-}
-
-/* The response stream is over: the backend closed, or the protocol said so. */
-static int px_ended(const atr_proxy_t *px)
-{
-    return px->bc->eof || px->dec_done;
-}
 
 static void bc_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
@@ -300,27 +185,27 @@ static void bc_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (bc->px == NULL) {
         /* Idle in the pool: any byte or EOF makes it unusable. */
         pool_remove(&bc->wg->pools[bc->ups][bc->server], bc);
-        bc_close(bc);
+        atr__bc_close(bc);
         return;
     }
     if (nread < 0) {
         bc->eof = 1;
         uv_read_stop(s);
         bc->reading = 0;
-    } else if (!px_decode(bc->px, (size_t)nread)) {
+    } else if (!atr__px_decode(bc->px, (size_t)nread)) {
         return;
     }
-    px_on_backend_data(bc->px, nread);
+    atr__px_on_backend_data(bc->px, nread);
 }
 
-static void bc_read_start(atr_bconn_t *bc)
+void atr__bc_read_start(atr_bconn_t *bc)
 {
     if (!bc->reading && !bc->closing && !bc->eof &&
         uv_read_start(&bc->io.stream, bc_on_alloc, bc_on_read) == 0)
         bc->reading = 1;
 }
 
-static void bc_read_stop(atr_bconn_t *bc)
+void atr__bc_read_stop(atr_bconn_t *bc)
 {
     if (bc->reading) {
         uv_read_stop(&bc->io.stream);
@@ -339,7 +224,7 @@ static void server_acquire(atr_proxy_t *px, int s)
 
 static void queue_kick(atr_wgen_t *wg, int ups);
 
-static void server_release(atr_proxy_t *px)
+void atr__server_release(atr_proxy_t *px)
 {
     if (px->server < 0)
         return;
@@ -378,10 +263,10 @@ static void server_mark_up(atr_proxy_t *px, int s)
 
 static void px_free(atr_proxy_t *px)
 {
-    server_release(px);
+    atr__server_release(px);
     if (px->bc) {
         px->bc->px = NULL;
-        bc_close(px->bc);
+        atr__bc_close(px->bc);
         px->bc = NULL;
     }
     if (px->qtimer)
@@ -407,7 +292,7 @@ static void px_detach(atr_proxy_t *px)
 }
 
 /* The exchange is over for the client side: free the proxy state. */
-static void px_end(atr_proxy_t *px)
+void atr__px_end(atr_proxy_t *px)
 {
     px_detach(px);
     px_free(px);
@@ -431,7 +316,7 @@ static void queue_remove(atr_proxy_t *px)
     }
 }
 
-static void px_fail(atr_proxy_t *px, int status, const char *why)
+void atr__px_fail(atr_proxy_t *px, int status, const char *why)
 {
     atr_req_t *r = px->r;
     ATR_WARN("%s: upstream %s: %s -> %d", px->wg->w->name, px->u->name, why, status);
@@ -440,10 +325,10 @@ static void px_fail(atr_proxy_t *px, int status, const char *why)
     px->phase = PX_DONE;
     if (px->bc) {
         px->bc->px = NULL;
-        bc_close(px->bc);
+        atr__bc_close(px->bc);
         px->bc = NULL;
     }
-    px_end(px);
+    atr__px_end(px);
     if (r == NULL)
         return;
     if (r->resp_head_sent) {
@@ -459,14 +344,14 @@ static void px_fail(atr_proxy_t *px, int status, const char *why)
 static void on_queue_timeout(uv_timer_t *t)
 {
     atr_proxy_t *px = t->data;
-    px_fail(px, 503, "queue timeout");
+    atr__px_fail(px, 503, "queue timeout");
 }
 
 static void enqueue(atr_proxy_t *px)
 {
     atr_queue_t *q = px->wg->queues[px->ups];
     if (q->n >= px->u->queue) {
-        px_fail(px, 503, "all servers at max_conns and the queue is full");
+        atr__px_fail(px, 503, "all servers at max_conns and the queue is full");
         return;
     }
     px->phase = PX_QUEUED;
@@ -498,7 +383,7 @@ static void queue_kick(atr_wgen_t *wg, int ups)
     q->n--;
     px->qnext = NULL;
     memset(px->tried, 0, (size_t)px->u->nservers);
-    px_dispatch(px);
+    atr__px_dispatch(px);
 }
 
 /* ---- connecting ---- */
@@ -513,13 +398,13 @@ static void connect_failed(atr_proxy_t *px, int status, const char *why)
     server_mark_down(px, px->server, why);
     px->fail_status = status;
     bc->px = NULL;
-    bc_close(bc);
+    atr__bc_close(bc);
     px->bc = NULL;
-    server_release(px);
+    atr__server_release(px);
     if (px->attempts <= px->u->retries)
-        px_dispatch(px);
+        atr__px_dispatch(px);
     else
-        px_fail(px, status, why);
+        atr__px_fail(px, status, why);
 }
 
 static void connect_timeout(atr_bconn_t *bc)
@@ -533,10 +418,10 @@ static void on_connect(uv_connect_t *req, int status)
     atr_bconn_t *bc = req->data;
     atr_proxy_t *px = bc->px;
     if (bc->closing || px == NULL) {
-        bc_release_ref(bc); /* the handles' refs keep bc alive until here */
+        atr__bc_release_ref(bc); /* the handles' refs keep bc alive until here */
         return;
     }
-    bc_release_ref(bc);
+    atr__bc_release_ref(bc);
     atr_deadline_set(&bc->timer, BT_NONE, 0);
     if (status < 0) {
         connect_failed(px, 502, uv_strerror(status));
@@ -599,7 +484,7 @@ static atr_bconn_t *bc_spawn(atr_proxy_t *px, int s)
     if (rc < 0) {
         atr_wgen_unref(k->wg);
         free(k);
-        bc_close(bc);
+        atr__bc_close(bc);
         return NULL;
     }
     px->slot_moved = 1;
@@ -635,7 +520,7 @@ static atr_bconn_t *bc_connect(atr_proxy_t *px, int s)
         rc = uv_tcp_connect(&bc->connect_req, &bc->io.tcp, (const struct sockaddr *)&sc->addr,
                             on_connect);
     if (rc < 0) {
-        bc_close(bc);
+        atr__bc_close(bc);
         return NULL;
     }
     bc->refs++; /* held by the connect request */
@@ -655,7 +540,7 @@ static int bc_peer_closed(atr_bconn_t *bc)
 }
 
 /* Pick a server and a connection for px (first try, failover or retry). */
-static void px_dispatch(atr_proxy_t *px)
+void atr__px_dispatch(atr_proxy_t *px)
 {
     int all_full = 0;
     uint64_t now = uv_now(&px->wg->w->loop);
@@ -664,9 +549,9 @@ static void px_dispatch(atr_proxy_t *px)
         if (all_full && px->attempts == 0)
             enqueue(px);
         else if (px->attempts > 0)
-            px_fail(px, px->fail_status ? px->fail_status : 502, "no server left to try");
+            atr__px_fail(px, px->fail_status ? px->fail_status : 502, "no server left to try");
         else
-            px_fail(px, 503, "no server available");
+            atr__px_fail(px, 503, "no server available");
         return;
     }
     if (px->qtimer)
@@ -686,7 +571,7 @@ static void px_dispatch(atr_proxy_t *px)
         p->idle = dead->next;
         p->nidle--;
         dead->next = NULL;
-        bc_close(dead);
+        atr__bc_close(dead);
     }
     if (p->idle) {
         atr_bconn_t *bc = p->idle;
@@ -703,8 +588,8 @@ static void px_dispatch(atr_proxy_t *px)
     if (px->ops == &atr_backend_cgi) {
         px->bc = bc_spawn(px, s);
         if (px->bc == NULL) {
-            server_release(px);
-            px_fail(px, 502, "cannot start the script");
+            atr__server_release(px);
+            atr__px_fail(px, 502, "cannot start the script");
             return;
         }
         px_send_head(px);
@@ -713,8 +598,8 @@ static void px_dispatch(atr_proxy_t *px)
     px->phase = PX_CONNECTING;
     px->bc = bc_connect(px, s);
     if (px->bc == NULL) {
-        server_release(px);
-        px_fail(px, 502, "cannot create a socket");
+        atr__server_release(px);
+        atr__px_fail(px, 502, "cannot create a socket");
     }
 }
 
@@ -724,12 +609,12 @@ static void read_timeout(atr_bconn_t *bc)
 {
     atr_proxy_t *px = bc->px;
     if (px)
-        px_fail(px, 504, "response timeout");
+        atr__px_fail(px, 504, "response timeout");
 }
 
 /* Response inactivity counts once the whole request is out (a slow client
  * body is the client's body_timeout, a slow backend read the send_timeout). */
-static void arm_read_timer(atr_proxy_t *px)
+void atr__arm_read_timer(atr_proxy_t *px)
 {
     if (px->bc && !px->bc->write_pending && px->req_body_done) {
         if (px->bc->child)
@@ -741,7 +626,7 @@ static void arm_read_timer(atr_proxy_t *px)
 static void send_timeout(atr_bconn_t *bc)
 {
     if (bc->px)
-        px_fail(bc->px, 504, "request send timeout");
+        atr__px_fail(bc->px, 504, "request send timeout");
 }
 
 /* The backend stopped taking the request: a script that exits without
@@ -756,7 +641,7 @@ static void px_write_failed(atr_proxy_t *px)
         atr_req_body_consumed(px->r);
     px->req_body_done = 1;
     px->req_writing = 0;
-    arm_read_timer(px);
+    atr__arm_read_timer(px);
 }
 
 static void on_backend_write(uv_write_t *wr, int status)
@@ -765,10 +650,10 @@ static void on_backend_write(uv_write_t *wr, int status)
     atr_proxy_t *px = bc->px;
     bc->write_pending = 0;
     if (bc->closing || px == NULL) {
-        bc_release_ref(bc);
+        atr__bc_release_ref(bc);
         return;
     }
-    bc_release_ref(bc);
+    atr__bc_release_ref(bc);
     px->req_writing = 0;
     if (status < 0) {
         px_write_failed(px);
@@ -776,7 +661,7 @@ static void on_backend_write(uv_write_t *wr, int status)
     }
     if (px->r && px->r->body_pending)
         atr_req_body_consumed(px->r);
-    arm_read_timer(px);
+    atr__arm_read_timer(px);
     px_pump_request(px);
 }
 
@@ -815,7 +700,7 @@ static void px_send_head(atr_proxy_t *px)
     atr_http_parser_set_lenient_lf(px->rparser, px->ops != &atr_backend_http);
     if (px->wg->gen->access_log)
         px->t_start = uv_hrtime();
-    bc_read_start(px->bc);
+    atr__bc_read_start(px->bc);
     uv_buf_t b = uv_buf_init(px->head, (unsigned)px->head_len);
     int rc = bc_write(px, &b, 1);
     if (rc < 0) {
@@ -823,7 +708,7 @@ static void px_send_head(atr_proxy_t *px)
         return;
     }
     if (rc == 0) {
-        arm_read_timer(px);
+        atr__arm_read_timer(px);
         px_pump_request(px);
     }
 }
@@ -858,10 +743,10 @@ static void px_pump_request(atr_proxy_t *px)
         if (rc == ATR_ERROR) {
             r->resp_close = 1; /* the body's framing is in doubt: never read on */
             if (r->body_error && !r->resp_head_sent) {
-                px_fail(px, r->body_error, "bad request body");
+                atr__px_fail(px, r->body_error, "bad request body");
                 return;
             }
-            px_fail(px, 400, "client went away during the request body");
+            atr__px_fail(px, 400, "client went away during the request body");
             return;
         }
         int last = rc == ATR_DONE;
@@ -882,10 +767,9 @@ static void px_pump_request(atr_proxy_t *px)
             atr_req_body_consumed(r);
     }
     if (px->req_body_done && !px->req_writing && px->phase != PX_DONE)
-        arm_read_timer(px); /* the whole request is out */
+        atr__arm_read_timer(px); /* the whole request is out */
 }
 
-static void tunnel_pump_up(atr_proxy_t *px);
 
 void atr_proxy_on_body_ready(atr_req_t *r)
 {
@@ -893,350 +777,11 @@ void atr_proxy_on_body_ready(atr_req_t *r)
     if (px == NULL)
         return;
     if (px->phase == PX_TUNNEL) {
-        tunnel_pump_up(px);
+        atr__tunnel_pump_up(px);
         return;
     }
     if (px->phase == PX_SENDING || px->phase == PX_STREAMING)
         px_pump_request(px);
-}
-
-/* ---- response ---- */
-
-static void px_complete(atr_proxy_t *px);
-
-/* A connection goes back to the pool only after a cleanly framed, fully
- * consumed exchange that both the protocol and the backend allow to go on. */
-static int px_reusable(atr_proxy_t *px)
-{
-    atr_bconn_t *bc = px->bc;
-    if (!px->ops->reuse || bc->off != bc->len || bc->eof)
-        return 0;
-    if (px->ops->decode) {
-        int status = 0;
-        return px->dec_done && px->ops->dec_end(px->dec, &status);
-    }
-    return px->rbody.mode != ATR_BM_CLOSE && px->rmsg->keep_alive;
-}
-
-static void on_client_written(atr_req_t *r, int status)
-{
-    atr_proxy_t *px = r->proxy;
-    if (px == NULL)
-        return;
-    px->resp_writing = 0;
-    if (status < 0) {
-        px_end(px);
-        atr_req_abort(r);
-        return;
-    }
-    if (px->bc && px->bc->off == px->bc->len)
-        px->bc->off = px->bc->len = 0; /* every view is written: the buffer is free */
-    if (px->resp_done) {
-        px_complete(px);
-        return;
-    }
-    px_pump_response(px);
-}
-
-/* Decode what the backend buffer holds and send it to the client. */
-static void px_pump_response(atr_proxy_t *px)
-{
-    atr_bconn_t *bc = px->bc;
-    atr_req_t *r = px->r;
-    while (!px->resp_writing && !px->resp_done) {
-        atr_str_t v[ATR_MAX_OUT_BUFS];
-        int n = 0;
-        size_t used = 0;
-        int rc = atr_body_decode(&px->rbody, bc->buf + bc->off, bc->len - bc->off, &used, v,
-                                 ATR_MAX_OUT_BUFS, &n);
-        if (rc == ATR_ERROR) {
-            px_fail(px, 502, "bad response body framing");
-            return;
-        }
-        bc->off += (uint32_t)used;
-        /* With a framing protocol (FastCGI) the exchange ends with its end
-         * record, which may come after a Content-Length body is complete. */
-        int stream_done = !px->ops->decode || px->dec_done;
-        int last = (rc == ATR_DONE && stream_done) ||
-                   (px->rbody.mode == ATR_BM_CLOSE && px_ended(px));
-        if (!last && px_ended(px) && bc->off == bc->len) {
-            /* The backend closed before the framed body ended: the client
-             * must see a truncated transfer, never a complete one. */
-            px_fail(px, 502, "backend closed mid-body");
-            return;
-        }
-        if (rc == ATR_DONE && !stream_done && px->ops->decode && bc->off < bc->len) {
-            px_fail(px, 502, "response data after the end of the body");
-            return;
-        }
-        if (n == 0 && !last && px->client_head == NULL) {
-            if (bc->off == bc->len)
-                bc->off = bc->len = 0;
-            bc_read_start(bc);
-            arm_read_timer(px);
-            return;
-        }
-        if (last) {
-            px->resp_done = 1;
-            px->reusable = px_reusable(px);
-        }
-        /* The response head goes out with the first body bytes: one write. */
-        char *head = px->client_head;
-        px->client_head = NULL;
-        int wrc = atr_req_send(r, head, px->client_head_len, v, n, last, on_client_written);
-        if (wrc < 0) {
-            px_end(px);
-            atr_req_abort(r);
-            return;
-        }
-        if (wrc == 1) {
-            px->resp_writing = 1;
-            bc_read_stop(bc);
-            atr_deadline_set(&bc->timer, BT_NONE, 0);
-            return;
-        }
-        if (bc->off == bc->len)
-            bc->off = bc->len = 0;
-    }
-    if (px->resp_done && !px->resp_writing)
-        px_complete(px);
-}
-
-static void px_complete(atr_proxy_t *px)
-{
-    atr_req_t *r = px->r;
-    atr_bconn_t *bc = px->bc;
-    if (px->t_start)
-        r->upstream_time_us = (int64_t)((uv_hrtime() - px->t_start) / 1000);
-    px->phase = PX_DONE;
-    if (bc) {
-        bc->px = NULL;
-        px->bc = NULL;
-        atr_deadline_set(&bc->timer, BT_NONE, 0);
-        if (px->reusable && px->req_body_done && !bc->write_pending)
-            bc_park(bc);
-        else
-            bc_close(bc);
-    }
-    if (!px->req_body_done)
-        r->resp_close = 1;
-    px_end(px);
-    atr_req_finish(r);
-}
-
-static void start_tunnel(atr_proxy_t *px);
-
-/* The response head is parsed: send it to the client and start the body. */
-static void px_response_head(atr_proxy_t *px)
-{
-    atr_req_t *r = px->r;
-    atr_http_msg_t *m = px->rmsg;
-    atr_bconn_t *bc = px->bc;
-    r->upstream_status = m->status;
-    r->status = m->status;
-    bc->off += m->head_len;
-    px->resp_head_done = 1;
-    int with_length = 0;
-    uint64_t length = 0;
-    atr_body_init(&px->rbody, m->body, m->content_length);
-    int head_req = r->log_method && strcmp(r->log_method, "HEAD") == 0;
-    if (m->status == 101) {
-        start_tunnel(px);
-        return;
-    }
-    if (px->ops == &atr_backend_cgi && m->cgi_form && m->location.n > 0 &&
-        m->location.p[0] == '/' && atr_http_find(m, "status") == NULL) {
-        /* RFC 3875 §6.2.2 local redirect: the script named another local
-         * resource; serve that instead, as a GET, without telling the client. */
-        char *loc = atr_xstrndup(m->location.p, m->location.n);
-        px_end(px);
-        atr_server_local_redirect(r, loc);
-        free(loc);
-        return;
-    }
-    if (m->body == ATR_BODY_LENGTH) {
-        with_length = 1;
-        length = m->content_length;
-    } else if (m->body == ATR_BODY_NONE) {
-        /* 204/304/HEAD: keep a Content-Length the backend gave for HEAD */
-        const atr_http_header_t *cl = atr_http_find(m, "content-length");
-        if (head_req && cl && m->status != 204 && m->status != 304) {
-            with_length = 1;
-            length = strtoull(cl->value.p, NULL, 10);
-        }
-    } else if (r->version_minor >= 1) {
-        r->resp_chunked = 1;
-    } else {
-        r->resp_close = 1; /* HTTP/1.0 client: delimit by close */
-    }
-    if (!px->req_body_done && !r->body.done)
-        r->resp_close = 1; /* early response: the rest of the request body is unread */
-    if (r->c->w->stopping)
-        r->resp_close = 1;
-    r->resp_no_body = head_req || m->body == ATR_BODY_NONE;
-    px->client_head = atr_http_client_head(r, m, with_length, length, &px->client_head_len);
-    px->phase = PX_STREAMING;
-    px_pump_response(px);
-}
-
-static int px_can_retry(atr_proxy_t *px)
-{
-    return px->bc && px->bc->nreqs > 1 && px->idempotent && !px->req_bytes_sent &&
-           px->bc->len == 0 && px->attempts <= px->u->retries + 1;
-}
-
-static void px_on_backend_data(atr_proxy_t *px, ssize_t nread)
-{
-    atr_bconn_t *bc = px->bc;
-    if (px->phase == PX_TUNNEL) {
-        px_pump_response(px);
-        return;
-    }
-    if (px->resp_head_done) {
-        if (!px->resp_writing)
-            px_pump_response(px);
-        return;
-    }
-    if (nread < 0 && bc->len == 0) {
-        if (px_can_retry(px)) {
-            /* A pooled connection the server had just closed: the request
-             * never reached it, so sending it again is safe. */
-            int s = px->server;
-            bc->px = NULL;
-            bc_close(bc);
-            px->bc = NULL;
-            server_release(px);
-            px->tried[s] = 0;
-            px_dispatch(px);
-            return;
-        }
-        px_fail(px, 502, "backend closed without a response");
-        return;
-    }
-    if (px->dec_done && bc->len == bc->off) {
-        int st = 502;
-        px->ops->dec_end(px->dec, &st);
-        px_fail(px, st, st == 503 ? "backend overloaded" : "backend ended without a response");
-        return;
-    }
-    int status = 0;
-    const char *why = NULL;
-    for (;;) {
-        int rc = atr_http_parse(px->rparser, bc->buf + bc->off, bc->len - bc->off, px->rmsg,
-                                &status, &why);
-        if (rc == ATR_AGAIN) {
-            if (px_ended(px)) {
-                px_fail(px, 502, "backend closed mid-head");
-                return;
-            }
-            arm_read_timer(px);
-            return;
-        }
-        if (rc == ATR_ERROR) {
-            px_fail(px, 502, why ? why : "invalid response head");
-            return;
-        }
-        int st = px->rmsg->status;
-        if (st >= 100 && st < 200 && st != 101) {
-            /* Interim responses (100 Continue, 103): ours to absorb. */
-            bc->off += px->rmsg->head_len;
-            atr_http_parser_reset(px->rparser);
-            continue;
-        }
-        break;
-    }
-    atr_deadline_set(&bc->timer, BT_NONE, 0);
-    px_response_head(px);
-}
-
-/* ---- upgrade tunnel (WebSocket and friends) ---- */
-
-static void start_tunnel(atr_proxy_t *px)
-{
-    atr_req_t *r = px->r;
-    if (!r->upgrade_requested) {
-        px_fail(px, 502, "101 without an upgrade request");
-        return;
-    }
-    size_t hl = 0;
-    r->resp_chunked = 0;
-    r->resp_close = 1;
-    r->upgraded = 1;
-    r->body.done = 1;
-    px->rbody.mode = ATR_BM_CLOSE;
-    px->rbody.done = 0;
-    px->req_body_done = 1;
-    char *head = atr_http_client_head(r, px->rmsg, 0, 0, &hl);
-    px->phase = PX_TUNNEL;
-    atr_deadline_set(&px->bc->timer, BT_NONE, 0);
-    int rc = atr_req_send(r, head, hl, NULL, 0, 0, on_client_written);
-    if (rc < 0) {
-        px_end(px);
-        atr_req_abort(r);
-        return;
-    }
-    if (rc == 1)
-        px->resp_writing = 1;
-    else
-        px_pump_response(px);
-    tunnel_pump_up(px);
-}
-
-static void on_tunnel_up_written(uv_write_t *wr, int status)
-{
-    atr_bconn_t *bc = wr->data;
-    atr_proxy_t *px = bc->px;
-    bc->write_pending = 0;
-    bc_release_ref(bc);
-    if (px == NULL || bc->closing)
-        return;
-    px->req_writing = 0;
-    if (status < 0) {
-        px_fail(px, 502, "tunnel write failed");
-        return;
-    }
-    atr_req_body_consumed(px->r);
-    tunnel_pump_up(px);
-}
-
-/* Client -> backend bytes in a tunnel, unchanged. */
-static void tunnel_pump_up(atr_proxy_t *px)
-{
-    while (px->r && !px->req_writing && px->phase == PX_TUNNEL) {
-        atr_str_t v;
-        int rc = atr_req_tunnel_read(px->r, &v);
-        if (rc == ATR_DONE) {
-            /* client closed: end the tunnel */
-            atr_req_t *r = px->r;
-            px_end(px);
-            atr_req_abort(r);
-            return;
-        }
-        if (v.n == 0)
-            return;
-        uv_buf_t b = uv_buf_init((char *)v.p, (unsigned)v.n);
-        int wrc = uv_try_write(px->bc->out, &b, 1);
-        if (wrc == (int)v.n) {
-            atr_req_body_consumed(px->r);
-            continue;
-        }
-        if (wrc < 0 && wrc != UV_EAGAIN) {
-            px_fail(px, 502, "tunnel write failed");
-            return;
-        }
-        if (wrc > 0) {
-            b.base += wrc;
-            b.len -= (size_t)wrc;
-        }
-        px->bc->wr.data = px->bc;
-        if (uv_write(&px->bc->wr, px->bc->out, &b, 1, on_tunnel_up_written) < 0) {
-            px_fail(px, 502, "tunnel write failed");
-            return;
-        }
-        px->bc->refs++;
-        px->bc->write_pending = 1;
-        px->req_writing = 1;
-    }
 }
 
 /* ---- entry points ---- */
@@ -1287,7 +832,7 @@ void atr_proxy_start(atr_req_t *r)
     if (m->body == ATR_BODY_NONE)
         px->req_body_done = 1;
     atr_req_head_done(r);
-    px_dispatch(px);
+    atr__px_dispatch(px);
 }
 
 void atr_proxy_on_client_gone(atr_req_t *r)
@@ -1306,5 +851,5 @@ void atr_proxy_on_client_gone(atr_req_t *r)
         uv_try_write(&px->bc->io.stream, &b, 1);
     }
     px->phase = PX_DONE;
-    px_end(px);
+    atr__px_end(px);
 }

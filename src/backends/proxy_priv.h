@@ -1,0 +1,109 @@
+/* The proxy core's private parts, shared by proxy.c (dispatch, pools,
+ * connections, the request side) and proxy_response.c (the response side
+ * and upgrade tunnels). Nothing outside src/backends/proxy*.c uses this. */
+#ifndef ATR_PROXY_PRIV_H
+#define ATR_PROXY_PRIV_H
+
+#include "backend.h"
+#include "cgi.h"
+#include "conn.h"
+#include "proxy.h"
+
+typedef struct atr_bconn atr_bconn_t;
+
+struct atr_pool {                 /* one per server, per worker generation */
+    atr_bconn_t *idle;
+    int nidle;
+};
+
+struct atr_queue {                /* per upstream, per worker generation */
+    atr_proxy_t *head, *tail;
+    int n;
+};
+
+struct atr_bconn {
+    union {                       /* TCP, or a unix socket (`server unix:/path`) */
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+        uv_stream_t stream;
+        uv_handle_t handle;
+    } io;
+    atr_deadline_t timer;         /* kind: BT_CONNECT, BT_READ, BT_SEND or BT_IDLE */
+    uv_connect_t connect_req;
+    uv_write_t wr;
+    atr_wgen_t *wg;               /* owner of the pool; may be gone once closing */
+    atr_worker_t *w;
+    int ups, server;
+    atr_proxy_t *px;              /* NULL while idle in the pool */
+    atr_bconn_t *next;            /* pool list */
+    uv_stream_t *out;             /* where requests are written: &io.stream, or a script's stdin */
+    atr_cgi_child_t *child;       /* CGI: the script process (io is its stdout) */
+    char *buf;
+    uint32_t len, cap, off;
+    int refs, nreqs;
+    unsigned closing : 1, connected : 1, reading : 1, write_pending : 1, eof : 1;
+};
+
+enum { BT_NONE = 0, BT_CONNECT, BT_READ, BT_SEND, BT_IDLE };
+
+enum px_phase { PX_QUEUED = 1, PX_CONNECTING, PX_SENDING, PX_STREAMING, PX_TUNNEL, PX_DONE };
+
+struct atr_proxy {
+    atr_req_t *r;
+    atr_wgen_t *wg;
+    int ups;
+    const atr_conf_upstream_t *u;
+    const atr_backend_ops_t *ops;
+    enum px_phase phase;
+    int server;                   /* chosen index, -1 none */
+    unsigned char *tried;
+    int attempts;
+    atr_bconn_t *bc;
+    char *head;                   /* encoded request head, kept for retries */
+    size_t head_len;
+    enum atr_http_body req_framing;
+    int idempotent;
+    int req_body_done;            /* whole request body written to the backend */
+    int req_bytes_sent;           /* any body byte went out: no retry */
+    int req_writing;              /* a backend write is pending */
+    int resp_writing;             /* a client write is pending */
+    atr_http_parser_t *rparser;
+    atr_http_msg_t *rmsg;
+    atr_body_t rbody;
+    int resp_head_done;
+    int resp_done;
+    int reusable;
+    int fail_status;              /* 502 (refused) or 504 (timed out) once a try failed */
+    uint64_t t_start;
+    char *client_head;            /* response head waiting to go out with the first body bytes */
+    size_t client_head_len;
+    uv_timer_t *qtimer;
+    atr_proxy_t *qnext;
+    int dec_done;                 /* the backend's response stream ended (decoder) */
+    int slot_moved;               /* the server slot is held by a CGI child until it exits */
+    _Alignas(16) unsigned char dec[256]; /* the protocol decoder's state */
+    char scratch[ATR_FRAME_MAX_VIEWS][ATR_FRAME_SCRATCH];
+};
+
+/* proxy.c */
+void atr__px_dispatch(atr_proxy_t *px);          /* pick a server and a connection (again) */
+void atr__px_fail(atr_proxy_t *px, int status, const char *why); /* answer status or cut the response */
+void atr__px_end(atr_proxy_t *px);               /* detach from the request and free */
+void atr__server_release(atr_proxy_t *px);       /* give the server slot back, wake the queue */
+void atr__arm_read_timer(atr_proxy_t *px);       /* the request is out: time the response */
+void atr__bc_read_start(atr_bconn_t *bc);
+void atr__bc_read_stop(atr_bconn_t *bc);
+void atr__bc_close(atr_bconn_t *bc);
+void atr__bc_park(atr_bconn_t *bc);              /* back to the pool, or close */
+void atr__bc_release_ref(atr_bconn_t *bc);
+
+/* proxy_response.c */
+/* New raw bytes at bc->buf + bc->len: decode them in place (FastCGI). 0
+ * when the exchange failed and was answered already. */
+int atr__px_decode(atr_proxy_t *px, size_t nread);
+int atr__px_ended(const atr_proxy_t *px);       /* the response stream is over */
+void atr__px_on_backend_data(atr_proxy_t *px, ssize_t nread); /* nread < 0: end of stream */
+void atr__px_pump_response(atr_proxy_t *px);
+void atr__tunnel_pump_up(atr_proxy_t *px);       /* client -> backend bytes of a tunnel */
+
+#endif

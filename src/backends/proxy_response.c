@@ -1,0 +1,381 @@
+/* The response side of the proxy core: the backend's bytes are decoded (by
+ * the protocol, when it frames them), the head parsed by the shared parser
+ * and sent on, the body streamed back with one client write in flight, and
+ * the connection pooled only after a clean end. Also 101 tunnels. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "proxy_priv.h"
+
+/* New raw bytes at bc->buf + bc->len: run the protocol's decoder over them
+ * in place. 0 when the exchange failed (answered already). */
+int atr__px_decode(atr_proxy_t *px, size_t nread)
+{
+    atr_bconn_t *bc = px->bc;
+    if (px->ops->decode == NULL) {
+        bc->len += (uint32_t)nread;
+        return 1;
+    }
+    if (px->dec_done) {
+        atr__px_fail(px, 502, "bytes after the end of the response");
+        return 0;
+    }
+    size_t produced = 0;
+    char *at = bc->buf + bc->len;
+    int rc = px->ops->decode(px->dec, at, at, nread, &produced);
+    bc->len += (uint32_t)produced;
+    if (rc == ATR_ERROR) {
+        atr__px_fail(px, 502, "malformed records from the backend");
+        return 0;
+    }
+    if (rc == ATR_DONE)
+        px->dec_done = 1;
+    return 1;
+}
+
+/* The response stream is over: the backend closed, or the protocol said so. */
+int atr__px_ended(const atr_proxy_t *px)
+{
+    return px->bc->eof || px->dec_done;
+}
+
+/* ---- response ---- */
+
+static void px_complete(atr_proxy_t *px);
+
+/* A connection goes back to the pool only after a cleanly framed, fully
+ * consumed exchange that both the protocol and the backend allow to go on. */
+static int px_reusable(atr_proxy_t *px)
+{
+    atr_bconn_t *bc = px->bc;
+    if (!px->ops->reuse || bc->off != bc->len || bc->eof)
+        return 0;
+    if (px->ops->decode) {
+        int status = 0;
+        return px->dec_done && px->ops->dec_end(px->dec, &status);
+    }
+    return px->rbody.mode != ATR_BM_CLOSE && px->rmsg->keep_alive;
+}
+
+static void on_client_written(atr_req_t *r, int status)
+{
+    atr_proxy_t *px = r->proxy;
+    if (px == NULL)
+        return;
+    px->resp_writing = 0;
+    if (status < 0) {
+        atr__px_end(px);
+        atr_req_abort(r);
+        return;
+    }
+    if (px->bc && px->bc->off == px->bc->len)
+        px->bc->off = px->bc->len = 0; /* every view is written: the buffer is free */
+    if (px->resp_done) {
+        px_complete(px);
+        return;
+    }
+    atr__px_pump_response(px);
+}
+
+/* Decode what the backend buffer holds and send it to the client. */
+void atr__px_pump_response(atr_proxy_t *px)
+{
+    atr_bconn_t *bc = px->bc;
+    atr_req_t *r = px->r;
+    while (!px->resp_writing && !px->resp_done) {
+        atr_str_t v[ATR_MAX_OUT_BUFS];
+        int n = 0;
+        size_t used = 0;
+        int rc = atr_body_decode(&px->rbody, bc->buf + bc->off, bc->len - bc->off, &used, v,
+                                 ATR_MAX_OUT_BUFS, &n);
+        if (rc == ATR_ERROR) {
+            atr__px_fail(px, 502, "bad response body framing");
+            return;
+        }
+        bc->off += (uint32_t)used;
+        /* With a framing protocol (FastCGI) the exchange ends with its end
+         * record, which may come after a Content-Length body is complete. */
+        int stream_done = !px->ops->decode || px->dec_done;
+        int last = (rc == ATR_DONE && stream_done) ||
+                   (px->rbody.mode == ATR_BM_CLOSE && atr__px_ended(px));
+        if (!last && atr__px_ended(px) && bc->off == bc->len) {
+            /* The backend closed before the framed body ended: the client
+             * must see a truncated transfer, never a complete one. */
+            atr__px_fail(px, 502, "backend closed mid-body");
+            return;
+        }
+        if (rc == ATR_DONE && !stream_done && px->ops->decode && bc->off < bc->len) {
+            atr__px_fail(px, 502, "response data after the end of the body");
+            return;
+        }
+        if (n == 0 && !last && px->client_head == NULL) {
+            if (bc->off == bc->len)
+                bc->off = bc->len = 0;
+            atr__bc_read_start(bc);
+            atr__arm_read_timer(px);
+            return;
+        }
+        if (last) {
+            px->resp_done = 1;
+            px->reusable = px_reusable(px);
+        }
+        /* The response head goes out with the first body bytes: one write. */
+        char *head = px->client_head;
+        px->client_head = NULL;
+        int wrc = atr_req_send(r, head, px->client_head_len, v, n, last, on_client_written);
+        if (wrc < 0) {
+            atr__px_end(px);
+            atr_req_abort(r);
+            return;
+        }
+        if (wrc == 1) {
+            px->resp_writing = 1;
+            atr__bc_read_stop(bc);
+            atr_deadline_set(&bc->timer, BT_NONE, 0);
+            return;
+        }
+        if (bc->off == bc->len)
+            bc->off = bc->len = 0;
+    }
+    if (px->resp_done && !px->resp_writing)
+        px_complete(px);
+}
+
+static void px_complete(atr_proxy_t *px)
+{
+    atr_req_t *r = px->r;
+    atr_bconn_t *bc = px->bc;
+    if (px->t_start)
+        r->upstream_time_us = (int64_t)((uv_hrtime() - px->t_start) / 1000);
+    px->phase = PX_DONE;
+    if (bc) {
+        bc->px = NULL;
+        px->bc = NULL;
+        atr_deadline_set(&bc->timer, BT_NONE, 0);
+        if (px->reusable && px->req_body_done && !bc->write_pending)
+            atr__bc_park(bc);
+        else
+            atr__bc_close(bc);
+    }
+    if (!px->req_body_done)
+        r->resp_close = 1;
+    atr__px_end(px);
+    atr_req_finish(r);
+}
+
+static void start_tunnel(atr_proxy_t *px);
+
+/* The response head is parsed: send it to the client and start the body. */
+static void px_response_head(atr_proxy_t *px)
+{
+    atr_req_t *r = px->r;
+    atr_http_msg_t *m = px->rmsg;
+    atr_bconn_t *bc = px->bc;
+    r->upstream_status = m->status;
+    r->status = m->status;
+    bc->off += m->head_len;
+    px->resp_head_done = 1;
+    int with_length = 0;
+    uint64_t length = 0;
+    atr_body_init(&px->rbody, m->body, m->content_length);
+    int head_req = r->log_method && strcmp(r->log_method, "HEAD") == 0;
+    if (m->status == 101) {
+        start_tunnel(px);
+        return;
+    }
+    if (px->ops == &atr_backend_cgi && m->cgi_form && m->location.n > 0 &&
+        m->location.p[0] == '/' && atr_http_find(m, "status") == NULL) {
+        /* RFC 3875 §6.2.2 local redirect: the script named another local
+         * resource; serve that instead, as a GET, without telling the client. */
+        char *loc = atr_xstrndup(m->location.p, m->location.n);
+        atr__px_end(px);
+        atr_server_local_redirect(r, loc);
+        free(loc);
+        return;
+    }
+    if (m->body == ATR_BODY_LENGTH) {
+        with_length = 1;
+        length = m->content_length;
+    } else if (m->body == ATR_BODY_NONE) {
+        /* 204/304/HEAD: keep a Content-Length the backend gave for HEAD */
+        const atr_http_header_t *cl = atr_http_find(m, "content-length");
+        if (head_req && cl && m->status != 204 && m->status != 304) {
+            with_length = 1;
+            length = strtoull(cl->value.p, NULL, 10);
+        }
+    } else if (r->version_minor >= 1) {
+        r->resp_chunked = 1;
+    } else {
+        r->resp_close = 1; /* HTTP/1.0 client: delimit by close */
+    }
+    if (!px->req_body_done && !r->body.done)
+        r->resp_close = 1; /* early response: the rest of the request body is unread */
+    if (r->c->w->stopping)
+        r->resp_close = 1;
+    r->resp_no_body = head_req || m->body == ATR_BODY_NONE;
+    px->client_head = atr_http_client_head(r, m, with_length, length, &px->client_head_len);
+    px->phase = PX_STREAMING;
+    atr__px_pump_response(px);
+}
+
+static int px_can_retry(atr_proxy_t *px)
+{
+    return px->bc && px->bc->nreqs > 1 && px->idempotent && !px->req_bytes_sent &&
+           px->bc->len == 0 && px->attempts <= px->u->retries + 1;
+}
+
+void atr__px_on_backend_data(atr_proxy_t *px, ssize_t nread)
+{
+    atr_bconn_t *bc = px->bc;
+    if (px->phase == PX_TUNNEL) {
+        atr__px_pump_response(px);
+        return;
+    }
+    if (px->resp_head_done) {
+        if (!px->resp_writing)
+            atr__px_pump_response(px);
+        return;
+    }
+    if (nread < 0 && bc->len == 0) {
+        if (px_can_retry(px)) {
+            /* A pooled connection the server had just closed: the request
+             * never reached it, so sending it again is safe. */
+            int s = px->server;
+            bc->px = NULL;
+            atr__bc_close(bc);
+            px->bc = NULL;
+            atr__server_release(px);
+            px->tried[s] = 0;
+            atr__px_dispatch(px);
+            return;
+        }
+        atr__px_fail(px, 502, "backend closed without a response");
+        return;
+    }
+    if (px->dec_done && bc->len == bc->off) {
+        int st = 502;
+        px->ops->dec_end(px->dec, &st);
+        atr__px_fail(px, st, st == 503 ? "backend overloaded" : "backend ended without a response");
+        return;
+    }
+    int status = 0;
+    const char *why = NULL;
+    for (;;) {
+        int rc = atr_http_parse(px->rparser, bc->buf + bc->off, bc->len - bc->off, px->rmsg,
+                                &status, &why);
+        if (rc == ATR_AGAIN) {
+            if (atr__px_ended(px)) {
+                atr__px_fail(px, 502, "backend closed mid-head");
+                return;
+            }
+            atr__arm_read_timer(px);
+            return;
+        }
+        if (rc == ATR_ERROR) {
+            atr__px_fail(px, 502, why ? why : "invalid response head");
+            return;
+        }
+        int st = px->rmsg->status;
+        if (st >= 100 && st < 200 && st != 101) {
+            /* Interim responses (100 Continue, 103): ours to absorb. */
+            bc->off += px->rmsg->head_len;
+            atr_http_parser_reset(px->rparser);
+            continue;
+        }
+        break;
+    }
+    atr_deadline_set(&bc->timer, BT_NONE, 0);
+    px_response_head(px);
+}
+
+/* ---- upgrade tunnel (WebSocket and friends) ---- */
+
+static void start_tunnel(atr_proxy_t *px)
+{
+    atr_req_t *r = px->r;
+    if (!r->upgrade_requested) {
+        atr__px_fail(px, 502, "101 without an upgrade request");
+        return;
+    }
+    size_t hl = 0;
+    r->resp_chunked = 0;
+    r->resp_close = 1;
+    r->upgraded = 1;
+    r->body.done = 1;
+    px->rbody.mode = ATR_BM_CLOSE;
+    px->rbody.done = 0;
+    px->req_body_done = 1;
+    char *head = atr_http_client_head(r, px->rmsg, 0, 0, &hl);
+    px->phase = PX_TUNNEL;
+    atr_deadline_set(&px->bc->timer, BT_NONE, 0);
+    int rc = atr_req_send(r, head, hl, NULL, 0, 0, on_client_written);
+    if (rc < 0) {
+        atr__px_end(px);
+        atr_req_abort(r);
+        return;
+    }
+    if (rc == 1)
+        px->resp_writing = 1;
+    else
+        atr__px_pump_response(px);
+    atr__tunnel_pump_up(px);
+}
+
+static void on_tunnel_up_written(uv_write_t *wr, int status)
+{
+    atr_bconn_t *bc = wr->data;
+    atr_proxy_t *px = bc->px;
+    bc->write_pending = 0;
+    atr__bc_release_ref(bc);
+    if (px == NULL || bc->closing)
+        return;
+    px->req_writing = 0;
+    if (status < 0) {
+        atr__px_fail(px, 502, "tunnel write failed");
+        return;
+    }
+    atr_req_body_consumed(px->r);
+    atr__tunnel_pump_up(px);
+}
+
+/* Client -> backend bytes in a tunnel, unchanged. */
+void atr__tunnel_pump_up(atr_proxy_t *px)
+{
+    while (px->r && !px->req_writing && px->phase == PX_TUNNEL) {
+        atr_str_t v;
+        int rc = atr_req_tunnel_read(px->r, &v);
+        if (rc == ATR_DONE) {
+            /* client closed: end the tunnel */
+            atr_req_t *r = px->r;
+            atr__px_end(px);
+            atr_req_abort(r);
+            return;
+        }
+        if (v.n == 0)
+            return;
+        uv_buf_t b = uv_buf_init((char *)v.p, (unsigned)v.n);
+        int wrc = uv_try_write(px->bc->out, &b, 1);
+        if (wrc == (int)v.n) {
+            atr_req_body_consumed(px->r);
+            continue;
+        }
+        if (wrc < 0 && wrc != UV_EAGAIN) {
+            atr__px_fail(px, 502, "tunnel write failed");
+            return;
+        }
+        if (wrc > 0) {
+            b.base += wrc;
+            b.len -= (size_t)wrc;
+        }
+        px->bc->wr.data = px->bc;
+        if (uv_write(&px->bc->wr, px->bc->out, &b, 1, on_tunnel_up_written) < 0) {
+            atr__px_fail(px, 502, "tunnel write failed");
+            return;
+        }
+        px->bc->refs++;
+        px->bc->write_pending = 1;
+        px->req_writing = 1;
+    }
+}
+
