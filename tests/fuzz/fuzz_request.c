@@ -33,13 +33,7 @@ static const atr_http_limits_t limits = { 200, 2000, 20 };
  * line), chosen from the input length like the request method. */
 static int lenient_lf;
 
-#define CHECK(c)                                                              \
-    do {                                                                      \
-        if (!(c)) {                                                           \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-            abort();                                                          \
-        }                                                                     \
-    } while (0)
+#include "fuzz.h"
 
 static uint64_t mix(uint64_t h, uint64_t v)
 {
