@@ -560,8 +560,12 @@ void atr__px_dispatch(atr_proxy_t *px)
     px->attempts++;
     px->server = s;
     server_acquire(px, s);
-    snprintf(px->r->upstream_addr, sizeof px->r->upstream_addr, "%s",
-             server_conf(px->wg, px->ups, s)->text);
+    if (px->wg->gen->access_log) {
+        const char *text = server_conf(px->wg, px->ups, s)->text;
+        size_t n = ATR_MIN(strlen(text), sizeof px->r->upstream_addr - 1);
+        memcpy(px->r->upstream_addr, text, n);
+        px->r->upstream_addr[n] = '\0';
+    }
 
     atr_pool_t *p = &px->wg->pools[px->ups][s];
     while (p->idle && !px->idempotent && bc_peer_closed(p->idle)) {

@@ -179,7 +179,7 @@ static void px_response_head(atr_proxy_t *px)
     int with_length = 0;
     uint64_t length = 0;
     atr_body_init(&px->rbody, m->body, m->content_length);
-    int head_req = r->log_method && strcmp(r->log_method, "HEAD") == 0;
+    int head_req = r->method == ATR_M_HEAD;
     if (m->status == 101) {
         start_tunnel(px);
         return;

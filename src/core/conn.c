@@ -101,6 +101,8 @@ static void req_free(atr_req_t *r)
     atr_cache_put(w, ATR_CACHE_REQ, r);
 }
 
+static void copy_log_strings(atr_req_t *r, const atr_http_msg_t *m);
+
 void atr_req_head_done(atr_req_t *r)
 {
     atr_conn_t *c = r->c;
@@ -114,6 +116,20 @@ void atr_req_head_done(atr_req_t *r)
         r->msg = NULL;
         return;
     }
+    r->method = m->method;
+    r->version_minor = m->version_minor;
+    c->in_off += m->head_len;
+    /* The strings outliving the head: only for an access log, or for a CGI
+     * local redirect (it needs the Host). No copies on the plain path. */
+    if (r->wg->gen->access_log || (r->route && r->route->kind == ATR_ROUTE_CGI))
+        copy_log_strings(r, m);
+    atr_cache_put(c->w, ATR_CACHE_MSG, r->msg);
+    r->msg = NULL;
+    atr_http_parser_reset(c->parser);
+}
+
+static void copy_log_strings(atr_req_t *r, const atr_http_msg_t *m)
+{
     const atr_http_header_t *ref = atr_http_find(m, "referer");
     const atr_http_header_t *ua = atr_http_find(m, "user-agent");
     /* One allocation for every string the access log needs later. */
@@ -130,11 +146,6 @@ void atr_req_head_done(atr_req_t *r)
         p[parts[i].n] = '\0';
         p += parts[i].n + 1;
     }
-    r->version_minor = m->version_minor;
-    c->in_off += m->head_len;
-    atr_cache_put(c->w, ATR_CACHE_MSG, r->msg);
-    r->msg = NULL;
-    atr_http_parser_reset(c->parser);
 }
 
 static void access_log(atr_req_t *r)
@@ -282,7 +293,7 @@ void atr_req_respond_simple(atr_req_t *r, int status, const char *body, int clos
         r->resp_close = 1;
     r->status = status;
     r->resp_chunked = 0;
-    if (r->log_method && strcmp(r->log_method, "HEAD") == 0)
+    if (r->method == ATR_M_HEAD)
         r->resp_no_body = 1;
     size_t cap = 256 + blen;
     char *head = atr_xmalloc(cap);

@@ -71,7 +71,8 @@ struct atr_req {
     void (*cleanup)(atr_req_t *r);  /* handler state to free when the request ends early */
 
     /* copies for the access log */
-    char *log_method, *log_target, *log_referer, *log_ua, *log_host;
+    enum atr_http_method method;
+    char *log_method, *log_target, *log_referer, *log_ua, *log_host; /* access log / CGI only */
     int version_minor;
     uint64_t start_us;
     int64_t start_wall_ms;
