@@ -25,7 +25,7 @@ typedef struct cgi_plan {
 
 struct atr_cgi_child {
     pid_t pid;
-    atr_cgi_child_t *next;   /* the worker's list of children not yet reaped */
+    atr_cgi_child_t *next;   /* the worker's list of children not yet freed */
     uv_pipe_t in, err;
     uv_timer_t kill_timer;
     int handles;       /* open handles; freed when 0 and exited */
@@ -203,8 +203,15 @@ static __thread struct child_list children; /* per worker thread */
 
 static void child_maybe_free(atr_cgi_child_t *c)
 {
-    if (c->handles == 0 && c->exited && c->released)
-        free(c);
+    if (c->handles > 0 || !c->exited || !c->released)
+        return;
+    for (atr_cgi_child_t **pp = &children.head; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    free(c);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -245,17 +252,16 @@ static void on_sigchld(uv_signal_t *h, int signum)
 {
     (void)h;
     (void)signum;
-    atr_cgi_child_t **pp = &children.head;
-    while (*pp) {
-        atr_cgi_child_t *c = *pp;
+    atr_cgi_child_t *c = children.head;
+    while (c) {
+        atr_cgi_child_t *next = c->next; /* child_exited may free c */
         int wstatus = 0;
-        pid_t r = waitpid(c->pid, &wstatus, WNOHANG);
-        if (r == c->pid || (r < 0 && errno == ECHILD)) {
-            *pp = c->next;
-            child_exited(c, r == c->pid ? wstatus : 0);
-        } else {
-            pp = &c->next;
+        if (!c->exited) {
+            pid_t r = waitpid(c->pid, &wstatus, WNOHANG);
+            if (r == c->pid || (r < 0 && errno == ECHILD))
+                child_exited(c, r == c->pid ? wstatus : 0);
         }
+        c = next;
     }
 }
 
@@ -409,17 +415,28 @@ void atr_cgi_release(atr_cgi_child_t *c)
     child_maybe_free(c);
 }
 
+/* A stopping worker: kill and reap what still runs, and close every handle
+ * through our own callback (the worker's final walk closes handles without
+ * one, which would leave the child's memory behind). */
 void atr_cgi_reap_all(void)
 {
-    while (children.head) {
-        atr_cgi_child_t *c = children.head;
-        int wstatus = 0;
-        children.head = c->next;
+    atr_cgi_child_t *c = children.head;
+    while (c) {
+        atr_cgi_child_t *next = c->next;
+        c->released = 1;
+        c->handles++; /* hold c while its handles close */
+        close_handle(c, (uv_handle_t *)&c->in);
+        close_handle(c, (uv_handle_t *)&c->err);
         if (!c->exited) {
+            int wstatus = 0;
             kill(-c->pid, SIGKILL);
             while (waitpid(c->pid, &wstatus, 0) < 0 && errno == EINTR)
                 ;
+            child_exited(c, wstatus);
         }
-        child_exited(c, wstatus);
+        close_handle(c, (uv_handle_t *)&c->kill_timer);
+        c->handles--;
+        child_maybe_free(c);
+        c = next;
     }
 }

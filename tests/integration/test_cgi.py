@@ -454,6 +454,24 @@ def test_script_ignoring_sigterm_is_killed(atrium, cgi):
         proc_stat(pid), pgrep_count(name))
 
 
+def test_stop_while_a_reaped_scripts_stderr_is_still_open(atrium, cgi):
+    # The script exits at once but a grandchild in its own session holds its
+    # stderr: Atrium stops with the child reaped and its stderr pipe open,
+    # and must free everything (ASan's leak check runs at teardown).
+    name = unique("detach")
+    script = cgi.install("detach.sh", as_name=name)
+    a = atrium(cgi_conf(cgi))
+    try:
+        r = get(a.port, "/cgi-bin/" + name)
+        assert r.status == 200 and r.body == b"detached", r
+        (pid,) = read_pids(Path(str(script) + ".pid"), 1)
+        assert a.stop() == 0
+        a.check_logs()
+    finally:
+        if "pid" in locals():
+            os.kill(pid, 9)
+
+
 # ---------------------------------------------------------------- broken scripts
 
 def test_crashing_and_half_written_scripts_502(atrium, cgi):
