@@ -6,7 +6,6 @@
  * ever see the final addresses. */
 #include "cgi_env.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,15 +65,48 @@ static int clean_value(const char *v, size_t n)
     return 1;
 }
 
+/* The four slot arrays live in one block, so a request usually costs one
+ * allocation for them (cap 48 fits a typical request's variables). */
 static void push_slot(atr_cgi_env_t *env)
 {
     if (env->n < env->cap)
         return;
-    env->cap = env->cap ? env->cap * 2 : 32;
-    env->names = atr_xrealloc(env->names, (size_t)env->cap * sizeof *env->names);
-    env->values = atr_xrealloc(env->values, (size_t)env->cap * sizeof *env->values);
-    env->name_lens = atr_xrealloc(env->name_lens, (size_t)env->cap * sizeof *env->name_lens);
-    env->value_lens = atr_xrealloc(env->value_lens, (size_t)env->cap * sizeof *env->value_lens);
+    int cap = env->cap ? env->cap * 2 : 48;
+    size_t ptrs = (size_t)cap * sizeof(char *), lens = (size_t)cap * sizeof(uint32_t);
+    char *block = atr_xmalloc(2 * ptrs + 2 * lens);
+    char **names = (char **)block, **values = (char **)(block + ptrs);
+    uint32_t *name_lens = (uint32_t *)(block + 2 * ptrs), *value_lens = name_lens + cap;
+    if (env->n) {
+        memcpy(names, env->names, (size_t)env->n * sizeof *names);
+        memcpy(values, env->values, (size_t)env->n * sizeof *values);
+        memcpy(name_lens, env->name_lens, (size_t)env->n * sizeof *name_lens);
+        memcpy(value_lens, env->value_lens, (size_t)env->n * sizeof *value_lens);
+    }
+    free(env->names); /* the old block */
+    env->names = names;
+    env->values = values;
+    env->name_lens = name_lens;
+    env->value_lens = value_lens;
+    env->cap = cap;
+}
+
+/* A new variable of nn + vn bytes (NULs added) in the arena; *name and *value
+ * point at where the caller writes them. */
+static int add_slot(atr_cgi_env_t *env, size_t nn, size_t vn, char **name, char **value)
+{
+    char *p;
+    int rc;
+    if ((rc = reserve(env, nn + 1 + vn + 1, &p)) < 0)
+        return rc;
+    push_slot(env);
+    p[nn] = '\0';
+    p[nn + 1 + vn] = '\0';
+    env->names[env->n] = *name = p;
+    env->name_lens[env->n] = (uint32_t)nn;
+    env->values[env->n] = *value = p + nn + 1;
+    env->value_lens[env->n] = (uint32_t)vn;
+    env->n++;
+    return 0;
 }
 
 /* Append NAME=VALUE, both copied (name "prefix" + name). */
@@ -82,24 +114,16 @@ static int add3(atr_cgi_env_t *env, const char *prefix, const char *name, size_t
                 const char *value, size_t vn)
 {
     size_t pn = strlen(prefix);
-    char *p;
+    char *np, *vp;
     int rc;
 
     if (!clean_value(value, vn))
         return E_BAD_BYTE;
-    if ((rc = reserve(env, pn + nn + 1 + vn + 1, &p)) < 0)
+    if ((rc = add_slot(env, pn + nn, vn, &np, &vp)) < 0)
         return rc;
-    push_slot(env);
-    memcpy(p, prefix, pn);
-    memcpy(p + pn, name, nn);
-    p[pn + nn] = '\0';
-    memcpy(p + pn + nn + 1, value, vn);
-    p[pn + nn + 1 + vn] = '\0';
-    env->names[env->n] = p;
-    env->name_lens[env->n] = (uint32_t)(pn + nn);
-    env->values[env->n] = p + pn + nn + 1;
-    env->value_lens[env->n] = (uint32_t)vn;
-    env->n++;
+    memcpy(np, prefix, pn);
+    memcpy(np + pn, name, nn);
+    memcpy(vp, value, vn);
     return 0;
 }
 
@@ -120,9 +144,12 @@ static int add_v(atr_cgi_env_t *env, const char *name, atr_str_t v)
 
 static int add_u(atr_cgi_env_t *env, const char *name, unsigned long long u)
 {
-    char buf[24];
-    int n = snprintf(buf, sizeof buf, "%llu", u);
-    return add(env, name, buf, (size_t)n);
+    char buf[24], *p = buf + sizeof buf;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    return add(env, name, p, (size_t)(buf + sizeof buf - p));
 }
 
 /* SERVER_NAME: the Host without its port; an IPv6 literal keeps its brackets. */
@@ -233,15 +260,17 @@ static int add_header(atr_cgi_env_t *env, const atr_http_msg_t *m, uint32_t firs
     int rc;
 
     for (j = first; j < m->nheaders; j++)
-        if (span_ieq(m->headers[j].name.p, m->headers[j].name.n, name.p, name.n))
-            total += m->headers[j].value.n + 2;
+        if (span_ieq(m->headers[j].name.p, m->headers[j].name.n, name.p, name.n) &&
+            m->headers[j].value.n)
+            total += m->headers[j].value.n + (total ? 2 : 0);
     if (total + name.n > ENV_LIMIT)
         return E_TOO_BIG;
-    nm = atr_xmalloc(name.n + 1);
-    val = atr_xmalloc(total + 1);
+    if ((rc = add_slot(env, 5 + name.n, total, &nm, &val)) < 0)
+        return rc;
+    memcpy(nm, "HTTP_", 5);
     for (i = 0; i < name.n; i++) {
         char c = name.p[i];
-        nm[i] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
+        nm[5 + i] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
     }
     for (j = first; j < m->nheaders; j++) {
         atr_str_t v = m->headers[j].value;
@@ -254,10 +283,8 @@ static int add_header(atr_cgi_env_t *env, const atr_http_msg_t *m, uint32_t firs
         memcpy(val + len, v.p, v.n);
         len += v.n;
     }
-    rc = add3(env, "HTTP_", nm, name.n, val, len);
-    free(nm);
-    free(val);
-    return rc;
+    /* The parser never lets CR, LF or NUL into a header value. */
+    return 0;
 }
 
 static int add_headers(const atr_cgi_input_t *in, atr_cgi_env_t *env)
@@ -283,7 +310,7 @@ static int add_request(const atr_cgi_input_t *in, atr_cgi_env_t *env)
 {
     const atr_http_msg_t *m = in->msg;
     atr_str_t q = { "", 0 };
-    char proto[16];
+    const char *proto = m->version_minor ? "HTTP/1.1" : "HTTP/1.0";
     const char *qm = m->target.n ? memchr(m->target.p, '?', m->target.n) : NULL;
     int rc;
 
@@ -291,7 +318,6 @@ static int add_request(const atr_cgi_input_t *in, atr_cgi_env_t *env)
         q.p = qm + 1;
         q.n = m->target.n - (size_t)(q.p - m->target.p);
     }
-    snprintf(proto, sizeof proto, "HTTP/1.%d", m->version_minor ? 1 : 0);
     if ((rc = add_s(env, "GATEWAY_INTERFACE", "CGI/1.1")) < 0 ||
         (rc = add_s(env, "SERVER_SOFTWARE", "atrium/" ATR_VERSION)) < 0 ||
         (rc = add_s(env, "SERVER_PROTOCOL", proto)) < 0 ||
@@ -350,10 +376,7 @@ int atr_cgi_env_build(const atr_cgi_input_t *in, atr_cgi_env_t *env)
 
 void atr_cgi_env_free(atr_cgi_env_t *env)
 {
-    free(env->names);
-    free(env->values);
-    free(env->name_lens);
-    free(env->value_lens);
+    free(env->names); /* one block with values and the lengths */
     free(env->arena);
     memset(env, 0, sizeof *env);
 }

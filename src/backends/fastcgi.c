@@ -3,7 +3,6 @@
  * records, STDOUT de-framed into the shared response parser, STDERR to the
  * error log (sanitised and bounded), END_REQUEST statuses, ABORT_REQUEST
  * when the client goes away. Records themselves are fcgi_proto.c. */
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "fcgi_proto.h"
@@ -14,7 +13,7 @@ typedef struct fcgi_state {
     atr_fcgi_dec_t dec;
     int extra;                   /* bytes after END_REQUEST */
     uint32_t stderr_logged;
-    char upstream[64];
+    const char *upstream;        /* the request's upstream: outlives the decoder */
 } fcgi_state_t;
 
 static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_body body,
@@ -61,7 +60,7 @@ static void dec_init(void *state, atr_req_t *r)
 {
     fcgi_state_t *st = state;
     memset(st, 0, sizeof *st);
-    snprintf(st->upstream, sizeof st->upstream, "%s", r->upstream->name);
+    st->upstream = r->upstream->name;
     atr_fcgi_dec_init(&st->dec, on_stderr, st);
 }
 

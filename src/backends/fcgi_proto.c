@@ -49,19 +49,19 @@ static unsigned char *put_nv_len(unsigned char *p, uint32_t n)
     return p;
 }
 
-/* All pairs as one byte stream; cutting it into records comes after, so a
- * pair may straddle two records (the spec's stream semantics). */
-static unsigned char *params_stream(const atr_cgi_env_t *env, size_t *len)
+static size_t params_len(const atr_cgi_env_t *env)
 {
     size_t n = 0;
-    unsigned char *buf, *p;
-    int i;
-
-    for (i = 0; i < env->n; i++)
+    for (int i = 0; i < env->n; i++)
         n += nv_len_size(env->name_lens[i]) + nv_len_size(env->value_lens[i]) +
              env->name_lens[i] + env->value_lens[i];
-    p = buf = atr_xmalloc(n ? n : 1);
-    for (i = 0; i < env->n; i++) {
+    return n;
+}
+
+/* All pairs as one byte stream at p; returns its end. */
+static unsigned char *put_params(unsigned char *p, const atr_cgi_env_t *env)
+{
+    for (int i = 0; i < env->n; i++) {
         p = put_nv_len(p, env->name_lens[i]);
         p = put_nv_len(p, env->value_lens[i]);
         memcpy(p, env->names[i], env->name_lens[i]);
@@ -69,14 +69,13 @@ static unsigned char *params_stream(const atr_cgi_env_t *env, size_t *len)
         memcpy(p, env->values[i], env->value_lens[i]);
         p += env->value_lens[i];
     }
-    *len = n;
-    return buf;
+    return p;
 }
 
 char *atr_fcgi_encode_request(const atr_cgi_env_t *env, int keep_conn, size_t *len)
 {
-    size_t slen, off, nrec, total;
-    unsigned char *stream = params_stream(env, &slen), *buf, *p;
+    size_t slen = params_len(env), nrec, total;
+    unsigned char *buf, *p;
 
     nrec = (slen + ATR_FCGI_MAX_CONTENT - 1) / ATR_FCGI_MAX_CONTENT;
     /* BEGIN (8 + 8), each PARAMS record (8 + content + <= 7 padding), terminator. */
@@ -89,17 +88,29 @@ char *atr_fcgi_encode_request(const atr_cgi_env_t *env, int keep_conn, size_t *l
     p[2] = keep_conn ? FCGI_KEEP_CONN : 0;
     p += 8;
 
-    for (off = 0; off < slen;) {
-        size_t n = ATR_MIN(slen - off, (size_t)ATR_FCGI_MAX_CONTENT);
-        size_t pad = (8 - n % 8) % 8;
-        p = put_header(p, ATR_FCGI_PARAMS, n, pad);
-        memcpy(p, stream + off, n);
-        memset(p + n, 0, pad);
-        p += n + pad;
-        off += n;
+    if (nrec == 1) {
+        /* The usual case: the pairs go straight into their one record. */
+        size_t pad = (8 - slen % 8) % 8;
+        p = put_params(put_header(p, ATR_FCGI_PARAMS, slen, pad), env);
+        memset(p, 0, pad);
+        p += pad;
+    } else if (nrec > 1) {
+        /* The stream is cut into records after it is built, so a pair may
+         * straddle two records (the spec's stream semantics). */
+        unsigned char *stream = atr_xmalloc(slen);
+        put_params(stream, env);
+        for (size_t off = 0; off < slen;) {
+            size_t n = ATR_MIN(slen - off, (size_t)ATR_FCGI_MAX_CONTENT);
+            size_t pad = (8 - n % 8) % 8;
+            p = put_header(p, ATR_FCGI_PARAMS, n, pad);
+            memcpy(p, stream + off, n);
+            memset(p + n, 0, pad);
+            p += n + pad;
+            off += n;
+        }
+        free(stream);
     }
     p = put_header(p, ATR_FCGI_PARAMS, 0, 0);
-    free(stream);
     *len = (size_t)(p - buf);
     return (char *)buf;
 }

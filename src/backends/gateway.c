@@ -11,6 +11,17 @@ int atr_gateway_check_length(atr_req_t *r, const atr_http_msg_t *m)
     return m->body == ATR_BODY_CHUNKED ? 411 : 0;
 }
 
+/* dst = a + b + NUL; 0, or -1 when it does not fit. */
+static int join2(char *dst, size_t cap, const char *a, size_t an, const char *b)
+{
+    size_t bn = strlen(b);
+    if (an + bn + 1 > cap)
+        return -1;
+    memcpy(dst, a, an);
+    memcpy(dst + an, b, bn + 1);
+    return 0;
+}
+
 int atr_gateway_env(atr_req_t *r, const atr_http_msg_t *m, enum atr_gateway_style style,
                     int pass_authorization, atr_cgi_env_t *env)
 {
@@ -24,10 +35,12 @@ int atr_gateway_env(atr_req_t *r, const atr_http_msg_t *m, enum atr_gateway_styl
     if (style == ATR_GW_SCRIPT) {
         /* A directory asks for its index, as a static route would. */
         int dir = plen > 0 && path[plen - 1] == '/';
-        snprintf(script, sizeof script, "%s%s", path, dir && rt->index ? rt->index : "");
+        if (join2(script, sizeof script, path, plen, dir && rt->index ? rt->index : "") < 0)
+            return 414;
         in.script_name = (atr_str_t){ script, strlen(script) };
         if (rt->root) {
-            snprintf(filename, sizeof filename, "%s%s", rt->root, script);
+            if (join2(filename, sizeof filename, rt->root, strlen(rt->root), script) < 0)
+                return 414;
             in.script_filename = filename;
             in.document_root = rt->root;
         }

@@ -629,9 +629,26 @@ static void on_timer(atr_deadline_t *d, int phase)
 
 /* ---- connection lifecycle ---- */
 
+/* Dotted quad without inet_ntop's sprintf: this runs for every gateway request. */
+static void ip4_text(const uint8_t a[4], char *out)
+{
+    for (int i = 0; i < 4; i++) {
+        unsigned v = a[i];
+        if (v >= 100)
+            *out++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *out++ = (char)('0' + v / 10 % 10);
+        *out++ = (char)('0' + v % 10);
+        *out++ = i < 3 ? '.' : '\0';
+    }
+}
+
 int atr_conn_addrs(atr_conn_t *c, char *local, size_t cap, int *local_port, int *peer_port)
 {
-    inet_ntop(c->local_family, c->local_addr, local, (socklen_t)cap);
+    if (c->local_family == AF_INET && cap >= 16)
+        ip4_text(c->local_addr, local);
+    else
+        inet_ntop(c->local_family, c->local_addr, local, (socklen_t)cap);
     *local_port = c->local_port;
     *peer_port = c->peer_port;
     return 0;
