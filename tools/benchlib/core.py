@@ -442,11 +442,19 @@ backend be
 
 def atrium_config(port, origin_port, workers, keepalive):
     # error_log goes to stderr, which the bench redirects to a file in the tmp dir.
+    # Keep-alive limits as nginx's config above has them, on both sides.
     return """workers {workers};
 error_log stderr warn;
 access_log off;
+keepalive_timeout 120s;
+keepalive_requests 100000;
 listen 127.0.0.1:{port};
-upstream origin {{ server 127.0.0.1:{oport}; keepalive {keepalive}; }}
+upstream origin {{
+    server 127.0.0.1:{oport};
+    keepalive {keepalive};
+    keepalive_timeout 120s;
+    keepalive_requests 100000;
+}}
 host * {{ route / {{ proxy origin; }} }}
 """.format(workers=workers, port=port, oport=origin_port, keepalive=keepalive)
 
