@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "proxy_priv.h"
+#include "metrics.h"
 #include "stream.h"
 
 static void px_pump_request(atr_proxy_t *px);
@@ -224,6 +225,13 @@ static void server_acquire(atr_proxy_t *px, int s)
 
 static void queue_kick(atr_wgen_t *wg, int ups);
 
+void atr__server_count_response(atr_proxy_t *px, int status)
+{
+    if (px->server >= 0)
+        atomic_fetch_add_explicit(&gups(px)->servers[px->server].state->responses[atr_status_class(status)],
+                                  1, memory_order_relaxed);
+}
+
 void atr__server_release(atr_proxy_t *px)
 {
     if (px->server < 0)
@@ -320,6 +328,9 @@ void atr__px_fail(atr_proxy_t *px, int status, const char *why)
 {
     atr_req_t *r = px->r;
     ATR_WARN("%s: upstream %s: %s -> %d", px->wg->w->name, px->u->name, why, status);
+    if (px->server >= 0 && (status == 502 || status == 504))
+        atomic_fetch_add_explicit(&gups(px)->servers[px->server].state->errors, 1,
+                                  memory_order_relaxed);
     if (px->phase == PX_QUEUED)
         queue_remove(px);
     px->phase = PX_DONE;

@@ -90,6 +90,7 @@ void atr__px_dispatch(atr_proxy_t *px);          /* pick a server and a connecti
 void atr__px_fail(atr_proxy_t *px, int status, const char *why); /* answer status or cut the response */
 void atr__px_end(atr_proxy_t *px);               /* detach from the request and free */
 void atr__server_release(atr_proxy_t *px);       /* give the server slot back, wake the queue */
+void atr__server_count_response(atr_proxy_t *px, int status); /* the server's stats */
 void atr__arm_read_timer(atr_proxy_t *px);       /* the request is out: time the response */
 void atr__bc_read_start(atr_bconn_t *bc);
 void atr__bc_read_stop(atr_bconn_t *bc);

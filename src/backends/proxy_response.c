@@ -174,6 +174,7 @@ static void px_response_head(atr_proxy_t *px)
     atr_bconn_t *bc = px->bc;
     r->upstream_status = m->status;
     r->status = m->status;
+    atr__server_count_response(px, m->status);
     bc->off += m->head_len;
     px->resp_head_done = 1;
     int with_length = 0;

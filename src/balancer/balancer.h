@@ -24,6 +24,8 @@ typedef struct atr_server_state {
     atomic_int refs;
     atomic_uint_fast64_t requests;      /* total requests sent (stats) */
     atomic_uint_fast64_t failures;      /* connect failures (stats) */
+    atomic_uint_fast64_t errors;        /* 502/504 answered because of this server (stats) */
+    atomic_uint_fast64_t responses[5];  /* response heads received, by class 1xx..5xx (stats) */
     atomic_int logged_down;             /* 1 while "server down" has been logged (log once per change) */
 } atr_server_state_t;
 

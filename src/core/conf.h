@@ -32,6 +32,8 @@ typedef struct atr_conf_listen {
 
 enum atr_proto { ATR_PROTO_HTTP = 0, ATR_PROTO_HTTPS, ATR_PROTO_FASTCGI, ATR_PROTO_SCGI,
                  ATR_PROTO_CGI /* internal: the upstream of a `cgi DIR;` route */ };
+/* "http", "https", "fastcgi", "scgi", "cgi". */
+const char *atr_conf_proto_name(enum atr_proto p);
 
 /* `server ADDR:PORT [weight=N] [max_conns=N] [backup] [resolve];` or `server unix:/path ...;` */
 typedef struct atr_conf_server {
@@ -81,7 +83,13 @@ typedef struct atr_conf_hdr_op {
     char *value; /* NULL for remove */
 } atr_conf_hdr_op_t;
 
-enum atr_route_kind { ATR_ROUTE_PROXY = 0, ATR_ROUTE_STATIC, ATR_ROUTE_RETURN, ATR_ROUTE_CGI };
+enum atr_route_kind {
+    ATR_ROUTE_PROXY = 0,
+    ATR_ROUTE_STATIC,
+    ATR_ROUTE_RETURN,
+    ATR_ROUTE_CGI,
+    ATR_ROUTE_STATUS, /* `status;`: the metrics page */
+};
 
 /* `route PREFIX { proxy UPSTREAM; | static DIR; | return CODE [TEXT]; ... }` */
 typedef struct atr_conf_route {

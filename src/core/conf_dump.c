@@ -131,13 +131,12 @@ static void dump_main(const atr_conf_t *c, FILE *out)
 static void dump_upstream(const atr_conf_upstream_t *u, FILE *out)
 {
     static const char *const methods[] = { "round_robin", "least_conn", "random2" };
-    static const char *const protos[] = { "http", "https", "fastcgi", "scgi" };
     const char *in = "    ";
     fputs("\nupstream ", out);
     word(out, u->name);
     fputs(" {\n", out);
     fprintf(out, "%sbalance %s;\n", in, methods[u->balance]);
-    fprintf(out, "%sprotocol %s;\n", in, protos[u->protocol]);
+    fprintf(out, "%sprotocol %s;\n", in, atr_conf_proto_name(u->protocol));
     duration(out, in, "connect_timeout", u->connect_timeout);
     duration(out, in, "read_timeout", u->read_timeout);
     duration(out, in, "send_timeout", u->send_timeout);
@@ -209,6 +208,9 @@ static void dump_route(const atr_conf_route_t *r, FILE *out)
         fputs("        cgi ", out);
         word(out, r->cgi_dir);
         fputs(";\n", out);
+        break;
+    case ATR_ROUTE_STATUS:
+        fputs("        status;\n", out);
         break;
     case ATR_ROUTE_RETURN:
         fprintf(out, "        return %d", r->return_status);

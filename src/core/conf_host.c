@@ -77,7 +77,7 @@ static int d_handler(atr__conf_bctx_t *b, const atr__conf_node_t *n, route_build
         return atr__conf_fail(
             b, &n->name.pos,
             "route %s already has a handler ('%s' at %s:%d:%d); a route takes exactly one "
-            "of proxy, static or return",
+            "of proxy, static, cgi, return or status",
             rb->r->prefix, rb->handler, rb->handler_pos.file, rb->handler_pos.line,
             rb->handler_pos.col);
     rb->handler = n->name.s;
@@ -154,6 +154,18 @@ static int d_return(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__c
     return 0;
 }
 
+/* `status;`: the metrics page (status.c). */
+static int d_status(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
+                    void *obj)
+{
+    route_build_t *rb = obj;
+    (void)d;
+    if (d_handler(b, n, rb) < 0)
+        return -1;
+    rb->r->kind = ATR_ROUTE_STATUS;
+    return 0;
+}
+
 /* `root DIR;` in a proxy route: the document root the gateway protocols
  * (FastCGI, SCGI) get as DOCUMENT_ROOT, and SCRIPT_FILENAME = root + path. The
  * directory is the application's: it is not required to exist here. */
@@ -217,7 +229,7 @@ static int build_route(atr__conf_bctx_t *b, host_build_t *hb, const atr__conf_no
         return -1;
     if (rb.handler == NULL)
         return atr__conf_fail(b, &n->name.pos,
-                              "route %s has no handler (expected proxy, static, cgi or return)",
+                              "route %s has no handler (expected proxy, static, cgi, return or status)",
                               r->prefix);
     if (rb.root_pos.file != NULL && r->kind != ATR_ROUTE_PROXY)
         return atr__conf_fail(b, &rb.root_pos, "'root' only applies to proxy routes");
@@ -341,6 +353,7 @@ const atr__conf_directive_t atr__conf_route_tab[] = {
     ATR__CONF_ONE("static", d_static),
     ATR__CONF_ONE("cgi", d_cgi),
     { "return", 1, 2, 0, 0, d_return, ATR__CONF_NONE, 0, 0, 0 },
+    { "status", 0, 0, 0, 0, d_status, ATR__CONF_NONE, 0, 0, 0 },
     ATR__CONF_ONE("index", d_index),
     ATR__CONF_ONE("root", d_root),
     { "request_header", 2, 3, 0, 1, d_header, ATR__CONF_NONE, 0, 0, 0 },

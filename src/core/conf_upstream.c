@@ -150,6 +150,11 @@ int atr__conf_d_listen(atr__conf_bctx_t *b, const atr__conf_node_t *n,
 static const char *const lb_methods[] = { "round_robin", "least_conn", "random2", NULL };
 static const char *const protocols[] = { "http", "https", "fastcgi", "scgi", NULL };
 
+const char *atr_conf_proto_name(enum atr_proto p)
+{
+    return p == ATR_PROTO_CGI ? "cgi" : protocols[p];
+}
+
 static int d_balance(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
                      void *obj)
 {

@@ -148,8 +148,14 @@ static void copy_log_strings(atr_req_t *r, const atr_http_msg_t *m)
     }
 }
 
-static void access_log(atr_req_t *r)
+/* A request is over (answered, or abandoned by either side): count it, then
+ * log it. */
+static void request_done(atr_req_t *r)
 {
+    atr_metrics_t *mt = &r->c->w->metrics;
+    atr_metric_add(&mt->requests, 1);
+    atr_metric_add(&mt->responses[atr_status_class(r->status)], 1);
+    atr_metric_add(&mt->bytes_sent, r->bytes_sent);
     atr_access_log_t *al = r->wg->gen->access_log;
     if (al == NULL)
         return;
@@ -281,32 +287,27 @@ static void finish_after_write(atr_req_t *r, int status)
         atr_req_finish(r);
 }
 
-void atr_req_respond_simple(atr_req_t *r, int status, const char *body, int close_conn)
+void atr_req_respond(atr_req_t *r, int status, const char *content_type, const char *body,
+                     size_t blen, int close_conn)
 {
-    char tmp[256];
-    if (body == NULL) {
-        snprintf(tmp, sizeof tmp, "%d %s\n", status, reason_of(status));
-        body = tmp;
-    }
-    size_t blen = strlen(body);
     if (close_conn)
         r->resp_close = 1;
     r->status = status;
     r->resp_chunked = 0;
     if (r->method == ATR_M_HEAD)
         r->resp_no_body = 1;
-    size_t cap = 256 + blen;
+    size_t cap = 256 + strlen(content_type) + blen;
     char *head = atr_xmalloc(cap);
     int hl = snprintf(head, cap,
-                      "HTTP/1.1 %d %s\r\nServer: atrium\r\nContent-Type: text/plain\r\n"
+                      "HTTP/1.1 %d %s\r\nServer: atrium\r\nContent-Type: %s\r\n"
                       "Content-Length: %zu\r\n%s\r\n",
-                      status, reason_of(status), blen, atr_req_connection_header(r));
+                      status, reason_of(status), content_type, blen,
+                      atr_req_connection_header(r));
     if (!r->resp_no_body) {
         memcpy(head + hl, body, blen);
         hl += (int)blen;
-    }
-    if (!r->resp_no_body)
         r->bytes_sent = blen;
+    }
     int rc = atr_req_send(r, head, (size_t)hl, NULL, 0, 1, finish_after_write);
     if (rc == 1)
         return;
@@ -315,6 +316,16 @@ void atr_req_respond_simple(atr_req_t *r, int status, const char *body, int clos
         return;
     }
     atr_req_finish(r);
+}
+
+void atr_req_respond_simple(atr_req_t *r, int status, const char *body, int close_conn)
+{
+    char tmp[256];
+    if (body == NULL) {
+        snprintf(tmp, sizeof tmp, "%d %s\n", status, reason_of(status));
+        body = tmp;
+    }
+    atr_req_respond(r, status, "text/plain", body, strlen(body), close_conn);
 }
 
 /* ---- finishing ---- */
@@ -342,7 +353,7 @@ void atr_req_finish(atr_req_t *r)
     if (r->msg != NULL)
         keep = 0; /* the head was never consumed (error before dispatch) */
     r->phase = ATR_RP_DONE;
-    access_log(r);
+    request_done(r);
     c->req = NULL;
     req_free(r);
     if (!keep) {
@@ -710,6 +721,8 @@ void atr_conn_accept(atr_listener_t *l)
         w->conns->prev = c;
     w->conns = c;
     w->nconns++;
+    atr_metric_add(&w->metrics.accepted, 1);
+    atr_metric_add(&w->metrics.connections, 1);
     timer_set(c, T_HEAD, conf_of(c)->header_timeout);
     update_reading(c);
 }
@@ -725,7 +738,7 @@ void atr_conn_close(atr_conn_t *c)
         if (r->proxy)
             atr_proxy_on_client_gone(r);
         if (r->phase != ATR_RP_HEAD || r->status)
-            access_log(r);
+            request_done(r);
         c->req = NULL;
         req_free(r);
     }
@@ -736,6 +749,7 @@ void atr_conn_close(atr_conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     w->nconns--;
+    atr_metric_sub(&w->metrics.connections, 1);
     c->refs += 2; /* one per handle; the creation reference is dropped below */
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer.timer, on_timer_closed);

@@ -110,6 +110,9 @@ void atr_req_head_done(atr_req_t *r);
 /* Answer with a complete short response (errors, `return`). Sets
  * Connection: close when the connection must close. */
 void atr_req_respond_simple(atr_req_t *r, int status, const char *body, int close_conn);
+/* The same with a content type and a body of blen bytes (copied). */
+void atr_req_respond(atr_req_t *r, int status, const char *content_type, const char *body,
+                     size_t blen, int close_conn);
 
 /* Send to the client in one gather write: an optional response head
  * (malloc'ed, ownership moves here; NULL for none) and body views (kept

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -41,7 +42,22 @@ static struct {
     int nstates;
     uv_signal_t sig_hup, sig_term, sig_int, sig_usr1;
     int stopping;
+    uint64_t start_unix_ms;
+    atomic_uint_fast64_t reloads_ok, reloads_failed;
 } rt;
+
+atr_worker_t *const *atr_runtime_workers(int *n)
+{
+    *n = rt.nworkers;
+    return rt.workers;
+}
+
+void atr_runtime_stats(atr_runtime_stats_t *out)
+{
+    out->start_unix_ms = rt.start_unix_ms;
+    out->reloads_ok = atomic_load(&rt.reloads_ok);
+    out->reloads_failed = atomic_load(&rt.reloads_failed);
+}
 
 /* ---- shared server state, carried over reloads by name ---- */
 
@@ -414,12 +430,14 @@ static void reload(void)
     char err[1024] = "";
     atr_conf_t *conf = atr_conf_load(rt.conf_path, err, sizeof err);
     if (conf == NULL || apply(conf, err, sizeof err) < 0) {
+        atomic_fetch_add(&rt.reloads_failed, 1);
         ATR_ERROR("reload failed, keeping generation %llu: %s",
                   (unsigned long long)rt.gen->id, err);
         return;
     }
     if (rt.gen->conf->workers != 0 && rt.gen->conf->workers != rt.nworkers)
         ATR_NOTICE("reload: 'workers' changes take effect at the next start");
+    atomic_fetch_add(&rt.reloads_ok, 1);
     ATR_NOTICE("reload: generation %llu active", (unsigned long long)rt.gen->id);
 }
 
@@ -481,6 +499,9 @@ int atr_runtime_run(atr_conf_t *conf)
     char err[1024] = "";
     signal(SIGPIPE, SIG_IGN);
     rt.loop = uv_default_loop();
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    rt.start_unix_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
     rt.conf_path = atr_xstrdup(conf->path);
     if (atr_log_open(conf->error_log, conf->error_level) < 0)
         fprintf(stderr, "atrium: error_log %s: cannot open\n", conf->error_log);

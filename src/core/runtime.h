@@ -49,6 +49,16 @@ int atr_gen_route_upstream(const atr_gen_t *g, const atr_conf_route_t *rt);
  * 0, or -1 with "FILE:LINE:COL: message" in err. */
 int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen);
 
+/* For the status page (any worker thread). The workers array is fixed from
+ * start to exit; reload counts are atomics. */
+struct atr_worker;
+struct atr_worker *const *atr_runtime_workers(int *n);
+typedef struct atr_runtime_stats {
+    uint64_t start_unix_ms;
+    uint64_t reloads_ok, reloads_failed;
+} atr_runtime_stats_t;
+void atr_runtime_stats(atr_runtime_stats_t *out);
+
 /* Run the proxy with a loaded config until stopped. Takes ownership of conf.
  * Returns the process exit status. */
 int atr_runtime_run(atr_conf_t *conf);

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "server.h"
+#include "status.h"
 
 const char *atr_http_reason(int s)
 {
@@ -190,6 +191,12 @@ void atr_server_dispatch(atr_req_t *r)
         atr_req_respond_simple(r, r->route->return_status,
                                r->route->return_body ? r->route->return_body : "", 0);
         return;
+    case ATR_ROUTE_STATUS: {
+        int method = m->method, has_body = m->body != ATR_BODY_NONE;
+        atr_req_head_done(r);
+        atr_status_handle(r, method, has_body);
+        return;
+    }
     case ATR_ROUTE_STATIC:
         r->norm_path = atr_xstrndup(path, plen);
         atr_static_handle(r);

@@ -7,6 +7,7 @@
 
 #include <uv.h>
 
+#include "metrics.h"
 #include "runtime.h"
 #include "slab.h"
 
@@ -81,6 +82,7 @@ typedef struct atr_worker {
     uint64_t seed;
     atr_cache_t caches[ATR_CACHE_NKINDS];
     atr_slab_t conn_slab;          /* client connection structs */
+    atr_metrics_t metrics;         /* written by this loop only; read by any worker's status page */
     char name[8];              /* "w1" for log lines */
 } atr_worker_t;
 
