@@ -227,9 +227,11 @@ static void queue_kick(atr_wgen_t *wg, int ups);
 
 void atr__server_count_response(atr_proxy_t *px, int status)
 {
-    if (px->server >= 0)
-        atomic_fetch_add_explicit(&gups(px)->servers[px->server].state->responses[atr_status_class(status)],
-                                  1, memory_order_relaxed);
+    if (px->server >= 0) {
+        atr_server_state_t *st = gups(px)->servers[px->server].state;
+        atomic_fetch_add_explicit(&st->responses[atr_status_class(status)], 1,
+                                  memory_order_relaxed);
+    }
 }
 
 void atr__server_release(atr_proxy_t *px)

@@ -67,10 +67,12 @@ static void process_metrics(atr_buf_t *b, const atr_gen_t *g)
     atr_buf_printf(b, "atrium_info{version=\"%s\"} 1\n", ATR_VERSION);
     family(b, "atrium_start_time_seconds", "gauge", "Start time since the Unix epoch.");
     atr_buf_printf(b, "atrium_start_time_seconds %llu.%03u\n",
-                   (unsigned long long)(rs.start_unix_ms / 1000), (unsigned)(rs.start_unix_ms % 1000));
+                   (unsigned long long)(rs.start_unix_ms / 1000),
+                   (unsigned)(rs.start_unix_ms % 1000));
     family(b, "atrium_workers", "gauge", "Worker threads.");
     sample(b, "atrium_workers", NULL, (uint64_t)nw);
-    family(b, "atrium_config_generation", "gauge", "Configuration generation serving this request.");
+    family(b, "atrium_config_generation", "gauge",
+           "Configuration generation serving this request.");
     sample(b, "atrium_config_generation", NULL, g->id);
     family(b, "atrium_reloads_total", "counter", "Configuration reloads by result.");
     sample(b, "atrium_reloads_total", "result=\"ok\"", rs.reloads_ok);
@@ -88,7 +90,8 @@ static void process_metrics(atr_buf_t *b, const atr_gen_t *g)
         snprintf(lab, sizeof lab, "code=\"%s\"", class_names[k]);
         sample(b, "atrium_responses_total", lab, resp[k]);
     }
-    family(b, "atrium_response_body_bytes_total", "counter", "Response body bytes sent to clients.");
+    family(b, "atrium_response_body_bytes_total", "counter",
+           "Response body bytes sent to clients.");
     sample(b, "atrium_response_body_bytes_total", NULL, bytes);
 }
 
@@ -161,7 +164,8 @@ static void server_metrics(atr_buf_t *b, const atr_gen_t *g)
 {
     uint64_t now = atr_now_ms();
     server_family(b, g, now, "atrium_upstream_requests_total", "counter",
-                  "Requests sent to the server (CGI: scripts started).", 0, get_requests);
+                  "Requests given to the server, failed connects included (CGI: scripts started).",
+                  0, get_requests);
     server_family(b, g, now, "atrium_upstream_responses_total", "counter",
                   "Response heads received from the server, by status class.", 1, get_responses);
     server_family(b, g, now, "atrium_upstream_errors_total", "counter",
