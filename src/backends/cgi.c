@@ -34,6 +34,7 @@ struct atr_cgi_child {
     void (*kick)(void *);
     void *kick_arg;
     uint32_t stderr_logged;
+    uint32_t stderr_rate;
     char upstream[64];
     char errbuf[512];
 };
@@ -286,7 +287,8 @@ static void on_err_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     atr_cgi_child_t *c = s->data;
     if (n > 0)
-        atr_gateway_log_stderr(c->upstream, "cgi", buf->base, (size_t)n, &c->stderr_logged);
+        atr_gateway_log_stderr(c->upstream, "cgi", buf->base, (size_t)n, &c->stderr_logged,
+                               c->stderr_rate);
     else if (n < 0)
         close_handle(c, (uv_handle_t *)&c->err);
 }
@@ -375,6 +377,7 @@ int atr_cgi_spawn(atr_req_t *r, uv_loop_t *loop, uv_pipe_t *out, atr_cgi_child_t
     atr_cgi_child_t *c = atr_xcalloc(1, sizeof *c);
     snprintf(c->upstream, sizeof c->upstream, "%s", p->upstream);
     c->pid = pid;
+    c->stderr_rate = r->wg->gen->conf->stderr_log_rate;
     uv_pipe_init(loop, &c->in, 0);
     uv_pipe_init(loop, &c->err, 0);
     uv_timer_init(loop, &c->kill_timer);

@@ -13,6 +13,7 @@ typedef struct fcgi_state {
     atr_fcgi_dec_t dec;
     int extra;                   /* bytes after END_REQUEST */
     uint32_t stderr_logged;
+    uint32_t stderr_rate;
     const char *upstream;        /* the request's upstream: outlives the decoder */
 } fcgi_state_t;
 
@@ -53,7 +54,7 @@ static int frame_body(enum atr_http_body body, const atr_str_t *v, int n, int la
 static void on_stderr(void *arg, const char *p, size_t n)
 {
     fcgi_state_t *st = arg;
-    atr_gateway_log_stderr(st->upstream, "fastcgi", p, n, &st->stderr_logged);
+    atr_gateway_log_stderr(st->upstream, "fastcgi", p, n, &st->stderr_logged, st->stderr_rate);
 }
 
 static void dec_init(void *state, atr_req_t *r)
@@ -61,6 +62,7 @@ static void dec_init(void *state, atr_req_t *r)
     fcgi_state_t *st = state;
     memset(st, 0, sizeof *st);
     st->upstream = r->upstream->name;
+    st->stderr_rate = r->wg->gen->conf->stderr_log_rate;
     atr_fcgi_dec_init(&st->dec, on_stderr, st);
 }
 

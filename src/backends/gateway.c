@@ -64,8 +64,43 @@ int atr_gateway_env(atr_req_t *r, const atr_http_msg_t *m, enum atr_gateway_styl
     return rc == -2 ? 400 : rc < 0 ? 431 : 0; /* -2: CR/LF/NUL in a decoded path */
 }
 
+/* Lines an application may put in the error log, per worker: a token bucket
+ * holding at most `rate` lines and refilled at `rate` lines per second. */
+static __thread struct {
+    uint64_t last_ms;
+    double tokens;
+    uint64_t suppressed;
+} bucket;
+
+static int line_allowed(uint32_t rate)
+{
+    uint64_t now = atr_now_ms();
+    double t = bucket.last_ms ? bucket.tokens + (double)(now - bucket.last_ms) * rate / 1000.0
+                              : (double)rate;
+    bucket.tokens = t > rate ? rate : t;
+    bucket.last_ms = now;
+    if (bucket.tokens < 1.0) {
+        bucket.suppressed++;
+        return 0;
+    }
+    bucket.tokens -= 1.0;
+    if (bucket.suppressed) {
+        ATR_WARN("application stderr: %llu line(s) not logged (stderr_log_rate %u per second)",
+                 (unsigned long long)bucket.suppressed, rate);
+        bucket.suppressed = 0;
+    }
+    return 1;
+}
+
+static void emit(const char *upstream, const char *what, char *line, size_t k, uint32_t rate)
+{
+    line[k] = '\0';
+    if (line_allowed(rate))
+        ATR_WARN("upstream %s: %s stderr: %s", upstream, what, line);
+}
+
 void atr_gateway_log_stderr(const char *upstream, const char *what, const char *p, size_t n,
-                            uint32_t *budget)
+                            uint32_t *budget, uint32_t rate)
 {
     char line[512];
     size_t k = 0;
@@ -74,22 +109,24 @@ void atr_gateway_log_stderr(const char *upstream, const char *what, const char *
         (*budget)++;
         if (c == '\n' || c == '\r' || k >= sizeof line - 5) {
             if (k > 0) {
-                line[k] = '\0';
-                ATR_WARN("upstream %s: %s stderr: %s", upstream, what, line);
+                emit(upstream, what, line, k, rate);
                 k = 0;
             }
             if (c == '\n' || c == '\r')
                 continue;
         }
-        if (c < 0x20 || c >= 0x7f)
-            k += (size_t)snprintf(line + k, sizeof line - k, "\\x%02x", c);
-        else
+        if (c < 0x20 || c >= 0x7f) {
+            static const char hex[] = "0123456789abcdef";
+            line[k++] = '\\';
+            line[k++] = 'x';
+            line[k++] = hex[c >> 4];
+            line[k++] = hex[c & 15];
+        } else {
             line[k++] = (char)c;
+        }
     }
-    if (k > 0) {
-        line[k] = '\0';
-        ATR_WARN("upstream %s: %s stderr: %s", upstream, what, line);
-    }
+    if (k > 0)
+        emit(upstream, what, line, k, rate);
 }
 
 int atr_gateway_frame_raw(enum atr_http_body body, const atr_str_t *v, int n, int last,

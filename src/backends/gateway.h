@@ -27,10 +27,12 @@ int atr_gateway_frame_raw(enum atr_http_body body, const atr_str_t *v, int n, in
 
 /* Log an application's stderr bytes as lines "upstream NAME: WHAT stderr:
  * ...", control bytes escaped, at most ATR_GATEWAY_STDERR_MAX bytes per
- * request (*budget counts them), so a chatty or hostile application cannot
- * flood or forge the log. */
+ * request (*budget counts them) and at most `rate` lines per second per
+ * worker (stderr_log_rate; what is dropped is counted and reported with the
+ * next line logged), so a chatty or hostile application can neither flood
+ * nor forge the log. */
 #define ATR_GATEWAY_STDERR_MAX 4096
 void atr_gateway_log_stderr(const char *upstream, const char *what, const char *p, size_t n,
-                            uint32_t *budget);
+                            uint32_t *budget, uint32_t rate);
 
 #endif

@@ -300,6 +300,7 @@ static const atr__conf_directive_t main_tab[] = {
     ATR__CONF_INT("cgi_max_procs", MAIN, cgi_max_procs, 1, 100000),
     ATR__CONF_INT("cgi_queue", MAIN, cgi_queue, 0, 1000000),
     ATR__CONF_DUR("cgi_timeout", MAIN, cgi_timeout, 1),
+    ATR__CONF_INT("stderr_log_rate", MAIN, stderr_log_rate, 1, 1000000),
     { "listen", 1, 2, 0, 1, atr__conf_d_listen, ATR__CONF_NONE, 0, 0, 0 },
     { "upstream", 1, 1, 1, 1, atr__conf_d_upstream, ATR__CONF_NONE, 0, 0, 0 },
     { "host", 1, -1, 1, 1, d_host, ATR__CONF_NONE, 0, 0, 0 },
@@ -403,6 +404,7 @@ static void conf_defaults(atr_conf_t *c, atr__conf_arena_t *a)
     c->cgi_max_procs = 64;
     c->cgi_queue = 256;
     c->cgi_timeout = 30000;
+    c->stderr_log_rate = 100;
 }
 
 /* Where the main file ends, for "nothing was said" errors. */

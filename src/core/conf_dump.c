@@ -121,6 +121,7 @@ static void dump_main(const atr_conf_t *c, FILE *out)
     fprintf(out, "via %s;\n", c->via != NULL ? c->via : "off");
     fprintf(out, "underscores_in_headers %s;\n", c->underscores_in_headers ? "on" : "off");
     fprintf(out, "cgi_max_procs %d;\n", c->cgi_max_procs);
+    fprintf(out, "stderr_log_rate %u;\n", c->stderr_log_rate);
     fprintf(out, "cgi_queue %d;\n", c->cgi_queue);
     duration(out, "", "cgi_timeout", c->cgi_timeout);
     fputc('\n', out);

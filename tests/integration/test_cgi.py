@@ -13,6 +13,7 @@ that a test must find among the running processes get a unique name."""
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -544,3 +545,29 @@ def test_queue_overflow_503_no_hang(atrium, cgi):
     assert not slow_503, "503s that waited for a script (sleeps 1.2 s): %r" % slow_503
     gone = wait_until(lambda: pgrep_count(name) == 0 and not zombies_of(a.pid), 5.0, 0.05)
     assert gone, (pgrep_count(name), zombies_of(a.pid))
+
+
+def test_stderr_lines_are_rate_limited(atrium, cgi):
+    # 400 stderr lines in one burst with stderr_log_rate 20: about 20 reach
+    # the log; the rest are counted and the count is logged with the next
+    # line that gets through (here a second request a little later).
+    loud = cgi.path / "loud.sh"
+    loud.write_text("#!/bin/sh\ni=0\nwhile [ $i -lt 400 ]; do echo \"e$i\" >&2; "
+                    "i=$((i+1)); done\nprintf 'Content-Type: text/plain\\r\\n\\r\\nloud'\n")
+    loud.chmod(0o755)
+    one = cgi.path / "one.sh"
+    one.write_text("#!/bin/sh\necho last-line >&2\nprintf 'Content-Type: text/plain\\r\\n\\r\\nok'\n")
+    one.chmod(0o755)
+    a = atrium(cgi_conf(cgi, "stderr_log_rate 20;"))
+    assert get(a.port, "/cgi-bin/loud.sh").body == b"loud"
+    logged = lambda: len(re.findall(r"cgi stderr: e\d+$", a.error_log, re.M))
+    assert wait_until(lambda: logged() >= 20, 5.0), a.error_log[-2000:]
+    time.sleep(1.2)                                 # the bucket refills
+    assert get(a.port, "/cgi-bin/one.sh").body == b"ok"
+    assert wait_until(lambda: "cgi stderr: last-line" in a.error_log, 5.0), a.error_log[-2000:]
+    m = re.search(r"application stderr: (\d+) line\(s\) not logged \(stderr_log_rate 20 ",
+                  a.error_log)
+    assert m, a.error_log[-2000:]
+    n_logged = logged()
+    assert 20 <= n_logged <= 30, n_logged
+    assert n_logged + int(m.group(1)) >= 400, (n_logged, m.group(1))
