@@ -18,9 +18,10 @@ typedef struct atr_backend_ops {
     const char *name;
     /* 0 when a connection carries one request only (SCGI): never pooled. */
     int reuse;
-    /* 0 when the request can be carried, else the HTTP status to answer
-     * (e.g. 411: the protocol needs a length and the body is chunked). */
-    int (*check)(atr_req_t *r, const atr_http_msg_t *m);
+    /* 1 when the protocol must know the body length before the body
+     * (FastCGI, SCGI, CGI: CONTENT_LENGTH): the core spools a chunked request
+     * body to a temporary file first and sends it with its length. */
+    int needs_length;
     /* Serialise the request head for this backend from the parsed client
      * head (valid during the call). body is the framing the body will be
      * sent with (ATR_BODY_NONE / LENGTH / CHUNKED). Returns a malloc'ed

@@ -5,12 +5,6 @@
 
 #include "log.h"
 
-int atr_gateway_check_length(atr_req_t *r, const atr_http_msg_t *m)
-{
-    (void)r;
-    return m->body == ATR_BODY_CHUNKED ? 411 : 0;
-}
-
 /* dst = a + b + NUL; 0, or -1 when it does not fit. */
 static int join2(char *dst, size_t cap, const char *a, size_t an, const char *b)
 {
@@ -65,9 +59,11 @@ int atr_gateway_env(atr_req_t *r, const atr_http_msg_t *m, enum atr_gateway_styl
 }
 
 /* Lines an application may put in the error log, per worker: a token bucket
- * holding at most `rate` lines and refilled at `rate` lines per second. */
+ * holding at most `rate` lines and refilled at `rate` lines per second. The
+ * count of dropped lines goes out with a line that gets through, at most
+ * once a second. */
 static __thread struct {
-    uint64_t last_ms;
+    uint64_t last_ms, note_ms;
     double tokens;
     uint64_t suppressed;
 } bucket;
@@ -84,7 +80,8 @@ static int line_allowed(uint32_t rate)
         return 0;
     }
     bucket.tokens -= 1.0;
-    if (bucket.suppressed) {
+    if (bucket.suppressed && now - bucket.note_ms >= 1000) {
+        bucket.note_ms = now;
         ATR_WARN("application stderr: %llu line(s) not logged (stderr_log_rate %u per second)",
                  (unsigned long long)bucket.suppressed, rate);
         bucket.suppressed = 0;

@@ -274,6 +274,7 @@ static void server_mark_up(atr_proxy_t *px, int s)
 static void px_free(atr_proxy_t *px)
 {
     atr__server_release(px);
+    atr__px_spool_free(px);
     if (px->bc) {
         px->bc->px = NULL;
         atr__bc_close(px->bc);
@@ -756,7 +757,17 @@ static void px_pump_request(atr_proxy_t *px)
         atr_str_t v[ATR_MAX_OUT_BUFS], fv[ATR_FRAME_MAX_VIEWS];
         uv_buf_t bufs[3 * ATR_FRAME_MAX_VIEWS + 1];
         int n = 0;
-        int rc = atr_req_body_read(r, v, ATR_MAX_OUT_BUFS, &n);
+        int rc;
+        if (px->spool) {
+            rc = atr__px_spool_next(px, &v[0]);
+            n = v[0].n > 0;
+            if (rc == ATR_ERROR) {
+                atr__px_fail(px, 500, "cannot read the spooled request body");
+                return;
+            }
+        } else {
+            rc = atr_req_body_read(r, v, ATR_MAX_OUT_BUFS, &n);
+        }
         if (rc == ATR_ERROR) {
             r->resp_close = 1; /* the body's framing is in doubt: never read on */
             if (r->body_error && !r->resp_head_sent) {
@@ -797,7 +808,9 @@ void atr_proxy_on_body_ready(atr_req_t *r)
         atr__tunnel_pump_up(px);
         return;
     }
-    if (px->phase == PX_SENDING || px->phase == PX_STREAMING)
+    if (px->phase == PX_SPOOLING)
+        atr__px_spool_pump(px);
+    else if (px->phase == PX_SENDING || px->phase == PX_STREAMING)
         px_pump_request(px);
 }
 
@@ -830,25 +843,31 @@ void atr_proxy_start(atr_req_t *r)
     }
     r->upgrade_requested = m->upgrade && px->ops == &atr_backend_http;
     r->proxy = px;
-    int refuse = px->ops->check ? px->ops->check(r, m) : 0;
-    if (!refuse) {
-        px->head = px->ops->encode_head(r, m, m->body, &px->head_len);
-        if (px->head == NULL)
-            refuse = r->refuse_status ? r->refuse_status : 431;
+    if (m->body == ATR_BODY_CHUNKED && px->ops->needs_length) {
+        atr__px_spool_start(px);
+        return;
     }
-    if (refuse) {
-        int has_body = m->body != ATR_BODY_NONE;
+    atr__px_begin(px, m);
+}
+
+void atr__px_begin(atr_proxy_t *px, const atr_http_msg_t *m)
+{
+    atr_req_t *r = px->r;
+    px->head = px->ops->encode_head(r, m, m->body, &px->head_len);
+    if (px->head == NULL) {
+        int status = r->refuse_status ? r->refuse_status : 431;
+        int unread_body = m->body != ATR_BODY_NONE && !r->body.done;
         px_detach(px);
         px_free(px);
         atr_req_head_done(r);
-        atr_req_respond_simple(r, refuse, NULL, has_body);
+        atr_req_respond_simple(r, status, NULL, unread_body);
         return;
     }
     if (px->ops->dec_init)
         px->ops->dec_init(px->dec, r);
     if (m->body == ATR_BODY_NONE)
         px->req_body_done = 1;
-    atr_req_head_done(r);
+    atr_req_head_done(r); /* a spooled request's head is consumed already */
     atr__px_dispatch(px);
 }
 

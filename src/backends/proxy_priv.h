@@ -46,7 +46,17 @@ struct atr_bconn {
 
 enum { BT_NONE = 0, BT_CONNECT, BT_READ, BT_SEND, BT_IDLE };
 
-enum px_phase { PX_QUEUED = 1, PX_CONNECTING, PX_SENDING, PX_STREAMING, PX_TUNNEL, PX_DONE };
+enum px_phase {
+    PX_SPOOLING = 1, /* reading a chunked body to a file first (proxy_spool.c) */
+    PX_QUEUED,
+    PX_CONNECTING,
+    PX_SENDING,
+    PX_STREAMING,
+    PX_TUNNEL,
+    PX_DONE
+};
+
+typedef struct atr_spool atr_spool_t;
 
 struct atr_proxy {
     atr_req_t *r;
@@ -81,6 +91,7 @@ struct atr_proxy {
     atr_proxy_t *qnext;
     int dec_done;                 /* the backend's response stream ended (decoder) */
     int slot_moved;               /* the server slot is held by a CGI child until it exits */
+    atr_spool_t *spool;           /* a spooled request body, NULL when it streams */
     _Alignas(16) unsigned char dec[256]; /* the protocol decoder's state */
     char scratch[ATR_FRAME_MAX_VIEWS][ATR_FRAME_SCRATCH];
 };
@@ -97,6 +108,15 @@ void atr__bc_read_stop(atr_bconn_t *bc);
 void atr__bc_close(atr_bconn_t *bc);
 void atr__bc_park(atr_bconn_t *bc);              /* back to the pool, or close */
 void atr__bc_release_ref(atr_bconn_t *bc);
+
+/* The head is final (m valid during the call): encode it, consume it, go. */
+void atr__px_begin(atr_proxy_t *px, const atr_http_msg_t *m);
+
+/* proxy_spool.c */
+void atr__px_spool_start(atr_proxy_t *px);       /* copy the head, consume it, spool the body */
+void atr__px_spool_pump(atr_proxy_t *px);        /* more body arrived */
+int atr__px_spool_next(atr_proxy_t *px, atr_str_t *v); /* the next piece: ATR_AGAIN/DONE/ERROR */
+void atr__px_spool_free(atr_proxy_t *px);
 
 /* proxy_response.c */
 /* New raw bytes at bc->buf + bc->len: decode them in place (FastCGI). 0

@@ -25,7 +25,7 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
 const atr_backend_ops_t atr_backend_scgi = {
     .name = "scgi",
     .reuse = 0,
-    .check = atr_gateway_check_length,
+    .needs_length = 1,
     .encode_head = encode_head,
     .frame_body = atr_gateway_frame_raw,
 };

@@ -141,6 +141,7 @@ typedef struct atr_conf {
     char *via;                      /* via NAME|off; default "atrium"; NULL = off */
     int underscores_in_headers;     /* underscores_in_headers on|off; default off (dropped) */
     int cgi_max_procs;              /* cgi_max_procs 64;        CGI children at once, all workers */
+    char *spool_dir;                /* spool_dir /tmp;          chunked bodies for gateways (temp files) */
     uint32_t stderr_log_rate;       /* stderr_log_rate 100;     application stderr lines/s, per worker */
     int cgi_queue;                  /* cgi_queue 256;           requests waiting for a CGI slot (per worker) */
     uint64_t cgi_timeout;           /* cgi_timeout 30s;         script output inactivity -> SIGTERM, 504 */

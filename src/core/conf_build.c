@@ -266,6 +266,20 @@ static int d_via(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf
     return 0;
 }
 
+static int d_spool_dir(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                       const atr__conf_directive_t *d, void *obj)
+{
+    atr_conf_t *c = obj;
+    (void)d;
+    if (n->args[0].s[0] != '/')
+        return atr__conf_fail(b, &n->args[0].pos, "spool_dir '%s' must be an absolute path",
+                              n->args[0].s);
+    if (atr__conf_need_dir(b, &n->args[0], "spool_dir") < 0)
+        return -1;
+    c->spool_dir = atr__conf_tokdup(b, &n->args[0]);
+    return 0;
+}
+
 /* ---- the main context's table and the walker ------------------------------ */
 
 static int d_host(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
@@ -301,6 +315,7 @@ static const atr__conf_directive_t main_tab[] = {
     ATR__CONF_INT("cgi_queue", MAIN, cgi_queue, 0, 1000000),
     ATR__CONF_DUR("cgi_timeout", MAIN, cgi_timeout, 1),
     ATR__CONF_INT("stderr_log_rate", MAIN, stderr_log_rate, 1, 1000000),
+    ATR__CONF_ONE("spool_dir", d_spool_dir),
     { "listen", 1, 2, 0, 1, atr__conf_d_listen, ATR__CONF_NONE, 0, 0, 0 },
     { "upstream", 1, 1, 1, 1, atr__conf_d_upstream, ATR__CONF_NONE, 0, 0, 0 },
     { "host", 1, -1, 1, 1, d_host, ATR__CONF_NONE, 0, 0, 0 },
@@ -405,6 +420,7 @@ static void conf_defaults(atr_conf_t *c, atr__conf_arena_t *a)
     c->cgi_queue = 256;
     c->cgi_timeout = 30000;
     c->stderr_log_rate = 100;
+    c->spool_dir = atr__conf_strdup(a, "/tmp");
 }
 
 /* Where the main file ends, for "nothing was said" errors. */

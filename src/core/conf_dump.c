@@ -122,6 +122,9 @@ static void dump_main(const atr_conf_t *c, FILE *out)
     fprintf(out, "underscores_in_headers %s;\n", c->underscores_in_headers ? "on" : "off");
     fprintf(out, "cgi_max_procs %d;\n", c->cgi_max_procs);
     fprintf(out, "stderr_log_rate %u;\n", c->stderr_log_rate);
+    fputs("spool_dir ", out);
+    word(out, c->spool_dir);
+    fputs(";\n", out);
     fprintf(out, "cgi_queue %d;\n", c->cgi_queue);
     duration(out, "", "cgi_timeout", c->cgi_timeout);
     fputc('\n', out);

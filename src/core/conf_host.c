@@ -100,8 +100,7 @@ static int d_proxy(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__co
     return 0;
 }
 
-/* The argument names an existing directory; `what` names it in the message. */
-static int need_dir(atr__conf_bctx_t *b, const atr__conf_tok_t *t, const char *what)
+int atr__conf_need_dir(atr__conf_bctx_t *b, const atr__conf_tok_t *t, const char *what)
 {
     struct stat st;
     int err = stat(t->s, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
@@ -113,7 +112,7 @@ static int d_static(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__c
 {
     route_build_t *rb = obj;
     (void)d;
-    if (d_handler(b, n, rb) < 0 || need_dir(b, &n->args[0], "static root") < 0)
+    if (d_handler(b, n, rb) < 0 || atr__conf_need_dir(b, &n->args[0], "static root") < 0)
         return -1;
     rb->r->kind = ATR_ROUTE_STATIC;
     rb->r->static_root = atr__conf_tokdup(b, &n->args[0]);
@@ -130,7 +129,7 @@ static int d_cgi(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf
     if (n->args[0].s[0] != '/')
         return atr__conf_fail(b, &n->args[0].pos, "cgi directory '%s' must be an absolute path",
                               n->args[0].s);
-    if (need_dir(b, &n->args[0], "cgi directory") < 0)
+    if (atr__conf_need_dir(b, &n->args[0], "cgi directory") < 0)
         return -1;
     rb->r->kind = ATR_ROUTE_CGI;
     rb->r->cgi_dir = atr__conf_tokdup(b, &n->args[0]);

@@ -215,4 +215,8 @@ int atr__conf_d_upstream(atr__conf_bctx_t *b, const atr__conf_node_t *n,
                          const atr__conf_directive_t *d, void *obj);
 int atr__conf_build_host(atr__conf_bctx_t *b, const atr__conf_node_t *n);
 
+/* The argument names an existing directory; `what` names it in the message.
+ * 0, or -1 with the error set. */
+int atr__conf_need_dir(atr__conf_bctx_t *b, const atr__conf_tok_t *t, const char *what);
+
 #endif

@@ -1050,3 +1050,33 @@ int atr_http_connection_has(const atr_http_msg_t *m, const char *lower_token)
             return 1;
     return 0;
 }
+
+/* ---- copying a parsed head ---- */
+
+static void copy_view(atr_str_t *v, char **at)
+{
+    if (v->n == 0)
+        return;
+    memcpy(*at, v->p, v->n);
+    v->p = *at;
+    *at += v->n;
+}
+
+char *atr_http_msg_copy(const atr_http_msg_t *m, atr_http_msg_t *out)
+{
+    size_t total = m->method_str.n + m->target.n + m->reason.n + m->host.n + m->location.n;
+    for (uint32_t i = 0; i < m->nheaders; i++)
+        total += m->headers[i].name.n + m->headers[i].value.n;
+    char *arena = atr_xmalloc(total ? total : 1), *at = arena;
+    *out = *m;
+    copy_view(&out->method_str, &at);
+    copy_view(&out->target, &at);
+    copy_view(&out->reason, &at);
+    copy_view(&out->host, &at);
+    copy_view(&out->location, &at);
+    for (uint32_t i = 0; i < out->nheaders; i++) {
+        copy_view(&out->headers[i].name, &at);
+        copy_view(&out->headers[i].value, &at);
+    }
+    return arena;
+}

@@ -115,6 +115,10 @@ int atr_http_parse(atr_http_parser_t *p, const char *buf, size_t len,
 /* Find a header by lowercase name; NULL if absent. */
 const atr_http_header_t *atr_http_find(const atr_http_msg_t *m, const char *lower_name);
 
+/* A copy of m whose views point into one new allocation, returned (free it
+ * after the copy); m's buffer may then change. */
+char *atr_http_msg_copy(const atr_http_msg_t *m, atr_http_msg_t *out);
+
 /* 1 if the Connection header lists this lowercase token. */
 int atr_http_connection_has(const atr_http_msg_t *m, const char *lower_token);
 

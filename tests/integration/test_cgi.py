@@ -268,6 +268,31 @@ def test_post_1mib_byte_exact(atrium, cgi):
         MIB, hashlib.sha256(body).hexdigest(), MIB), r
 
 
+def test_chunked_post_spooled_with_content_length(atrium, cgi, tmp_path):
+    # A script learns the body length from CONTENT_LENGTH only: the chunked
+    # body is spooled first. A spool_dir that is gone by then gives 500.
+    cgi.install("sha.pl")
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    a = atrium(cgi_conf(cgi, "spool_dir %s;" % spool))
+    body = os.urandom(MIB + 17)
+    raw = b"".join(b"%x\r\n" % len(body[i:i + 65536]) + body[i:i + 65536] + b"\r\n"
+                   for i in range(0, len(body), 65536)) + b"0\r\n\r\n"
+    r = raw_ex(a.port, request_bytes("POST", "/cgi-bin/sha.pl", headers=[
+        ("Transfer-Encoding", "chunked"), ("Connection", "close")]) + raw, timeout=20.0)
+    resp = r.responses()[0]
+    assert resp.status == 200, r
+    assert resp.text() == "len=%d sha256=%s content_length=%d" % (
+        len(body), hashlib.sha256(body).hexdigest(), len(body)), resp
+    spool.rmdir()
+    r = raw_ex(a.port, request_bytes("POST", "/cgi-bin/sha.pl", headers=[
+        ("Transfer-Encoding", "chunked"), ("Connection", "close")]) + b"1\r\nx\r\n0\r\n\r\n",
+        timeout=10.0)
+    assert r.status == 500, r
+    assert "cannot create a temporary file" in a.error_log
+    assert get(a.port, "/cgi-bin/sha.pl").status == 200
+
+
 def test_script_reading_stdin_to_eof_gets_eof(atrium, cgi):
     """After the request body, the script's stdin is closed: a script reading
     to EOF (cat, wc, ...) finishes instead of waiting for cgi_timeout."""
@@ -565,9 +590,11 @@ def test_stderr_lines_are_rate_limited(atrium, cgi):
     time.sleep(1.2)                                 # the bucket refills
     assert get(a.port, "/cgi-bin/one.sh").body == b"ok"
     assert wait_until(lambda: "cgi stderr: last-line" in a.error_log, 5.0), a.error_log[-2000:]
-    m = re.search(r"application stderr: (\d+) line\(s\) not logged \(stderr_log_rate 20 ",
-                  a.error_log)
-    assert m, a.error_log[-2000:]
+    # A note comes with every line that gets through after a drop (the bucket
+    # refills while the script is still writing).
+    dropped = [int(x) for x in re.findall(
+        r"application stderr: (\d+) line\(s\) not logged \(stderr_log_rate 20 ", a.error_log)]
+    assert dropped, a.error_log[-2000:]
     n_logged = logged()
-    assert 20 <= n_logged <= 30, n_logged
-    assert n_logged + int(m.group(1)) >= 400, (n_logged, m.group(1))
+    assert 20 <= n_logged <= 40, n_logged
+    assert n_logged + sum(dropped) >= 400, (n_logged, dropped)

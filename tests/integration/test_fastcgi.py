@@ -1,10 +1,11 @@
 """The FastCGI backend against a real php-fpm: the CGI variables PHP sees,
 request bodies, response headers, connection reuse (FCGI_KEEP_CONN), queueing
-under max_conns, a crashing pool, 411 for chunked bodies, unix sockets, and
+under max_conns, a crashing pool, chunked bodies spooled, unix sockets, and
 FastCGI STDERR in the error log."""
 
 import hashlib
 import json
+import os
 import time
 
 import pytest
@@ -99,16 +100,53 @@ def test_post_64m_byte_exact_bounded_memory(atrium, php_fpm):
     assert rss.growth_kb < RSS_LIMIT_KB, "RSS grew by %d KiB" % rss.growth_kb
 
 
-def test_chunked_request_body_411(atrium, php_fpm):
-    """FastCGI needs CONTENT_LENGTH up front: a chunked body gets 411, PHP never runs."""
+def test_chunked_body_spooled_byte_exact_bounded_memory(atrium, php_fpm, tmp_path):
+    """FastCGI needs CONTENT_LENGTH up front: a chunked body is spooled to an
+    unlinked file in spool_dir, then sent with its length. Memory stays flat,
+    no file name is left behind and the spool file is closed afterwards."""
+    n = 32 << 20
+    spool = tmp_path / "spool"
+    spool.mkdir()
     fpm = php_fpm()
-    a = atrium(fastcgi_conf(fpm))
+    a = atrium("spool_dir %s;\n" % spool
+               + fastcgi_conf(fpm, upstream_extra="read_timeout 30s; send_timeout 30s;"))
+    for _ in range(3):
+        assert get(a.port, "/php/env.php").status == 200
+    with RssSampler(a) as rss, connect(a.port, timeout=30.0) as s:
+        s.sendall(request_bytes("POST", "/php/sha.php", headers=[
+            ("Transfer-Encoding", "chunked"), ("Content-Type", "application/octet-stream"),
+            ("Connection", "close")]))
+        h = hashlib.sha256()
+        for i, blk in enumerate(gen_blocks(n, "spool")):
+            h.update(blk)
+            ext = b";x=1" if i % 2 else b""              # extensions are dropped, not data
+            s.sendall(b"%x%s\r\n" % (len(blk), ext) + blk + b"\r\n")
+        s.sendall(b"0\r\n\r\n")
+        r = read_response(Reader(s))
+    doc = php_json(r)
+    assert doc["len"] == n and doc["sha256"] == h.hexdigest(), doc
+    assert doc["content_length"] == str(n), doc
+    assert rss.growth_kb < RSS_LIMIT_KB, "RSS grew by %d KiB" % rss.growth_kb
+    assert list(spool.iterdir()) == []
+    fds = [os.readlink("/proc/%d/fd/%s" % (a.pid, f)) for f in os.listdir("/proc/%d/fd" % a.pid)]
+    assert not [f for f in fds if f.startswith(str(spool))], fds
+
+
+def test_chunked_body_over_max_body_size_413(atrium, php_fpm, tmp_path):
+    fpm = php_fpm()
+    a = atrium("max_body_size 1k;\n" + fastcgi_conf(fpm))
     r = raw_ex(a.port, request_bytes("POST", "/php/hold.php", headers=[
-        ("Transfer-Encoding", "chunked"), ("Connection", "close")]) + b"5\r\nhello\r\n0\r\n\r\n",
+        ("Transfer-Encoding", "chunked")]) + b"800\r\n" + b"x" * 2048 + b"\r\n0\r\n\r\n",
         timeout=5.0)
-    assert r.status == 411, r
-    assert fpm.counter("started") == 0, "the chunked request reached PHP"
-    assert get(a.port, "/php/env.php").status == 200
+    assert r.status == 413, r
+    assert fpm.counter("started") == 0, "the request reached PHP"
+    # A small chunked body still goes through, and the pool still serves.
+    r = raw_ex(a.port, request_bytes("POST", "/php/sha.php", headers=[
+        ("Transfer-Encoding", "chunked"), ("Connection", "close")])
+        + b"5\r\nhello\r\n0\r\n\r\n", timeout=5.0)
+    doc = json.loads(r.responses()[0].body)
+    assert doc["len"] == 5 and doc["content_length"] == "5", doc
+    assert doc["sha256"] == hashlib.sha256(b"hello").hexdigest(), doc
 
 
 def test_post_empty_body(atrium, php_fpm):

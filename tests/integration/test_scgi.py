@@ -4,6 +4,7 @@ request bodies, response status and headers, one connection per request, and
 concurrency."""
 
 import hashlib
+import json
 
 from conftest import (Background, Conn, bytes_sha256, gen_blocks, get, http_request, raw_ex,
                       request_bytes, wait_until)
@@ -84,13 +85,21 @@ def test_large_response_byte_exact(atrium, uwsgi_scgi):
         assert app_json(r)["environ"]["QUERY_STRING"] == "big=1"
 
 
-def test_chunked_request_body_411(atrium, uwsgi_scgi):
+def test_chunked_request_body_spooled(atrium, uwsgi_scgi):
+    """SCGI puts CONTENT_LENGTH first: a chunked body is spooled, then sent
+    with its length."""
     app = uwsgi_scgi()
     a = atrium(scgi_conf(app))
+    body = b"".join(b"%06d" % i for i in range(20000))     # 120000 bytes in 3 chunks
+    parts = [body[:1], body[1:70000], body[70000:]]
+    raw = b"".join(b"%x\r\n" % len(p) + p + b"\r\n" for p in parts) + b"0\r\n\r\n"
     r = raw_ex(a.port, request_bytes("POST", "/py/upload", headers=[
-        ("Transfer-Encoding", "chunked"), ("Connection", "close")]) + b"5\r\nhello\r\n0\r\n\r\n",
-        timeout=5.0)
-    assert r.status == 411, r
+        ("Transfer-Encoding", "chunked"), ("Connection", "close")]) + raw, timeout=10.0)
+    assert r.status == 200, r
+    doc = json.loads(r.responses()[0].body)
+    assert doc["environ"]["CONTENT_LENGTH"] == str(len(body)), doc
+    assert doc["body_len"] == len(body), doc
+    assert doc["body_sha256"] == hashlib.sha256(body).hexdigest(), doc
     assert app_json(get(a.port, "/py/after"))["environ"]["PATH_INFO"] == "/py/after"
 
 

@@ -560,6 +560,7 @@ static void test_dump(void)
                                         "underscores_in_headers off;\n"
                                         "cgi_max_procs 64;\n"
                                         "stderr_log_rate 100;\n"
+                                        "spool_dir /tmp;\n"
                                         "cgi_queue 256;\n"
                                         "cgi_timeout 30s;\n"
                                         "\n"
