@@ -43,7 +43,12 @@ static void env_clear(atr_cgi_env_t *e)
         free(e->names[i]);
         free(e->values[i]);
     }
-    atr_cgi_env_free(e);
+    /* Four arrays of its own (atr_cgi_env_build's env keeps them in one block). */
+    free(e->names);
+    free(e->values);
+    free(e->name_lens);
+    free(e->value_lens);
+    memset(e, 0, sizeof *e);
 }
 
 /* ---- reading a request back ---------------------------------------------- */
