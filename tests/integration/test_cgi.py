@@ -293,6 +293,34 @@ def test_chunked_post_spooled_with_content_length(atrium, cgi, tmp_path):
     assert get(a.port, "/cgi-bin/sha.pl").status == 200
 
 
+def test_client_leaving_mid_spool_leaves_no_file_open(atrium, cgi, tmp_path):
+    cgi.install("sha.pl")
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    a = atrium(cgi_conf(cgi, "spool_dir %s;" % spool))
+
+    def spool_fds():
+        fd_dir = "/proc/%d/fd" % a.pid
+        out = []
+        for f in os.listdir(fd_dir):
+            try:
+                target = os.readlink(os.path.join(fd_dir, f))
+            except FileNotFoundError:
+                continue
+            if target.startswith(str(spool)):
+                out.append(target)
+        return out
+
+    s = connect(a.port)
+    s.sendall(request_bytes("POST", "/cgi-bin/sha.pl", headers=[
+        ("Transfer-Encoding", "chunked")]) + b"10000\r\n" + b"x" * 30000)
+    assert wait_until(lambda: len(spool_fds()) == 1, 5.0), spool_fds()
+    s.close()                                        # gone before the body ended
+    assert wait_until(lambda: spool_fds() == [], 5.0), spool_fds()
+    assert list(spool.iterdir()) == []
+    assert get(a.port, "/cgi-bin/sha.pl").status == 200
+
+
 def test_script_reading_stdin_to_eof_gets_eof(atrium, cgi):
     """After the request body, the script's stdin is closed: a script reading
     to EOF (cat, wc, ...) finishes instead of waiting for cgi_timeout."""
