@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "proxy.h"
@@ -699,7 +700,7 @@ static void on_refused_closed(uv_handle_t *h)
     atr_slab_free(&c->w->conn_slab, c);
 }
 
-void atr_conn_accept(atr_listener_t *l)
+void atr_conn_accept(atr_listener_t *l, int fd)
 {
     atr_worker_t *w = l->w;
     static uint64_t next_id; /* per process; ids only need to be distinct in logs */
@@ -708,7 +709,8 @@ void atr_conn_accept(atr_listener_t *l)
     c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
-    if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp) < 0 || w->wgen == NULL) {
+    if (w->wgen == NULL || uv_tcp_open(&c->tcp, fd) < 0) {
+        close(fd);
         uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
         return;
     }

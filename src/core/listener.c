@@ -1,11 +1,15 @@
 /* Listening sockets. The control loop creates one SO_REUSEPORT socket per
  * worker per address (bind + listen happen here, so a reload learns that an
  * address is unusable before it commits to anything); each worker then adopts
- * its fd with uv_tcp_open. libuv 1.44 has no UV_TCP_REUSEPORT (specs-digest
- * §5), hence the raw socket calls. */
+ * its fd, watches it with a uv_poll and accepts itself. libuv 1.44 has no
+ * UV_TCP_REUSEPORT (specs-digest §5), hence the raw socket calls; and its own
+ * accept path sheds connections on EMFILE without telling the application,
+ * so an operator would never learn that the limit was hit. */
 #include "listener.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <string.h>
 #include <stdlib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -36,20 +40,57 @@ fail:;
     return err;
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/* Rate-limited: an error such as EMFILE repeats for every waiting client. */
+static void log_accept_error(atr_listener_t *l, int err)
 {
-    atr_listener_t *l = server->data;
+    uint64_t now = uv_now(l->poll.loop);
+    if (now - l->last_error_log >= 1000 || l->last_error_log == 0) {
+        l->last_error_log = now;
+        ATR_ERROR("%s: accept on %s: %s", l->w->name, l->key, strerror(err));
+    }
+}
+
+/* Out of descriptors: the waiting clients cannot be served now. Give up the
+ * reserved descriptor, accept and close them (each sees its connection
+ * closed at once instead of hanging, and the listener stops being readable,
+ * so the loop does not spin), then reserve it again. */
+static void shed_waiting(atr_listener_t *l)
+{
+    if (l->reserve_fd >= 0) {
+        close(l->reserve_fd);
+        l->reserve_fd = -1;
+    }
+    int fd;
+    while ((fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+        close(fd);
+    l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Accept what is waiting, at most a batch per wake-up so one busy listener
+ * cannot starve the connections already open. */
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+    atr_listener_t *l = h->data;
+    (void)events;
     if (status < 0) {
-        /* EMFILE and friends repeat for every pending connection: say it at
-         * most once a second per listener (libuv already sheds the excess). */
-        uint64_t now = uv_now(server->loop);
-        if (now - l->last_error_log >= 1000 || l->last_error_log == 0) {
-            l->last_error_log = now;
-            ATR_ERROR("%s: accept on %s: %s", l->w->name, l->key, uv_strerror(status));
-        }
+        log_accept_error(l, -status);
         return;
     }
-    atr_conn_accept(l);
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            atr_conn_accept(l, fd);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        log_accept_error(l, errno);
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            shed_waiting(l);
+        return;
+    }
 }
 
 int atr_listener_adopt(atr_worker_t *w, const char *key, int fd)
@@ -58,14 +99,19 @@ int atr_listener_adopt(atr_worker_t *w, const char *key, int fd)
     int rc;
     l->key = atr_xstrdup(key);
     l->w = w;
-    uv_tcp_init(&w->loop, &l->tcp);
-    l->tcp.data = l;
-    if ((rc = uv_tcp_open(&l->tcp, fd)) < 0 ||
-        (rc = uv_listen((uv_stream_t *)&l->tcp, 4096, on_connection)) < 0) {
+    l->fd = fd;
+    l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if ((rc = uv_poll_init(&w->loop, &l->poll, fd)) < 0) {
         ATR_ERROR("%s: listen on %s: %s", w->name, key, uv_strerror(rc));
-        atr_listener_close(l);
+        if (l->reserve_fd >= 0)
+            close(l->reserve_fd);
+        close(fd);
+        free(l->key);
+        free(l);
         return rc;
     }
+    l->poll.data = l;
+    uv_poll_start(&l->poll, UV_READABLE, on_readable);
     l->next = w->listeners;
     w->listeners = l;
     return 0;
@@ -74,11 +120,14 @@ int atr_listener_adopt(atr_worker_t *w, const char *key, int fd)
 static void on_closed(uv_handle_t *h)
 {
     atr_listener_t *l = h->data;
+    close(l->fd); /* a poll handle does not own its fd */
+    if (l->reserve_fd >= 0)
+        close(l->reserve_fd);
     free(l->key);
     free(l);
 }
 
 void atr_listener_close(atr_listener_t *l)
 {
-    uv_close((uv_handle_t *)&l->tcp, on_closed);
+    uv_close((uv_handle_t *)&l->poll, on_closed);
 }

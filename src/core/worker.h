@@ -23,7 +23,9 @@ typedef struct atr_listen_fd {
 } atr_listen_fd_t;
 
 typedef struct atr_listener {
-    uv_tcp_t tcp;
+    uv_poll_t poll;           /* readable: connections wait (we accept them ourselves) */
+    int fd;
+    int reserve_fd;           /* held open, given up to shed connections on EMFILE */
     char *key;
     struct atr_worker *w;
     struct atr_listener *next;
