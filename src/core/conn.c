@@ -667,22 +667,24 @@ int atr_conn_addrs(atr_conn_t *c, char *local, size_t cap, int *local_port, int 
 }
 
 /* Addresses once per connection, not per request. */
-static void record_addrs(atr_conn_t *c)
+/* The peer comes from accept4, the local address from the listener unless it
+ * is bound to a wildcard: no syscall for either in the usual case. */
+static void record_addrs(atr_conn_t *c, const atr_listener_t *l, const struct sockaddr *peer)
 {
     struct sockaddr_storage ss;
     int len = sizeof ss;
     c->peer[0] = '\0';
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET) {
-            uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof c->peer);
-            c->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        } else {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof c->peer);
-            c->peer_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        }
+    if (peer->sa_family == AF_INET) {
+        ip4_text((const uint8_t *)&((const struct sockaddr_in *)peer)->sin_addr, c->peer);
+        c->peer_port = ntohs(((const struct sockaddr_in *)peer)->sin_port);
+    } else if (peer->sa_family == AF_INET6) {
+        uv_ip6_name((const struct sockaddr_in6 *)peer, c->peer, sizeof c->peer);
+        c->peer_port = ntohs(((const struct sockaddr_in6 *)peer)->sin6_port);
     }
-    len = sizeof ss;
-    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+    if (l->local.ss_family != 0)
+        memcpy(&ss, &l->local, sizeof ss);
+    if (l->local.ss_family != 0 ||
+        uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
         c->local_family = (uint8_t)ss.ss_family;
         if (ss.ss_family == AF_INET) {
             memcpy(c->local_addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
@@ -700,7 +702,7 @@ static void on_refused_closed(uv_handle_t *h)
     atr_slab_free(&c->w->conn_slab, c);
 }
 
-void atr_conn_accept(atr_listener_t *l, int fd)
+void atr_conn_accept(atr_listener_t *l, int fd, const struct sockaddr *peer)
 {
     atr_worker_t *w = l->w;
     static uint64_t next_id; /* per process; ids only need to be distinct in logs */
@@ -717,7 +719,7 @@ void atr_conn_accept(atr_listener_t *l, int fd)
     atr_deadline_init(&w->loop, &c->timer, on_timer, c);
     c->refs = 1;
     uv_tcp_nodelay(&c->tcp, 1);
-    record_addrs(c);
+    record_addrs(c, l, peer);
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;

@@ -149,7 +149,8 @@ int atr_req_tunnel_read(atr_req_t *r, atr_str_t *v);
 int atr_conn_addrs(atr_conn_t *c, char *local, size_t cap, int *local_port, int *peer_port);
 
 /* Connection-level */
-void atr_conn_accept(atr_listener_t *l, int fd);
+/* A connection accept4() gave us, with the peer address it reported. */
+void atr_conn_accept(atr_listener_t *l, int fd, const struct sockaddr *peer);
 void atr_conn_close(atr_conn_t *c);
 void atr_conn_close_idle(atr_worker_t *w);   /* graceful stop / drain */
 

@@ -77,9 +77,11 @@ static void on_readable(uv_poll_t *h, int status, int events)
         return;
     }
     for (int i = 0; i < 64; i++) {
-        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof peer;
+        int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            atr_conn_accept(l, fd);
+            atr_conn_accept(l, fd, (struct sockaddr *)&peer);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
@@ -93,6 +95,15 @@ static void on_readable(uv_poll_t *h, int status, int events)
     }
 }
 
+static int is_wildcard(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (ss->ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+    return 1;
+}
+
 int atr_listener_adopt(atr_worker_t *w, const char *key, int fd)
 {
     atr_listener_t *l = atr_xcalloc(1, sizeof *l);
@@ -101,6 +112,9 @@ int atr_listener_adopt(atr_worker_t *w, const char *key, int fd)
     l->w = w;
     l->fd = fd;
     l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    socklen_t alen = sizeof l->local;
+    if (getsockname(fd, (struct sockaddr *)&l->local, &alen) < 0 || is_wildcard(&l->local))
+        l->local.ss_family = 0; /* each connection asks (getsockname) */
     if ((rc = uv_poll_init(&w->loop, &l->poll, fd)) < 0) {
         ATR_ERROR("%s: listen on %s: %s", w->name, key, uv_strerror(rc));
         if (l->reserve_fd >= 0)

@@ -5,6 +5,7 @@
 #ifndef ATR_WORKER_H
 #define ATR_WORKER_H
 
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "metrics.h"
@@ -26,6 +27,7 @@ typedef struct atr_listener {
     uv_poll_t poll;           /* readable: connections wait (we accept them ourselves) */
     int fd;
     int reserve_fd;           /* held open, given up to shed connections on EMFILE */
+    struct sockaddr_storage local; /* the bound address; its family is 0 for a wildcard */
     char *key;
     struct atr_worker *w;
     struct atr_listener *next;

@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -23,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (Background, Reader, connect, get, http_request, raw_ex, read_response,
-                      request_bytes, wait_until)
+from conftest import (Background, Reader, connect, free_port, get, http_request, raw_ex,
+                      read_response, request_bytes, wait_until)
 
 HERE = Path(__file__).resolve().parent
 CGI_APPS = HERE / "apps" / "cgi"
@@ -253,6 +254,34 @@ def test_environment_get_without_path_info_and_post(atrium, cgi):
     assert e.get("CONTENT_TYPE") == "application/x-www-form-urlencoded", e
     assert e.get("QUERY_STRING") == "q=1", e
     assert "HTTP_CONTENT_LENGTH" not in e and "HTTP_CONTENT_TYPE" not in e, e
+
+
+def test_addresses_on_wildcard_specific_and_ipv6_listeners(atrium, cgi):
+    # SERVER_ADDR is the address the client reached (asked of the socket on a
+    # wildcard listener, known from the listener otherwise); REMOTE_ADDR and
+    # REMOTE_PORT are the client's, IPv6 included.
+    cgi.install("env.pl")
+    wild, v6 = free_port(), free_port()
+    a = atrium(cgi_conf(cgi, "listen 127.0.0.1:{{port}};\nlisten 0.0.0.0:%d;\nlisten [::1]:%d;"
+                        % (wild, v6)), wait_ports=None)
+
+    def env_via(family, addr, port):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect((addr, port))
+            local = s.getsockname()
+            s.sendall(request_bytes("GET", "/cgi-bin/env.pl", headers=[("Connection", "close")]))
+            return env_of(read_response(Reader(s))), local
+
+    e, local = env_via(socket.AF_INET, "127.0.0.1", a.port)
+    assert e["SERVER_ADDR"] == "127.0.0.1" and e["SERVER_PORT"] == str(a.port), e
+    assert e["REMOTE_ADDR"] == local[0] and e["REMOTE_PORT"] == str(local[1]), (e, local)
+    e, local = env_via(socket.AF_INET, "127.0.0.2", wild)
+    assert e["SERVER_ADDR"] == "127.0.0.2" and e["SERVER_PORT"] == str(wild), e
+    assert e["REMOTE_ADDR"] == local[0] and e["REMOTE_PORT"] == str(local[1]), (e, local)
+    e, local = env_via(socket.AF_INET6, "::1", v6)
+    assert e["SERVER_ADDR"] == "::1" and e["REMOTE_ADDR"] == "::1", e
+    assert e["REMOTE_PORT"] == str(local[1]), (e, local)
 
 
 # ---------------------------------------------------------------- bodies
