@@ -315,6 +315,26 @@ def tree_cpu_ticks(root):
     return total
 
 
+def host_ticks():
+    """(steal, total) ticks over all CPUs, from /proc/stat's first line."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return v[7], sum(v)
+
+
+def steal_pct(before):
+    """Share of CPU time the hypervisor took from this VM since before (host_ticks())."""
+    s0, t0 = before
+    s1, t1 = host_ticks()
+    return 100.0 * (s1 - s0) / max(1, t1 - t0)
+
+
+def steal_line(pct):
+    return ("host steal time during the run: %.0f%% of CPU time%s" % (
+        pct, "" if pct < 5 else " (a busy host: CPU/request and latency ratios swing by 10%"
+                                " or more between runs; compare runs with little steal)"))
+
+
 def cpus_busy_ticks(cpus):
     """Busy ticks (everything but idle and iowait, softirq included) of the given CPUs."""
     total = 0
