@@ -479,7 +479,7 @@ static void on_cgi_slot_free(void *arg)
 /* The "connection" of a cgi upstream is a new script process. It is ready at
  * once: the request body goes to its stdin, its stdout is read as the
  * response. The slot it takes is given back when the process has exited. */
-static atr_bconn_t *bc_spawn(atr_proxy_t *px, int s)
+static atr_bconn_t *bc_new(atr_proxy_t *px, int s)
 {
     atr_bconn_t *bc = atr_xcalloc(1, sizeof *bc);
     bc->wg = px->wg;
@@ -488,6 +488,12 @@ static atr_bconn_t *bc_spawn(atr_proxy_t *px, int s)
     bc->server = s;
     bc->refs = 1;
     atr_deadline_init(&px->wg->w->loop, &bc->timer, bc_on_timer, bc);
+    return bc;
+}
+
+static atr_bconn_t *bc_spawn(atr_proxy_t *px, int s)
+{
+    atr_bconn_t *bc = bc_new(px, s);
     cgi_kick_t *k = atr_xmalloc(sizeof *k);
     k->wg = px->wg;
     k->ups = px->ups;
@@ -510,18 +516,12 @@ static atr_bconn_t *bc_spawn(atr_proxy_t *px, int s)
 static atr_bconn_t *bc_connect(atr_proxy_t *px, int s)
 {
     const atr_conf_server_t *sc = server_conf(px->wg, px->ups, s);
-    atr_bconn_t *bc = atr_xcalloc(1, sizeof *bc);
-    bc->wg = px->wg;
-    bc->w = px->wg->w;
-    bc->ups = px->ups;
-    bc->server = s;
-    bc->refs = 1;
+    atr_bconn_t *bc = bc_new(px, s);
     int unix_socket = sc->addr.ss_family == AF_UNIX;
     if (unix_socket)
         uv_pipe_init(&px->wg->w->loop, &bc->io.pipe, 0);
     else
         uv_tcp_init(&px->wg->w->loop, &bc->io.tcp);
-    atr_deadline_init(&px->wg->w->loop, &bc->timer, bc_on_timer, bc);
     bc->io.handle.data = bc;
     bc->connect_req.data = bc;
     bc->px = px;

@@ -40,20 +40,6 @@ static int open_spool(const char *dir)
     return fd;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 void atr__px_spool_start(atr_proxy_t *px)
 {
     atr_req_t *r = px->r;
@@ -88,7 +74,7 @@ void atr__px_spool_pump(atr_proxy_t *px)
             return;
         }
         for (int i = 0; i < n; i++) {
-            if (write_all(sp->fd, v[i].p, v[i].n) < 0) {
+            if (atr_write_all(sp->fd, v[i].p, v[i].n) < 0) {
                 ATR_ERROR("spool_dir %s: cannot write the request body: %s",
                           px->wg->gen->conf->spool_dir, strerror(errno));
                 r->resp_close = 1;

@@ -360,5 +360,5 @@ void atr_access_log_write(atr_access_log_t *l, const atr_access_entry_t *e)
         return;
     n = atr_access_log_format(buf, sizeof(buf), l->fmt, e);
     if (n > 0)
-        atr__log_write_all(l->fd, buf, n);
+        (void)atr_write_all(l->fd, buf, n); /* a failing log drops the line */
 }

@@ -682,17 +682,16 @@ static void record_addrs(atr_conn_t *c, const atr_listener_t *l, const struct so
         c->peer_port = ntohs(((const struct sockaddr_in6 *)peer)->sin6_port);
     }
     if (l->local.ss_family != 0)
-        memcpy(&ss, &l->local, sizeof ss);
-    if (l->local.ss_family != 0 ||
-        uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        c->local_family = (uint8_t)ss.ss_family;
-        if (ss.ss_family == AF_INET) {
-            memcpy(c->local_addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-            c->local_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        } else {
-            memcpy(c->local_addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-            c->local_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        }
+        ss = l->local;
+    else if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    c->local_family = (uint8_t)ss.ss_family;
+    if (ss.ss_family == AF_INET) {
+        memcpy(c->local_addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        c->local_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else {
+        memcpy(c->local_addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+        c->local_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     }
 }
 

@@ -57,19 +57,6 @@ int atr__log_redirect(int newfd, int fd)
     return r;
 }
 
-void atr__log_write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) /* nowhere to report a failing log; drop the line */
-            return;
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
 /* Make newfd (ours, just opened) the sink. */
 static int install(int newfd)
 {
@@ -147,5 +134,6 @@ void atr_log(enum atr_log_level level, const char *fmt, ...)
             n--;
     }
     buf[n++] = '\n';
-    atr__log_write_all(atomic_load_explicit(&sink_fd, memory_order_relaxed), buf, n);
+    /* Nowhere to report a failing log: the line is dropped. */
+    (void)atr_write_all(atomic_load_explicit(&sink_fd, memory_order_relaxed), buf, n);
 }

@@ -87,7 +87,5 @@ int atr__log_open_file(const char *path);
  * close newfd. fd's number never changes, so a thread that loaded it just
  * before can write without racing a close. 0 or -errno (newfd closed anyway). */
 int atr__log_redirect(int newfd, int fd);
-/* write(2) until done; EINTR retried, other errors drop the rest. */
-void atr__log_write_all(int fd, const char *p, size_t n);
 
 #endif

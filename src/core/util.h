@@ -36,6 +36,10 @@ int atr_str_ieq(atr_str_t s, const char *lower);
 /* 1 when the view equals the C string exactly. */
 int atr_str_eq(atr_str_t s, const char *cstr);
 
+/* write(2) until all n bytes are out, EINTR retried. 0, or -1 with errno set
+ * (a write of 0 bytes counts as an error). */
+int atr_write_all(int fd, const char *p, size_t n);
+
 /* Monotonic clock in milliseconds (for code that has no loop at hand). */
 uint64_t atr_now_ms(void);
 
