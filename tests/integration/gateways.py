@@ -59,9 +59,17 @@ def tcp_established_to(port):
 
 
 class _Group:
-    """A process started in its own session; its group can be killed by id."""
+    """A process started in its own session; its group can be killed by id.
+    Its output goes to self.log_path."""
 
     proc = None
+
+    @property
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def _alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -188,13 +196,6 @@ class PhpFpm(_Group):
         gone = wait_until(lambda: not self._accepts(), 5.0)
         assert gone, "php-fpm still accepts after SIGKILL"
 
-    @property
-    def log(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
     def counter(self, name):
         try:
             return int((self.state / name).read_text() or 0)
@@ -273,13 +274,6 @@ class Uwsgi(_Group):
         self.kill_group()
         raise AssertionError("uwsgi does not accept on %d after %.0fs:\n%s"
                              % (self.port, timeout, self.log[-3000:]))
-
-    @property
-    def log(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
 
     def inflight(self, name):
         return (self.state / ("inflight-" + name)).exists()

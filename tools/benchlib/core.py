@@ -755,6 +755,27 @@ def idle_conn_bytes(server, n, batch=200):
 # --------------------------------------------------------------------------
 # one proxy
 
+def atrium_missing(args, label):
+    """The result row for a missing --atrium binary (logged), or None when it is there."""
+    if os.access(args.atrium, os.X_OK):
+        return None
+    msg = "binary %s not found or not executable" % args.atrium
+    log("%s: FAILED TO START: %s" % (label, msg))
+    return {"proxy": label, "status": "failed to start", "error": msg}
+
+
+def record_error(res, label, e, *logs):
+    """A run failed: mark res, with the first non-empty tail of logs, and log it."""
+    res["status"] = "error"
+    res["error"] = "%s: %s" % (type(e).__name__, e)
+    for path in logs:
+        t = tail(path)
+        if t:
+            res["error"] += "\n" + t
+            break
+    log("%s: ERROR: %s" % (label, res["error"]))
+
+
 def bench_proxy(label, server, args, load_cpus, origin_port):
     res = {"proxy": label, "status": "ok"}
     log("%s: starting (%s)" % (label, " ".join(server.argv)))
@@ -821,12 +842,7 @@ def bench_proxy(label, server, args, load_cpus, origin_port):
             res["status"] = "no requests completed"
         res["wrk_output"] = out
     except Exception as e:  # keep going with the other proxies
-        res["status"] = "error"
-        res["error"] = "%s: %s" % (type(e).__name__, e)
-        t = tail(server.stderr)
-        if t:
-            res["error"] += "\n" + t
-        log("%s: ERROR: %s" % (label, res["error"]))
+        record_error(res, label, e, server.stderr)
     finally:
         server.stop()
     return res

@@ -307,12 +307,7 @@ def measure_server(label, server, args, load_cpus, path, expect, conns, backend=
             res["status"] = "no requests completed"
         res["wrk_output"] = out
     except Exception as e:  # keep going with the other server
-        res["status"] = "error"
-        res["error"] = "%s: %s" % (type(e).__name__, e)
-        t = tail(server.stderr) or tail(os.path.join(server.tmp, "error.log"))
-        if t:
-            res["error"] += "\n" + t
-        log("%s: ERROR: %s" % (label, res["error"]))
+        record_error(res, label, e, server.stderr, os.path.join(server.tmp, "error.log"))
     finally:
         server.stop()
     return res
@@ -479,10 +474,9 @@ def main_fastcgi(args, proxy_cpus, load_cpus, pinning, nofile):
             log("%s: php-fpm FAILED TO START: %s" % (name, fpm.error))
             return {"proxy": name, "status": "failed to start", "error": "php-fpm: " + fpm.error}
         try:
-            if name == "atrium" and not os.access(args.atrium, os.X_OK):
-                msg = "binary %s not found or not executable" % args.atrium
-                log("%s: FAILED TO START: %s" % (name, msg))
-                return {"proxy": name, "status": "failed to start", "error": msg}
+            missing = name == "atrium" and atrium_missing(args, name)
+            if missing:
+                return missing
             tmp = make_tmpdir(name + "-fcgi")
             port = free_port()
             if name == "nginx":
@@ -556,10 +550,9 @@ def main_cgi(args, proxy_cpus, load_cpus, pinning, nofile):
     log("cgi: %s (%s)" % (prog, pinning))
 
     def one(name):
-        if name == "atrium" and not os.access(args.atrium, os.X_OK):
-            msg = "binary %s not found or not executable" % args.atrium
-            log("%s: FAILED TO START: %s" % (name, msg))
-            return {"proxy": name, "status": "failed to start", "error": msg}
+        missing = name == "atrium" and atrium_missing(args, name)
+        if missing:
+            return missing
         tmp = make_tmpdir(name + "-cgi")
         port = free_port()
         if name == "apache":
