@@ -46,6 +46,8 @@ void atr_proxy_wgen_init(atr_wgen_t *wg)
                                 wg->w->seed + (uint64_t)i * 7919);
         wg->pools[i] = atr_xcalloc((size_t)g->ups[i].conf->nservers, sizeof(atr_pool_t));
         wg->queues[i] = atr_xcalloc(1, sizeof(atr_queue_t));
+        wg->queues[i]->wg = wg;
+        wg->queues[i]->ups = i;
     }
 }
 
@@ -309,6 +311,77 @@ void atr__px_end(atr_proxy_t *px)
     px_free(px);
 }
 
+/* ---- queueing (max_conns) ----
+ *
+ * max_conns counts requests of all workers (the server state is shared), but
+ * each worker queues its own requests. A slot freed by this worker kicks its
+ * queue at once; one freed by another worker is found by a short retry tick
+ * that runs only while some queue of this worker has requests waiting. */
+
+#define QUEUE_RETRY_MS 10
+
+/* Some server of the upstream that is up has a free slot now. */
+static int slot_free(atr_wgen_t *wg, int ups)
+{
+    const atr_gen_upstream_t *gu = &wg->gen->ups[ups];
+    uint64_t now = uv_now(&wg->w->loop);
+    for (int s = 0; s < gu->conf->nservers; s++) {
+        const atr_server_state_t *st = gu->servers[s].state;
+        int max = gu->servers[s].max_conns;
+        if (atomic_load(&st->down_until) <= now &&
+            (max == 0 || atomic_load(&st->active) < max))
+            return 1;
+    }
+    return 0;
+}
+
+static void on_queue_retry(uv_timer_t *t)
+{
+    atr_worker_t *w = t->data;
+    /* A kick can change the list (requests leave, fail, or queue again), so
+     * each one starts from the top; a bound keeps a tick short when another
+     * worker takes every slot that shows up free. */
+    for (int kicks = 0; kicks < 256; kicks++) {
+        atr_queue_t *q = w->waiting;
+        while (q && !slot_free(q->wg, q->ups))
+            q = q->wnext;
+        if (q == NULL)
+            break;
+        queue_kick(q->wg, q->ups);
+    }
+    if (w->waiting == NULL)
+        uv_timer_stop(t);
+}
+
+static void queue_listed(atr_queue_t *q, int waiting)
+{
+    atr_worker_t *w = q->wg->w;
+    int listed = q->wprev != NULL || w->waiting == q;
+    if (waiting && !listed) {
+        q->wprev = NULL;
+        q->wnext = w->waiting;
+        if (w->waiting)
+            w->waiting->wprev = q;
+        w->waiting = q;
+        if (!w->queue_timer_ready) {
+            uv_timer_init(&w->loop, &w->queue_timer);
+            w->queue_timer.data = w;
+            uv_unref((uv_handle_t *)&w->queue_timer); /* queued requests keep the loop alive */
+            w->queue_timer_ready = 1;
+        }
+        if (!uv_is_active((uv_handle_t *)&w->queue_timer))
+            uv_timer_start(&w->queue_timer, on_queue_retry, QUEUE_RETRY_MS, QUEUE_RETRY_MS);
+    } else if (!waiting && listed) {
+        if (q->wprev)
+            q->wprev->wnext = q->wnext;
+        else
+            w->waiting = q->wnext;
+        if (q->wnext)
+            q->wnext->wprev = q->wprev;
+        q->wnext = q->wprev = NULL;
+    }
+}
+
 static void queue_remove(atr_proxy_t *px)
 {
     atr_queue_t *q = px->wg->queues[px->ups];
@@ -322,6 +395,7 @@ static void queue_remove(atr_proxy_t *px)
             }
             q->n--;
             px->qnext = NULL;
+            queue_listed(q, q->n > 0);
             return;
         }
     }
@@ -353,8 +427,6 @@ void atr__px_fail(atr_proxy_t *px, int status, const char *why)
     atr_req_respond_simple(r, status, NULL, !r->body.done);
 }
 
-/* ---- queueing (max_conns) ---- */
-
 static void on_queue_timeout(uv_timer_t *t)
 {
     atr_proxy_t *px = t->data;
@@ -376,6 +448,7 @@ static void enqueue(atr_proxy_t *px)
         q->head = px;
     q->tail = px;
     q->n++;
+    queue_listed(q, 1);
     if (px->qtimer == NULL) {
         px->qtimer = atr_xmalloc(sizeof *px->qtimer);
         uv_timer_init(&px->wg->w->loop, px->qtimer);
@@ -396,6 +469,7 @@ static void queue_kick(atr_wgen_t *wg, int ups)
         q->tail = NULL;
     q->n--;
     px->qnext = NULL;
+    queue_listed(q, q->n > 0);
     memset(px->tried, 0, (size_t)px->u->nservers);
     atr__px_dispatch(px);
 }

@@ -19,6 +19,9 @@ struct atr_pool {                 /* one per server, per worker generation */
 struct atr_queue {                /* per upstream, per worker generation */
     atr_proxy_t *head, *tail;
     int n;
+    atr_wgen_t *wg;
+    int ups;
+    atr_queue_t *wnext, *wprev;   /* the worker's list of queues with requests waiting */
 };
 
 struct atr_bconn {

@@ -87,6 +87,9 @@ typedef struct atr_worker {
     atr_cache_t caches[ATR_CACHE_NKINDS];
     atr_slab_t conn_slab;          /* client connection structs */
     atr_metrics_t metrics;         /* written by this loop only; read by any worker's status page */
+    struct atr_queue *waiting;     /* proxy queues with requests waiting for max_conns */
+    uv_timer_t queue_timer;        /* retries them while any waits (proxy.c) */
+    int queue_timer_ready;
     char name[8];              /* "w1" for log lines */
 } atr_worker_t;
 

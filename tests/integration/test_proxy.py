@@ -384,6 +384,21 @@ def test_queue_serves_when_slot_frees(atrium, origin):
     assert o.stats()["max_inflight"] == 1
 
 
+def test_queue_served_when_another_worker_frees_the_slot(atrium, origin):
+    """max_conns counts all workers but each worker queues its own requests: a
+    slot freed by one worker must reach the requests another worker queued
+    (before, they waited for queue_timeout and got 503)."""
+    o = origin("A")
+    a = atrium(proxy_conf([(o, "max_conns=1")], main_extra="workers 4;",
+                          upstream_extra="queue 16; queue_timeout 10s; retries 0;"))
+    # New connections land on the workers by SO_REUSEPORT's hash: with 12 of
+    # them, some worker queues while another holds the slot.
+    bgs = [Background(get, a.port, "/hold?ms=100") for _ in range(12)]
+    statuses = [b.result(30).status for b in bgs]
+    assert statuses == [200] * 12, statuses
+    assert o.stats()["max_inflight"] == 1
+
+
 def test_post_not_retried(atrium, origin):
     """RFC 9110 9.2.2: a non-idempotent request is never retried once sent."""
     a_, b_ = origin("A"), origin("B")
