@@ -412,6 +412,29 @@ def origin_config(tmp, port, nofile, conns):
 """.format(temp=nginx_http_temp(tmp), port=port, docroot=docroot)
 
 
+# Atrium's proxy always keeps the client's Host, adds X-Forwarded-For, -Proto, -Host,
+# Forwarded (RFC 7239) and Via to the request and Via to the response. nginx and HAProxy
+# do none of that by default; these lines make them send the origin the same request
+# (and the client the same response), as an operator's front-door config would, so the
+# three do the same work per request.
+NGINX_SAME_HEADERS = """            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header Forwarded "for=$remote_addr;host=\\"$http_host\\";proto=$scheme";
+            proxy_set_header Via "1.1 nginx";
+            add_header Via "1.1 nginx";
+"""
+
+HAPROXY_SAME_HEADERS = """    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    http-request set-header Forwarded "for=%[src];host=\\"%[req.hdr(host)]\\";proto=http"
+    http-request add-header Via "1.1 haproxy"
+    http-response add-header Via "1.1 haproxy"
+"""
+
+
 def nginx_proxy_config(tmp, port, origin_port, nofile, conns, keepalive):
     return nginx_common(tmp, os.path.join(tmp, "error.log"), nofile, conns) + """http {{
 {temp}    access_log off;
@@ -428,10 +451,11 @@ def nginx_proxy_config(tmp, port, origin_port, nofile, conns, keepalive):
             proxy_pass http://origin;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-        }}
+{same}        }}
     }}
 }}
-""".format(temp=nginx_http_temp(tmp), port=port, oport=origin_port, keepalive=keepalive)
+""".format(temp=nginx_http_temp(tmp), port=port, oport=origin_port, keepalive=keepalive,
+           same=NGINX_SAME_HEADERS)
 
 
 def haproxy_config(tmp, port, origin_port, maxconn):
@@ -456,8 +480,9 @@ frontend fe
 
 backend be
     http-reuse always
-    server origin 127.0.0.1:{oport}
-""".format(tmp=tmp, port=port, oport=origin_port, maxconn=maxconn)
+{same}    server origin 127.0.0.1:{oport}
+""".format(tmp=tmp, port=port, oport=origin_port, maxconn=maxconn,
+           same=HAPROXY_SAME_HEADERS)
 
 
 def atrium_config(port, origin_port, workers, keepalive):
