@@ -1,0 +1,96 @@
+"""tools/loadgen, the fixed-rate load generator tools/bench uses for latency at the same
+load: it sends what the schedule says, to each port in its slices, counts what the
+servers really answered, and counts broken answers as errors.
+
+Run: ATRIUM_BIN=... python3 -m pytest tests/integration/test_loadgen.py
+(loadgen is built next to atrium; LOADGEN_BIN overrides)
+"""
+
+import json
+import os
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from conftest import ATRIUM_BIN, free_port
+
+LOADGEN_BIN = os.environ.get("LOADGEN_BIN",
+                             os.path.join(os.path.dirname(ATRIUM_BIN), "loadgen"))
+
+
+def loadgen(*args, timeout=30):
+    if not os.access(LOADGEN_BIN, os.X_OK):
+        pytest.fail("loadgen %r not found (set LOADGEN_BIN)" % LOADGEN_BIN, pytrace=False)
+    return subprocess.run([LOADGEN_BIN] + [str(a) for a in args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=timeout)
+
+
+def test_rate_and_slices_reach_each_port(origin):
+    a, b = origin("a"), origin("b")
+    before = (a.reqs(), b.reqs())
+    r = loadgen("-p", "%d,%d" % (a.port, b.port), "-u", "/name", "-r", 400, "-d", 1,
+                "-s", 0.25, "-c", 4, "-w", 0)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert not doc["overloaded"]
+    for t, o, n0 in zip(doc["targets"], (a, b), before):
+        assert t["port"] == o.port
+        # 1 s per port at 400/s, every scheduled request answered, all 2xx
+        assert t["scheduled"] == 400 and t["completed"] == 400, t
+        assert t["errors"] == 0 and t["non2xx"] == 0, t
+        assert o.reqs() - n0 == 400
+        assert 0 < t["p50_us"] <= t["p99_us"] <= t["max_us"]
+
+
+def test_non_2xx_are_counted(origin):
+    o = origin()
+    r = loadgen("-p", o.port, "-u", "/status/503", "-r", 100, "-d", 0.5, "-c", 2, "-w", 0)
+    assert r.returncode == 0, r.stderr
+    t = json.loads(r.stdout)["targets"][0]
+    assert t["completed"] == 50 and t["non2xx"] == 50, t
+
+
+def test_broken_answers_are_errors_and_connections_reopened():
+    """A server that answers without Content-Length and closes: every request is an
+    error, and loadgen keeps going on new connections."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    port = free_port()
+    srv.bind(("127.0.0.1", port))
+    srv.listen(64)
+    accepted = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            try:
+                c.recv(4096)
+                c.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nno length")
+            except OSError:
+                pass
+            c.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        r = loadgen("-p", port, "-r", 50, "-d", 0.4, "-c", 2, "-w", 0)
+    finally:
+        srv.close()
+    assert r.returncode == 0, r.stderr
+    t = json.loads(r.stdout)["targets"][0]
+    assert t["scheduled"] == 20 and t["completed"] == 0 and t["errors"] == 20, t
+    assert len(accepted) >= 20
+
+
+def test_bad_arguments_and_refused_connect():
+    assert loadgen("-p", "0", "-r", 10, "-d", 1).returncode == 2
+    assert loadgen("-p", "80,x", "-r", 10, "-d", 1).returncode == 2
+    assert loadgen("-p", "8080", "-r", 0, "-d", 1).returncode == 2
+    r = loadgen("-p", free_port(), "-r", 10, "-d", 1)
+    assert r.returncode == 2 and b"connect" in r.stderr

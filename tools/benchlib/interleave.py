@@ -1,0 +1,178 @@
+"""tools/bench --interleave: the proxies measured in alternating slices, not one after another.
+
+On a VM the host's steal time drifts by tens of percent within a minute, so two proxies
+measured back to back each see a different machine. Here all of them run at once (each
+pinned to the proxy CPU, idle when it is not its turn) and the load moves between them in
+short slices:
+
+1. CPU per request: wrk runs SLICE seconds against each proxy in turn, for as many cycles
+   as fit in --duration per proxy. CPU time (from /proc) and requests add up per proxy;
+   every cycle also gives one Atrium/nginx ratio, and the spread of those ratios says how
+   far the summed figure can be trusted.
+2. Latency at the same load: tools/loadgen sends a fixed rate (--rate, or half the
+   lowest req/s of step 1), open loop, to each proxy in turn in the same slices, and
+   reports p50/p99/p99.9 measured from each request's scheduled send time.
+"""
+
+import json
+import os
+import subprocess
+
+from benchlib.core import (CLK_TCK, PATH, _median, log, make_server, parse_wrk, probe, run_wrk,
+                           spawn, stop_proc, tail, tree_cpu_ticks)
+
+
+def loadgen_path(args):
+    """tools/loadgen is built next to the Atrium binary (meson)."""
+    return os.path.join(os.path.dirname(os.path.abspath(args.atrium)), "loadgen")
+
+
+def run_loadgen(binary, ports, rate, seconds, slice_s, conns, cpus, tmp):
+    argv = [binary, "-p", ",".join(str(p) for p in ports), "-u", PATH, "-r", str(int(rate)),
+            "-d", str(seconds), "-s", str(slice_s), "-c", str(conns), "-w", "1"]
+    out = os.path.join(tmp, "loadgen.out")
+    err = os.path.join(tmp, "loadgen.err")
+    p = spawn(argv, cpus, 65536, out, err)
+    try:
+        p.wait(seconds * len(ports) + 30)
+    except subprocess.TimeoutExpired:
+        pass
+    rc = p.poll()
+    stop_proc(p)
+    if rc != 0:
+        raise RuntimeError("loadgen exited with %s: %s" % (rc, tail(err) or tail(out)))
+    with open(out) as f:
+        return json.load(f)
+
+
+def cpu_cycles(servers, args, slice_s, load_cpus):
+    """Step 1: wrk slices in turn; per proxy the summed requests and CPU ticks, and
+    per cycle each proxy's CPU us/request."""
+    cycles = max(1, args.duration // slice_s)
+    tot = {s.name: {"requests": 0, "ticks": 0, "errors": 0} for s in servers}
+    per_cycle = []
+    for c in range(cycles):
+        row = {}
+        order = servers[c % len(servers):] + servers[:c % len(servers)]
+        for s in order:
+            t0 = tree_cpu_ticks(s.proc.pid)
+            w = parse_wrk(run_wrk(s.port, slice_s, args.connections, load_cpus, s.tmp,
+                                  "slice%d" % c))
+            t1 = tree_cpu_ticks(s.proc.pid)
+            if s.proc.poll() is not None:
+                raise RuntimeError("%s exited during the run (status %s)"
+                                   % (s.name, s.proc.returncode))
+            n = w["requests"] or 0
+            tot[s.name]["requests"] += n
+            tot[s.name]["ticks"] += t1 - t0
+            tot[s.name]["errors"] += w["non2xx"] + w["socket_errors"]
+            row[s.name] = (t1 - t0) * 1e6 / CLK_TCK / n if n else None
+        per_cycle.append(row)
+        log("cycle %d of %d: %s" % (c + 1, cycles, ", ".join(
+            "%s %.1f us/req" % (k, v) for k, v in row.items() if v is not None)))
+    for name, t in tot.items():
+        t["rps"] = t["requests"] / float(cycles * slice_s)
+        t["cpu_us_per_req"] = t["ticks"] * 1e6 / CLK_TCK / t["requests"] if t["requests"] else None
+    return tot, per_cycle
+
+
+def cycle_ratios(per_cycle, a, b):
+    xs = sorted(r[a] / r[b] for r in per_cycle if r.get(a) and r.get(b))
+    if not xs:
+        return None
+    return {"median": _median(xs), "min": xs[0], "max": xs[-1], "n": len(xs)}
+
+
+def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, nofile, conns):
+    slice_s = max(1, args.slice)
+    lg = loadgen_path(args)
+    if not os.access(lg, os.X_OK):
+        log("%s not found: build it with meson (it is built next to atrium)" % lg)
+        return 2, None
+    servers = []
+    try:
+        for name in only:
+            s = make_server(name, args, origin_port, proxy_cpus, nofile, conns)
+            log("%s: starting (%s)" % (name, " ".join(s.argv)))
+            if not s.start():
+                log("%s: FAILED TO START: %s" % (name, s.error))
+                return 2, None
+            problem = probe(s.port)
+            if problem:
+                log("%s: WARNING: %s" % (name, problem))
+            servers.append(s)
+        for s in servers:
+            if args.warmup > 0:
+                log("%s: warm-up %ds" % (s.name, args.warmup))
+                run_wrk(s.port, args.warmup, args.connections, load_cpus, s.tmp, "warmup")
+        log("CPU per request: %ds wrk slices in turn, %ds per proxy" % (slice_s, args.duration))
+        tot, per_cycle = cpu_cycles(servers, args, slice_s, load_cpus)
+        rate = args.rate or 0.5 * min(t["rps"] for t in tot.values())
+        log("latency at %d req/s: %ds loadgen slices in turn, %ds per proxy"
+            % (rate, slice_s, args.duration))
+        lat = run_loadgen(lg, [s.port for s in servers], rate, args.duration, slice_s,
+                          args.connections, load_cpus, servers[0].tmp)
+    finally:
+        for s in servers:
+            s.stop()
+    by_port = {t["port"]: t for t in lat["targets"]}
+    results = []
+    for s in servers:
+        r = dict(tot[s.name], proxy=s.name)
+        r["fixed_rate"] = by_port[s.port]
+        results.append(r)
+    doc = {"config": {"slice_s": slice_s, "seconds_per_proxy": args.duration,
+                      "connections": args.connections, "rate": rate,
+                      "loadgen_overloaded": lat["overloaded"]},
+           "results": results, "cycles": per_cycle, "ratios": {}}
+    names = [s.name for s in servers]
+    for ref in ("nginx", "haproxy"):
+        if "atrium" in names and ref in names:
+            a, b = tot["atrium"], tot[ref]
+            la, lb = by_port[servers[names.index("atrium")].port], \
+                by_port[servers[names.index(ref)].port]
+            doc["ratios"][ref] = {
+                "cpu_per_req": a["cpu_us_per_req"] / b["cpu_us_per_req"]
+                if a["cpu_us_per_req"] and b["cpu_us_per_req"] else None,
+                "cpu_per_req_cycles": cycle_ratios(per_cycle, "atrium", ref),
+                "p99_at_rate": la["p99_us"] / lb["p99_us"] if lb["p99_us"] > 0 else None,
+                "p50_at_rate": la["p50_us"] / lb["p50_us"] if lb["p50_us"] > 0 else None,
+            }
+    return 0, doc
+
+
+def print_interleave(doc, pinning):
+    c = doc["config"]
+    print("Atrium bench, interleaved: GET %s via proxy -> nginx origin; %s" % (PATH, pinning))
+    print("CPU: wrk -t1 -c%d in %ds slices, %ds per proxy; latency: loadgen %d req/s open loop, "
+          "same slices" % (c["connections"], c["slice_s"], c["seconds_per_proxy"], c["rate"]))
+    print()
+    cols = ("proxy", "req/s", "cpu_us/req", "errors", "p50@rate", "p99@rate", "p99.9@rate",
+            "errors@rate")
+    rows = []
+    for r in doc["results"]:
+        f = r["fixed_rate"]
+        rows.append((r["proxy"], "%.0f" % r["rps"],
+                     "%.1f" % r["cpu_us_per_req"] if r["cpu_us_per_req"] else "-",
+                     str(r["errors"]), "%.0fus" % f["p50_us"], "%.0fus" % f["p99_us"],
+                     "%.0fus" % f["p999_us"], str(f["errors"] + f["non2xx"])))
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(cols)]
+    print("  ".join(h.ljust(widths[i]) if i == 0 else h.rjust(widths[i])
+                    for i, h in enumerate(cols)))
+    print("-" * (sum(widths) + 2 * (len(cols) - 1)))
+    for row in rows:
+        print("  ".join(v.ljust(widths[i]) if i == 0 else v.rjust(widths[i])
+                        for i, v in enumerate(row)))
+    print()
+    for ref, r in doc["ratios"].items():
+        cyc = r["cpu_per_req_cycles"]
+        if r["cpu_per_req"]:
+            print("atrium/%s cpu_per_req ratio: %.2f (target <= 0.8)%s" % (
+                ref, r["cpu_per_req"],
+                "; per cycle: median %.2f, range %.2f-%.2f over %d cycles"
+                % (cyc["median"], cyc["min"], cyc["max"], cyc["n"]) if cyc else ""))
+        if r["p99_at_rate"]:
+            print("atrium/%s p99 ratio at %d req/s: %.2f; p50 ratio: %.2f" % (
+                ref, doc["config"]["rate"], r["p99_at_rate"], r["p50_at_rate"]))
+    if doc["config"]["loadgen_overloaded"]:
+        print("note: loadgen's backlog overflowed: a proxy could not keep up with the rate")
