@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <strings.h>
 
-static void grow(atr_buf_t *b, size_t more)
+void atr_buf_grow(atr_buf_t *b, size_t more)
 {
     if (b->n + more <= b->cap)
         return;
@@ -14,13 +14,6 @@ static void grow(atr_buf_t *b, size_t more)
         cap *= 2;
     b->p = atr_xrealloc(b->p, cap);
     b->cap = cap;
-}
-
-void atr_buf_put(atr_buf_t *b, const char *s, size_t n)
-{
-    grow(b, n);
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
 }
 
 void atr_buf_puts(atr_buf_t *b, const char *s)
@@ -36,7 +29,7 @@ void atr_buf_printf(atr_buf_t *b, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return;
-    grow(b, (size_t)n + 1);
+    atr_buf_grow(b, (size_t)n + 1);
     va_start(ap, fmt);
     vsnprintf(b->p + b->n, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -45,7 +38,7 @@ void atr_buf_printf(atr_buf_t *b, const char *fmt, ...)
 
 void atr_buf_header(atr_buf_t *b, atr_str_t name, atr_str_t value)
 {
-    grow(b, name.n + value.n + 4);
+    atr_buf_grow(b, name.n + value.n + 4);
     memcpy(b->p + b->n, name.p, name.n);
     b->n += name.n;
     b->p[b->n++] = ':';

@@ -49,19 +49,6 @@ char *atr_xstrndup(const char *s, size_t n)
     return p;
 }
 
-int atr_str_ieq(atr_str_t s, const char *lower)
-{
-    size_t i;
-    for (i = 0; i < s.n; i++) {
-        unsigned char c = (unsigned char)s.p[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c + 32);
-        if (lower[i] == '\0' || c != (unsigned char)lower[i])
-            return 0;
-    }
-    return lower[i] == '\0';
-}
-
 int atr_str_eq(atr_str_t s, const char *cstr)
 {
     return strlen(cstr) == s.n && memcmp(s.p, cstr, s.n) == 0;

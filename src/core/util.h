@@ -32,7 +32,20 @@ char *atr_xstrdup(const char *s);
 char *atr_xstrndup(const char *s, size_t n);
 
 /* Case-insensitive compare of a view with a NUL-terminated lowercase literal. */
-int atr_str_ieq(atr_str_t s, const char *lower);
+static inline int atr_str_ieq(atr_str_t s, const char *lower)
+{
+    /* inline: header filters call it dozens of times per request, and most
+     * calls end at the first byte */
+    size_t i;
+    for (i = 0; i < s.n; i++) {
+        unsigned char c = (unsigned char)s.p[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        if (lower[i] == '\0' || c != (unsigned char)lower[i])
+            return 0;
+    }
+    return lower[i] == '\0';
+}
 /* 1 when the view equals the C string exactly. */
 int atr_str_eq(atr_str_t s, const char *cstr);
 
