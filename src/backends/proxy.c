@@ -131,14 +131,29 @@ static void idle_timeout(atr_bconn_t *bc)
     atr__bc_close(bc);
 }
 
+/* 1 when this finished connection cannot carry another exchange: the backend
+ * closed or reset it, or sent bytes nobody asked for (what follows a complete
+ * response must never be read as the next request's response). */
+static int bc_unusable(atr_bconn_t *bc)
+{
+    uv_os_fd_t fd;
+    char c;
+    if (uv_fileno(&bc->io.handle, &fd) < 0)
+        return 1;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
 /* Keep a cleanly finished connection for the next request, or close it. */
 void atr__bc_park(atr_bconn_t *bc)
 {
     const atr_conf_upstream_t *u = bc->wg->gen->ups[bc->ups].conf;
     atr_pool_t *p = &bc->wg->pools[bc->ups][bc->server];
     bc->px = NULL;
+    /* A response that ended exactly where a full read ended may have bytes
+     * behind it in the socket (a shorter read left the socket empty). */
     if (bc->closing || bc->eof || p->nidle >= u->keepalive || bc->nreqs >= u->keepalive_requests ||
-        bc->wg->w->stopping || bc->wg != bc->wg->w->wgen) {
+        bc->wg->w->stopping || bc->wg != bc->wg->w->wgen || (bc->read_full && bc_unusable(bc))) {
         atr__bc_close(bc);
         return;
     }
@@ -182,7 +197,6 @@ static void bc_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void bc_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     atr_bconn_t *bc = s->data;
-    (void)buf;
     if (nread == 0)
         return;
     if (bc->px == NULL) {
@@ -195,8 +209,10 @@ static void bc_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         bc->eof = 1;
         uv_read_stop(s);
         bc->reading = 0;
-    } else if (!atr__px_decode(bc->px, (size_t)nread)) {
-        return;
+    } else {
+        bc->read_full = (size_t)nread == buf->len;
+        if (!atr__px_decode(bc->px, (size_t)nread))
+            return;
     }
     atr__px_on_backend_data(bc->px, nread);
 }
@@ -616,17 +632,6 @@ static atr_bconn_t *bc_connect(atr_proxy_t *px, int s)
     return bc;
 }
 
-/* 1 when the backend has closed (or reset) this idle connection. */
-static int bc_peer_closed(atr_bconn_t *bc)
-{
-    uv_os_fd_t fd;
-    char c;
-    if (uv_fileno(&bc->io.handle, &fd) < 0)
-        return 1;
-    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-}
-
 /* Pick a server and a connection for px (first try, failover or retry). */
 void atr__px_dispatch(atr_proxy_t *px)
 {
@@ -654,9 +659,16 @@ void atr__px_dispatch(atr_proxy_t *px)
         memcpy(px->r->upstream_addr, text, n);
         px->r->upstream_addr[n] = '\0';
     }
+    atr__px_use_server(px);
+}
 
+/* Send px to the server whose slot it holds (px->server): on an idle pooled
+ * connection, a new script, or a new connection. */
+void atr__px_use_server(atr_proxy_t *px)
+{
+    int s = px->server;
     atr_pool_t *p = &px->wg->pools[px->ups][s];
-    while (p->idle && !px->idempotent && bc_peer_closed(p->idle)) {
+    while (p->idle && !px->idempotent && bc_unusable(p->idle)) {
         /* A request that must not be retried takes no connection the
          * backend has already closed (its FIN may not have been read yet). */
         atr_bconn_t *dead = p->idle;
@@ -727,6 +739,7 @@ static void send_timeout(atr_bconn_t *bc)
  * let the read side decide: the response that comes, or 502 at its end. */
 static void px_write_failed(atr_proxy_t *px)
 {
+    px->write_failed = 1;
     if (px->r && !px->r->body.done)
         px->r->resp_close = 1;
     if (px->r && px->r->body_pending)
@@ -753,6 +766,10 @@ static void on_backend_write(uv_write_t *wr, int status)
     }
     if (px->r && px->r->body_pending)
         atr_req_body_consumed(px->r);
+    /* The backend took it: the send deadline ends here (the next queued write
+     * arms its own; the response's starts once the request is out). */
+    if (bc->timer.kind == BT_SEND)
+        atr_deadline_set(&bc->timer, BT_NONE, 0);
     atr__arm_read_timer(px);
     px_pump_request(px);
 }

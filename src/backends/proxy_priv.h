@@ -45,6 +45,7 @@ struct atr_bconn {
     uint32_t len, cap, off;
     int refs, nreqs;
     unsigned closing : 1, connected : 1, reading : 1, write_pending : 1, eof : 1;
+    unsigned read_full : 1;       /* the last read filled the buffer: more may be waiting */
 };
 
 enum { BT_NONE = 0, BT_CONNECT, BT_READ, BT_SEND, BT_IDLE };
@@ -78,6 +79,7 @@ struct atr_proxy {
     int idempotent;
     int req_body_done;            /* whole request body written to the backend */
     int req_bytes_sent;           /* any body byte went out: no retry */
+    int write_failed;             /* a write to the backend failed: a body may be lost */
     int req_writing;              /* a backend write is pending */
     int resp_writing;             /* a client write is pending */
     atr_http_parser_t *rparser;
@@ -100,7 +102,8 @@ struct atr_proxy {
 };
 
 /* proxy.c */
-void atr__px_dispatch(atr_proxy_t *px);          /* pick a server and a connection (again) */
+void atr__px_dispatch(atr_proxy_t *px);            /* pick a server and a connection (again) */
+void atr__px_use_server(atr_proxy_t *px);          /* a connection to the server px holds a slot on */
 void atr__px_fail(atr_proxy_t *px, int status, const char *why); /* answer status or cut the response */
 void atr__px_end(atr_proxy_t *px);               /* detach from the request and free */
 void atr__server_release(atr_proxy_t *px);       /* give the server slot back, wake the queue */

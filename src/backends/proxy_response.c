@@ -220,10 +220,13 @@ static void px_response_head(atr_proxy_t *px)
     atr__px_pump_response(px);
 }
 
+/* After a failed write the request counts as sent (its body is given up, see
+ * px_write_failed): only a request without a body can go again. */
 static int px_can_retry(atr_proxy_t *px)
 {
     return px->bc && px->bc->nreqs > 1 && px->idempotent && !px->req_bytes_sent &&
-           px->bc->len == 0 && px->attempts <= px->u->retries + 1;
+           px->bc->len == 0 && px->attempts <= px->u->retries + 1 &&
+           !(px->write_failed && px->r && px->r->msg->body != ATR_BODY_NONE);
 }
 
 void atr__px_on_backend_data(atr_proxy_t *px, ssize_t nread)
@@ -241,14 +244,14 @@ void atr__px_on_backend_data(atr_proxy_t *px, ssize_t nread)
     if (nread < 0 && bc->len == 0) {
         if (px_can_retry(px)) {
             /* A pooled connection the server had just closed: the request
-             * never reached it, so sending it again is safe. */
-            int s = px->server;
+             * never reached it, so sending it again is safe. Same server, and
+             * the request keeps its slot there (released, the slot would go to
+             * a queued request and leave this one with nowhere to go). */
             bc->px = NULL;
             atr__bc_close(bc);
             px->bc = NULL;
-            atr__server_release(px);
-            px->tried[s] = 0;
-            atr__px_dispatch(px);
+            px->attempts++;
+            atr__px_use_server(px);
             return;
         }
         atr__px_fail(px, 502, "backend closed without a response");

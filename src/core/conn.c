@@ -534,6 +534,10 @@ static void update_reading(atr_conn_t *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
     }
+    /* Not reading because the buffer is full of body the backend has not taken:
+     * the wait is the backend's (its send_timeout), not the client's. */
+    if (!want && c->timer.kind == T_BODY)
+        timer_set(c, T_NONE, 0);
     if (want && c->req && c->req->body_wanted && c->timer.kind != T_SEND)
         timer_set(c, T_BODY, conf_of(c)->body_timeout);
 }

@@ -1,0 +1,258 @@
+"""Backends that misbehave in ways the test origin cannot: a scripted raw backend
+(one thread per connection) per test. Each case is a bug that was found and fixed:
+
+- bytes a backend sends after a complete response, when the response ended exactly
+  where a full read of the backend buffer ended, were read as the next request's
+  response (same client pipelining, or a queued request of another client);
+- a backend write that had to wait left the send deadline armed after it finished:
+  a slow but steady upload got 504 "request send timeout";
+- a stalled backend during an upload (Atrium stops reading the client: backpressure)
+  was blamed on the client: 408 instead of the backend's 504;
+- the idempotent retry on a stale pooled connection gave its server slot to a queued
+  request and then failed with 502.
+
+Run: ATRIUM_BIN=... python3 -m pytest tests/integration/test_backend_faults.py
+"""
+
+import socket
+import threading
+import time
+
+from conftest import Background, connect, free_port, get, read_all, status_of
+
+
+class RawBackend:
+    """Accepts connections and runs handle(conn, state) for each in a thread."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.conns += 1
+                n = self.conns
+            threading.Thread(target=self._run, args=(c, n), daemon=True).start()
+
+    def _run(self, c, n):
+        try:
+            self.handle(c, n)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def read_head(c, buf=b""):
+    """(head, rest) of the next request on c, or (None, b"") at EOF."""
+    while b"\r\n\r\n" not in buf:
+        d = c.recv(65536)
+        if not d:
+            return None, b""
+        buf += d
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    return head, rest
+
+
+def content_length(head):
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+def conf_for(port, upstream_extra="", server_extra="", main_extra=""):
+    return "\n".join([
+        main_extra,
+        "upstream app {",
+        "    server 127.0.0.1:%d%s;" % (port, server_extra),
+        "    " + upstream_extra,
+        "}",
+        "host * { route / { proxy app; } }",
+    ])
+
+
+# ---------------------------------------------------------------- stray bytes
+
+BUFFER = 16384
+HEAD_A = b"HTTP/1.1 200 OK\r\nContent-Length: %05d\r\n\r\n"
+BODY_A = BUFFER - len(HEAD_A % 0)   # head + body fill the backend buffer exactly
+SMUGGLED = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nX-Smuggled: yes\r\n\r\nPOISON"
+
+
+def exact_then_extra(c, n):
+    """/a: a response of exactly BUFFER bytes, then a whole second response nobody
+    asked for, in one send; anything else: 'ok'."""
+    buf = b""
+    while True:
+        head, buf = read_head(c, buf)
+        if head is None:
+            return
+        if head.startswith(b"GET /a "):
+            time.sleep(0.3)           # let the pipelined/queued request arrive first
+            c.sendall((HEAD_A % BODY_A) + b"A" * BODY_A + SMUGGLED)
+        else:
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def test_bytes_after_a_full_read_response_are_not_the_next_pipelined_response(atrium):
+    be = RawBackend(exact_then_extra)
+    try:
+        a = atrium(conf_for(be.port, main_extra="buffer_size 16k;"))
+        with connect(a.port) as s:
+            s.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n"
+                      b"Connection: close\r\n\r\n")
+            data = read_all(s, timeout=5).data
+        assert b"POISON" not in data and b"X-Smuggled" not in data, data[-300:]
+        assert data.endswith(b"\r\n\r\nok"), data[-300:]
+        assert data.count(b"HTTP/1.1 200 OK") == 2
+    finally:
+        be.close()
+
+
+def test_bytes_after_a_full_read_response_are_not_a_queued_clients_response(atrium):
+    be = RawBackend(exact_then_extra)
+    try:
+        a = atrium(conf_for(be.port, server_extra=" max_conns=1", upstream_extra="queue 4;",
+                            main_extra="buffer_size 16k;"))
+        first = Background(get, a.port, "/a")
+        time.sleep(0.1)               # /a holds the only slot; /b waits in the queue
+        second = Background(get, a.port, "/b")
+        ra, rb = first.result(10), second.result(10)
+        assert ra.status == 200 and len(ra.body) == BODY_A, ra
+        assert (rb.status, rb.body) == (200, b"ok"), rb
+        assert rb.get("x-smuggled") is None
+    finally:
+        be.close()
+
+
+# ---------------------------------------------------------------- upload timeouts
+
+def read_body_then_answer(c, n):
+    head, rest = read_head(c)
+    if head is None:
+        return
+    want, got = content_length(head), len(rest)
+    while got < want:
+        d = c.recv(1 << 20)
+        if not d:
+            return
+        got += len(d)
+    body = b"got %d" % got
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    time.sleep(1)
+
+
+def upload(port, total, fast, trickle, gap):
+    """POST total bytes: `fast` of them at once, then `trickle`-byte pieces every gap
+    seconds, from a thread (the send may block: backpressure); returns the raw
+    response read meanwhile."""
+    s = connect(port, timeout=15)
+    s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+              % total)
+
+    def send():
+        try:
+            s.sendall(b"x" * fast)
+            sent = fast
+            while sent < total:
+                time.sleep(gap)
+                n = min(trickle, total - sent)
+                s.sendall(b"y" * n)
+                sent += n
+        except OSError:
+            pass                      # the proxy answered and closed first
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    data = read_all(s, timeout=15).data
+    s.close()
+    sender.join(5)
+    return data
+
+
+def test_send_deadline_ends_when_the_backend_takes_the_write(atrium):
+    """8 MB at once (a backend write has to wait), then 100 bytes every 0.4 s for
+    2.4 s: the backend reads everything as it comes, so no send timeout (1 s)."""
+    be = RawBackend(read_body_then_answer)
+    try:
+        a = atrium(conf_for(be.port, upstream_extra="send_timeout 1s; read_timeout 10s;",
+                            main_extra="body_timeout 5s;"))
+        total = 8 * 1024 * 1024 + 600
+        data = upload(a.port, total, 8 * 1024 * 1024, 100, 0.4)
+        assert status_of(data) == 200, data[:200]
+        assert data.endswith(b"got %d" % total), data[-100:]
+    finally:
+        be.close()
+
+
+def stall(c, n):
+    read_head(c)
+    time.sleep(8)                     # never reads the body
+
+
+def test_a_backend_that_stops_reading_an_upload_gets_504_not_408(atrium):
+    """The client sent its body at once and Atrium stopped reading it (its buffer is
+    full, the backend takes nothing): the backend's send_timeout decides (504), not
+    the client's body_timeout (408)."""
+    be = RawBackend(stall)
+    try:
+        a = atrium(conf_for(be.port, upstream_extra="send_timeout 2500ms;",
+                            main_extra="body_timeout 1s;"))
+        t0 = time.monotonic()
+        data = upload(a.port, 8 * 1024 * 1024, 8 * 1024 * 1024, 1, 0)
+        assert status_of(data) == 504, data[:200]
+        assert time.monotonic() - t0 >= 2.0
+    finally:
+        be.close()
+
+
+# ---------------------------------------------------------------- stale retry
+
+def close_on_second_request(c, n):
+    """Answers the first request on a connection; on the second, waits a little and
+    closes without a word: a keep-alive connection the server dropped."""
+    buf = b""
+    count = 0
+    while True:
+        head, buf = read_head(c, buf)
+        if head is None:
+            return
+        count += 1
+        if count >= 2:
+            time.sleep(0.3)
+            return
+        time.sleep(0.1)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def test_stale_retry_keeps_its_slot_when_others_are_queued(atrium):
+    be = RawBackend(close_on_second_request)
+    try:
+        a = atrium(conf_for(be.port, server_extra=" max_conns=1",
+                            upstream_extra="queue 4; queue_timeout 10s;"))
+        assert get(a.port, "/1").status == 200          # leaves a pooled connection
+        second = Background(get, a.port, "/2")          # reuses it: stale, retried
+        time.sleep(0.1)
+        third = Background(get, a.port, "/3")           # queued behind /2
+        r2, r3 = second.result(10), third.result(10)
+        assert (r2.status, r2.body) == (200, b"ok"), r2
+        assert (r3.status, r3.body) == (200, b"ok"), r3
+    finally:
+        be.close()
