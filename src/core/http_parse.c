@@ -378,9 +378,9 @@ static void on_content_length(atr_http_parser_t *p, const char *v, size_t n)
         unsigned d = (unsigned char)v[i] - '0';
         if (d > 9)
             goto bad;
-        x = x * 10 + d;
-        if (x > CL_MAX)
+        if (x > (CL_MAX - d) / 10) /* before multiplying: 2^64 + 4 must not wrap to 4 */
             goto bad;
+        x = x * 10 + d;
     }
     p->s.content_length = x;
     return;

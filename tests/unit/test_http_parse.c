@@ -238,6 +238,9 @@ static const struct tcase requests[] = {
     { __LINE__, S(GET11 "Content-Length:\r\n\r\n"), "E400", 0, 0 },
     { __LINE__, S(GET11 "Content-Length: 4611686018427387905\r\n\r\n"), "E400", 0, 0 },
     { __LINE__, S(GET11 "Content-Length: 99999999999999999999999999\r\n\r\n"), "E400", 0, 0 },
+    /* 2^64 + 4 and 2^64: a check after the multiplication let them wrap to 4 and 0 */
+    { __LINE__, S(GET11 "Content-Length: 18446744073709551620\r\n\r\nabcd"), "E400", 0, 0 },
+    { __LINE__, S(GET11 "Content-Length: 18446744073709551616\r\n\r\n"), "E400", 0, 0 },
     { __LINE__, S(GET11 "Transfer-Encoding: chunked, gzip\r\n\r\n"), "E400", 0, 0 },
     { __LINE__, S(GET11 "Transfer-Encoding: gzip\r\n\r\n"), "E400", 0, 0 },
     { __LINE__, S(GET11 "Transfer-Encoding: identity\r\n\r\n"), "E400", 0, 0 },
