@@ -234,11 +234,24 @@ void atr__bc_read_stop(atr_bconn_t *bc)
 
 /* ---- server accounting ---- */
 
-static void server_acquire(atr_proxy_t *px, int s)
+/* Take a slot on server s: 0 when max_conns is reached. The balancer's pick
+ * only read the count; another worker may have taken the last slot since, so
+ * the check and the increment are one compare-and-swap. */
+static int server_acquire(atr_proxy_t *px, int s)
 {
     atr_server_state_t *st = gups(px)->servers[s].state;
-    atomic_fetch_add(&st->active, 1);
+    int max = gups(px)->servers[s].max_conns;
+    if (max > 0) {
+        int cur = atomic_load(&st->active);
+        do {
+            if (cur >= max)
+                return 0;
+        } while (!atomic_compare_exchange_weak(&st->active, &cur, cur + 1));
+    } else {
+        atomic_fetch_add(&st->active, 1);
+    }
     atomic_fetch_add(&st->requests, 1);
+    return 1;
 }
 
 static void queue_kick(atr_wgen_t *wg, int ups);
@@ -635,9 +648,20 @@ static atr_bconn_t *bc_connect(atr_proxy_t *px, int s)
 /* Pick a server and a connection for px (first try, failover or retry). */
 void atr__px_dispatch(atr_proxy_t *px)
 {
-    int all_full = 0;
+    int all_full = 0, s;
     uint64_t now = uv_now(&px->wg->w->loop);
-    int s = atr_lb_pick(px->wg->lbs[px->ups], now, px->tried, &all_full);
+    for (int lost = 0;; lost++) {
+        s = atr_lb_pick(px->wg->lbs[px->ups], now, px->tried, &all_full);
+        if (s < 0 || server_acquire(px, s))
+            break;
+        /* Another worker took the slot after the pick: the server now counts
+         * as full, so pick again; after a few lost races, wait in the queue. */
+        if (lost == 8) {
+            s = -1;
+            all_full = 1;
+            break;
+        }
+    }
     if (s < 0) {
         if (all_full && px->attempts == 0)
             enqueue(px);
@@ -652,7 +676,6 @@ void atr__px_dispatch(atr_proxy_t *px)
     px->tried[s] = 1;
     px->attempts++;
     px->server = s;
-    server_acquire(px, s);
     if (px->wg->gen->access_log) {
         const char *text = server_conf(px->wg, px->ups, s)->text;
         size_t n = ATR_MIN(strlen(text), sizeof px->r->upstream_addr - 1);

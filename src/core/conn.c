@@ -189,8 +189,14 @@ static void on_write(uv_write_t *wr, int status)
     atr_req_t *r = c->req;
     atr_cache_put(c->w, ATR_CACHE_WRITE, wr);
     c->write_pending = 0;
-    if (c->timer.kind == T_SEND)
-        timer_set(c, T_NONE, 0);
+    if (c->timer.kind == T_SEND) {
+        /* A request body still coming (a backend answering early) is timed
+         * again: with nothing to write and no backend timer, nothing else is. */
+        if (r && r->body_wanted && c->reading && !c->closing)
+            timer_set(c, T_BODY, conf_of(c)->body_timeout);
+        else
+            timer_set(c, T_NONE, 0);
+    }
     if (r) {
         free(r->out_head);
         r->out_head = NULL;
@@ -349,8 +355,12 @@ static void go_idle(atr_conn_t *c)
 void atr_req_finish(atr_req_t *r)
 {
     atr_conn_t *c = r->c;
-    int keep = !r->resp_close && !c->eof && !c->closing && !c->w->stopping && r->body.done &&
-               r->version_minor >= 0 && c->nreqs < (uint32_t)conf_of(c)->keepalive_requests;
+    /* A client that half-closed after pipelining still gets an answer to every
+     * request it sent whole: go on while bytes are buffered (process closes at
+     * an incomplete head). */
+    int keep = !r->resp_close && (!c->eof || c->in_off < c->in_len) && !c->closing &&
+               !c->w->stopping && r->body.done && r->version_minor >= 0 &&
+               c->nreqs < (uint32_t)conf_of(c)->keepalive_requests;
     if (r->msg != NULL)
         keep = 0; /* the head was never consumed (error before dispatch) */
     r->phase = ATR_RP_DONE;
@@ -407,6 +417,11 @@ int atr_req_body_read(atr_req_t *r, atr_str_t *v, int max, int *n)
         return ATR_ERROR;
     }
     r->body_pending = used;
+    if (*n == 0) {
+        /* Only framing (a chunk-size line, a CRLF): the decoder has moved past
+         * it, so it is consumed now; no caller gets a view to hand back. */
+        atr_req_body_consumed(r);
+    }
     if (rc == ATR_DONE) {
         r->body_wanted = 0;
         if (c->timer.kind == T_BODY)
@@ -548,6 +563,9 @@ static void head_error(atr_req_t *r, int status, const char *why)
              status, why);
     r->body.done = 1;
     r->resp_close = 1;
+    /* Out of the head phase: bytes arriving while the answer is written are
+     * not parsed again (a second error, a second answer). */
+    r->phase = ATR_RP_RESPONDING;
     atr_req_respond_simple(r, status, NULL, 1);
 }
 
@@ -588,8 +606,11 @@ static void process(atr_conn_t *c)
         const char *why = NULL;
         int rc = atr_http_parse(c->parser, c->in + c->in_off, c->in_len - c->in_off, r->msg,
                                 &status, &why);
-        if (rc == ATR_AGAIN)
+        if (rc == ATR_AGAIN) {
+            if (c->eof) /* the rest of this head will never come */
+                atr_conn_close(c);
             break;
+        }
         timer_set(c, T_NONE, 0);
         c->nreqs++;
         if (rc == ATR_ERROR) {
@@ -621,6 +642,7 @@ static void on_timer(atr_deadline_t *d, int phase)
     case T_HEAD:
         if (r && r->phase == ATR_RP_HEAD && c->in_len > c->in_off) {
             r->body.done = 1;
+            r->phase = ATR_RP_RESPONDING; /* the rest of the head is not parsed */
             atr_req_respond_simple(r, 408, NULL, 1);
             return;
         }

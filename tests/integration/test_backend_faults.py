@@ -256,3 +256,40 @@ def test_stale_retry_keeps_its_slot_when_others_are_queued(atrium):
         assert (r3.status, r3.body) == (200, b"ok"), r3
     finally:
         be.close()
+
+
+# ---------------------------------------------------------------- early answer
+
+def early_answer_then_wait(c, n):
+    """Answers at once with 4 MiB of a chunked body (no end), then only drains
+    what the proxy sends."""
+    read_head(c)
+    c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    block = b"10000\r\n" + b"x" * 65536 + b"\r\n"
+    for _ in range(64):
+        c.sendall(block)
+    while c.recv(65536):
+        pass
+
+
+def test_a_stalled_body_is_timed_after_an_early_answer_was_written(atrium):
+    """The client sends 1000 of 1,000,000 body bytes, reads the early answer slowly
+    (the write waits: send_timeout runs, body_timeout does not), then stops sending:
+    body_timeout must run again once the write is done (the connection stayed open
+    for good)."""
+    be = RawBackend(early_answer_then_wait)
+    try:
+        a = atrium(conf_for(be.port, upstream_extra="send_timeout 30s; read_timeout 30s;",
+                            main_extra="body_timeout 1500ms; send_timeout 30s;"))
+        s = connect(a.port, timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n" + b"z" * 1000)
+        time.sleep(2)                 # not reading: the proxy's write to us waits
+        t0 = time.monotonic()
+        r = read_all(s, timeout=10)   # read everything; the body never comes
+        s.close()
+        assert r.data.startswith(b"HTTP/1.1 200"), r.data[:100]
+        assert r.closed or r.reset, "the connection stayed open"
+        assert time.monotonic() - t0 < 8
+    finally:
+        be.close()

@@ -248,6 +248,22 @@ def test_pipelining_in_order(front):
     assert r.closed
 
 
+def test_pipelined_requests_answered_after_the_client_half_closes(front):
+    """Requests sent whole before a FIN (shutdown(SHUT_WR)) are all answered, in
+    order; an incomplete head after them just ends the connection (the second
+    request used to be dropped when the first finished after the EOF)."""
+    a, _ = front
+    for tail in (b"", b"GET /name HTTP/1.1\r\nHo"):
+        with connect(a.port) as s:
+            s.sendall(request_bytes("GET", "/hold?ms=300") + request_bytes("GET", "/echo?i=2")
+                      + tail)
+            s.shutdown(socket.SHUT_WR)
+            r = read_all(s, timeout=5.0)
+        assert [x.status for x in r.responses()] == [200, 200], r.data[:300]
+        assert r.responses()[1].json()["query"]["i"] == "2"
+        assert r.closed
+
+
 def test_pipelining_with_bodies(front):
     a, _ = front
     reqs = (request_bytes("POST", "/echo", body=b"one")

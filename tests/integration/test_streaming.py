@@ -6,7 +6,8 @@ import socket
 import time
 
 from conftest import (Conn, Reader, RssSampler, bytes_sha256, connect, gen_blocks, get,
-                      proxy_conf, raw_ex, read_response, request_bytes, sha256_hex, wait_until)
+                      proxy_conf, raw_ex, read_all, read_response, request_bytes, sha256_hex,
+                      wait_until)
 
 BIG = 256 << 20
 RSS_LIMIT_KB = 16 * 1024
@@ -155,3 +156,22 @@ def test_many_small_chunks(atrium, origin):
         ("Transfer-Encoding", "chunked"), ("Connection", "close")]) + body, timeout=10.0)
     resp = r.responses()[0]
     assert resp.text() == sha256_hex(b"".join(parts))
+
+
+def test_chunked_body_split_at_its_framing(atrium, origin):
+    """Reads that carry only chunk framing (a size line, a CRLF) are consumed like
+    the data around them: the body arrives whole however TCP splits it (it used to
+    be re-read as data: 400)."""
+    o = origin()
+    a = atrium(proxy_conf([o]))
+    for pieces in ([b"5\r\nhello\r\n", b"3\r\n", b"abc\r\n0\r\n\r\n"],
+                   [b"5\r\nhello", b"\r\n", b"3\r\nabc\r\n", b"0\r\n", b"\r\n"]):
+        with connect(a.port) as s:
+            s.sendall(b"POST /sha256 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                      b"Connection: close\r\n\r\n")
+            for p in pieces:
+                time.sleep(0.15)
+                s.sendall(p)
+            r = read_all(s, timeout=5)
+        assert r.status == 200, r.data[:200]
+        assert r.data.endswith(hashlib.sha256(b"helloabc").hexdigest().encode()), r.data[-100:]

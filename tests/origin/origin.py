@@ -269,8 +269,17 @@ class Origin:
             lines.append("Connection: close")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
+    def done_in_flight(self, req):
+        """The request stops counting as in flight: when its answer starts (once
+        the proxy has the answer it may send the next request, before this
+        coroutine runs again), or at the end of its handling."""
+        if getattr(req, "in_flight", False):
+            req.in_flight = False
+            self.stats["inflight"] -= 1
+
     async def respond(self, req, writer, status, body=b"", headers=(),
                       close=False, ctype="text/plain"):
+        self.done_in_flight(req)
         if isinstance(body, str):
             body = body.encode()
         hs = list(headers)
@@ -314,6 +323,7 @@ class Origin:
                         counted = True
                     st["inflight"] += 1
                     st["max_inflight"] = max(st["max_inflight"], st["inflight"])
+                    req.in_flight = True
                 try:
                     keep = await self.dispatch(req, reader, writer)
                 except BadRequest as e:
@@ -325,8 +335,7 @@ class Origin:
                     await writer.drain()
                     keep = False
                 finally:
-                    if not control:
-                        st["inflight"] -= 1
+                    self.done_in_flight(req)
                 if not keep:
                     break
         except (ConnectionError, asyncio.IncompleteReadError,
