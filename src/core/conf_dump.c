@@ -118,7 +118,12 @@ static void dump_main(const atr_conf_t *c, FILE *out)
     fprintf(out, "keepalive_requests %d;\n", c->keepalive_requests);
     duration(out, "", "drain_timeout", c->drain_timeout);
     size(out, "", "buffer_size", c->buffer_size);
-    fprintf(out, "via %s;\n", c->via != NULL ? c->via : "off");
+    fputs("via ", out);
+    if (c->via != NULL)
+        word(out, c->via); /* quoted when it needs to be: "a#b" must not dump as a comment */
+    else
+        fputs("off", out);
+    fputs(";\n", out);
     fprintf(out, "underscores_in_headers %s;\n", c->underscores_in_headers ? "on" : "off");
     fprintf(out, "cgi_max_procs %d;\n", c->cgi_max_procs);
     fprintf(out, "stderr_log_rate %u;\n", c->stderr_log_rate);

@@ -450,10 +450,14 @@ static void stop_all(void)
     for (int w = 0; w < rt.nworkers; w++)
         atr_worker_stop(rt.workers[w]);
     atr_spawn_stop_all();
-    uv_close((uv_handle_t *)&rt.sig_hup, NULL);
-    uv_close((uv_handle_t *)&rt.sig_term, NULL);
-    uv_close((uv_handle_t *)&rt.sig_int, NULL);
-    uv_close((uv_handle_t *)&rt.sig_usr1, NULL);
+    /* The handlers stay installed while the workers drain (closed, the default
+     * action would come back: a logrotate SIGUSR1 or a SIGHUP would kill the
+     * process and cut the requests in flight); unref'd, they do not keep the
+     * loop running. */
+    uv_unref((uv_handle_t *)&rt.sig_hup);
+    uv_unref((uv_handle_t *)&rt.sig_term);
+    uv_unref((uv_handle_t *)&rt.sig_int);
+    uv_unref((uv_handle_t *)&rt.sig_usr1);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -461,7 +465,10 @@ static void on_signal(uv_signal_t *h, int signum)
     (void)h;
     switch (signum) {
     case SIGHUP:
-        reload();
+        if (rt.stopping)
+            ATR_NOTICE("reload ignored: stopping");
+        else
+            reload();
         break;
     case SIGUSR1:
         atr_log_reopen();
@@ -545,8 +552,15 @@ int atr_runtime_run(atr_conf_t *conf)
 
     uv_run(rt.loop, UV_RUN_DEFAULT);
 
+    /* The workers drain here; the signal handlers stay installed until they
+     * are done (signals that come meanwhile are caught and dropped). */
     for (int i = 0; i < rt.nworkers; i++)
         atr_worker_join_free(rt.workers[i]);
+    uv_close((uv_handle_t *)&rt.sig_hup, NULL);
+    uv_close((uv_handle_t *)&rt.sig_term, NULL);
+    uv_close((uv_handle_t *)&rt.sig_int, NULL);
+    uv_close((uv_handle_t *)&rt.sig_usr1, NULL);
+    uv_run(rt.loop, UV_RUN_DEFAULT); /* the close callbacks */
     free(rt.workers);
     atr_gen_unref(rt.gen);
     rt.gen = NULL;

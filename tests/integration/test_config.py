@@ -194,6 +194,20 @@ host * { route / { proxy app; } }
     assert r2.returncode == 0, r2.stderr + "\n" + dump
 
 
+def test_dump_quotes_what_needs_quoting(tmp_path):
+    """-T output parses back to the same values: a `via` with '#' or a quote used to
+    be dumped bare (a comment, an unterminated string)."""
+    for via in ('"a#b"', '"it\'s"'):
+        path = write(tmp_path, BASE.replace("listen", "via %s;\nlisten" % via, 1))
+        r = run_atrium(["-T", "-c", str(path)])
+        assert r.returncode == 0, r.stderr
+        again = tmp_path / "dumped.conf"
+        again.write_text(r.stdout)
+        r2 = run_atrium(["-T", "-c", str(again)])
+        assert r2.returncode == 0, r2.stderr + "\n" + r.stdout
+        assert r2.stdout.splitlines()[1:] == r.stdout.splitlines()[1:]  # the first names the file
+
+
 def test_units_and_comments_accepted(tmp_path):
     path = write(tmp_path, """\
 workers 1;   # trailing comment

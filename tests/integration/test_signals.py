@@ -43,6 +43,24 @@ def test_graceful_stop_finishes_inflight(atrium, origin):
     assert a.proc.wait(10) == 0
 
 
+def test_sighup_and_sigusr1_while_draining_do_not_kill(atrium, origin):
+    """A reload or a logrotate SIGUSR1 that comes during a graceful stop is handled
+    (caught and dropped), not the default action: the process used to die and cut
+    the request in flight."""
+    o = origin("A")
+    a = atrium(proxy_conf([o], main_extra="drain_timeout 30s;"))
+    held = Background(get, a.port, "/hold?ms=1500")
+    assert wait_until(lambda: o.stats()["inflight"] == 1, 2.0)
+    a.send_signal(signal.SIGTERM)
+    a.stopped = True
+    time.sleep(0.2)
+    a.send_signal(signal.SIGHUP)
+    a.send_signal(signal.SIGUSR1)
+    r = held.result(10)
+    assert (r.status, r.text()) == (200, "held 1500 A")
+    assert a.proc.wait(10) == 0
+
+
 def test_graceful_stop_closes_idle_keepalive(atrium, origin):
     """Idle keep-alive connections do not hold up the exit."""
     o = origin("A")
