@@ -375,42 +375,49 @@ int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
     return 0;
 }
 
-/* Build, bind and hand out a generation. Takes conf. 0 or -1 with err. */
+static void free_sets(atr_listen_fd_t **sets, int nlistens)
+{
+    for (int w = 0; w < rt.nworkers; w++) {
+        for (int k = 0; k < nlistens; k++) {
+            if (sets[w][k].fd >= 0)
+                close(sets[w][k].fd);
+            free(sets[w][k].key);
+        }
+        free(sets[w]);
+    }
+    free(sets);
+}
+
+/* Build, bind and hand out a generation. Takes conf. 0 or -1 with err.
+ * Everything that can fail comes before anything that changes what runs:
+ * listeners are bound and the generation built first, then the application
+ * processes are started (on sockets of their own, ready before the first
+ * request can reach them), then it is all committed. */
 static int apply(atr_conf_t *conf, char *err, size_t errlen)
 {
     if (check_supported(conf, err, errlen) < 0) {
         atr_conf_free(conf);
         return -1;
     }
-    /* Application processes first: they accept on sockets of their own,
-     * ready before the first request can reach them. */
     const atr_conf_t *running = rt.gen ? rt.gen->conf : NULL;
-    if (atr_spawn_apply(rt.loop, conf, err, errlen) < 0) {
-        atr_spawn_prune(running);
-        atr_conf_free(conf);
-        return -1;
-    }
     atr_listen_fd_t **sets = listen_sets(conf, err, errlen);
     if (sets == NULL) {
-        atr_spawn_prune(running);
         atr_conf_free(conf);
         return -1;
     }
     atr_gen_t *g = gen_build(conf, err, errlen);
     if (g == NULL) {
-        for (int w = 0; w < rt.nworkers; w++) {
-            for (int k = 0; k < conf->nlistens; k++) {
-                if (sets[w][k].fd >= 0)
-                    close(sets[w][k].fd);
-                free(sets[w][k].key);
-            }
-            free(sets[w]);
-        }
-        free(sets);
-        atr_spawn_prune(running);
+        free_sets(sets, conf->nlistens);
         atr_conf_free(conf);
         return -1;
     }
+    if (atr_spawn_apply(rt.loop, conf, err, errlen) < 0) {
+        atr_spawn_prune(running); /* the sets this configuration started */
+        free_sets(sets, conf->nlistens);
+        atr_gen_unref(g);        /* owns conf */
+        return -1;
+    }
+    atr_spawn_commit();
     if (atr_log_open(conf->error_log, conf->error_level) < 0)
         ATR_ERROR("error_log %s: cannot open, keeping the current one", conf->error_log);
     for (int w = 0; w < rt.nworkers; w++)
@@ -530,20 +537,33 @@ int atr_runtime_run(atr_conf_t *conf)
     uv_signal_start(&rt.sig_usr1, on_signal, SIGUSR1);
     const char *user = conf->user ? atr_xstrdup(conf->user) : NULL;
     const char *pid_file = conf->pid_file ? atr_xstrdup(conf->pid_file) : NULL;
+    if (user && getuid() == 0) {
+        struct passwd *pw = getpwnam(user);
+        if (pw == NULL) {
+            fprintf(stderr, "atrium: user %s: no such user\n", user);
+            ATR_ERROR("user %s: no such user", user);
+            return 1;
+        }
+        atr_spawn_set_user(pw->pw_uid, pw->pw_gid); /* the children never run as root */
+    } else if (user) {
+        ATR_WARN("user %s: ignored, atrium was not started as root", user);
+    }
     if (apply(conf, err, sizeof err) < 0) {
         fprintf(stderr, "%s\n", err);
         ATR_ERROR("%s", err);
         return 1;
     }
-    if (user && getuid() == 0 && drop_privileges(user) < 0)
-        return 1;
-    if (pid_file) {
+    if (pid_file) { /* before the privilege drop: its directory is often root's */
         FILE *f = fopen(pid_file, "w");
         if (f) {
             fprintf(f, "%d\n", (int)getpid());
             fclose(f);
+        } else {
+            ATR_ERROR("pid_file %s: %s", pid_file, strerror(errno));
         }
     }
+    if (user && getuid() == 0 && drop_privileges(user) < 0)
+        return 1;
     for (int i = 0; i < rt.nworkers; i++)
         atr_worker_start(rt.workers[i]);
 

@@ -8,6 +8,7 @@
 #include "supervisor.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,7 +44,9 @@ struct supervisor {
     int nchildren;
     child_t *children;
     int fd;                  /* the listening socket the children accept on */
+    char *addr;              /* the server address text (a changed TCP set shares the socket) */
     char *unix_path;         /* unlinked when the supervisor ends (if still ours) */
+    char *unix_tmp;          /* bound here until the configuration is committed */
     ino_t unix_ino;
     int stopping;
     int handles;             /* open uv handles; freed at 0 once stopping */
@@ -53,6 +56,9 @@ struct supervisor {
 
 static supervisor_t *all;
 static uv_loop_t *loop;
+static int run_as;           /* `user`: children run as uid/gid (Atrium started as root) */
+static uv_uid_t run_uid;
+static uv_gid_t run_gid;
 
 static void start_child(child_t *ch);
 
@@ -68,26 +74,41 @@ static char *make_key(const atr_conf_upstream_t *u)
     return k;
 }
 
-static int listen_socket(const atr_conf_server_t *s, char **unix_path)
+/* A unix socket is bound at PATH.new and renamed onto PATH when the whole
+ * configuration is committed (atr_spawn_commit): a reload that fails later
+ * leaves the running set's socket file alone. */
+static int listen_socket(const atr_conf_server_t *s, char **unix_path, char **unix_tmp)
 {
-    int fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_storage addr = s->addr;
+    int fd;
     int on = 1;
+    if (s->addr.ss_family == AF_UNIX) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&addr;
+        size_t n = strlen(un->sun_path);
+        if (n + 4 >= sizeof un->sun_path)
+            return -ENAMETOOLONG;
+        *unix_path = atr_xstrdup(un->sun_path);
+        memcpy(un->sun_path + n, ".new", 5);
+        *unix_tmp = atr_xstrdup(un->sun_path);
+        unlink(*unix_tmp); /* a stale one from an earlier attempt */
+    }
+    fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    if (s->addr.ss_family == AF_UNIX) {
-        const struct sockaddr_un *un = (const struct sockaddr_un *)&s->addr;
-        unlink(un->sun_path); /* a stale socket from an earlier run */
-        *unix_path = atr_xstrdup(un->sun_path);
-    } else {
+    if (s->addr.ss_family != AF_UNIX)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    }
-    if (bind(fd, (const struct sockaddr *)&s->addr, s->addrlen) < 0 || listen(fd, 1024) < 0) {
+    socklen_t len = s->addr.ss_family == AF_UNIX ? (socklen_t)sizeof(struct sockaddr_un) : s->addrlen;
+    if (bind(fd, (const struct sockaddr *)&addr, len) < 0 || listen(fd, 1024) < 0) {
         int err = -errno;
         close(fd);
         return err;
     }
-    if (*unix_path)
-        chmod(*unix_path, 0660);
+    if (*unix_tmp) {
+        chmod(*unix_tmp, 0660);
+        /* Atrium connects to it after dropping privileges */
+        if (run_as && chown(*unix_tmp, run_uid, run_gid) < 0)
+            ATR_WARN("spawn: chown %s: %s", *unix_tmp, strerror(errno));
+    }
     return fd;
 }
 
@@ -99,7 +120,9 @@ static void sv_maybe_free(supervisor_t *sv)
         close(sv->fd);
     struct stat st;
     /* A changed set bound the same path anew: leave its socket alone. */
-    if (sv->unix_path && stat(sv->unix_path, &st) == 0 && st.st_ino == sv->unix_ino)
+    if (sv->unix_tmp)
+        unlink(sv->unix_tmp); /* never committed */
+    else if (sv->unix_path && stat(sv->unix_path, &st) == 0 && st.st_ino == sv->unix_ino)
         unlink(sv->unix_path);
     ATR_INFO("upstream %s: spawned children stopped", sv->name);
     for (int i = 0; sv->argv[i]; i++)
@@ -107,6 +130,8 @@ static void sv_maybe_free(supervisor_t *sv)
     free(sv->argv);
     free(sv->children);
     free(sv->unix_path);
+    free(sv->unix_tmp);
+    free(sv->addr);
     free(sv->name);
     free(sv->key);
     free(sv);
@@ -168,6 +193,12 @@ static void start_child(child_t *ch)
     o.stdio = stdio;
     o.stdio_count = 3;
     o.flags = UV_PROCESS_DETACHED; /* its own group: stopping it stops what it started */
+    if (run_as) {
+        /* as `user`, like Atrium after its privilege drop (which can then stop it) */
+        o.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+        o.uid = run_uid;
+        o.gid = run_gid;
+    }
     ch->started = uv_now(loop);
     int rc = uv_spawn(loop, &ch->proc, &o);
     if (rc < 0) {
@@ -181,24 +212,40 @@ static void start_child(child_t *ch)
     sv->handles++; /* the process handle (closed in on_exit_cb or above) */
 }
 
+/* A running TCP set on the same address: a changed set takes over its socket
+ * (binding it again would fail while the old children still hold it). */
+static int shared_tcp_socket(const atr_conf_server_t *s)
+{
+    if (s->addr.ss_family == AF_UNIX)
+        return -1;
+    for (supervisor_t *sv = all; sv; sv = sv->next)
+        if (!sv->stopping && strcmp(sv->addr, s->text) == 0)
+            return fcntl(sv->fd, F_DUPFD_CLOEXEC, 0);
+    return -1;
+}
+
 static supervisor_t *sv_start(const atr_conf_upstream_t *u, char *key, char *err, size_t errlen)
 {
-    char *unix_path = NULL;
-    int fd = listen_socket(&u->servers[0], &unix_path);
+    char *unix_path = NULL, *unix_tmp = NULL;
+    int fd = shared_tcp_socket(&u->servers[0]);
+    if (fd < 0)
+        fd = listen_socket(&u->servers[0], &unix_path, &unix_tmp);
     if (fd < 0) {
         snprintf(err, errlen, "%s:%d:%d: spawn: cannot listen on %s: %s", u->spawn_pos.file,
                  u->spawn_pos.line, u->spawn_pos.col, u->servers[0].text, strerror(-fd));
+        if (unix_tmp)
+            unlink(unix_tmp);
         free(unix_path);
+        free(unix_tmp);
         return NULL;
     }
     supervisor_t *sv = atr_xcalloc(1, sizeof *sv);
     sv->key = key;
     sv->name = atr_xstrdup(u->name);
+    sv->addr = atr_xstrdup(u->servers[0].text);
     sv->fd = fd;
     sv->unix_path = unix_path;
-    struct stat st;
-    if (unix_path && stat(unix_path, &st) == 0)
-        sv->unix_ino = st.st_ino;
+    sv->unix_tmp = unix_tmp;
     int argc = 0;
     while (u->spawn_argv[argc])
         argc++;
@@ -228,8 +275,9 @@ static void on_kill(uv_timer_t *t)
 {
     supervisor_t *sv = t->data;
     for (int i = 0; i < sv->nchildren; i++)
-        if (sv->children[i].running)
-            kill(-sv->children[i].proc.pid, SIGKILL);
+        if (sv->children[i].running && kill(-sv->children[i].proc.pid, SIGKILL) < 0)
+            ATR_WARN("upstream %s: cannot kill child %d: %s", sv->name,
+                     (int)sv->children[i].proc.pid, strerror(errno));
 }
 
 static void sv_stop(supervisor_t *sv)
@@ -241,7 +289,9 @@ static void sv_stop(supervisor_t *sv)
         uv_timer_stop(&ch->restart);
         uv_close((uv_handle_t *)&ch->restart, on_closed);
         if (ch->running) {
-            kill(-ch->proc.pid, SIGTERM);
+            if (kill(-ch->proc.pid, SIGTERM) < 0)
+                ATR_WARN("upstream %s: cannot stop child %d: %s", sv->name, (int)ch->proc.pid,
+                         strerror(errno));
             running++;
         }
     }
@@ -275,6 +325,28 @@ int atr_spawn_apply(uv_loop_t *l, const atr_conf_t *conf, char *err, size_t errl
         all = sv;
     }
     return 0;
+}
+
+void atr_spawn_commit(void)
+{
+    for (supervisor_t *sv = all; sv; sv = sv->next) {
+        if (sv->unix_tmp == NULL)
+            continue;
+        struct stat st;
+        if (rename(sv->unix_tmp, sv->unix_path) < 0)
+            ATR_ERROR("upstream %s: rename %s: %s", sv->name, sv->unix_tmp, strerror(errno));
+        else if (stat(sv->unix_path, &st) == 0)
+            sv->unix_ino = st.st_ino;
+        free(sv->unix_tmp);
+        sv->unix_tmp = NULL;
+    }
+}
+
+void atr_spawn_set_user(uv_uid_t uid, uv_gid_t gid)
+{
+    run_as = 1;
+    run_uid = uid;
+    run_gid = gid;
 }
 
 static int wanted(const supervisor_t *sv, const atr_conf_t *conf)
