@@ -4,6 +4,7 @@
  * error log (sanitised and bounded), END_REQUEST statuses, ABORT_REQUEST
  * when the client goes away. Records themselves are fcgi_proto.c. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "fcgi_proto.h"
 #include "gateway.h"
@@ -17,11 +18,12 @@ typedef struct fcgi_state {
     const char *upstream;        /* the request's upstream: outlives the decoder */
 } fcgi_state_t;
 
+static const unsigned char stdin_end[ATR_FCGI_HEADER_LEN] = { 1, ATR_FCGI_STDIN, 0, 1, 0, 0, 0, 0 };
+
 static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_body body,
                          size_t *len)
 {
     atr_cgi_env_t env;
-    (void)body;
     memset(&env, 0, sizeof env);
     if ((r->refuse_status = atr_gateway_env(r, m, ATR_GW_SCRIPT, 1, &env)) != 0) {
         atr_cgi_env_free(&env);
@@ -29,10 +31,16 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
     }
     char *out = atr_fcgi_encode_request(&env, r->upstream->keepalive > 0, len);
     atr_cgi_env_free(&env);
+    if (body == ATR_BODY_NONE) {
+        /* No body: STDIN still ends, with its empty record (the spec: PARAMS
+         * and STDIN are each terminated even when empty); the core sends no
+         * body pieces, so it goes with the head. */
+        out = atr_xrealloc(out, *len + ATR_FCGI_HEADER_LEN);
+        memcpy(out + *len, stdin_end, ATR_FCGI_HEADER_LEN);
+        *len += ATR_FCGI_HEADER_LEN;
+    }
     return out;
 }
-
-static const unsigned char stdin_end[ATR_FCGI_HEADER_LEN] = { 1, ATR_FCGI_STDIN, 0, 1, 0, 0, 0, 0 };
 
 static int frame_body(enum atr_http_body body, const atr_str_t *v, int n, int last,
                       char (*scratch)[ATR_FRAME_SCRATCH], uv_buf_t *out)

@@ -846,14 +846,19 @@ static void px_send_head(atr_proxy_t *px)
 }
 
 /* Cut views to at most ATR_FRAME_MAX_VIEW bytes (a FastCGI record's
- * content) for the encoder. The input is at most ATR_MAX_OUT_BUFS views from
- * one buffer of at most 1 MiB, so the output fits ATR_FRAME_MAX_VIEWS. */
+ * content) for the encoder. The input is at most ATR_MAX_OUT_BUFS views of
+ * ATR_BODY_READ_MAX bytes in all, so the output fits ATR_FRAME_MAX_VIEWS (an
+ * input buffer grown for a large head once made it overflow: a piece over
+ * 64 KiB reached the FastCGI record header). */
+_Static_assert(ATR_MAX_OUT_BUFS + ATR_BODY_READ_MAX / ATR_FRAME_MAX_VIEW <= ATR_FRAME_MAX_VIEWS,
+               "a body read must fit the framing views");
+
 static int split_views(const atr_str_t *in, int n, atr_str_t *out)
 {
     int k = 0;
     for (int i = 0; i < n; i++) {
         atr_str_t v = in[i];
-        while (v.n > ATR_FRAME_MAX_VIEW && k < ATR_FRAME_MAX_VIEWS - 1) {
+        while (v.n > ATR_FRAME_MAX_VIEW) {
             out[k++] = (atr_str_t){ v.p, ATR_FRAME_MAX_VIEW };
             v.p += ATR_FRAME_MAX_VIEW;
             v.n -= ATR_FRAME_MAX_VIEW;

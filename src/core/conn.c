@@ -405,8 +405,8 @@ int atr_req_body_read(atr_req_t *r, atr_str_t *v, int max, int *n)
         if (r->expect_continue && c->in_off == c->in_len)
             send_continue(c);
     }
-    size_t used = 0;
-    int rc = atr_body_decode(&r->body, c->in + c->in_off, c->in_len - c->in_off, &used, v, max, n);
+    size_t used = 0, avail = ATR_MIN(c->in_len - c->in_off, ATR_BODY_READ_MAX);
+    int rc = atr_body_decode(&r->body, c->in + c->in_off, avail, &used, v, max, n);
     if (rc == ATR_ERROR) {
         r->body_error = 400;
         return ATR_ERROR;

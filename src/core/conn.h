@@ -29,6 +29,11 @@ enum atr_req_phase { ATR_RP_HEAD = 0, ATR_RP_HANDLING, ATR_RP_RESPONDING, ATR_RP
  * the bytes alive until the write callback. */
 #define ATR_MAX_OUT_BUFS 64
 
+/* At most this many input bytes per atr_req_body_read: what a handler gets
+ * in one call must fit its framing (FastCGI cuts it into 64 KiB records, see
+ * ATR_FRAME_MAX_VIEWS), whatever size the input buffer has grown to. */
+#define ATR_BODY_READ_MAX (2u << 20)
+
 struct atr_req {
     atr_conn_t *c;
     atr_wgen_t *wg;                 /* ref held */

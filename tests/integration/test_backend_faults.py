@@ -15,10 +15,11 @@ Run: ATRIUM_BIN=... python3 -m pytest tests/integration/test_backend_faults.py
 """
 
 import socket
+import struct
 import threading
 import time
 
-from conftest import Background, connect, free_port, get, read_all, status_of
+from conftest import Background, connect, free_port, get, http_request, read_all, status_of
 
 
 class RawBackend:
@@ -291,5 +292,95 @@ def test_a_stalled_body_is_timed_after_an_early_answer_was_written(atrium):
         assert r.data.startswith(b"HTTP/1.1 200"), r.data[:100]
         assert r.closed or r.reset, "the connection stayed open"
         assert time.monotonic() - t0 < 8
+    finally:
+        be.close()
+
+
+# ---------------------------------------------------------------- FastCGI
+
+def fcgi_read_request(c):
+    """Records of one FastCGI request up to its STDIN terminator: (params_len, stdin)."""
+    buf, params, stdin = b"", 0, bytearray()
+    while True:
+        while len(buf) < 8:
+            d = c.recv(65536)
+            if not d:
+                return None
+            buf += d
+        _, rtype, _, clen, plen = struct.unpack(">BBHHB", buf[:7])
+        while len(buf) < 8 + clen + plen:
+            d = c.recv(1 << 20)
+            if not d:
+                return None
+            buf += d
+        content, buf = buf[8:8 + clen], buf[8 + clen + plen:]
+        if rtype == 4:
+            params += clen
+        elif rtype == 5:
+            if clen == 0:
+                return params, bytes(stdin)
+            stdin += content
+
+
+def fcgi_reply(c, body):
+    out = b"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n" + body
+    rec = lambda t, data: struct.pack(">BBHHBx", 1, t, 1, len(data), 0) + data
+    c.sendall(rec(6, out) + rec(6, b"") + rec(3, b"\0" * 8))
+
+
+def fcgi_strict(c, n):
+    """Answers only once STDIN has ended, like an application that reads its input
+    to the end; says how many body bytes it got."""
+    while True:
+        req = fcgi_read_request(c)
+        if req is None:
+            return
+        fcgi_reply(c, b"stdin %d" % len(req[1]))
+
+
+def fcgi_conf(port, extra=""):
+    return """%s
+upstream app { protocol fastcgi; server 127.0.0.1:%d; read_timeout 3s; }
+host * { route / { proxy app; } }
+""" % (extra, port)
+
+
+def test_fastcgi_request_without_body_ends_its_stdin(atrium):
+    """A GET's STDIN stream is terminated too (an empty STDIN record): an application
+    that reads its input to the end used to wait for it until read_timeout (504)."""
+    be = RawBackend(fcgi_strict)
+    try:
+        a = atrium(fcgi_conf(be.port))
+        for _ in range(2):            # the second on the kept connection
+            r = get(a.port, "/x")
+            assert (r.status, r.body) == (200, b"stdin 0"), r
+        r = http_request(a.port, "POST", "/x", body=b"abc")
+        assert (r.status, r.body) == (200, b"stdin 3"), r
+    finally:
+        be.close()
+
+
+def fcgi_slow_reader(c, n):
+    time.sleep(1.0)                   # the body piles up in Atrium's input buffer
+    fcgi_strict(c, n)
+
+
+def test_fastcgi_body_after_a_huge_head_is_framed_not_fatal(atrium):
+    """An input buffer grown for a 6 MB head, then filled with body while the
+    application is slow: the body goes out in records of at most 64 KiB (a larger
+    piece reached the record encoder and aborted the whole process)."""
+    be = RawBackend(fcgi_slow_reader)
+    try:
+        a = atrium(fcgi_conf(be.port, "max_header_size 8m; max_body_size 64m;"))
+        pad = "".join("X_Pad_%d: %s\r\n" % (i, "p" * 65000) for i in range(95))
+        body = 16 << 20
+        with connect(a.port, timeout=30) as s:
+            s.sendall(("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s"
+                       "Connection: close\r\n\r\n" % (body, pad)).encode())
+            s.sendall(b"b" * body)
+            r = read_all(s, timeout=20)
+        assert r.status == 200, r.data[:200]
+        assert r.responses()[0].body == b"stdin %d" % body, r.data[-100:]
+        assert a.alive()
     finally:
         be.close()
