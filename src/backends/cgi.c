@@ -30,6 +30,7 @@ struct atr_cgi_child {
     uv_timer_t kill_timer;
     int handles;       /* open handles; freed when 0 and exited */
     int exited, released, in_closed;
+    int lingering;     /* the script exited, processes it left in its group had not */
     atomic_int *slot;
     void (*kick)(void *);
     void *kick_arg;
@@ -229,6 +230,27 @@ static void close_handle(atr_cgi_child_t *c, uv_handle_t *h)
     (void)c;
 }
 
+/* The script and everything of its process group are gone: its slot goes
+ * back (cgi_max_procs counts processes, not requests). */
+static void group_done(atr_cgi_child_t *c)
+{
+    c->lingering = 0;
+    uv_timer_stop(&c->kill_timer);
+    close_handle(c, (uv_handle_t *)&c->kill_timer);
+    if (c->slot) {
+        atomic_fetch_sub(c->slot, 1);
+        c->slot = NULL;
+        if (c->kick)
+            c->kick(c->kick_arg);
+    }
+    child_maybe_free(c);
+}
+
+static void on_kill_timer(uv_timer_t *t);
+
+/* Called with the script reaped. Its group was sent SIGTERM just before (see
+ * on_sigchld): a process it left behind (`cmd &` holding its output open)
+ * would hold the response open and run on outside cgi_max_procs. */
 static void child_exited(atr_cgi_child_t *c, int wstatus)
 {
     c->exited = 1;
@@ -236,17 +258,14 @@ static void child_exited(atr_cgi_child_t *c, int wstatus)
         ATR_WARN("upstream %s: script died with signal %d", c->upstream, WTERMSIG(wstatus));
     else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) != 0)
         ATR_DEBUG("upstream %s: script exited with status %d", c->upstream, WEXITSTATUS(wstatus));
-    uv_timer_stop(&c->kill_timer);
-    close_handle(c, (uv_handle_t *)&c->kill_timer);
-    if (c->slot) {
-        /* The slot was held until the process was really gone, so
-         * cgi_max_procs counts processes, not requests. */
-        atomic_fetch_sub(c->slot, 1);
-        c->slot = NULL;
-        if (c->kick)
-            c->kick(c->kick_arg);
+    if (kill(-c->pid, 0) == 0) {
+        /* Left-overs: they had their SIGTERM; SIGKILL after the grace period.
+         * The group id stays theirs while any of them lives. */
+        c->lingering = 1;
+        uv_timer_start(&c->kill_timer, on_kill_timer, KILL_GRACE_MS, 0);
+        return;
     }
-    child_maybe_free(c);
+    group_done(c);
 }
 
 static void on_sigchld(uv_signal_t *h, int signum)
@@ -257,7 +276,14 @@ static void on_sigchld(uv_signal_t *h, int signum)
     while (c) {
         atr_cgi_child_t *next = c->next; /* child_exited may free c */
         int wstatus = 0;
-        if (!c->exited) {
+        siginfo_t si;
+        si.si_pid = 0;
+        if (!c->exited &&
+            (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+             si.si_pid == c->pid)) {
+            /* Exited (not reaped yet, so its group id cannot be reused): stop
+             * what it left in its group, then reap. */
+            kill(-c->pid, SIGTERM);
             pid_t r = waitpid(c->pid, &wstatus, WNOHANG);
             if (r == c->pid || (r < 0 && errno == ECHILD))
                 child_exited(c, r == c->pid ? wstatus : 0);
@@ -296,7 +322,12 @@ static void on_err_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void on_kill_timer(uv_timer_t *t)
 {
     atr_cgi_child_t *c = t->data;
-    if (!c->exited) {
+    if (c->lingering) {
+        ATR_WARN("upstream %s: processes the script left behind did not stop on SIGTERM: "
+                 "SIGKILL", c->upstream);
+        kill(-c->pid, SIGKILL);
+        group_done(c);
+    } else if (!c->exited) {
         ATR_WARN("upstream %s: script did not stop on SIGTERM: SIGKILL", c->upstream);
         kill(-c->pid, SIGKILL);
     }
@@ -436,6 +467,10 @@ void atr_cgi_reap_all(void)
             while (waitpid(c->pid, &wstatus, 0) < 0 && errno == EINTR)
                 ;
             child_exited(c, wstatus);
+        }
+        if (c->lingering) {
+            kill(-c->pid, SIGKILL);
+            group_done(c);
         }
         close_handle(c, (uv_handle_t *)&c->kill_timer);
         c->handles--;

@@ -523,6 +523,26 @@ def test_timeout_kills_the_whole_process_group(atrium, cgi):
     assert pgrep_count(name) == 0
 
 
+def test_what_a_script_leaves_in_its_group_is_stopped_when_it_exits(atrium, cgi):
+    """A script that answers and exits but leaves `sleep &` holding its output:
+    the left-over gets SIGTERM when the script exits, so the response ends at once
+    (it hung until cgi_timeout) and the slot comes back (the left-overs ran on
+    outside cgi_max_procs)."""
+    name = unique("leftover")
+    script = cgi.install("leftover.sh", as_name=name)
+    a = atrium(cgi_conf(cgi, "cgi_timeout 20s; cgi_max_procs 1;"))
+    pid_file = Path(str(script) + ".pid")
+    for _ in range(3):
+        t0 = time.monotonic()
+        r = get(a.port, "/cgi-bin/" + name, timeout=15.0)
+        assert (r.status, r.body) == (200, b"answered"), r
+        assert time.monotonic() - t0 < 10, "the response waited for the left-over"
+        (pid,) = read_pids(pid_file, 1)
+        assert wait_until(lambda: not running(pid), 5.0, 0.05), proc_stat(pid)
+        pid_file.unlink()
+    assert pgrep_count(name) == 0
+
+
 def test_script_ignoring_sigterm_is_killed(atrium, cgi):
     name = unique("stubborn")
     script = cgi.install("stubborn.sh", as_name=name)
