@@ -150,10 +150,11 @@ void atr__bc_park(atr_bconn_t *bc)
     const atr_conf_upstream_t *u = bc->wg->gen->ups[bc->ups].conf;
     atr_pool_t *p = &bc->wg->pools[bc->ups][bc->server];
     bc->px = NULL;
-    /* A response that ended exactly where a full read ended may have bytes
-     * behind it in the socket (a shorter read left the socket empty). */
+    /* A response that ended exactly where a full read ended, or read while
+     * reading was paused for the client, may have bytes behind it in the
+     * socket (a shorter last read left the socket empty). */
     if (bc->closing || bc->eof || p->nidle >= u->keepalive || bc->nreqs >= u->keepalive_requests ||
-        bc->wg->w->stopping || bc->wg != bc->wg->w->wgen || (bc->read_full && bc_unusable(bc))) {
+        bc->wg->w->stopping || bc->wg != bc->wg->w->wgen || (bc->maybe_unread && bc_unusable(bc))) {
         atr__bc_close(bc);
         return;
     }
@@ -207,10 +208,11 @@ static void bc_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread < 0) {
         bc->eof = 1;
+        bc->reset = nread != UV_EOF; /* a reset must not end a close-delimited body */
         uv_read_stop(s);
         bc->reading = 0;
     } else {
-        bc->read_full = (size_t)nread == buf->len;
+        bc->maybe_unread = (size_t)nread == buf->len;
         if (!atr__px_decode(bc->px, (size_t)nread))
             return;
     }
@@ -229,6 +231,7 @@ void atr__bc_read_stop(atr_bconn_t *bc)
     if (bc->reading) {
         uv_read_stop(&bc->io.stream);
         bc->reading = 0;
+        bc->maybe_unread = 1;
     }
 }
 

@@ -45,7 +45,9 @@ struct atr_bconn {
     uint32_t len, cap, off;
     int refs, nreqs;
     unsigned closing : 1, connected : 1, reading : 1, write_pending : 1, eof : 1;
-    unsigned read_full : 1;       /* the last read filled the buffer: more may be waiting */
+    unsigned maybe_unread : 1;    /* bytes may wait in the socket: the last read filled the
+                                   * buffer, or reading was stopped after it */
+    unsigned reset : 1;           /* the read side ended with an error, not a clean EOF */
 };
 
 enum { BT_NONE = 0, BT_CONNECT, BT_READ, BT_SEND, BT_IDLE };

@@ -98,11 +98,11 @@ void atr__px_pump_response(atr_proxy_t *px)
          * record, which may come after a Content-Length body is complete. */
         int stream_done = !px->ops->decode || px->dec_done;
         int last = (rc == ATR_DONE && stream_done) ||
-                   (px->rbody.mode == ATR_BM_CLOSE && atr__px_ended(px));
+                   (px->rbody.mode == ATR_BM_CLOSE && atr__px_ended(px) && !bc->reset);
         if (!last && atr__px_ended(px) && bc->off == bc->len) {
-            /* The backend closed before the framed body ended: the client
+            /* The backend closed (or reset) before the body ended: the client
              * must see a truncated transfer, never a complete one. */
-            atr__px_fail(px, 502, "backend closed mid-body");
+            atr__px_fail(px, 502, bc->reset ? "backend reset mid-body" : "backend closed mid-body");
             return;
         }
         if (rc == ATR_DONE && !stream_done && px->ops->decode && bc->off < bc->len) {
@@ -278,6 +278,12 @@ void atr__px_on_backend_data(atr_proxy_t *px, ssize_t nread)
         }
         if (rc == ATR_ERROR) {
             atr__px_fail(px, 502, why ? why : "invalid response head");
+            return;
+        }
+        if (px->rmsg->cgi_form && px->ops == &atr_backend_http) {
+            /* A header block without a status line is CGI output; from an HTTP
+             * server it is not a response at all. */
+            atr__px_fail(px, 502, "response without a status line");
             return;
         }
         int st = px->rmsg->status;

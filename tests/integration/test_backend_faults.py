@@ -384,3 +384,51 @@ def test_fastcgi_body_after_a_huge_head_is_framed_not_fatal(atrium):
         assert a.alive()
     finally:
         be.close()
+
+
+# ---------------------------------------------------------------- reset
+
+def reset_mid_close_delimited_body(c, n):
+    read_head(c)
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npartial-body")
+    time.sleep(0.2)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+
+
+def test_a_reset_never_ends_a_close_delimited_body(atrium):
+    """A body delimited by the backend's close ends only with a clean close: after a
+    reset the client sees a cut transfer (no last chunk, connection closed), never
+    a complete one (a reset used to count as the end)."""
+    be = RawBackend(reset_mid_close_delimited_body)
+    try:
+        a = atrium(conf_for(be.port))
+        with connect(a.port) as s:
+            s.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+            r = read_all(s, timeout=5)
+        assert r.data.startswith(b"HTTP/1.1 200"), r.data[:100]
+        assert b"partial-body" in r.data
+        assert not r.data.endswith(b"0\r\n\r\n"), r.data[-60:]
+        assert r.closed or r.reset, "the connection stayed open as if the body were complete"
+    finally:
+        be.close()
+
+
+def no_status_line(c, n):
+    head, _ = read_head(c)
+    if b"/status" in head.split(b"\r\n")[0]:
+        c.sendall(b"Status: 404 Nope\r\nContent-Length: 2\r\n\r\nno")
+    else:
+        c.sendall(b"X-Foo: bar\r\nContent-Length: 6\r\n\r\nnoline")
+
+
+def test_an_http_backend_answer_without_a_status_line_is_502(atrium):
+    """CGI-style header blocks are for gateway protocols: an HTTP server's answer
+    without a status line is invalid (it was turned into a 200, or the 404 its
+    Status field named)."""
+    be = RawBackend(no_status_line)
+    try:
+        a = atrium(conf_for(be.port))
+        assert get(a.port, "/x").status == 502
+        assert get(a.port, "/status").status == 502
+    finally:
+        be.close()
