@@ -106,8 +106,14 @@ void atr__px_pump_response(atr_proxy_t *px)
             return;
         }
         if (rc == ATR_DONE && !stream_done && px->ops->decode && bc->off < bc->len) {
-            atr__px_fail(px, 502, "response data after the end of the body");
-            return;
+            if (px->rbody.mode == ATR_BM_NONE) {
+                /* A body to HEAD, or with 204/304: the gateway discards it
+                 * (RFC 3875 §4.3.2); the records keep the stream in step. */
+                bc->off = bc->len;
+            } else {
+                atr__px_fail(px, 502, "response data after the end of the body");
+                return;
+            }
         }
         if (n == 0 && !last && px->client_head == NULL) {
             if (bc->off == bc->len)

@@ -432,3 +432,32 @@ def test_an_http_backend_answer_without_a_status_line_is_502(atrium):
         assert get(a.port, "/status").status == 502
     finally:
         be.close()
+
+
+def fcgi_body_anyway(c, n):
+    """Always sends a body, even to HEAD: the gateway must drop it."""
+    while True:
+        req = fcgi_read_request(c)
+        if req is None:
+            return
+        rec = lambda t, data: struct.pack(">BBHHBx", 1, t, 1, len(data), 0) + data
+        c.sendall(rec(6, b"Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"))
+        time.sleep(0.05)              # the end comes in a later read
+        c.sendall(rec(6, b"") + rec(3, b"\0" * 8))
+
+
+def test_fastcgi_body_to_head_is_discarded(atrium):
+    """RFC 3875 §4.3.2: a body the application sends to a HEAD request is discarded
+    (it gave 502, or a cut connection)."""
+    be = RawBackend(fcgi_body_anyway)
+    try:
+        a = atrium(fcgi_conf(be.port))
+        with connect(a.port) as s:
+            s.sendall(b"HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n"
+                      b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            r = read_all(s, timeout=5)
+        rs = r.responses(["HEAD", "GET"])
+        assert [x.status for x in rs] == [200, 200], r.data
+        assert rs[0].body == b"" and rs[1].body == b"hello"
+    finally:
+        be.close()
