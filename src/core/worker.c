@@ -161,12 +161,50 @@ void atr_worker_conn_gone(atr_worker_t *w)
     maybe_exit(w);
 }
 
+/* The drain timer: at a stop, the end of the drain for every connection;
+ * after reloads, the end for requests still running on a replaced
+ * generation (drain_timeout bounds both: a tunnel or a slow request must not
+ * keep an old generation and its pools alive for good). */
 static void on_drain_timeout(uv_timer_t *t)
 {
     atr_worker_t *w = t->data;
-    ATR_WARN("%s: drain timeout: closing %d connection(s)", w->name, w->nconns);
-    for (atr_conn_t *c = w->conns; c; c = c->next)
-        atr_conn_close(c);
+    if (w->stopping) {
+        ATR_WARN("%s: drain timeout: closing %d connection(s)", w->name, w->nconns);
+        for (atr_conn_t *c = w->conns; c; c = c->next)
+            atr_conn_close(c);
+        return;
+    }
+    uint64_t now = uv_now(&w->loop), next = 0;
+    int cut = 0;
+    for (atr_conn_t *c = w->conns; c; c = c->next) {
+        uint64_t at = c->req ? c->req->wg->retire_at : 0;
+        if (at == 0)
+            continue;
+        if (at <= now) {
+            atr_conn_close(c);
+            cut++;
+        } else if (next == 0 || at < next) {
+            next = at;
+        }
+    }
+    if (cut)
+        ATR_WARN("%s: drain timeout after reload: closing %d connection(s) of an old generation",
+                 w->name, cut);
+    if (next)
+        uv_timer_start(&w->drain_timer, on_drain_timeout, next - now, 0);
+}
+
+/* A generation was replaced while requests still use it: they get its
+ * drain_timeout to finish. */
+static void retire(atr_worker_t *w, atr_wgen_t *old)
+{
+    uint64_t drain = old->gen->conf->drain_timeout;
+    old->retire_at = uv_now(&w->loop) + (drain ? drain : 1);
+    if (!uv_is_active((uv_handle_t *)&w->drain_timer) ||
+        uv_timer_get_due_in(&w->drain_timer) > drain) {
+        uv_timer_start(&w->drain_timer, on_drain_timeout, drain, 0);
+        uv_unref((uv_handle_t *)&w->drain_timer); /* never what keeps a loop alive */
+    }
 }
 
 static void begin_stop(atr_worker_t *w)
@@ -200,6 +238,8 @@ static void on_wake(uv_async_t *a)
             apply_listeners(w, ls, nls);
         atr_cache_flush(w);
         w->wgen = wgen_new(w, gen);
+        if (old && old->refs > 1)
+            retire(w, old);
         if (old)
             atr_wgen_unref(old);
         ATR_DEBUG("%s: generation %llu active", w->name, (unsigned long long)gen->id);

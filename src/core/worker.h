@@ -44,6 +44,7 @@ typedef struct atr_wgen {
     atr_lb_t **lbs;        /* per upstream */
     atr_pool_t **pools;    /* per upstream: per-server idle connection pools */
     atr_queue_t **queues;  /* per upstream: requests waiting for max_conns */
+    uint64_t retire_at;    /* replaced by a reload: its requests are cut at this time (0: current) */
 } atr_wgen_t;
 
 /* Per-worker free lists for the large objects every request needs (parsers,

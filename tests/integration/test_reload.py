@@ -5,7 +5,7 @@ import re
 import subprocess
 import time
 
-from conftest import (Background, Conn, connect, free_port, get, port_open, proxy_conf,
+from conftest import (Background, Conn, connect, free_port, get, port_open, proxy_conf, raw_ex,
                       upstream_conf, wait_until, ws_frame, ws_handshake_request, ws_recv_frame,
                       Reader, read_response)
 
@@ -102,6 +102,24 @@ def test_inflight_request_survives_reload(atrium, origin):
     a.reload(conf(o, "v2"))
     r = held.result(10)
     assert (r.status, r.text()) == (200, "held 1500 A")
+
+
+def test_drain_timeout_bounds_requests_of_a_replaced_generation(atrium, origin):
+    """drain_timeout applies after a reload too: a request still running on the old
+    generation is cut when it runs out (it ran on, and kept the old generation and
+    its pools alive, for as long as it liked)."""
+    o = origin("A")
+    a = atrium(proxy_conf([o], main_extra="drain_timeout 1s;"))
+    t0 = time.monotonic()
+    held = Background(raw_ex, a.port, b"GET /hold?ms=5000 HTTP/1.1\r\nHost: x\r\n\r\n", 10.0)
+    time.sleep(0.3)
+    a.reload()
+    r = held.result(10)
+    assert r.closed or r.reset, r
+    assert r.status is None, r                  # cut, not answered
+    assert time.monotonic() - t0 < 4.0
+    assert get(a.port, "/name").status == 200   # the new generation serves
+    assert "drain timeout after reload" in a.error_log
 
 
 def test_websocket_survives_reload(atrium, origin):
