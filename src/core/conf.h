@@ -125,6 +125,7 @@ typedef struct atr_conf {
     enum atr_log_level error_level; /* default info */
     char *access_log;               /* access_log stdout|stderr|off|PATH [combined|json]; default off */
     enum atr_access_format access_format;
+    atr_conf_pos_t access_log_pos;  /* where access_log was set (for errors opening it) */
 
     /* HTTP front end limits (http-level directives at top level) */
     uint32_t max_request_line;      /* max_request_line 8k;     -> 414 */

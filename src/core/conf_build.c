@@ -237,6 +237,7 @@ static int d_access_log(atr__conf_bctx_t *b, const atr__conf_node_t *n,
     }
     if (d_path(b, n, d, obj) < 0)
         return -1;
+    c->access_log_pos = n->args[0].pos;
     c->access_format = ATR_ACCESS_COMBINED;
     if (n->nargs == 2) {
         static const char *const formats[] = { "combined", "json", NULL };

@@ -211,22 +211,34 @@ static void gen_upstream(atr_gen_upstream_t *gu, const atr_conf_upstream_t *u)
     }
 }
 
+/* The generation's access log (NULL when off), or -1 with FILE:LINE:COL. */
+static int open_access_log(const atr_conf_t *conf, atr_access_log_t **out, char *err,
+                           size_t errlen)
+{
+    *out = NULL;
+    if (conf->access_log == NULL || conf->access_format == ATR_ACCESS_OFF ||
+        strcmp(conf->access_log, "off") == 0)
+        return 0;
+    *out = atr_access_log_open(conf->access_log, conf->access_format);
+    if (*out == NULL) {
+        const atr_conf_pos_t *p = &conf->access_log_pos;
+        snprintf(err, errlen, "%s:%d:%d: access_log %s: %s", p->file ? p->file : conf->path,
+                 p->line, p->col, conf->access_log, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static atr_gen_t *gen_build(atr_conf_t *conf, char *err, size_t errlen)
 {
     atr_gen_t *g = atr_xcalloc(1, sizeof *g);
     atomic_store(&g->refs, 1);
     g->id = ++rt.next_id;
     g->conf = conf;
-    if (conf->access_log && conf->access_format != ATR_ACCESS_OFF &&
-        strcmp(conf->access_log, "off") != 0) {
-        g->access_log = atr_access_log_open(conf->access_log, conf->access_format);
-        if (g->access_log == NULL) {
-            snprintf(err, errlen, "%s: access_log %s: %s", conf->path, conf->access_log,
-                     strerror(errno));
-            g->conf = NULL;
-            free(g);
-            return NULL;
-        }
+    if (open_access_log(conf, &g->access_log, err, errlen) < 0) {
+        g->conf = NULL;
+        free(g);
+        return NULL;
     }
     cgi_upstreams(g);
     g->nups = conf->nupstreams + g->ncgi;
@@ -371,6 +383,33 @@ int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
             return -1;
         }
         close(fd);
+    }
+    /* What a start opens that binding alone does not show: the access log, and
+     * the directory of a spawned set's unix socket (not bound here: that
+     * would disturb a running instance's socket). */
+    atr_access_log_t *al;
+    if (open_access_log(conf, &al, err, errlen) < 0)
+        return -1;
+    if (al)
+        atr_access_log_unref(al);
+    for (int i = 0; i < conf->nupstreams; i++) {
+        const atr_conf_upstream_t *u = &conf->upstreams[i];
+        if (u->spawn_argv == NULL || u->servers[0].addr.ss_family != AF_UNIX)
+            continue;
+        char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
+        snprintf(dir, sizeof dir, "%s", ((const struct sockaddr_un *)&u->servers[0].addr)->sun_path);
+        char *slash = strrchr(dir, '/');
+        if (slash == dir)
+            slash[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        else
+            snprintf(dir, sizeof dir, ".");
+        if (access(dir, W_OK | X_OK) < 0) {
+            snprintf(err, errlen, "%s:%d:%d: spawn: cannot listen on %s: %s", u->spawn_pos.file,
+                     u->spawn_pos.line, u->spawn_pos.col, u->servers[0].text, strerror(errno));
+            return -1;
+        }
     }
     return 0;
 }

@@ -253,3 +253,20 @@ def test_user_drops_privileges_after_binding(atrium):
         gids = re.search(r"^Gid:\s+(.*)$", status, re.M).group(1).split()
         assert set(map(int, uids)) == {nobody.pw_uid}, (tid, uids)
         assert set(map(int, gids)) == {nobody.pw_gid}, (tid, gids)
+
+
+def test_check_mode_refuses_what_a_start_refuses(tmp_path):
+    """-t opens the access log and looks at a spawned set's socket directory, as a
+    start does (it said ok and the start then failed), with FILE:LINE:COL."""
+    cases = [
+        ("access_log /nonexistent-dir/a.log;\n", 3, "access_log /nonexistent-dir/a.log"),
+        ("upstream php { protocol fastcgi; server unix:/nonexistent-dir/x.sock;\n"
+         "    spawn /bin/sleep 100; }\n", 4, "spawn: cannot listen on unix:/nonexistent-dir"),
+    ]
+    for extra, line, msg in cases:
+        path = write(tmp_path, BASE.replace("listen", extra + "listen", 1))
+        for args in (["-t", "-c", str(path)], ["-c", str(path)]):
+            r = run_atrium(args, timeout=15)
+            assert r.returncode == 1, (args, r.stdout, r.stderr)
+            pos = error_positions(r.stderr, path)
+            assert pos and pos[0][0] == line and msg in pos[0][2], (args, r.stderr)
