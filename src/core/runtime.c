@@ -516,11 +516,17 @@ static void on_signal(uv_signal_t *h, int signum)
         else
             reload();
         break;
-    case SIGUSR1:
-        atr_log_reopen();
+    case SIGUSR1: {
+        int rc = atr_log_reopen();
+        if (rc < 0) {
+            /* it keeps writing to the old file; say so where someone will see it */
+            ATR_ERROR("error_log: reopen failed: %s", strerror(-rc));
+            fprintf(stderr, "atrium: error_log: reopen failed: %s\n", strerror(-rc));
+        }
         atr_access_log_reopen_all();
         ATR_NOTICE("log files reopened");
         break;
+    }
     default:
         stop_all();
         break;

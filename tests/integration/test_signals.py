@@ -133,3 +133,16 @@ def test_sigterm_with_no_traffic_exits_0(atrium):
     assert get(a.port, "/").status == 200
     assert a.stop(signal.SIGTERM, timeout=5) == 0
     assert not port_open(a.port)
+
+
+def test_sigusr1_reopen_failure_is_reported(atrium):
+    """When the error log cannot be reopened (its directory is gone), Atrium says so
+    on stderr and keeps running (the failure was silent)."""
+    import shutil
+    logdir = atrium.base / "logs"
+    logdir.mkdir()
+    a = atrium("error_log %s/error.log info;\nhost * { route / { return 204; } }" % logdir)
+    shutil.rmtree(logdir)
+    a.send_signal(signal.SIGUSR1)
+    assert wait_until(lambda: "error_log: reopen failed" in a.stderr, 3.0), a.stderr
+    assert get(a.port, "/").status == 204
