@@ -644,7 +644,8 @@ static void fill(const atr_http_parser_t *p, const char *b, atr_http_msg_t *m)
     m->conn_close = s->conn_close;
     m->keep_alive = !s->conn_close && (s->version_minor == 1 || s->conn_keep_alive) &&
                     s->body != ATR_BODY_UNTIL_CLOSE;
-    m->upgrade = s->conn_upgrade && s->has_upgrade;
+    /* RFC 9110 §7.8: Upgrade in an HTTP/1.0 request is ignored */
+    m->upgrade = s->conn_upgrade && s->has_upgrade && (p->is_response || s->version_minor >= 1);
     m->expect_continue = !p->is_response && s->version_minor == 1 && s->expect;
     m->head_len = p->pos;
 }

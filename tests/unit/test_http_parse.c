@@ -202,6 +202,9 @@ static const struct tcase requests[] = {
     { __LINE__, S("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"), "KA=0|CC=1", 0, 0 },
     { __LINE__, S(GET11 "Connection: close\r\n\r\n"), "KA=0|CC=1", 0, 0 },
     { __LINE__, S(GET11 "Connection: foo,,  Upgrade\r\nUpgrade: websocket\r\n\r\n"), "UP=1|KA=1", 0, 0 },
+    /* RFC 9110 §7.8: an HTTP/1.0 request's Upgrade is ignored */
+    { __LINE__, S("GET / HTTP/1.0\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"),
+      "UP=0", 0, 0 },
     { __LINE__, S(GET11 "Connection: upgrade\r\n\r\n"), "UP=0", 0, 0 },
     { __LINE__, S(GET11 "Upgrade: websocket\r\n\r\n"), "UP=0", 0, 0 },
     { __LINE__, S(GET11 "Expect: 100-Continue\r\n\r\n"), "EX=1", 0, 0 },
