@@ -34,25 +34,34 @@ static atr_str_t origin_form(atr_str_t target)
     return target;
 }
 
-/* Values of a previous hop's header, to append ours after. */
-static atr_str_t existing(const atr_http_msg_t *m, const char *lower)
-{
-    const atr_http_header_t *h = atr_http_find(m, lower);
-    return h ? h->value : (atr_str_t){ NULL, 0 };
-}
-
 #define PUT(b, lit) atr_buf_put((b), (lit), sizeof(lit) - 1)
 #define PUTV(b, v) atr_buf_put((b), (v).p, (v).n)
+
+/* Every value of a previous hop's header (all its field lines, joined by
+ * ", " as RFC 9110 §5.3 allows), then `sep` when there was any: ours goes
+ * after. */
+static void existing(atr_buf_t *b, const atr_http_msg_t *m, const char *lower, const char *sep)
+{
+    int any = 0;
+    size_t n = strlen(lower);
+    for (uint32_t i = 0; i < m->nheaders; i++) {
+        const atr_http_header_t *h = &m->headers[i];
+        if (h->name.n != n || !atr_str_ieq(h->name, lower) || h->value.n == 0)
+            continue;
+        if (any)
+            PUT(b, ", ");
+        PUTV(b, h->value);
+        any = 1;
+    }
+    if (any)
+        atr_buf_puts(b, sep);
+}
 
 /* "Via: [previous, ]1.x NAME\r\n" */
 static void via(atr_buf_t *b, const atr_http_msg_t *m, int minor, const char *name)
 {
-    atr_str_t prev = existing(m, "via");
     PUT(b, "Via: ");
-    if (prev.n) {
-        PUTV(b, prev);
-        PUT(b, ", ");
-    }
+    existing(b, m, "via", ", ");
     atr_buf_puts(b, minor ? "1.1 " : "1.0 ");
     atr_buf_puts(b, name);
     PUT(b, "\r\n");
@@ -63,12 +72,8 @@ static void forwarding(atr_buf_t *b, atr_req_t *r, const atr_http_msg_t *m)
     const atr_conf_t *conf = r->wg->gen->conf;
     const char *ip = r->c->peer;
     int v6 = strchr(ip, ':') != NULL;
-    atr_str_t xff = existing(m, "x-forwarded-for");
     PUT(b, "X-Forwarded-For: ");
-    if (xff.n) {
-        PUTV(b, xff);
-        PUT(b, ", ");
-    }
+    existing(b, m, "x-forwarded-for", ", ");
     atr_buf_puts(b, ip);
     PUT(b, "\r\nX-Forwarded-Proto: http\r\n");
     if (m->host.n) {
@@ -76,12 +81,8 @@ static void forwarding(atr_buf_t *b, atr_req_t *r, const atr_http_msg_t *m)
         PUTV(b, m->host);
         PUT(b, "\r\n");
     }
-    atr_str_t fwd = existing(m, "forwarded");
     PUT(b, "Forwarded: ");
-    if (fwd.n) {
-        PUTV(b, fwd);
-        PUT(b, ", ");
-    }
+    existing(b, m, "forwarded", ", ");
     PUT(b, "for=");
     if (v6)
         PUT(b, "\"[");
@@ -110,7 +111,7 @@ static void forwarding(atr_buf_t *b, atr_req_t *r, const atr_http_msg_t *m)
 static void upgrade(atr_buf_t *b, const atr_http_msg_t *m)
 {
     PUT(b, "Connection: upgrade\r\nUpgrade: ");
-    PUTV(b, existing(m, "upgrade"));
+    existing(b, m, "upgrade", "");
     PUT(b, "\r\n");
 }
 

@@ -212,6 +212,22 @@ def test_forwarding_headers(atrium, origin):
                                        ("proto", "http")], fwd
 
 
+def test_forwarding_headers_keep_every_previous_line(atrium, origin):
+    """Earlier hops' values from several field lines are all kept, in order, before
+    ours (only the first line's used to be)."""
+    o = origin("A")
+    a = atrium(proxy_conf([o]))
+    doc = get(a.port, "/echo", headers=[
+        ("Via", "1.1 first"), ("X-Forwarded-For", "10.0.0.1"), ("Via", "1.0 second"),
+        ("X-Forwarded-For", "10.0.0.2, 10.0.0.3"), ("Forwarded", "for=10.0.0.1"),
+        ("Forwarded", "for=10.0.0.2")]).json()
+    via = hdrs(doc, "via")
+    assert len(via) == 1 and via[0].startswith("1.1 first, 1.0 second, 1.1 "), via
+    assert hdrs(doc, "x-forwarded-for") == ["10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1"]
+    fwd = hdrs(doc, "forwarded")
+    assert len(fwd) == 1 and fwd[0].startswith("for=10.0.0.1, for=10.0.0.2, for=127.0.0.1"), fwd
+
+
 def test_via_name_and_off(atrium, origin):
     o = origin("A")
     a = atrium(proxy_conf([o], main_extra="via edge-7;"))
