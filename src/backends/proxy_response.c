@@ -292,6 +292,13 @@ void atr__px_on_backend_data(atr_proxy_t *px, ssize_t nread)
             atr__px_fail(px, 502, "response without a status line");
             return;
         }
+        if (!px->rmsg->cgi_form && px->ops != &atr_backend_http &&
+            atr_http_find(px->rmsg, "status") != NULL) {
+            /* A script's status line and a Status field: two answers to one
+             * question, never forwarded. */
+            atr__px_fail(px, 502, "status line and Status field");
+            return;
+        }
         int st = px->rmsg->status;
         if (st >= 100 && st < 200 && st != 101) {
             /* Interim responses (100 Continue, 103): ours to absorb. */

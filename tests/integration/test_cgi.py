@@ -428,6 +428,9 @@ def test_nph_script_status_line(atrium, cgi):
     assert r.status == 202, r
     assert r.get("x-nph") == "yes", r
     assert r.body == b"nph ok", r
+    # a status line and a Status field: 502 (it went out as 200 with a stray Status)
+    cgi.install("nph-two.sh")
+    assert get(a.port, "/cgi-bin/nph-two.sh").status == 502
 
 
 def test_local_redirect_and_redirect_loop(atrium, cgi):
