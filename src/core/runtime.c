@@ -69,10 +69,14 @@ static void state_unref(atr_server_state_t *st)
 
 static atr_server_state_t *state_get(const char *upstream, const char *server)
 {
-    char key[512];
-    snprintf(key, sizeof key, "%s|%s", upstream, server);
+    /* The whole key, however long: a cut one would let two servers share
+     * counters and down marks. */
+    size_t n = strlen(upstream) + strlen(server) + 2;
+    char *key = atr_xmalloc(n);
+    snprintf(key, n, "%s|%s", upstream, server);
     for (int i = 0; i < rt.nstates; i++) {
         if (strcmp(rt.states[i].key, key) == 0) {
+            free(key);
             atomic_fetch_add(&rt.states[i].st->refs, 1);
             return rt.states[i].st;
         }
@@ -83,7 +87,7 @@ static atr_server_state_t *state_get(const char *upstream, const char *server)
     memset(st, 0, sizeof *st);
     atomic_store(&st->refs, 2); /* the registry's and the caller's */
     rt.states = atr_xrealloc(rt.states, (size_t)(rt.nstates + 1) * sizeof *rt.states);
-    rt.states[rt.nstates].key = atr_xstrdup(key);
+    rt.states[rt.nstates].key = key;
     rt.states[rt.nstates].st = st;
     rt.nstates++;
     return st;

@@ -216,3 +216,27 @@ def test_status_directive_takes_no_arguments(atrium, origin, tmp_path):
     res = run_atrium(["-t", "-c", str(bad)])
     assert res.returncode == 1
     assert re.search(r"bad\.conf:3:\d+: ", res.stdout + res.stderr), res
+
+
+def test_long_upstream_names_do_not_share_server_state(atrium):
+    """Server state is keyed by the whole upstream name and server: two upstreams
+    whose names agree in their first 600 bytes keep their own down marks (a key
+    cut at 512 bytes made them one)."""
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))                     # refuses connections
+    port = dead.getsockname()[1]
+    stem = "u" * 600
+    conf = "\n".join([
+        upstream_conf([port], name=stem + "1", extra="fail_timeout 60s;"),
+        upstream_conf([port], name=stem + "2", extra="fail_timeout 60s;"),
+        "host * {", status_route(), "route /one/ { proxy %s1; }" % stem,
+        "route / { proxy %s2; } }" % stem])
+    a = atrium(conf)
+    try:
+        assert get(a.port, "/one/x").status == 502
+        s = scrape(a.port)
+        srv = "127.0.0.1:%d" % port
+        assert server_val(s, "atrium_upstream_down", stem + "1", srv)[0] == 1
+        assert server_val(s, "atrium_upstream_down", stem + "2", srv)[0] == 0
+    finally:
+        dead.close()
