@@ -122,6 +122,7 @@ typedef struct atr_conf {
     char *pid_file;                 /* pid_file PATH; NULL = none */
 
     char *error_log;                /* error_log stderr|PATH [LEVEL]; "stderr" default */
+    atr_conf_pos_t error_log_pos;   /* where error_log was set (for errors opening it) */
     enum atr_log_level error_level; /* default info */
     char *access_log;               /* access_log stdout|stderr|off|PATH [combined|json]; default off */
     enum atr_access_format access_format;

@@ -212,6 +212,7 @@ static int d_error_log(atr__conf_bctx_t *b, const atr__conf_node_t *n,
     atr_conf_t *c = obj;
     if (d_path(b, n, d, obj) < 0)
         return -1;
+    c->error_log_pos = n->args[0].pos;
     if (n->nargs == 2) {
         int lv = atr__conf_lookup(log_levels, n->args[1].s);
         if (lv < 0)

@@ -215,6 +215,23 @@ static void gen_upstream(atr_gen_upstream_t *gu, const atr_conf_upstream_t *u)
     }
 }
 
+/* The error log file can be opened (and is, created if missing), or -1 with
+ * FILE:LINE:COL: a start or reload refuses it like any other error. */
+static int check_error_log(const atr_conf_t *conf, char *err, size_t errlen)
+{
+    if (conf->error_log == NULL || strcmp(conf->error_log, "stderr") == 0)
+        return 0;
+    int fd = atr__log_open_file(conf->error_log);
+    if (fd < 0) {
+        const atr_conf_pos_t *p = &conf->error_log_pos;
+        snprintf(err, errlen, "%s:%d:%d: error_log %s: %s", p->file ? p->file : conf->path,
+                 p->line, p->col, conf->error_log, strerror(-fd));
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
 /* The generation's access log (NULL when off), or -1 with FILE:LINE:COL. */
 static int open_access_log(const atr_conf_t *conf, atr_access_log_t **out, char *err,
                            size_t errlen)
@@ -388,6 +405,8 @@ int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
         }
         close(fd);
     }
+    if (check_error_log(conf, err, errlen) < 0)
+        return -1;
     /* What a start opens that binding alone does not show: the access log, and
      * the directory of a spawned set's unix socket (not bound here: that
      * would disturb a running instance's socket). */
@@ -443,6 +462,10 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
         return -1;
     }
     const atr_conf_t *running = rt.gen ? rt.gen->conf : NULL;
+    if (check_error_log(conf, err, errlen) < 0) {
+        atr_conf_free(conf);
+        return -1;
+    }
     atr_listen_fd_t **sets = listen_sets(conf, err, errlen);
     if (sets == NULL) {
         atr_conf_free(conf);

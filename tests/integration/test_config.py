@@ -257,14 +257,20 @@ def test_user_drops_privileges_after_binding(atrium):
 
 def test_check_mode_refuses_what_a_start_refuses(tmp_path):
     """-t opens the access log and looks at a spawned set's socket directory, as a
-    start does (it said ok and the start then failed), with FILE:LINE:COL."""
+    start does (it said ok and the start then failed), with FILE:LINE:COL; an error
+    log that cannot be opened is refused by both (a start went on with stderr)."""
     cases = [
         ("access_log /nonexistent-dir/a.log;\n", 3, "access_log /nonexistent-dir/a.log"),
         ("upstream php { protocol fastcgi; server unix:/nonexistent-dir/x.sock;\n"
          "    spawn /bin/sleep 100; }\n", 4, "spawn: cannot listen on unix:/nonexistent-dir"),
     ]
-    for extra, line, msg in cases:
-        path = write(tmp_path, BASE.replace("listen", extra + "listen", 1))
+    base_bad_log = BASE.replace("error_log {{dir}}/error.log info;",
+                                "error_log /nonexistent-dir/e.log info;")
+    for extra, line, msg in cases + [(None, 2, "error_log /nonexistent-dir/e.log")]:
+        if extra is None:
+            path = write(tmp_path, base_bad_log)
+        else:
+            path = write(tmp_path, BASE.replace("listen", extra + "listen", 1))
         for args in (["-t", "-c", str(path)], ["-c", str(path)]):
             r = run_atrium(args, timeout=15)
             assert r.returncode == 1, (args, r.stdout, r.stderr)

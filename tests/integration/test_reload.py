@@ -74,6 +74,20 @@ def test_bad_config_keeps_old_generation(atrium, origin):
     assert wait_until(lambda: body_is(a.port, "/ret/", b"v3"), 1.0)
 
 
+def test_reload_with_an_unopenable_error_log_changes_nothing(atrium, origin):
+    """A reload whose error_log cannot be opened is refused with FILE:LINE:COL (it
+    was applied, logging on to the old file)."""
+    o = origin("A")
+    a = atrium(conf(o, "v1"))
+    bad = a.conf_text.replace('return 200 "v1";', 'return 200 "v2";')
+    bad = "error_log /nonexistent-dir/e.log info;\n" + bad.replace(
+        "error_log %s debug;" % a.error_log_path, "")
+    a.conf_path.write_text(bad)
+    assert a.reload(expect_ok=False), "no FILE:LINE:COL line for the error_log"
+    assert "error_log /nonexistent-dir/e.log" in a.error_log
+    assert get(a.port, "/ret/").body == b"v1"
+
+
 def test_reload_adds_and_removes_listener(atrium, origin):
     o = origin("A")
     a = atrium(conf(o, "v1"))
