@@ -223,8 +223,8 @@ char *atr_http_client_head(atr_req_t *r, const atr_http_msg_t *m, int with_lengt
         atr_buf_puts(&b, atr_http_reason(m->status));
     PUT(&b, "\r\n");
     copy_fields(&b, m, resp_regen, rt->resp_hdr, rt->nresp_hdr, 0);
-    if (conf->via)
-        via(&b, m, 1, conf->via);
+    if (conf->via) /* the version the response was received with (RFC 9110 §7.6.3) */
+        via(&b, m, m->cgi_form ? 1 : m->version_minor, conf->via);
     if (m->status == 101) {
         upgrade(&b, m);
     } else {

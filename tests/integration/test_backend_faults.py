@@ -461,3 +461,20 @@ def test_fastcgi_body_to_head_is_discarded(atrium):
         assert rs[0].body == b"" and rs[1].body == b"hello"
     finally:
         be.close()
+
+
+def http10_answer(c, n):
+    read_head(c)
+    c.sendall(b"HTTP/1.0 200 OK\r\nVia: 1.0 inner\r\nContent-Length: 2\r\n\r\nok")
+
+
+def test_response_via_names_the_version_it_came_with(atrium):
+    """Via on a response says which protocol version it was received with (an
+    HTTP/1.0 backend's answer was marked 1.1), after the earlier hops'."""
+    be = RawBackend(http10_answer)
+    try:
+        a = atrium(conf_for(be.port))
+        r = get(a.port, "/x")
+        assert r.status == 200 and r.get("via").startswith("1.0 inner, 1.0 "), r.headers
+    finally:
+        be.close()
