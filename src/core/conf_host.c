@@ -144,9 +144,11 @@ static int d_return(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__c
     (void)d;
     if (d_handler(b, n, rb) < 0)
         return -1;
-    if (atr__conf_uint(n->args[0].s, &code) < 0 || code < 100 || code > 599)
-        return atr__conf_fail(b, &n->args[0].pos, "invalid status '%s' (expected 100..599)",
+    if (atr__conf_uint(n->args[0].s, &code) < 0 || code < 200 || code > 599)
+        return atr__conf_fail(b, &n->args[0].pos, "invalid status '%s' (expected 200..599)",
                               n->args[0].s);
+    if ((code == 204 || code == 304) && n->nargs == 2)
+        return atr__conf_fail(b, &n->args[1].pos, "status %d has no body", (int)code);
     rb->r->kind = ATR_ROUTE_RETURN;
     rb->r->return_status = (int)code;
     rb->r->return_body = n->nargs == 2 ? atr__conf_tokdup(b, &n->args[1]) : NULL;

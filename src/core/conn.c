@@ -305,11 +305,18 @@ void atr_req_respond(atr_req_t *r, int status, const char *content_type, const c
         r->resp_no_body = 1;
     size_t cap = 256 + strlen(content_type) + blen;
     char *head = atr_xmalloc(cap);
-    int hl = snprintf(head, cap,
+    int hl;
+    if (status == 204 || status == 304) { /* no body, no framing fields (RFC 9110 §8.6) */
+        r->resp_no_body = 1;
+        hl = snprintf(head, cap, "HTTP/1.1 %d %s\r\nServer: atrium\r\n%s\r\n", status,
+                      reason_of(status), atr_req_connection_header(r));
+    } else {
+        hl = snprintf(head, cap,
                       "HTTP/1.1 %d %s\r\nServer: atrium\r\nContent-Type: %s\r\n"
                       "Content-Length: %zu\r\n%s\r\n",
                       status, reason_of(status), content_type, blen,
                       atr_req_connection_header(r));
+    }
     if (!r->resp_no_body) {
         memcpy(head + hl, body, blen);
         hl += (int)blen;

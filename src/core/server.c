@@ -148,9 +148,17 @@ static const atr_conf_host_t *find_host(const atr_gen_t *g, atr_str_t host)
 static const atr_conf_route_t *find_route(const atr_conf_host_t *h, const char *path, size_t n)
 {
     for (int i = 0; h && i < h->nroutes; i++) {
-        size_t pl = strlen(h->routes[i].prefix);
-        if (pl <= n && memcmp(h->routes[i].prefix, path, pl) == 0)
-            return &h->routes[i];
+        const atr_conf_route_t *rt = &h->routes[i];
+        size_t pl = strlen(rt->prefix);
+        if (pl > n || memcmp(rt->prefix, path, pl) != 0)
+            continue;
+        /* A route that maps paths to files matches whole segments only: "/pub"
+         * must not take "/pub../x" or "/pubx" (the rest is joined to its
+         * directory: that would read its parent). */
+        if ((rt->kind == ATR_ROUTE_STATIC || rt->kind == ATR_ROUTE_CGI) && pl < n &&
+            rt->prefix[pl - 1] != '/' && path[pl] != '/')
+            continue;
+        return rt;
     }
     return NULL;
 }

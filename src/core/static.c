@@ -106,19 +106,28 @@ static int open_target(const atr_conf_route_t *rt, const char *rest, char *path,
     int n = snprintf(path, cap, "%s/%s", rt->static_root, rest);
     if (n < 0 || (size_t)n >= cap)
         return -ENAMETOOLONG;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO (or a device) must not block the worker; only
+     * regular files are served. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return -errno;
-    if (fstat(fd, st) == 0 && S_ISDIR(st->st_mode)) {
+    if (fstat(fd, st) < 0) {
+        close(fd);
+        return -EACCES;
+    }
+    if (S_ISDIR(st->st_mode)) {
         close(fd);
         n = snprintf(path, cap, "%s/%s/%s", rt->static_root, rest,
                      rt->index ? rt->index : "index.html");
         if (n < 0 || (size_t)n >= cap)
             return -ENAMETOOLONG;
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
         if (fd < 0)
             return -errno;
-        fstat(fd, st);
+        if (fstat(fd, st) < 0) {
+            close(fd);
+            return -EACCES;
+        }
     }
     if (!S_ISREG(st->st_mode)) {
         close(fd);
@@ -130,7 +139,9 @@ static int open_target(const atr_conf_route_t *rt, const char *rest, char *path,
 void atr_static_handle(atr_req_t *r)
 {
     const atr_conf_route_t *rt = r->route;
-    enum atr_http_method m = r->msg->method;
+    /* r->method is the client's: a HEAD that a script redirected locally
+     * arrives here as the redirect's GET, and still gets no body */
+    enum atr_http_method m = r->method == ATR_M_HEAD ? ATR_M_HEAD : r->msg->method;
     atr_req_head_done(r);
     if (m != ATR_M_GET && m != ATR_M_HEAD) {
         atr_req_respond_simple(r, 405, NULL, 0);

@@ -447,6 +447,22 @@ def test_local_redirect_and_redirect_loop(atrium, cgi):
     assert get(a.port, "/cgi-bin/hello.sh").body == b"shell ok"
 
 
+def test_head_redirected_locally_to_a_static_file_gets_no_body(atrium, cgi, tmp_path):
+    """The redirect is served as a GET, but the client asked HEAD: no body (the static
+    file's bytes went out and the next response on the connection was out of step)."""
+    cgi.install("redir-static.sh")
+    pub = tmp_path / "pub"
+    pub.mkdir()
+    (pub / "a.txt").write_text("hello\n")
+    a = atrium("host * {\n    route /cgi-bin/ { cgi %s; }\n    route /pub/ { static %s; }\n}\n"
+               % (cgi.path, pub))
+    r = raw_ex(a.port, b"HEAD /cgi-bin/redir-static.sh HTTP/1.1\r\nHost: x\r\n\r\n"
+               b"GET /pub/a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=5)
+    rs = r.responses(["HEAD", "GET"])
+    assert [x.status for x in rs] == [200, 200], r.data
+    assert rs[0].body == b"" and rs[1].body == b"hello\n", r.data
+
+
 # ---------------------------------------------------------------- what is not a script
 
 def test_missing_directory_and_non_executable(atrium, cgi):

@@ -81,3 +81,43 @@ def test_static_no_traversal(site, path):
     r = raw_ex(a.port, b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert r.status is not None, r
     assert b"TOP-SECRET" not in r.data, r
+
+
+def test_static_prefix_without_slash_matches_whole_segments(atrium, tmp_path):
+    """`route /pub` maps /pub and /pub/... to its directory, never /pub../x or
+    /pubx (the rest was joined to the directory: /pub../secret.txt read the
+    file next to it)."""
+    root = tmp_path / "pub"
+    root.mkdir()
+    (root / "x.txt").write_text("in-root\n")
+    (root / "index.html").write_text("index\n")
+    (tmp_path / "secret.txt").write_text("SECRET-IN-PARENT\n")
+    a = atrium("host * { route /pub { static %s; } }" % root)
+    assert get(a.port, "/pub/x.txt").body == b"in-root\n"
+    assert get(a.port, "/pub").body == b"index\n"
+    for path in ("/pub../secret.txt", "/pub%2e%2e/secret.txt", "/pubx.txt", "/pub.."):
+        r = raw_ex(a.port, b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                   b"Connection: close\r\n\r\n")
+        assert r.status == 404 and b"SECRET" not in r.data and b"in-root" not in r.data, (path, r)
+
+
+def test_static_fifo_does_not_block_the_worker(atrium, tmp_path):
+    """A FIFO under the root is refused at once (opening it blocked the worker until
+    a writer came)."""
+    import os
+    root = tmp_path / "pub"
+    root.mkdir()
+    os.mkfifo(root / "fifo")
+    (root / "a.txt").write_text("a\n")
+    a = atrium("host * { route /pub/ { static %s; } }" % root)
+    assert get(a.port, "/pub/fifo", timeout=5).status == 403
+    assert get(a.port, "/pub/a.txt", timeout=5).body == b"a\n"
+
+
+def test_return_204_and_304_have_no_body_or_length(atrium):
+    a = atrium('host * { route /n { return 204; } route /m { return 304; } }')
+    r = raw_ex(a.port, b"GET /n HTTP/1.1\r\nHost: x\r\n\r\nGET /m HTTP/1.1\r\nHost: x\r\n"
+               b"Connection: close\r\n\r\n")
+    rs = r.responses()
+    assert [x.status for x in rs] == [204, 304], r
+    assert b"Content-Length" not in r.data and b"Content-Type" not in r.data, r.data

@@ -463,7 +463,7 @@ static const struct {
     { __LINE__, "listen 8080; access_log off; via off; workers 1;\n"
                 "host * { route / { return 599; } }" },
     { __LINE__, "listen [::]:80; listen 0.0.0.0:80; listen [::1]:80;\n"
-                "host * { route / { return 100; } }" },
+                "host * { route / { return 200; } }" },
     { __LINE__, "listen 8080;\n"
                 "upstream a { server 127.0.0.1:1; server 127.0.0.1:2 weight=1000 max_conns=1000000 "
                 "backup resolve; }\n"
@@ -770,9 +770,14 @@ static const struct {
     { __LINE__, "listen 8080; host * { route / { static /tmp; index a/b; } }",
       "t.conf:1:52: invalid index 'a/b' (expected a file name)" },
     { __LINE__, "listen 8080; host * { route / { return 99; } }",
-      "t.conf:1:40: invalid status '99' (expected 100..599)" },
+      "t.conf:1:40: invalid status '99' (expected 200..599)" },
+    /* an interim status is not an answer; 204 and 304 have no body */
+    { __LINE__, "listen 8080; host * { route / { return 100; } }",
+      "t.conf:1:40: invalid status '100' (expected 200..599)" },
+    { __LINE__, "listen 8080; host * { route / { return 204 oops; } }",
+      "t.conf:1:44: status 204 has no body" },
     { __LINE__, "listen 8080; host * { route / { return 600; } }",
-      "t.conf:1:40: invalid status '600' (expected 100..599)" },
+      "t.conf:1:40: invalid status '600' (expected 200..599)" },
     { __LINE__, "listen 8080; host * { route / { return 200 a b; } }",
       "t.conf:1:46: 'return' takes 1 or 2 arguments" },
     { __LINE__, "listen 8080; host * { route / { return 200; request_header put X y; } }",

@@ -1,0 +1,3 @@
+#!/bin/sh
+# A local redirect to a static file.
+printf 'Location: /pub/a.txt\n\n'
