@@ -116,33 +116,53 @@ int atr_path_normalize(atr_str_t target, char *out, size_t cap, size_t *outlen)
     return 0;
 }
 
-static int host_matches(const char *name, atr_str_t host)
+/* "*.example.com" matches "a.example.com" (not "example.com") */
+static int wildcard_matches(const char *name, atr_str_t host)
 {
     size_t nl = strlen(name);
-    if (name[0] == '*' && name[1] == '.') {
-        /* "*.example.com" matches "a.example.com" */
-        return host.n > nl - 1 && atr_str_ieq((atr_str_t){ host.p + host.n - (nl - 1), nl - 1 },
-                                               name + 1);
-    }
-    return atr_str_ieq(host, name);
+    return host.n > nl - 1 &&
+           atr_str_ieq((atr_str_t){ host.p + host.n - (nl - 1), nl - 1 }, name + 1);
 }
 
+/* The host for a Host value, as operators expect (and nginx does): an exact
+ * name first, the name with a port before the bare one, then the longest
+ * matching wildcard, then the default. A trailing dot is ignored. */
 static const atr_conf_host_t *find_host(const atr_gen_t *g, atr_str_t host)
 {
-    /* strip the port; IPv6 literals keep their brackets */
-    const char *colon = NULL;
+    /* the port; IPv6 literals keep their brackets */
+    atr_str_t bare = host;
     for (size_t i = host.n; i > 0; i--) {
-        if (host.p[i - 1] == ':') { colon = host.p + i - 1; break; }
-        if (host.p[i - 1] == ']') break;
+        if (host.p[i - 1] == ':') {
+            bare.n = i - 1;
+            break;
+        }
+        if (host.p[i - 1] == ']')
+            break;
     }
-    if (colon)
-        host.n = (size_t)(colon - host.p);
-    for (int i = 0; i < g->conf->nhosts; i++)
-        for (int j = 0; j < g->conf->hosts[i].nnames; j++)
-            if (strcmp(g->conf->hosts[i].names[j], "*") != 0 &&
-                host_matches(g->conf->hosts[i].names[j], host))
-                return &g->conf->hosts[i];
-    return g->default_host;
+    if (bare.n > 1 && bare.p[bare.n - 1] == '.')
+        bare.n--;
+    const atr_conf_host_t *wild = NULL;
+    size_t wild_len = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        atr_str_t want = pass == 0 ? host : bare;
+        for (int i = 0; i < g->conf->nhosts; i++) {
+            const atr_conf_host_t *h = &g->conf->hosts[i];
+            for (int j = 0; j < h->nnames; j++) {
+                const char *name = h->names[j];
+                if (name[0] == '*') {
+                    size_t nl = strlen(name);
+                    if (pass == 1 && name[1] == '.' && nl > wild_len &&
+                        wildcard_matches(name, bare)) {
+                        wild = h;
+                        wild_len = nl;
+                    }
+                } else if (atr_str_ieq(want, name)) {
+                    return h;
+                }
+            }
+        }
+    }
+    return wild ? wild : g->default_host;
 }
 
 static const atr_conf_route_t *find_route(const atr_conf_host_t *h, const char *path, size_t n)

@@ -121,3 +121,22 @@ def test_return_204_and_304_have_no_body_or_length(atrium):
     rs = r.responses()
     assert [x.status for x in rs] == [204, 304], r
     assert b"Content-Length" not in r.data and b"Content-Type" not in r.data, r.data
+
+
+def test_host_precedence_exact_then_port_then_longest_wildcard(atrium):
+    """An exact name beats a wildcard written before it, a name with the request's
+    port beats the bare name, the longest wildcard wins, a trailing dot is ignored
+    (the first name in file order used to win, and ports never matched)."""
+    a = atrium("""\
+host *.example.com { route / { return 200 "wild"; } }
+host *.a.example.com { route / { return 200 "deeper"; } }
+host api.example.com { route / { return 200 "api"; } }
+host port.example { route / { return 200 "port"; } }
+host port.example:8080 { route / { return 200 "port8080"; } }
+host * { route / { return 200 "default"; } }
+""")
+    for host, want in (("api.example.com", b"api"), ("API.example.com.", b"api"),
+                       ("x.a.example.com", b"deeper"), ("b.example.com", b"wild"),
+                       ("example.com", b"default"), ("port.example:8080", b"port8080"),
+                       ("port.example:9090", b"port"), ("port.example", b"port")):
+        assert get(a.port, "/", host=host).body == want, host
