@@ -183,11 +183,27 @@ static const atr_conf_route_t *find_route(const atr_conf_host_t *h, const char *
     return NULL;
 }
 
+static void dispatch(atr_req_t *r, char *path, size_t cap);
+
 void atr_server_dispatch(atr_req_t *r)
+{
+    /* The normalised path is never longer than the target; a target beyond
+     * the usual (up to max_request_line) gets a buffer of its own. */
+    char stack[4096];
+    size_t need = r->msg->target.n + 2;
+    if (need <= sizeof stack) {
+        dispatch(r, stack, sizeof stack);
+    } else {
+        char *heap = atr_xmalloc(need);
+        dispatch(r, heap, need);
+        free(heap);
+    }
+}
+
+static void dispatch(atr_req_t *r, char *path, size_t cap)
 {
     const atr_gen_t *g = r->wg->gen;
     atr_http_msg_t *m = r->msg;
-    char path[4096];
     size_t plen = 0;
 
     if (m->method == ATR_M_CONNECT) {
@@ -195,7 +211,7 @@ void atr_server_dispatch(atr_req_t *r)
         atr_req_respond_simple(r, 405, NULL, 1);
         return;
     }
-    if (atr_path_normalize(m->target, path, sizeof path, &plen) < 0) {
+    if (atr_path_normalize(m->target, path, cap, &plen) < 0) {
         atr_req_head_done(r);
         atr_req_respond_simple(r, 400, NULL, 1);
         return;

@@ -140,3 +140,13 @@ host * { route / { return 200 "default"; } }
                        ("example.com", b"default"), ("port.example:8080", b"port8080"),
                        ("port.example:9090", b"port"), ("port.example", b"port")):
         assert get(a.port, "/", host=host).body == want, host
+
+
+def test_long_paths_reach_the_backend(site):
+    """A path longer than 4 KiB (within max_request_line) is routed like any other
+    (it got 400 from Atrium)."""
+    a, _ = site
+    r = get(a.port, "/" + "p" * 6000)
+    assert r.get("X-Origin") == "A", r          # proxied: the origin answered
+    r = get(a.port, "/ret/" + "q" * 6000)
+    assert (r.status, r.body) == (200, b"hello")
