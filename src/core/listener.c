@@ -54,16 +54,35 @@ static void log_accept_error(atr_listener_t *l, int err)
  * reserved descriptor, accept and close them (each sees its connection
  * closed at once instead of hanging, and the listener stops being readable,
  * so the loop does not spin), then reserve it again. */
+static void on_readable(uv_poll_t *h, int status, int events);
+
+static void on_resume(uv_timer_t *t)
+{
+    atr_listener_t *l = t->data;
+    if (l->reserve_fd < 0)
+        l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    uv_poll_start(&l->poll, UV_READABLE, on_readable);
+}
+
 static void shed_waiting(atr_listener_t *l)
 {
     if (l->reserve_fd >= 0) {
         close(l->reserve_fd);
         l->reserve_fd = -1;
     }
-    int fd;
-    while ((fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+    int fd, shed = 0;
+    while ((fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
         close(fd);
+        shed++;
+    }
     l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (shed == 0 || l->reserve_fd < 0) {
+        /* The fd table is the whole process's: another worker took the
+         * descriptor given up, and the clients still wait. Polling again at
+         * once would spin; look again in 100 ms. */
+        uv_poll_stop(&l->poll);
+        uv_timer_start(&l->pause, on_resume, 100, 0);
+    }
 }
 
 /* Accept what is waiting, at most a batch per wake-up so one busy listener
@@ -125,6 +144,9 @@ int atr_listener_adopt(atr_worker_t *w, const char *key, int fd)
         return rc;
     }
     l->poll.data = l;
+    uv_timer_init(&w->loop, &l->pause);
+    l->pause.data = l;
+    l->handles = 2;
     uv_poll_start(&l->poll, UV_READABLE, on_readable);
     l->next = w->listeners;
     w->listeners = l;
@@ -134,6 +156,8 @@ int atr_listener_adopt(atr_worker_t *w, const char *key, int fd)
 static void on_closed(uv_handle_t *h)
 {
     atr_listener_t *l = h->data;
+    if (--l->handles > 0)
+        return;
     close(l->fd); /* a poll handle does not own its fd */
     if (l->reserve_fd >= 0)
         close(l->reserve_fd);
@@ -144,4 +168,5 @@ static void on_closed(uv_handle_t *h)
 void atr_listener_close(atr_listener_t *l)
 {
     uv_close((uv_handle_t *)&l->poll, on_closed);
+    uv_close((uv_handle_t *)&l->pause, on_closed);
 }

@@ -25,6 +25,8 @@ typedef struct atr_listen_fd {
 
 typedef struct atr_listener {
     uv_poll_t poll;           /* readable: connections wait (we accept them ourselves) */
+    uv_timer_t pause;         /* out of descriptors with none to shed: poll again later */
+    int handles;              /* open uv handles (poll, pause); freed at 0 */
     int fd;
     int reserve_fd;           /* held open, given up to shed connections on EMFILE */
     struct sockaddr_storage local; /* the bound address; its family is 0 for a wildcard */
