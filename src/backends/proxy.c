@@ -826,6 +826,8 @@ static void px_send_head(atr_proxy_t *px)
         px->rparser = atr_cache_get(px->wg->w, ATR_CACHE_RESP_PARSER);
         if (px->rparser == NULL)
             px->rparser = atr_http_parser_new(1, &px->wg->gen->resp_limits);
+        else /* a cached one may come from an earlier generation */
+            atr_http_parser_set_limits(px->rparser, &px->wg->gen->resp_limits);
         px->rmsg = atr_cache_get(px->wg->w, ATR_CACHE_MSG);
         if (px->rmsg == NULL)
             px->rmsg = atr_xmalloc(sizeof *px->rmsg);

@@ -606,6 +606,8 @@ static void process(atr_conn_t *c)
                 c->parser = atr_cache_get(c->w, ATR_CACHE_REQ_PARSER);
             if (c->parser == NULL)
                 c->parser = atr_http_parser_new(0, &r->wg->gen->req_limits);
+            else /* kept from before: the limits in force now, not its first generation's */
+                atr_http_parser_set_limits(c->parser, &r->wg->gen->req_limits);
             if (c->timer.kind != T_HEAD)
                 timer_set(c, T_HEAD, conf_of(c)->header_timeout);
         }

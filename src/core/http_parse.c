@@ -568,6 +568,15 @@ static void sem_reset(sem_t *s)
     s->host_idx = s->status_idx = s->location_idx = -1;
 }
 
+void atr_http_parser_set_limits(atr_http_parser_t *p, const atr_http_limits_t *limits)
+{
+    p->lim.max_request_line = limits && limits->max_request_line ? limits->max_request_line : 8192;
+    p->lim.max_head = limits && limits->max_head ? limits->max_head : 32768;
+    p->lim.max_headers = limits && limits->max_headers ? limits->max_headers : 100;
+    if (p->lim.max_headers > ATR_HTTP_MAX_HEADERS_HARD)
+        p->lim.max_headers = ATR_HTTP_MAX_HEADERS_HARD;
+}
+
 atr_http_parser_t *atr_http_parser_new(int is_response, const atr_http_limits_t *limits)
 {
     size_t head = (sizeof(atr_http_parser_t) + 15) & ~(size_t)15;
@@ -576,11 +585,7 @@ atr_http_parser_t *atr_http_parser_new(int is_response, const atr_http_limits_t 
     p->is_response = is_response;
     p->req_method = ATR_M_OTHER;
     p->lf_ok = 0;
-    p->lim.max_request_line = limits && limits->max_request_line ? limits->max_request_line : 8192;
-    p->lim.max_head = limits && limits->max_head ? limits->max_head : 32768;
-    p->lim.max_headers = limits && limits->max_headers ? limits->max_headers : 100;
-    if (p->lim.max_headers > ATR_HTTP_MAX_HEADERS_HARD)
-        p->lim.max_headers = ATR_HTTP_MAX_HEADERS_HARD;
+    atr_http_parser_set_limits(p, limits);
     atr_http_headInit(p->lemon, p);
     atr_http_parser_reset(p);
     return p;

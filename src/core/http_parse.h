@@ -96,6 +96,10 @@ void atr_http_parser_set_request_method(atr_http_parser_t *p, enum atr_http_meth
  * NUL and the other rules still apply. Survives atr_http_parser_reset. */
 void atr_http_parser_set_lenient_lf(atr_http_parser_t *p, int on);
 
+/* The limits a parser enforces (as atr_http_parser_new takes them): a parser
+ * kept for reuse gets the generation's current ones each time it is taken. */
+void atr_http_parser_set_limits(atr_http_parser_t *p, const atr_http_limits_t *limits);
+
 /* Feed the head buffer: buf[0..len) holds every byte of this message received
  * so far (len only grows between calls for one message).
  * Returns:

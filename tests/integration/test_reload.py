@@ -136,6 +136,27 @@ def test_drain_timeout_bounds_requests_of_a_replaced_generation(atrium, origin):
     assert "drain timeout after reload" in a.error_log
 
 
+def test_new_header_limits_apply_to_kept_connections_and_parsers(atrium, origin):
+    """After a reload lowers max_header_size, a kept keep-alive connection and
+    parsers reused from before both enforce the new limit (a parser cached from
+    the old generation kept the old limit under steady traffic)."""
+    o = origin("A")
+    a = atrium(proxy_conf([o], main_extra="max_header_size 32k;"))
+    big = [("X-Big", "a" * 8000)]
+    with Conn(a.port) as busy:
+        assert busy.request("GET", "/name", headers=big).status == 200
+        held = Background(get, a.port, "/hold?ms=600")   # in flight across the reload
+        time.sleep(0.1)
+        a.reload(proxy_conf([o], main_extra="max_header_size 4k;"))
+        assert held.result(10).status == 200
+        for _ in range(8):                               # steady traffic: no idle flush
+            assert busy.request("GET", "/name").status == 200
+            time.sleep(0.1)
+        assert busy.request("GET", "/name", headers=big).status == 431
+    for _ in range(3):
+        assert get(a.port, "/name", headers=big).status == 431
+
+
 def test_websocket_survives_reload(atrium, origin):
     o = origin("A")
     a = atrium(conf(o, "v1"))
