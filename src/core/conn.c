@@ -267,6 +267,11 @@ int atr_req_send(atr_req_t *r, char *head, size_t headlen, const atr_str_t *v, i
         r->write_cb = cb;
         return 1;
     }
+    /* A tunnel is idle only when neither side sends: bytes the server pushes
+     * count as activity (a WebSocket whose client only listens was cut after
+     * body_timeout). */
+    if (rc == 0 && r->upgraded && c->timer.kind == T_BODY)
+        timer_set(c, T_BODY, conf_of(c)->body_timeout);
     free(r->out_head);
     r->out_head = NULL;
     return rc;

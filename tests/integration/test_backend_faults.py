@@ -478,3 +478,34 @@ def test_response_via_names_the_version_it_came_with(atrium):
         assert r.status == 200 and r.get("via").startswith("1.0 inner, 1.0 "), r.headers
     finally:
         be.close()
+
+
+# ---------------------------------------------------------------- tunnels
+
+def push_only_tunnel(c, n):
+    """Switches protocols, then only sends: 10 small frames 0.3 s apart."""
+    read_head(c)
+    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
+              b"Upgrade: websocket\r\n\r\n")
+    for i in range(10):
+        time.sleep(0.3)
+        c.sendall(b"\x81\x01" + bytes([48 + i]))
+    time.sleep(0.5)
+
+
+def test_a_tunnel_the_server_pushes_on_is_not_idle(atrium):
+    """Bytes the server pushes keep a tunnel alive: a client that only listens for
+    3 s is not cut by a 1 s body_timeout (it was: only client bytes counted)."""
+    be = RawBackend(push_only_tunnel)
+    try:
+        a = atrium(conf_for(be.port, main_extra="body_timeout 1s;"))
+        with connect(a.port, timeout=10) as s:
+            s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                      b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+            r = read_all(s, timeout=8)
+        head, _, frames = r.data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), r.data[:200]
+        assert frames == b"".join(b"\x81\x01" + bytes([48 + i]) for i in range(10)), frames
+    finally:
+        be.close()
