@@ -139,6 +139,7 @@ typedef struct atr_conf {
     uint64_t keepalive_timeout;     /* keepalive_timeout 75s;   idle client keep-alive */
     int keepalive_requests;         /* keepalive_requests 1000; per client connection */
     uint64_t drain_timeout;         /* drain_timeout 30s;       graceful stop / old generation bound */
+    int max_connections;            /* max_connections N|auto;  client connections per worker; 0 = auto */
     uint32_t buffer_size;           /* buffer_size 16k;         per-direction I/O buffer / watermark unit */
     char *via;                      /* via NAME|off; default "atrium"; NULL = off */
     int underscores_in_headers;     /* underscores_in_headers on|off; default off (dropped) */

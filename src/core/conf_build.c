@@ -161,20 +161,22 @@ int atr__conf_is_token(const char *s)
 
 /* ---- main context --------------------------------------------------------- */
 
-static int d_workers(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
-                     void *obj)
+/* `NAME N|auto` into an int field (offset d->off); auto is 0. */
+static int d_int_or_auto(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                         const atr__conf_directive_t *d, void *obj)
 {
-    atr_conf_t *c = obj;
+    int *field = (int *)(void *)((char *)obj + d->off);
     uint64_t v;
     if (strcmp(n->args[0].s, "auto") == 0) {
-        c->workers = 0;
+        *field = 0;
         return 0;
     }
     if (atr__conf_uint(n->args[0].s, &v) < 0 || v < d->lo || v > d->hi)
         return atr__conf_fail(b, &n->args[0].pos,
-                              "invalid value '%s' for 'workers' (expected 1..%llu or auto)",
-                              n->args[0].s, (unsigned long long)d->hi);
-    c->workers = (int)v;
+                              "invalid value '%s' for '%s' (expected %llu..%llu or auto)",
+                              n->args[0].s, d->name, (unsigned long long)d->lo,
+                              (unsigned long long)d->hi);
+    *field = (int)v;
     return 0;
 }
 
@@ -295,7 +297,7 @@ static int d_host(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__con
 
 #define MAIN atr_conf_t
 static const atr__conf_directive_t main_tab[] = {
-    { "workers", 1, 1, 0, 0, d_workers, ATR__CONF_NONE, 0, 1, 1024 },
+    { "workers", 1, 1, 0, 0, d_int_or_auto, ATR__CONF_NONE, offsetof(MAIN, workers), 1, 1024 },
     ATR__CONF_ONE("user", d_user),
     { "pid_file", 1, 1, 0, 0, d_path, ATR__CONF_NONE, offsetof(MAIN, pid_file), 0, 0 },
     { "error_log", 1, 2, 0, 0, d_error_log, ATR__CONF_NONE, offsetof(MAIN, error_log), 0, 0 },
@@ -310,6 +312,8 @@ static const atr__conf_directive_t main_tab[] = {
     ATR__CONF_DUR("keepalive_timeout", MAIN, keepalive_timeout, 1),
     ATR__CONF_DUR("drain_timeout", MAIN, drain_timeout, 0),
     ATR__CONF_INT("keepalive_requests", MAIN, keepalive_requests, 1, 1000000000),
+    { "max_connections", 1, 1, 0, 0, d_int_or_auto, ATR__CONF_NONE,
+      offsetof(MAIN, max_connections), 1, 10000000 },
     ATR__CONF_SIZE("buffer_size", MAIN, buffer_size, 4 * ATR__KB, 1 * ATR__MB),
     ATR__CONF_ONE("via", d_via),
     ATR__CONF_ONOFF("underscores_in_headers", MAIN, underscores_in_headers),

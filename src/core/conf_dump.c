@@ -116,6 +116,10 @@ static void dump_main(const atr_conf_t *c, FILE *out)
     duration(out, "", "send_timeout", c->send_timeout);
     duration(out, "", "keepalive_timeout", c->keepalive_timeout);
     fprintf(out, "keepalive_requests %d;\n", c->keepalive_requests);
+    if (c->max_connections > 0)
+        fprintf(out, "max_connections %d;\n", c->max_connections);
+    else
+        fputs("max_connections auto;\n", out);
     duration(out, "", "drain_timeout", c->drain_timeout);
     size(out, "", "buffer_size", c->buffer_size);
     fputs("via ", out);

@@ -95,7 +95,13 @@ static void on_readable(uv_poll_t *h, int status, int events)
         log_accept_error(l, -status);
         return;
     }
+    atr_worker_t *w = l->w;
+    int cap = w->wgen ? w->wgen->gen->max_conns : 0;
     for (int i = 0; i < 64; i++) {
+        if (cap > 0 && w->nconns >= cap) {
+            atr_worker_pause_accept(w);
+            return;
+        }
         struct sockaddr_storage peer;
         socklen_t plen = sizeof peer;
         int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -163,6 +169,17 @@ static void on_closed(uv_handle_t *h)
         close(l->reserve_fd);
     free(l->key);
     free(l);
+}
+
+void atr_listener_pause(atr_listener_t *l)
+{
+    uv_poll_stop(&l->poll);
+}
+
+void atr_listener_resume(atr_listener_t *l)
+{
+    if (!uv_is_active((uv_handle_t *)&l->pause)) /* an EMFILE pause resumes itself */
+        uv_poll_start(&l->poll, UV_READABLE, on_readable);
 }
 
 void atr_listener_close(atr_listener_t *l)

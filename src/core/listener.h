@@ -17,4 +17,8 @@ int atr_listener_adopt(atr_worker_t *w, const char *key, int fd);
 /* Close and free (the handle's close callback frees it). */
 void atr_listener_close(atr_listener_t *l);
 
+/* Stop and start taking connections (max_connections: they wait in the backlog). */
+void atr_listener_pause(atr_listener_t *l);
+void atr_listener_resume(atr_listener_t *l);
+
 #endif

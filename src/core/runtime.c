@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -250,6 +251,20 @@ static int open_access_log(const atr_conf_t *conf, atr_access_log_t **out, char 
     return 0;
 }
 
+/* Client connections per worker: max_connections, or by default what the
+ * descriptor limit leaves once every worker's clients may have a backend
+ * connection each (plus room for listeners, logs and pools). */
+static int conn_cap(const atr_conf_t *conf)
+{
+    if (conf->max_connections > 0)
+        return conf->max_connections;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 0; /* no limit to derive one from */
+    long n = ((long)rl.rlim_cur - 64) / (2L * (rt.nworkers > 0 ? rt.nworkers : 1));
+    return n < 16 ? 16 : n > 10000000 ? 10000000 : (int)n;
+}
+
 static atr_gen_t *gen_build(atr_conf_t *conf, char *err, size_t errlen)
 {
     atr_gen_t *g = atr_xcalloc(1, sizeof *g);
@@ -268,6 +283,7 @@ static atr_gen_t *gen_build(atr_conf_t *conf, char *err, size_t errlen)
         gen_upstream(&g->ups[i], &conf->upstreams[i]);
     for (int k = 0; k < g->ncgi; k++)
         gen_upstream(&g->ups[conf->nupstreams + k], &g->cgi_ups[k]);
+    g->max_conns = conn_cap(conf);
     g->req_limits.max_request_line = conf->max_request_line;
     g->req_limits.max_head = conf->max_header_size;
     g->req_limits.max_headers = conf->max_headers;

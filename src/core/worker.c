@@ -156,8 +156,30 @@ static void maybe_exit(atr_worker_t *w)
     uv_walk(&w->loop, walk_close, NULL);
 }
 
+void atr_worker_pause_accept(atr_worker_t *w)
+{
+    if (w->accept_paused)
+        return;
+    w->accept_paused = 1;
+    for (atr_listener_t *l = w->listeners; l; l = l->next)
+        atr_listener_pause(l);
+    ATR_WARN("%s: max_connections (%d) reached: new connections wait", w->name,
+             w->wgen ? w->wgen->gen->max_conns : 0);
+}
+
+static void maybe_resume_accept(atr_worker_t *w)
+{
+    int cap = w->wgen ? w->wgen->gen->max_conns : 0;
+    if (!w->accept_paused || w->stopping || (cap > 0 && w->nconns >= cap))
+        return;
+    w->accept_paused = 0;
+    for (atr_listener_t *l = w->listeners; l; l = l->next)
+        atr_listener_resume(l);
+}
+
 void atr_worker_conn_gone(atr_worker_t *w)
 {
+    maybe_resume_accept(w);
     maybe_exit(w);
 }
 
@@ -240,6 +262,7 @@ static void on_wake(uv_async_t *a)
         w->wgen = wgen_new(w, gen);
         if (old && old->refs > 1)
             retire(w, old);
+        maybe_resume_accept(w); /* the new generation's cap may be higher */
         if (old)
             atr_wgen_unref(old);
         ATR_DEBUG("%s: generation %llu active", w->name, (unsigned long long)gen->id);

@@ -85,6 +85,7 @@ typedef struct atr_worker {
     atr_listener_t *listeners;
     atr_conn_t *conns;         /* every client connection (doubly linked) */
     int nconns;
+    int accept_paused;         /* at the generation's max_conns: listeners not polled */
     int stopping;
     uint64_t seed;
     atr_cache_t caches[ATR_CACHE_NKINDS];
@@ -126,5 +127,9 @@ void atr_wgen_unref(atr_wgen_t *wg);
 static inline atr_worker_t *atr_worker_of(uv_loop_t *loop) { return loop->data; }
 /* A connection went away; once stopping and none left, the worker exits. */
 void atr_worker_conn_gone(atr_worker_t *w);
+
+/* At max_connections: stop taking connections (they wait in the listen
+ * backlog) until one closes. */
+void atr_worker_pause_accept(atr_worker_t *w);
 
 #endif

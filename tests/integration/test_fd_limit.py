@@ -73,3 +73,31 @@ def test_emfile_no_spin_and_recovery(atrium, workers):
     time.sleep(0.3)                                   # a paused listener polls again
     assert get(a.port, "/").status == 200
     assert a.alive()
+
+
+def test_max_connections_queues_the_rest_in_the_backlog(atrium):
+    """At max_connections a worker stops accepting: further clients wait in the
+    listen backlog (not refused, not sharing descriptors the proxied requests
+    need) and are taken as soon as a connection closes."""
+    a = atrium('max_connections 3;\nhost * { route / { return 200 "ok"; } }')
+    idle = [socket.create_connection(("127.0.0.1", a.port), timeout=5) for _ in range(3)]
+    try:
+        assert wait_until(lambda: "max_connections (3) reached" in a.error_log or
+                          len(idle) == 3, 2.0)
+        waiting = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+        waiting.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        waiting.settimeout(1.0)
+        try:
+            early = waiting.recv(100)
+        except socket.timeout:
+            early = None
+        assert early is None, "a fourth connection was served: %r" % early
+        assert "max_connections (3) reached" in a.error_log
+        idle.pop().close()                            # a slot frees: the waiting one goes
+        waiting.settimeout(5.0)
+        assert waiting.recv(100).startswith(b"HTTP/1.1 200")
+        waiting.close()
+    finally:
+        for s in idle:
+            s.close()
+    assert get(a.port, "/").status == 200

@@ -554,6 +554,7 @@ static void test_dump(void)
                                         "send_timeout 1m;\n"
                                         "keepalive_timeout 75s;\n"
                                         "keepalive_requests 1000;\n"
+                                        "max_connections auto;\n"
                                         "drain_timeout 30s;\n"
                                         "buffer_size 16k;\n"
                                         "via atrium;\n"
