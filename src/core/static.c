@@ -101,8 +101,9 @@ static void pump(atr_req_t *r)
 }
 
 static int open_target(const atr_conf_route_t *rt, const char *rest, char *path, size_t cap,
-                       struct stat *st)
+                       struct stat *st, int *is_dir)
 {
+    *is_dir = 0;
     int n = snprintf(path, cap, "%s/%s", rt->static_root, rest);
     if (n < 0 || (size_t)n >= cap)
         return -ENAMETOOLONG;
@@ -116,6 +117,7 @@ static int open_target(const atr_conf_route_t *rt, const char *rest, char *path,
         return -EACCES;
     }
     if (S_ISDIR(st->st_mode)) {
+        *is_dir = 1;
         close(fd);
         n = snprintf(path, cap, "%s/%s/%s", rt->static_root, rest,
                      rt->index ? rt->index : "index.html");
@@ -136,14 +138,53 @@ static int open_target(const atr_conf_route_t *rt, const char *rest, char *path,
     return fd;
 }
 
+static void on_redirect_written(atr_req_t *r, int status)
+{
+    if (status < 0)
+        atr_req_abort(r);
+    else
+        atr_req_finish(r);
+}
+
+/* A directory asked for without its trailing slash: 301 to the slash form
+ * (its index would be served with the wrong base for relative links). The
+ * Location is the client's own path (validated bytes, still encoded) plus
+ * "/", then its query. 0 when the target is not origin-form: serve as is. */
+static int redirect_to_slash(atr_req_t *r, atr_str_t target)
+{
+    if (target.n == 0 || target.p[0] != '/')
+        return 0;
+    const char *q = memchr(target.p, '?', target.n);
+    size_t pathlen = q ? (size_t)(q - target.p) : target.n;
+    size_t qlen = target.n - pathlen;
+    size_t cap = target.n + 256;
+    char *head = atr_xmalloc(cap);
+    int hl = snprintf(head, cap,
+                      "HTTP/1.1 301 Moved Permanently\r\nServer: atrium\r\nLocation: %.*s/%.*s\r\n"
+                      "Content-Length: 0\r\n%s\r\n",
+                      (int)pathlen, target.p, (int)qlen, target.p + pathlen,
+                      atr_req_connection_header(r));
+    r->status = 301;
+    int rc = atr_req_send(r, head, (size_t)hl, NULL, 0, 1, on_redirect_written);
+    if (rc == 0)
+        atr_req_finish(r);
+    else if (rc < 0)
+        atr_req_abort(r);
+    return 1;
+}
+
 void atr_static_handle(atr_req_t *r)
 {
     const atr_conf_route_t *rt = r->route;
     /* r->method is the client's: a HEAD that a script redirected locally
      * arrives here as the redirect's GET, and still gets no body */
     enum atr_http_method m = r->method == ATR_M_HEAD ? ATR_M_HEAD : r->msg->method;
+    /* the head's bytes may go once it is consumed: keep the target */
+    char *target = atr_xstrndup(r->msg->target.p, r->msg->target.n);
+    size_t target_len = r->msg->target.n;
     atr_req_head_done(r);
     if (m != ATR_M_GET && m != ATR_M_HEAD) {
+        free(target);
         atr_req_respond_simple(r, 405, NULL, 0);
         return;
     }
@@ -152,7 +193,19 @@ void atr_static_handle(atr_req_t *r)
         rest++;
     char path[4096];
     struct stat st;
-    int fd = open_target(rt, rest, path, sizeof path, &st);
+    int is_dir;
+    int fd = open_target(rt, rest, path, sizeof path, &st, &is_dir);
+    size_t nl = strlen(r->norm_path);
+    if (is_dir && nl > 0 && r->norm_path[nl - 1] != '/' && r->redirect_buf == NULL) {
+        if (fd >= 0)
+            close(fd);
+        if (redirect_to_slash(r, (atr_str_t){ target, target_len })) {
+            free(target);
+            return;
+        }
+        fd = open_target(rt, rest, path, sizeof path, &st, &is_dir);
+    }
+    free(target);
     if (fd < 0) {
         atr_req_respond_simple(r, fd == -ENOENT || fd == -ENOTDIR ? 404 : 403, NULL, 0);
         return;

@@ -94,7 +94,9 @@ def test_static_prefix_without_slash_matches_whole_segments(atrium, tmp_path):
     (tmp_path / "secret.txt").write_text("SECRET-IN-PARENT\n")
     a = atrium("host * { route /pub { static %s; } }" % root)
     assert get(a.port, "/pub/x.txt").body == b"in-root\n"
-    assert get(a.port, "/pub").body == b"index\n"
+    assert get(a.port, "/pub/").body == b"index\n"
+    r = get(a.port, "/pub")
+    assert (r.status, r.get("location")) == (301, "/pub/"), r
     for path in ("/pub../secret.txt", "/pub%2e%2e/secret.txt", "/pubx.txt", "/pub.."):
         r = raw_ex(a.port, b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
                    b"Connection: close\r\n\r\n")
@@ -150,3 +152,21 @@ def test_long_paths_reach_the_backend(site):
     assert r.get("X-Origin") == "A", r          # proxied: the origin answered
     r = get(a.port, "/ret/" + "q" * 6000)
     assert (r.status, r.body) == (200, b"hello")
+
+
+def test_static_directory_without_slash_redirects(atrium, tmp_path):
+    """A directory asked for without its trailing slash gets 301 to the slash form,
+    query kept (its index was served under the wrong base for relative links)."""
+    root = tmp_path / "pub"
+    (root / "sub dir").mkdir(parents=True)
+    (root / "sub dir" / "index.html").write_text("sub-index\n")
+    a = atrium("host * { route /pub/ { static %s; } }" % root)
+    r = get(a.port, "/pub/sub%20dir")
+    assert (r.status, r.get("location"), r.body) == (301, "/pub/sub%20dir/", b""), r
+    r = get(a.port, "/pub/sub%20dir?x=1&y=2")
+    assert (r.status, r.get("location")) == (301, "/pub/sub%20dir/?x=1&y=2"), r
+    assert get(a.port, "/pub/sub%20dir/").body == b"sub-index\n"
+    r = raw_ex(a.port, b"HEAD /pub/sub%20dir HTTP/1.1\r\nHost: x\r\n\r\n"
+               b"GET /pub/sub%20dir/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    rs = r.responses(["HEAD", "GET"])
+    assert [x.status for x in rs] == [301, 200] and rs[1].body == b"sub-index\n", r.data
