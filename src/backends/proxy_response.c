@@ -227,12 +227,13 @@ static void px_response_head(atr_proxy_t *px)
 }
 
 /* After a failed write the request counts as sent (its body is given up, see
- * px_write_failed): only a request without a body can go again. */
+ * px_write_failed): only a request without a body can go again. (The head is
+ * consumed by now: r->msg is gone, r->body says whether there was a body.) */
 static int px_can_retry(atr_proxy_t *px)
 {
     return px->bc && px->bc->nreqs > 1 && px->idempotent && !px->req_bytes_sent &&
            px->bc->len == 0 && px->attempts <= px->u->retries + 1 &&
-           !(px->write_failed && px->r && px->r->msg->body != ATR_BODY_NONE);
+           !(px->write_failed && px->r && px->r->body.mode != ATR_BM_NONE);
 }
 
 void atr__px_on_backend_data(atr_proxy_t *px, ssize_t nread)

@@ -19,7 +19,8 @@ import struct
 import threading
 import time
 
-from conftest import Background, connect, free_port, get, http_request, read_all, status_of
+from conftest import (Background, connect, free_port, get, http_request, raw_ex, read_all,
+                      status_of)
 
 
 class RawBackend:
@@ -507,5 +508,31 @@ def test_a_tunnel_the_server_pushes_on_is_not_idle(atrium):
         head, _, frames = r.data.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101"), r.data[:200]
         assert frames == b"".join(b"\x81\x01" + bytes([48 + i]) for i in range(10)), frames
+    finally:
+        be.close()
+
+
+def answer_then_reset(c, n):
+    """Answers one request and resets the connection right behind the answer."""
+    head, _ = read_head(c)
+    if head is None:
+        return
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_write_to_a_reset_pooled_connection_is_retried(atrium):
+    """A pipelined GET takes the pooled connection at once, before the reset behind
+    the first answer is read; the write fails, and the request goes again on a new
+    connection (checking whether it had a body looked at the already consumed head
+    and crashed the worker)."""
+    be = RawBackend(answer_then_reset)
+    try:
+        a = atrium(conf_for(be.port))
+        for _ in range(5):
+            r = raw_ex(a.port, b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                       b"GET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=5)
+            assert [x.status for x in r.responses()] == [200, 200], r.data
+            assert a.alive()
     finally:
         be.close()
