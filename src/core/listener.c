@@ -50,10 +50,6 @@ static void log_accept_error(atr_listener_t *l, int err)
     }
 }
 
-/* Out of descriptors: the waiting clients cannot be served now. Give up the
- * reserved descriptor, accept and close them (each sees its connection
- * closed at once instead of hanging, and the listener stops being readable,
- * so the loop does not spin), then reserve it again. */
 static void on_readable(uv_poll_t *h, int status, int events);
 
 static void on_resume(uv_timer_t *t)
@@ -61,9 +57,14 @@ static void on_resume(uv_timer_t *t)
     atr_listener_t *l = t->data;
     if (l->reserve_fd < 0)
         l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    uv_poll_start(&l->poll, UV_READABLE, on_readable);
+    if (!l->w->accept_paused) /* at max_connections the worker resumes it */
+        uv_poll_start(&l->poll, UV_READABLE, on_readable);
 }
 
+/* Out of descriptors: the waiting clients cannot be served now. Give up the
+ * reserved descriptor, accept and close them (each sees its connection
+ * closed at once instead of hanging, and the listener stops being readable,
+ * so the loop does not spin), then reserve it again. */
 static void shed_waiting(atr_listener_t *l)
 {
     if (l->reserve_fd >= 0) {
@@ -99,6 +100,9 @@ static void on_readable(uv_poll_t *h, int status, int events)
     int cap = w->wgen ? w->wgen->gen->max_conns : 0;
     for (int i = 0; i < 64; i++) {
         if (cap > 0 && w->nconns >= cap) {
+            /* this one too: a listener adopted by a reload while the worker
+             * was paused polls until here, and must not spin */
+            atr_listener_pause(l);
             atr_worker_pause_accept(w);
             return;
         }

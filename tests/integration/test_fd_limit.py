@@ -101,3 +101,31 @@ def test_max_connections_queues_the_rest_in_the_backlog(atrium):
         for s in idle:
             s.close()
     assert get(a.port, "/").status == 200
+
+
+def test_listener_added_while_at_max_connections_does_not_spin(atrium):
+    """A reload that adds a listener while the worker is at max_connections: the new
+    listener waits like the others (it polled on, found the worker full each time,
+    and spun)."""
+    from conftest import free_port
+    second = free_port()
+    conf = 'max_connections 1;\nhost * { route / { return 200 "ok"; } }'
+    a = atrium(conf)
+    held = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+    try:
+        held.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # accepted: the worker is full
+        assert held.recv(100).startswith(b"HTTP/1.1 200")
+        a.reload("listen 127.0.0.1:{{port}};\nlisten 127.0.0.1:%d;\n%s" % (second, conf))
+        waiting = socket.create_connection(("127.0.0.1", second), timeout=5)
+        waiting.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        time.sleep(0.3)
+        c0 = cpu_ticks(a.pid)
+        time.sleep(1.5)
+        used = (cpu_ticks(a.pid) - c0) / os.sysconf("SC_CLK_TCK")
+        assert used < 0.5, "%.2f s of CPU in 1.5 s while waiting" % used
+        held.close()                                  # the slot frees: it is served
+        waiting.settimeout(5.0)
+        assert waiting.recv(100).startswith(b"HTTP/1.1 200")
+        waiting.close()
+    finally:
+        held.close()
