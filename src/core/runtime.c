@@ -322,6 +322,25 @@ static int have_key(const char *key)
     return 0;
 }
 
+static void free_sets(atr_listen_fd_t **sets, int nlistens)
+{
+    for (int w = 0; w < rt.nworkers; w++) {
+        for (int k = 0; k < nlistens; k++) {
+            if (sets[w][k].fd >= 0)
+                close(sets[w][k].fd);
+            free(sets[w][k].key);
+        }
+        free(sets[w]);
+    }
+    free(sets);
+}
+
+static void listen_error(const atr_conf_listen_t *l, int fd, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s:%d:%d: cannot listen on %s: %s", l->pos.file, l->pos.line,
+             l->pos.col, l->text, strerror(-fd));
+}
+
 /* For each worker, the listener set of conf: fds for new addresses (bound
  * here, now), -1 for addresses it already listens on. On failure nothing is
  * kept and err says which listen failed. */
@@ -329,8 +348,11 @@ static atr_listen_fd_t **listen_sets(const atr_conf_t *conf, char *err, size_t e
 {
     int n = conf->nlistens, nw = rt.nworkers;
     atr_listen_fd_t **sets = atr_xcalloc((size_t)nw, sizeof *sets);
-    for (int w = 0; w < nw; w++)
+    for (int w = 0; w < nw; w++) {
         sets[w] = atr_xcalloc((size_t)n, sizeof **sets);
+        for (int i = 0; i < n; i++)
+            sets[w][i].fd = -1; /* not 0: a failure frees what was not reached yet */
+    }
     for (int i = 0; i < n; i++) {
         const atr_conf_listen_t *l = &conf->listens[i];
         char key[80];
@@ -338,22 +360,12 @@ static atr_listen_fd_t **listen_sets(const atr_conf_t *conf, char *err, size_t e
         int fresh = !have_key(key);
         for (int w = 0; w < nw; w++) {
             sets[w][i].key = atr_xstrdup(key);
-            sets[w][i].fd = -1;
             if (!fresh)
                 continue;
             int fd = atr_listener_socket((const struct sockaddr *)&l->addr, l->addrlen);
             if (fd < 0) {
-                snprintf(err, errlen, "%s:%d:%d: cannot listen on %s: %s", l->pos.file,
-                         l->pos.line, l->pos.col, l->text, strerror(-fd));
-                for (int v = 0; v < nw; v++) {
-                    for (int k = 0; k < n; k++) {
-                        if (sets[v][k].fd >= 0)
-                            close(sets[v][k].fd);
-                        free(sets[v][k].key);
-                    }
-                    free(sets[v]);
-                }
-                free(sets);
+                listen_error(l, fd, err, errlen);
+                free_sets(sets, n);
                 return NULL;
             }
             sets[w][i].fd = fd;
@@ -415,8 +427,7 @@ int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
         const atr_conf_listen_t *l = &conf->listens[i];
         int fd = atr_listener_socket((const struct sockaddr *)&l->addr, l->addrlen);
         if (fd < 0) {
-            snprintf(err, errlen, "%s:%d:%d: cannot listen on %s: %s", l->pos.file, l->pos.line,
-                     l->pos.col, l->text, strerror(-fd));
+            listen_error(l, fd, err, errlen);
             return -1;
         }
         close(fd);
@@ -451,19 +462,6 @@ int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
         }
     }
     return 0;
-}
-
-static void free_sets(atr_listen_fd_t **sets, int nlistens)
-{
-    for (int w = 0; w < rt.nworkers; w++) {
-        for (int k = 0; k < nlistens; k++) {
-            if (sets[w][k].fd >= 0)
-                close(sets[w][k].fd);
-            free(sets[w][k].key);
-        }
-        free(sets[w]);
-    }
-    free(sets);
 }
 
 /* Build, bind and hand out a generation. Takes conf. 0 or -1 with err.

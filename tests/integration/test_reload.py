@@ -88,6 +88,30 @@ def test_reload_with_an_unopenable_error_log_changes_nothing(atrium, origin):
     assert get(a.port, "/ret/").body == b"v1"
 
 
+def test_failed_listen_closes_only_what_it_opened(atrium, origin):
+    """A reload whose first new listener cannot be bound frees the set it was
+    building and nothing else (entries not reached yet read as fd 0, and the
+    process's standard input was closed)."""
+    import os
+    import socket
+    o = origin("A")
+    a = atrium(conf(o, "v1"))
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        before = os.readlink("/proc/%d/fd/0" % a.pid)
+        text = a.conf_text.replace("listen 127.0.0.1:%d;" % a.port,
+                                   "listen 127.0.0.1:%d;\nlisten 127.0.0.1:%d;\nlisten 127.0.0.1:%d;"
+                                   % (busy.getsockname()[1], free_port(), a.port))
+        a.conf_path.write_text(text)
+        assert a.reload(expect_ok=False)
+        assert os.readlink("/proc/%d/fd/0" % a.pid) == before
+        assert get(a.port, "/ret/").body == b"v1"
+    finally:
+        busy.close()
+
+
 def test_reload_adds_and_removes_listener(atrium, origin):
     o = origin("A")
     a = atrium(conf(o, "v1"))
