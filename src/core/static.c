@@ -149,21 +149,23 @@ static void on_redirect_written(atr_req_t *r, int status)
 /* A directory asked for without its trailing slash: 301 to the slash form
  * (its index would be served with the wrong base for relative links). The
  * Location is the client's own path (validated bytes, still encoded) plus
- * "/", then its query. 0 when the target is not origin-form: serve as is. */
-static int redirect_to_slash(atr_req_t *r, atr_str_t target)
+ * "/", then its query. Called with the head not yet consumed (the target is
+ * read from it); 0 when the target is not origin-form: serve as is. */
+static int redirect_to_slash(atr_req_t *r)
 {
+    atr_str_t target = r->msg->target;
     if (target.n == 0 || target.p[0] != '/')
         return 0;
     const char *q = memchr(target.p, '?', target.n);
     size_t pathlen = q ? (size_t)(q - target.p) : target.n;
-    size_t qlen = target.n - pathlen;
     size_t cap = target.n + 256;
     char *head = atr_xmalloc(cap);
     int hl = snprintf(head, cap,
                       "HTTP/1.1 301 Moved Permanently\r\nServer: atrium\r\nLocation: %.*s/%.*s\r\n"
-                      "Content-Length: 0\r\n%s\r\n",
-                      (int)pathlen, target.p, (int)qlen, target.p + pathlen,
-                      atr_req_connection_header(r));
+                      "Content-Length: 0\r\n",
+                      (int)pathlen, target.p, (int)(target.n - pathlen), target.p + pathlen);
+    atr_req_head_done(r); /* the connection header depends on it */
+    hl += snprintf(head + hl, cap - (size_t)hl, "%s\r\n", atr_req_connection_header(r));
     r->status = 301;
     int rc = atr_req_send(r, head, (size_t)hl, NULL, 0, 1, on_redirect_written);
     if (rc == 0)
@@ -179,12 +181,8 @@ void atr_static_handle(atr_req_t *r)
     /* r->method is the client's: a HEAD that a script redirected locally
      * arrives here as the redirect's GET, and still gets no body */
     enum atr_http_method m = r->method == ATR_M_HEAD ? ATR_M_HEAD : r->msg->method;
-    /* the head's bytes may go once it is consumed: keep the target */
-    char *target = atr_xstrndup(r->msg->target.p, r->msg->target.n);
-    size_t target_len = r->msg->target.n;
-    atr_req_head_done(r);
     if (m != ATR_M_GET && m != ATR_M_HEAD) {
-        free(target);
+        atr_req_head_done(r);
         atr_req_respond_simple(r, 405, NULL, 0);
         return;
     }
@@ -196,16 +194,13 @@ void atr_static_handle(atr_req_t *r)
     int is_dir;
     int fd = open_target(rt, rest, path, sizeof path, &st, &is_dir);
     size_t nl = strlen(r->norm_path);
-    if (is_dir && nl > 0 && r->norm_path[nl - 1] != '/' && r->redirect_buf == NULL) {
+    if (is_dir && nl > 0 && r->norm_path[nl - 1] != '/' && r->redirect_buf == NULL &&
+        redirect_to_slash(r)) {
         if (fd >= 0)
             close(fd);
-        if (redirect_to_slash(r, (atr_str_t){ target, target_len })) {
-            free(target);
-            return;
-        }
-        fd = open_target(rt, rest, path, sizeof path, &st, &is_dir);
+        return;
     }
-    free(target);
+    atr_req_head_done(r);
     if (fd < 0) {
         atr_req_respond_simple(r, fd == -ENOENT || fd == -ENOTDIR ? 404 : 403, NULL, 0);
         return;
