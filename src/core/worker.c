@@ -280,6 +280,16 @@ static void on_wake(uv_async_t *a)
         begin_stop(w);
 }
 
+/* Under AddressSanitizer malloc is the sanitizer's, and glibc's allocator
+ * never gets initialised by a first malloc in the main thread: malloc_trim
+ * would initialise it from several workers at once, which corrupts its arena
+ * list (seen as a SEGV in mtrim or an abort at thread exit). */
+#if defined(__SANITIZE_ADDRESS__)
+#define ATR_TRIM_HEAP() ((void)0)
+#else
+#define ATR_TRIM_HEAP() malloc_trim(0)
+#endif
+
 /* Half a second without a new request: empty the object caches and hand the
  * freed pages back to the kernel, so a burst's memory does not stay with an
  * idle proxy. Never runs while requests are arriving. */
@@ -291,7 +301,7 @@ static void on_idle_tick(uv_timer_t *t)
         cached += w->caches[k].n;
     if (w->requests == w->requests_at_tick && cached > 0) {
         atr_cache_flush(w);
-        malloc_trim(0);
+        ATR_TRIM_HEAP();
     }
     w->requests_at_tick = w->requests;
 }
