@@ -8,10 +8,10 @@
 #include "headers.h"
 
 /* Fields the encoder regenerates itself. */
-static const char *const regen[] = {
-    "host", "content-length", "expect", "x-forwarded-for", "x-forwarded-proto",
-    "x-forwarded-host", "forwarded", "via", NULL
-};
+static const uint32_t regen =
+    ATR_HK_BIT(ATR_HK_HOST) | ATR_HK_BIT(ATR_HK_CONTENT_LENGTH) | ATR_HK_BIT(ATR_HK_EXPECT) |
+    ATR_HK_BIT(ATR_HK_X_FORWARDED_FOR) | ATR_HK_BIT(ATR_HK_X_FORWARDED_PROTO) |
+    ATR_HK_BIT(ATR_HK_X_FORWARDED_HOST) | ATR_HK_BIT(ATR_HK_FORWARDED) | ATR_HK_BIT(ATR_HK_VIA);
 
 static atr_str_t origin_form(atr_str_t target)
 {
@@ -40,13 +40,15 @@ static atr_str_t origin_form(atr_str_t target)
 /* Every value of a previous hop's header (all its field lines, joined by
  * ", " as RFC 9110 §5.3 allows), then `sep` when there was any: ours goes
  * after. */
-static void existing(atr_buf_t *b, const atr_http_msg_t *m, const char *lower, const char *sep)
+static void existing(atr_buf_t *b, const atr_http_msg_t *m, enum atr_http_hkind kind,
+                     const char *sep)
 {
     int any = 0;
-    size_t n = strlen(lower);
+    if (!(m->hkinds & ATR_HK_BIT(kind)))
+        return;
     for (uint32_t i = 0; i < m->nheaders; i++) {
         const atr_http_header_t *h = &m->headers[i];
-        if (h->name.n != n || !atr_str_ieq(h->name, lower) || h->value.n == 0)
+        if (m->hkind[i] != kind || h->value.n == 0)
             continue;
         if (any)
             PUT(b, ", ");
@@ -61,7 +63,7 @@ static void existing(atr_buf_t *b, const atr_http_msg_t *m, const char *lower, c
 static void via(atr_buf_t *b, const atr_http_msg_t *m, int minor, const char *name)
 {
     PUT(b, "Via: ");
-    existing(b, m, "via", ", ");
+    existing(b, m, ATR_HK_VIA, ", ");
     atr_buf_puts(b, minor ? "1.1 " : "1.0 ");
     atr_buf_puts(b, name);
     PUT(b, "\r\n");
@@ -73,7 +75,7 @@ static void forwarding(atr_buf_t *b, atr_req_t *r, const atr_http_msg_t *m)
     const char *ip = r->c->peer;
     int v6 = strchr(ip, ':') != NULL;
     PUT(b, "X-Forwarded-For: ");
-    existing(b, m, "x-forwarded-for", ", ");
+    existing(b, m, ATR_HK_X_FORWARDED_FOR, ", ");
     atr_buf_puts(b, ip);
     PUT(b, "\r\nX-Forwarded-Proto: http\r\n");
     if (m->host.n) {
@@ -82,7 +84,7 @@ static void forwarding(atr_buf_t *b, atr_req_t *r, const atr_http_msg_t *m)
         PUT(b, "\r\n");
     }
     PUT(b, "Forwarded: ");
-    existing(b, m, "forwarded", ", ");
+    existing(b, m, ATR_HK_FORWARDED, ", ");
     PUT(b, "for=");
     if (v6)
         PUT(b, "\"[");
@@ -111,22 +113,22 @@ static void forwarding(atr_buf_t *b, atr_req_t *r, const atr_http_msg_t *m)
 static void upgrade(atr_buf_t *b, const atr_http_msg_t *m)
 {
     PUT(b, "Connection: upgrade\r\nUpgrade: ");
-    existing(b, m, "upgrade", "");
+    existing(b, m, ATR_HK_UPGRADE, "");
     PUT(b, "\r\n");
 }
 
-static void copy_fields(atr_buf_t *b, const atr_http_msg_t *m, const char *const *regen,
+static void copy_fields(atr_buf_t *b, const atr_http_msg_t *m, uint32_t regen,
                         const atr_conf_hdr_op_t *ops, int nops, int drop_underscores)
 {
     atr_hdr_filter_t f;
+    if (m->cgi_form) /* the CGI Status field became the status line */
+        regen |= ATR_HK_BIT(ATR_HK_STATUS);
     atr_hdr_filter_init(&f, m, regen);
     for (uint32_t i = 0; i < m->nheaders; i++) {
         atr_str_t name = m->headers[i].name;
-        if (atr_hdr_filter_drop(&f, name) || (nops && atr_hdr_overridden(ops, nops, name)))
+        if (atr_hdr_filter_drop(&f, i) || (nops && atr_hdr_overridden(ops, nops, name)))
             continue;
         if (drop_underscores && atr_hdr_has_underscore(name))
-            continue;
-        if (m->cgi_form && atr_str_ieq(name, "status"))
             continue;
         atr_buf_header(b, name, m->headers[i].value);
     }
@@ -206,7 +208,7 @@ const atr_backend_ops_t *atr_backend_for(enum atr_proto p)
 }
 
 /* Fields the client head regenerates. */
-static const char *const resp_regen[] = { "content-length", "via", NULL };
+static const uint32_t resp_regen = ATR_HK_BIT(ATR_HK_CONTENT_LENGTH) | ATR_HK_BIT(ATR_HK_VIA);
 
 char *atr_http_client_head(atr_req_t *r, const atr_http_msg_t *m, int with_length,
                            uint64_t length, size_t *len)

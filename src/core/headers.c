@@ -50,7 +50,8 @@ void atr_buf_header(atr_buf_t *b, atr_str_t name, atr_str_t value)
     b->p[b->n++] = '\n';
 }
 
-/* The fixed hop-by-hop set, by length so most fields cost one switch. */
+/* A Connection token naming a field of the fixed hop-by-hop set, by length
+ * so most tokens cost one switch. */
 static int fixed_hop(atr_str_t n)
 {
     switch (n.n) {
@@ -70,7 +71,7 @@ static int fixed_hop(atr_str_t n)
 static int each_connection_token(const atr_http_msg_t *m, int (*fn)(void *, atr_str_t), void *arg)
 {
     for (uint32_t i = 0; i < m->nheaders; i++) {
-        if (m->headers[i].name.n != 10 || !atr_str_ieq(m->headers[i].name, "connection"))
+        if (m->hkind[i] != ATR_HK_CONNECTION)
             continue;
         const char *p = m->headers[i].value.p, *end = p + m->headers[i].value.n;
         while (p < end) {
@@ -102,12 +103,15 @@ static int collect(void *arg, atr_str_t tok)
     return 0;
 }
 
-void atr_hdr_filter_init(atr_hdr_filter_t *f, const atr_http_msg_t *m, const char *const *skip)
+void atr_hdr_filter_init(atr_hdr_filter_t *f, const atr_http_msg_t *m, uint32_t regen)
 {
-    f->skip = skip;
+    f->drop = ATR_HK_HOP_SET | regen;
     f->nlisted = 0;
     f->m = m;
-    each_connection_token(m, collect, f);
+    /* the parser saw every token: only a name beyond close, keep-alive and
+     * upgrade needs collecting */
+    if (m->conn_lists)
+        each_connection_token(m, collect, f);
 }
 
 static int same_name(void *arg, atr_str_t tok)
@@ -116,17 +120,17 @@ static int same_name(void *arg, atr_str_t tok)
     return tok.n == name->n && strncasecmp(tok.p, name->p, tok.n) == 0;
 }
 
-int atr_hdr_filter_drop(const atr_hdr_filter_t *f, atr_str_t name)
+int atr_hdr_filter_drop(const atr_hdr_filter_t *f, uint32_t i)
 {
-    if (fixed_hop(name))
+    if (f->drop & ATR_HK_BIT(f->m->hkind[i]))
         return 1;
-    for (int i = 0; f->skip && f->skip[i]; i++)
-        if (atr_str_ieq(name, f->skip[i]))
-            return 1;
+    if (f->nlisted == 0)
+        return 0;
+    atr_str_t name = f->m->headers[i].name;
     if (f->nlisted < 0)
         return each_connection_token(f->m, same_name, &name);
-    for (int i = 0; i < f->nlisted; i++)
-        if (f->listed[i].n == name.n && strncasecmp(f->listed[i].p, name.p, name.n) == 0)
+    for (int k = 0; k < f->nlisted; k++)
+        if (f->listed[k].n == name.n && strncasecmp(f->listed[k].p, name.p, name.n) == 0)
             return 1;
     return 0;
 }

@@ -32,18 +32,19 @@ void atr_buf_header(atr_buf_t *b, atr_str_t name, atr_str_t value);
 
 /* Which fields of one message must not be forwarded: the fixed hop-by-hop
  * set (RFC 9110 §7.6.1), every name the message's Connection header lists,
- * and the names in skip[] (lowercase, NULL-terminated) that the caller
- * regenerates. Built once per message so each field costs a few compares. */
+ * and the kinds in `regen` (ATR_HK_BIT set) that the caller regenerates.
+ * Built once per message; a field then costs a bit test, plus name compares
+ * only when Connection lists names of its own. */
 typedef struct atr_hdr_filter {
-    const char *const *skip;
+    uint32_t drop;             /* ATR_HK_BIT set: hop-by-hop and regenerated kinds */
     atr_str_t listed[16];      /* Connection-listed names */
     int nlisted;
     const atr_http_msg_t *m;   /* for the rare message listing more than 16 */
 } atr_hdr_filter_t;
 
-void atr_hdr_filter_init(atr_hdr_filter_t *f, const atr_http_msg_t *m, const char *const *skip);
-/* 1 when the field must be dropped. */
-int atr_hdr_filter_drop(const atr_hdr_filter_t *f, atr_str_t name);
+void atr_hdr_filter_init(atr_hdr_filter_t *f, const atr_http_msg_t *m, uint32_t regen);
+/* 1 when field i of the message must be dropped. */
+int atr_hdr_filter_drop(const atr_hdr_filter_t *f, uint32_t i);
 
 /* Decimal number. */
 void atr_buf_put_u64(atr_buf_t *b, uint64_t v);

@@ -87,6 +87,7 @@ enum {
 
 typedef struct field {
     uint32_t name_off, name_len, val_off, val_len;
+    uint32_t kind; /* enum atr_http_hkind */
 } field_t;
 
 /* Everything learned about one message; cleared by reset. */
@@ -101,10 +102,11 @@ typedef struct sem {
     uint32_t nhost, ncl, nte;
     uint64_t content_length;
     unsigned te_last_chunked : 1, te_chunked_twice : 1, te_chunked : 1, te_other : 1;
-    unsigned conn_close : 1, conn_keep_alive : 1, conn_upgrade : 1;
+    unsigned conn_close : 1, conn_keep_alive : 1, conn_upgrade : 1, conn_lists : 1;
     unsigned has_upgrade : 1, expect : 1, absolute_form : 1;
     enum atr_http_body body;
     uint32_t nfields;
+    uint32_t hkinds;
 } sem_t;
 
 struct atr_http_parser {
@@ -346,6 +348,8 @@ static int conn_elem(void *arg, const char *e, size_t n)
         p->s.conn_keep_alive = 1;
     else if (SPAN_IEQ(e, n, "upgrade"))
         p->s.conn_upgrade = 1;
+    else
+        p->s.conn_lists = 1;
     return 0;
 }
 
@@ -419,24 +423,44 @@ void atr__http_on_field(atr_http_parser_t *p, const atr_http_tok_t *tp)
     p->s.nfields = idx + 1;
 
     /* Only names of the lengths we care about get compared at all. */
+    enum atr_http_hkind k = ATR_HK_OTHER;
     switch (t.len) {
+    case 2:
+        if (SPAN_IEQ(n, 2, "te"))
+            k = ATR_HK_HOP;
+        break;
+    case 3:
+        if (SPAN_IEQ(n, 3, "via"))
+            k = ATR_HK_VIA;
+        break;
     case 4:
-        if (!p->is_response && SPAN_IEQ(n, 4, "host"))
-            on_host(p, idx, v, t.vlen);
+        if (SPAN_IEQ(n, 4, "host")) {
+            k = ATR_HK_HOST;
+            if (!p->is_response)
+                on_host(p, idx, v, t.vlen);
+        }
         break;
     case 6:
         if (SPAN_IEQ(n, 6, "expect")) {
+            k = ATR_HK_EXPECT;
             if (SPAN_IEQ(v, t.vlen, "100-continue"))
                 p->s.expect = 1;
-        } else if (p->is_response && SPAN_IEQ(n, 6, "status")) {
-            if (p->s.status_idx >= 0)
-                atr__http_fail(p, 502, "repeated Status");
-            p->s.status_idx = (int)idx;
+        } else if (SPAN_IEQ(n, 6, "status")) {
+            k = ATR_HK_STATUS;
+            if (p->is_response) {
+                if (p->s.status_idx >= 0)
+                    atr__http_fail(p, 502, "repeated Status");
+                p->s.status_idx = (int)idx;
+            }
         }
         break;
     case 7:
-        if (SPAN_IEQ(n, 7, "upgrade"))
+        if (SPAN_IEQ(n, 7, "upgrade")) {
+            k = ATR_HK_UPGRADE;
             p->s.has_upgrade = 1;
+        } else if (SPAN_IEQ(n, 7, "trailer")) {
+            k = ATR_HK_HOP;
+        }
         break;
     case 8:
         if (p->is_response && SPAN_IEQ(n, 8, "location")) {
@@ -445,23 +469,56 @@ void atr__http_on_field(atr_http_parser_t *p, const atr_http_tok_t *tp)
             p->s.location_idx = (int)idx;
         }
         break;
+    case 9:
+        if (SPAN_IEQ(n, 9, "forwarded"))
+            k = ATR_HK_FORWARDED;
+        break;
     case 10:
-        if (SPAN_IEQ(n, 10, "connection"))
+        if (SPAN_IEQ(n, 10, "connection")) {
+            k = ATR_HK_CONNECTION;
             each_elem(v, t.vlen, conn_elem, p);
+        } else if (SPAN_IEQ(n, 10, "keep-alive")) {
+            k = ATR_HK_HOP;
+        }
         break;
     case 14:
-        if (SPAN_IEQ(n, 14, "content-length"))
+        if (SPAN_IEQ(n, 14, "content-length")) {
+            k = ATR_HK_CONTENT_LENGTH;
             on_content_length(p, v, t.vlen);
+        }
+        break;
+    case 15:
+        if (SPAN_IEQ(n, 15, "x-forwarded-for"))
+            k = ATR_HK_X_FORWARDED_FOR;
+        break;
+    case 16:
+        if (SPAN_IEQ(n, 16, "x-forwarded-host"))
+            k = ATR_HK_X_FORWARDED_HOST;
+        else if (SPAN_IEQ(n, 16, "proxy-connection"))
+            k = ATR_HK_HOP;
         break;
     case 17:
         if (SPAN_IEQ(n, 17, "transfer-encoding")) {
+            k = ATR_HK_TRANSFER_ENCODING;
             p->s.nte++;
             each_elem(v, t.vlen, te_elem, p);
+        } else if (SPAN_IEQ(n, 17, "x-forwarded-proto")) {
+            k = ATR_HK_X_FORWARDED_PROTO;
         }
+        break;
+    case 18:
+        if (SPAN_IEQ(n, 18, "proxy-authenticate"))
+            k = ATR_HK_HOP;
+        break;
+    case 19:
+        if (SPAN_IEQ(n, 19, "proxy-authorization"))
+            k = ATR_HK_HOP;
         break;
     default:
         break;
     }
+    f->kind = k;
+    p->s.hkinds |= ATR_HK_BIT(k);
 }
 
 #define FAILV(st, why)                                                        \
@@ -636,8 +693,11 @@ static void fill(const atr_http_parser_t *p, const char *b, atr_http_msg_t *m)
         const field_t *f = &p->f[i];
         m->headers[i].name = (atr_str_t){ b + f->name_off, f->name_len };
         m->headers[i].value = (atr_str_t){ b + f->val_off, f->val_len };
+        m->hkind[i] = (uint8_t)f->kind;
     }
     m->nheaders = s->nfields;
+    m->hkinds = s->hkinds;
+    m->conn_lists = s->conn_lists;
     m->body = s->body;
     m->content_length = s->body == ATR_BODY_LENGTH ? s->content_length : 0;
     m->host = (atr_str_t){ b, 0 };

@@ -21,6 +21,33 @@ typedef struct atr_http_header {
     atr_str_t value; /* leading/trailing OWS stripped */
 } atr_http_header_t;
 
+/* What a field name is, decided once by the parser (it compares the names it
+ * interprets anyway), so that filters and encoders test a byte instead of
+ * comparing strings for every field. Names nobody treats specially are
+ * ATR_HK_OTHER. */
+enum atr_http_hkind {
+    ATR_HK_OTHER = 0,
+    ATR_HK_HOP,            /* the rest of the fixed hop-by-hop set (RFC 9110 §7.6.1):
+                              TE, Trailer, Keep-Alive, Proxy-Connection,
+                              Proxy-Authenticate, Proxy-Authorization */
+    ATR_HK_CONNECTION,     /* hop-by-hop too */
+    ATR_HK_UPGRADE,        /* hop-by-hop too */
+    ATR_HK_TRANSFER_ENCODING, /* hop-by-hop too */
+    ATR_HK_HOST,
+    ATR_HK_CONTENT_LENGTH,
+    ATR_HK_EXPECT,
+    ATR_HK_VIA,
+    ATR_HK_X_FORWARDED_FOR,
+    ATR_HK_X_FORWARDED_PROTO,
+    ATR_HK_X_FORWARDED_HOST,
+    ATR_HK_FORWARDED,
+    ATR_HK_STATUS
+};
+#define ATR_HK_BIT(k) (1u << (k))
+#define ATR_HK_HOP_SET                                                        \
+    (ATR_HK_BIT(ATR_HK_HOP) | ATR_HK_BIT(ATR_HK_CONNECTION) | ATR_HK_BIT(ATR_HK_UPGRADE) | \
+     ATR_HK_BIT(ATR_HK_TRANSFER_ENCODING))
+
 typedef struct atr_http_limits {
     uint32_t max_request_line; /* bytes incl. CRLF: over -> 414 (default 8192) */
     uint32_t max_head;         /* whole head incl. request/status line: over -> 431 (default 32768) */
@@ -57,6 +84,8 @@ typedef struct atr_http_msg {
     int cgi_form;          /* response only: 1 when there was no status line (CGI header block) */
 
     atr_http_header_t headers[ATR_HTTP_MAX_HEADERS_HARD];
+    uint8_t hkind[ATR_HTTP_MAX_HEADERS_HARD]; /* enum atr_http_hkind of headers[i] */
+    uint32_t hkinds;           /* ATR_HK_BIT of every kind present */
     uint32_t nheaders;
 
     /* Interpretation, computed once */
@@ -68,6 +97,7 @@ typedef struct atr_http_msg {
     unsigned conn_close : 1;   /* Connection: close seen */
     unsigned upgrade : 1;      /* Connection: upgrade + Upgrade: present */
     unsigned expect_continue : 1; /* Expect: 100-continue (requests, HTTP/1.1 only) */
+    unsigned conn_lists : 1;   /* Connection names a field beyond close/keep-alive/upgrade */
     uint32_t head_len;         /* bytes of the head incl. the final empty line */
 } atr_http_msg_t;
 

@@ -524,6 +524,56 @@ static void test_helpers(void)
     atr_http_parser_free(p);
 }
 
+/* Field kinds: every name the filters and encoders treat specially gets its
+ * kind whatever its case, everything else (prefixes included) is OTHER. */
+static void test_field_kinds(void)
+{
+    static atr_http_msg_t m;
+    static const struct { const char *name; enum atr_http_hkind kind; } want[] = {
+        { "TE", ATR_HK_HOP }, { "Via", ATR_HK_VIA }, { "host", ATR_HK_HOST },
+        { "Expect", ATR_HK_EXPECT }, { "Status", ATR_HK_STATUS },
+        { "UPGRADE", ATR_HK_UPGRADE }, { "Trailer", ATR_HK_HOP },
+        { "Forwarded", ATR_HK_FORWARDED }, { "Connection", ATR_HK_CONNECTION },
+        { "Keep-Alive", ATR_HK_HOP }, { "Content-Length", ATR_HK_CONTENT_LENGTH },
+        { "X-Forwarded-For", ATR_HK_X_FORWARDED_FOR },
+        { "X-Forwarded-Host", ATR_HK_X_FORWARDED_HOST },
+        { "Proxy-Connection", ATR_HK_HOP },
+        { "X-Forwarded-Proto", ATR_HK_X_FORWARDED_PROTO },
+        { "Proxy-Authenticate", ATR_HK_HOP }, { "Proxy-Authorization", ATR_HK_HOP },
+        { "Vias", ATR_HK_OTHER }, { "X-Forwarded-Fo", ATR_HK_OTHER },
+        { "Content-Type", ATR_HK_OTHER }, { "Hosts", ATR_HK_OTHER },
+    };
+    char in[1024];
+    size_t n = (size_t)snprintf(in, sizeof in, "GET / HTTP/1.1\r\n");
+    for (size_t i = 0; i < ATR_ARRAY_SIZE(want); i++)
+        n += (size_t)snprintf(in + n, sizeof in - n, "%s: %s\r\n", want[i].name,
+                              want[i].kind == ATR_HK_HOST ? "a" : want[i].kind == ATR_HK_CONNECTION
+                              ? "keep-alive, Upgrade" : "1");
+    n += (size_t)snprintf(in + n, sizeof in - n, "\r\n");
+    atr_http_limits_t lim = { 0, 0, 64 };
+    atr_http_parser_t *p = atr_http_parser_new(0, &lim);
+    int status = 0, rc;
+    const char *reason = NULL;
+    uint32_t seen = 0;
+    rc = atr_http_parse(p, in, n, &m, &status, &reason);
+    T_CHECK(__LINE__, rc == ATR_DONE, "rc %d (%d %s)", rc, status, reason ? reason : "");
+    T_CHECK(__LINE__, m.nheaders == ATR_ARRAY_SIZE(want), "%u fields", m.nheaders);
+    for (uint32_t i = 0; rc == ATR_DONE && i < m.nheaders; i++) {
+        T_CHECK(__LINE__, m.hkind[i] == want[i].kind, "%s: kind %d, want %d", want[i].name,
+                m.hkind[i], want[i].kind);
+        seen |= ATR_HK_BIT(want[i].kind);
+    }
+    T_CHECK(__LINE__, m.hkinds == seen, "hkinds %#x, want %#x", m.hkinds, seen);
+    T_CHECK(__LINE__, !m.conn_lists, "keep-alive and upgrade list no field of their own");
+    static const char listing[] = "GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-A\r\n\r\n";
+    atr_http_parser_reset(p);
+    rc = atr_http_parse(p, listing, sizeof listing - 1, &m, &status, &reason);
+    T_CHECK(__LINE__, rc == ATR_DONE && m.conn_lists, "Connection: X-A lists a field");
+    T_CHECK(__LINE__, m.hkinds == (ATR_HK_BIT(ATR_HK_HOST) | ATR_HK_BIT(ATR_HK_CONNECTION)),
+            "hkinds of the next message %#x", m.hkinds);
+    atr_http_parser_free(p);
+}
+
 /* A 30 KB head fed one byte per call (the tokenizer resumes where it
  * stopped; nothing is rescanned). */
 static void test_linear(void)
@@ -636,6 +686,7 @@ int main(int argc, char **argv)
     test_pipelined();
     test_response_reuse();
     test_helpers();
+    test_field_kinds();
     test_linear();
     test_lenient_lf();
     T_DONE();

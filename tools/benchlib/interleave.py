@@ -9,9 +9,15 @@ short slices:
    as fit in --duration per proxy. CPU time (from /proc) and requests add up per proxy;
    every cycle also gives one Atrium/nginx ratio, and the spread of those ratios says how
    far the summed figure can be trusted.
-2. Latency at the same load: tools/loadgen sends a fixed rate (--rate, or half the
-   lowest req/s of step 1), open loop, to each proxy in turn in the same slices, and
-   reports p50/p99/p99.9 measured from each request's scheduled send time.
+2. Latency and CPU at the same load: tools/loadgen sends a fixed rate (--rate, or half
+   the lowest req/s of step 1), open loop, to each proxy in turn in the same slices, and
+   reports p50/p99/p99.9 measured from each request's scheduled send time. Each proxy's
+   CPU time over the whole loadgen run, divided by the requests it answered, gives its CPU
+   per request at that rate (a proxy out of its slice is idle and costs next to nothing).
+   Step 1 runs each proxy as fast as the load generator and origin allow, and there the
+   proxy that needs less CPU per request is the one left idle part of the time, paying a
+   sleep and a wake-up more often; at the same rate neither proxy is saturated, so both pay
+   that alike.
 """
 
 import json
@@ -110,8 +116,10 @@ def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, nofile, conn
         rate = args.rate or 0.5 * min(t["rps"] for t in tot.values())
         log("latency at %d req/s: %ds loadgen slices in turn, %ds per proxy"
             % (rate, slice_s, args.duration))
+        ticks0 = {s.name: tree_cpu_ticks(s.proc.pid) for s in servers}
         lat = run_loadgen(lg, [s.port for s in servers], rate, args.duration, slice_s,
                           args.connections, load_cpus, servers[0].tmp)
+        ticks_at_rate = {s.name: tree_cpu_ticks(s.proc.pid) - ticks0[s.name] for s in servers}
     finally:
         for s in servers:
             s.stop()
@@ -119,7 +127,10 @@ def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, nofile, conn
     results = []
     for s in servers:
         r = dict(tot[s.name], proxy=s.name)
-        r["fixed_rate"] = by_port[s.port]
+        f = r["fixed_rate"] = by_port[s.port]
+        f["ticks"] = ticks_at_rate[s.name]
+        f["cpu_us_per_req"] = (f["ticks"] * 1e6 / CLK_TCK / f["completed"]
+                               if f["completed"] else None)
         results.append(r)
     doc = {"config": {"slice_s": slice_s, "seconds_per_proxy": args.duration,
                       "connections": args.connections, "rate": rate,
@@ -135,6 +146,8 @@ def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, nofile, conn
                 "cpu_per_req": a["cpu_us_per_req"] / b["cpu_us_per_req"]
                 if a["cpu_us_per_req"] and b["cpu_us_per_req"] else None,
                 "cpu_per_req_cycles": cycle_ratios(per_cycle, "atrium", ref),
+                "cpu_per_req_at_rate": la["cpu_us_per_req"] / lb["cpu_us_per_req"]
+                if la["cpu_us_per_req"] and lb["cpu_us_per_req"] else None,
                 "p99_at_rate": la["p99_us"] / lb["p99_us"] if lb["p99_us"] > 0 else None,
                 "p50_at_rate": la["p50_us"] / lb["p50_us"] if lb["p50_us"] > 0 else None,
             }
@@ -147,14 +160,16 @@ def print_interleave(doc, pinning):
     print("CPU: wrk -t1 -c%d in %ds slices, %ds per proxy; latency: loadgen %d req/s open loop, "
           "same slices" % (c["connections"], c["slice_s"], c["seconds_per_proxy"], c["rate"]))
     print()
-    cols = ("proxy", "req/s", "cpu_us/req", "errors", "p50@rate", "p99@rate", "p99.9@rate",
-            "errors@rate")
+    cols = ("proxy", "req/s", "cpu_us/req", "errors", "cpu_us/req@rate", "p50@rate", "p99@rate",
+            "p99.9@rate", "errors@rate")
     rows = []
     for r in doc["results"]:
         f = r["fixed_rate"]
         rows.append((r["proxy"], "%.0f" % r["rps"],
                      "%.1f" % r["cpu_us_per_req"] if r["cpu_us_per_req"] else "-",
-                     str(r["errors"]), "%.0fus" % f["p50_us"], "%.0fus" % f["p99_us"],
+                     str(r["errors"]),
+                     "%.1f" % f["cpu_us_per_req"] if f["cpu_us_per_req"] else "-",
+                     "%.0fus" % f["p50_us"], "%.0fus" % f["p99_us"],
                      "%.0fus" % f["p999_us"], str(f["errors"] + f["non2xx"])))
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(cols)]
     print("  ".join(h.ljust(widths[i]) if i == 0 else h.rjust(widths[i])
@@ -171,6 +186,9 @@ def print_interleave(doc, pinning):
                 ref, r["cpu_per_req"],
                 "; per cycle: median %.2f, range %.2f-%.2f over %d cycles"
                 % (cyc["median"], cyc["min"], cyc["max"], cyc["n"]) if cyc else ""))
+        if r["cpu_per_req_at_rate"]:
+            print("atrium/%s cpu_per_req ratio at %d req/s: %.2f (both proxies below saturation)"
+                  % (ref, doc["config"]["rate"], r["cpu_per_req_at_rate"]))
         if r["p99_at_rate"]:
             print("atrium/%s p99 ratio at %d req/s: %.2f; p50 ratio: %.2f" % (
                 ref, doc["config"]["rate"], r["p99_at_rate"], r["p50_at_rate"]))
