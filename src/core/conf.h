@@ -180,7 +180,10 @@ void atr_conf_dump(const atr_conf_t *c, FILE *out);
 const atr_conf_upstream_t *atr_conf_find_upstream(const atr_conf_t *c, const char *name);
 
 /* Parse a size ("64k", "1m", "512") / duration ("750ms", "2s", "5m", "1h",
- * bare number = seconds). Return 0 on success, -1 if malformed or overflowing. */
+ * bare number = seconds). Return 0 on success, -1 if malformed,
+ * ATR_CONF_TOO_LARGE if well formed but beyond 64 bits (so that the error
+ * can say the value is out of range rather than invalid). */
+#define ATR_CONF_TOO_LARGE (-2)
 int atr_conf_parse_size(const char *s, uint64_t *out);
 int atr_conf_parse_duration(const char *s, uint64_t *out_ms);
 

@@ -48,8 +48,10 @@ int atr__conf_uint(const char *s, uint64_t *out)
         if (!isdigit((unsigned char)*s))
             return -1;
         unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
+        if (v > (UINT64_MAX - d) / 10) {
+            s += strspn(s, "0123456789");
+            return *s == '\0' ? ATR_CONF_TOO_LARGE : -1;
+        }
         v = v * 10 + d;
     }
     *out = v;
@@ -59,10 +61,11 @@ int atr__conf_uint(const char *s, uint64_t *out)
 int atr__conf_number(atr__conf_bctx_t *b, const atr__conf_tok_t *t, const char *what, uint64_t lo,
                      uint64_t hi, uint64_t *out)
 {
-    if (atr__conf_uint(t->s, out) < 0)
+    int rc = atr__conf_uint(t->s, out);
+    if (rc == -1)
         return atr__conf_fail(b, &t->pos, "invalid number '%s' for '%s' (expected %llu..%llu)",
                               t->s, what, (unsigned long long)lo, (unsigned long long)hi);
-    if (*out < lo || *out > hi)
+    if (rc == ATR_CONF_TOO_LARGE || *out < lo || *out > hi)
         return atr__conf_fail(b, &t->pos, "'%s' must be between %llu and %llu", what,
                               (unsigned long long)lo, (unsigned long long)hi);
     return 0;
@@ -72,9 +75,10 @@ static int get_size(atr__conf_bctx_t *b, const atr__conf_tok_t *t, const char *w
                     uint64_t hi, uint64_t *out)
 {
     char l[32], h[32];
-    if (atr_conf_parse_size(t->s, out) < 0)
+    int rc = atr_conf_parse_size(t->s, out);
+    if (rc == -1)
         return atr__conf_fail(b, &t->pos, "invalid size '%s' (expected e.g. 512, 64k, 1m)", t->s);
-    if (*out < lo || *out > hi)
+    if (rc == ATR_CONF_TOO_LARGE || *out < lo || *out > hi)
         return atr__conf_fail(b, &t->pos, "'%s' must be between %s and %s", what,
                               atr__conf_fmt_size(l, sizeof(l), lo),
                               atr__conf_fmt_size(h, sizeof(h), hi));
@@ -85,10 +89,11 @@ static int get_duration(atr__conf_bctx_t *b, const atr__conf_tok_t *t, const cha
                         uint64_t lo, uint64_t hi, uint64_t *out)
 {
     char l[32], h[32];
-    if (atr_conf_parse_duration(t->s, out) < 0)
+    int rc = atr_conf_parse_duration(t->s, out);
+    if (rc == -1)
         return atr__conf_fail(b, &t->pos, "invalid duration '%s' (expected e.g. 750ms, 2s, 5m)",
                               t->s);
-    if (*out < lo || *out > hi)
+    if (rc == ATR_CONF_TOO_LARGE || *out < lo || *out > hi)
         return atr__conf_fail(b, &t->pos, "'%s' must be between %s and %s", what,
                               atr__conf_fmt_duration(l, sizeof(l), lo),
                               atr__conf_fmt_duration(h, sizeof(h), hi));

@@ -576,8 +576,12 @@ static int parse_digits(const char **sp, uint64_t *out)
         return -1;
     for (; isdigit((unsigned char)*s); s++) {
         unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
+        if (v > (UINT64_MAX - d) / 10) {
+            while (isdigit((unsigned char)*s))
+                s++;
+            *sp = s;
+            return ATR_CONF_TOO_LARGE;
+        }
         v = v * 10 + d;
     }
     *sp = s;
@@ -589,7 +593,8 @@ int atr_conf_parse_size(const char *s, uint64_t *out)
 {
     uint64_t v;
     unsigned shift = 0;
-    if (s == NULL || parse_digits(&s, &v) < 0)
+    int too_large;
+    if (s == NULL || (too_large = parse_digits(&s, &v)) == -1)
         return -1;
     switch (*s) {
     case 'k':
@@ -609,8 +614,10 @@ int atr_conf_parse_size(const char *s, uint64_t *out)
         break;
     default: break;
     }
-    if (*s != '\0' || v > (UINT64_MAX >> shift))
+    if (*s != '\0')
         return -1;
+    if (too_large || v > (UINT64_MAX >> shift))
+        return ATR_CONF_TOO_LARGE;
     *out = v << shift;
     return 0;
 }
@@ -620,12 +627,13 @@ int atr_conf_parse_size(const char *s, uint64_t *out)
 int atr_conf_parse_duration(const char *s, uint64_t *out_ms)
 {
     uint64_t total = 0;
-    int segments = 0;
+    int segments = 0, too_large = 0;
     if (s == NULL || *s == '\0')
         return -1;
     while (*s != '\0') {
         uint64_t v, mult;
-        if (parse_digits(&s, &v) < 0)
+        int rc = parse_digits(&s, &v);
+        if (rc == -1)
             return -1;
         char c = (char)tolower((unsigned char)*s);
         if (c == 'm' && tolower((unsigned char)s[1]) == 's') {
@@ -639,11 +647,14 @@ int atr_conf_parse_duration(const char *s, uint64_t *out_ms)
         } else {
             return -1;
         }
-        if (v > UINT64_MAX / mult || total > UINT64_MAX - v * mult)
-            return -1;
-        total += v * mult;
+        if (rc == ATR_CONF_TOO_LARGE || v > UINT64_MAX / mult || total > UINT64_MAX - v * mult)
+            too_large = 1; /* keep going: a malformed rest still says malformed */
+        else
+            total += v * mult;
         segments++;
     }
+    if (too_large)
+        return ATR_CONF_TOO_LARGE;
     *out_ms = total;
     return 0;
 }

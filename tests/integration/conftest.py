@@ -556,6 +556,12 @@ class Atrium:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def sanitized(self):
+        """True for an AddressSanitizer build (its allocator keeps freed memory in
+        quarantine, so RSS says nothing about what Atrium gives back)."""
+        with open("/proc/%d/maps" % self.pid) as f:
+            return "libasan" in f.read()
+
     def rss_kb(self):
         with open("/proc/%d/status" % self.pid) as f:
             for line in f:

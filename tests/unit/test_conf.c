@@ -104,6 +104,13 @@ static const char *ip_of(const struct sockaddr_storage *ss, char *buf, size_t n)
 
 /* ---- sizes and durations ------------------------------------------------- */
 
+/* ok: 1 parses, 0 malformed, TOO_LARGE well formed beyond 64 bits */
+#define TOO_LARGE 2
+static int want_rc(int ok)
+{
+    return ok == 1 ? 0 : ok == TOO_LARGE ? ATR_CONF_TOO_LARGE : -1;
+}
+
 static void test_values(void)
 {
     static const struct {
@@ -121,8 +128,8 @@ static void test_values(void)
         { __LINE__, "1g", 1, 1073741824 },
         { __LINE__, "3G", 1, 3221225472ull },
         { __LINE__, "18446744073709551615", 1, UINT64_MAX },
-        { __LINE__, "18446744073709551616", 0, 0 },
-        { __LINE__, "17179869184g", 0, 0 }, /* 2^34 g = 2^64: overflow */
+        { __LINE__, "18446744073709551616", TOO_LARGE, 0 },
+        { __LINE__, "17179869184g", TOO_LARGE, 0 }, /* 2^34 g = 2^64: overflow */
         { __LINE__, "17179869183g", 1, 17179869183ull << 30 },
         { __LINE__, "", 0, 0 },
         { __LINE__, "k", 0, 0 },
@@ -132,13 +139,14 @@ static void test_values(void)
         { __LINE__, "1kb", 0, 0 },
         { __LINE__, "1t", 0, 0 },
         { __LINE__, "1.5m", 0, 0 },
+        { __LINE__, "99999999999999999999x", 0, 0 }, /* malformed beats too large */
         { __LINE__, "0x10", 0, 0 },
     };
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         uint64_t v = 12345;
         int rc = atr_conf_parse_size(sizes[i].s, &v);
-        T_CHECK(sizes[i].line, rc == (sizes[i].ok ? 0 : -1), "'%s' rc %d", sizes[i].s, rc);
-        if (sizes[i].ok)
+        T_CHECK(sizes[i].line, rc == want_rc(sizes[i].ok), "'%s' rc %d", sizes[i].s, rc);
+        if (sizes[i].ok == 1)
             T_CHECK(sizes[i].line, v == sizes[i].v, "'%s' = %llu", sizes[i].s,
                     (unsigned long long)v);
     }
@@ -162,9 +170,9 @@ static void test_values(void)
         { __LINE__, "2S", 1, 2000 },
         { __LINE__, "10MS", 1, 10 },
         { __LINE__, "18446744073709551615ms", 1, UINT64_MAX },
-        { __LINE__, "18446744073709551615s", 0, 0 },
-        { __LINE__, "213503982335d", 0, 0 },
-        { __LINE__, "18446744073709551615ms1ms", 0, 0 },
+        { __LINE__, "18446744073709551615s", TOO_LARGE, 0 },
+        { __LINE__, "213503982335d", TOO_LARGE, 0 },
+        { __LINE__, "18446744073709551615ms1ms", TOO_LARGE, 0 },
         { __LINE__, "", 0, 0 },
         { __LINE__, "5x", 0, 0 },
         { __LINE__, "ms", 0, 0 },
@@ -173,12 +181,13 @@ static void test_values(void)
         { __LINE__, "1.5s", 0, 0 },
         { __LINE__, "1 s", 0, 0 },
         { __LINE__, "1w", 0, 0 },
+        { __LINE__, "99999999999999999999s5x", 0, 0 }, /* malformed beats too large */
     };
     for (size_t i = 0; i < sizeof(durs) / sizeof(durs[0]); i++) {
         uint64_t v = 12345;
         int rc = atr_conf_parse_duration(durs[i].s, &v);
-        T_CHECK(durs[i].line, rc == (durs[i].ok ? 0 : -1), "'%s' rc %d", durs[i].s, rc);
-        if (durs[i].ok)
+        T_CHECK(durs[i].line, rc == want_rc(durs[i].ok), "'%s' rc %d", durs[i].s, rc);
+        if (durs[i].ok == 1)
             T_CHECK(durs[i].line, v == durs[i].ms, "'%s' = %llu", durs[i].s, (unsigned long long)v);
     }
 }
@@ -646,7 +655,11 @@ static const struct {
       "t.conf:1:18: 'max_request_line' must be between 64 and 1m" },
     { __LINE__, "buffer_size 1k;", "t.conf:1:13: 'buffer_size' must be between 4k and 1m" },
     { __LINE__, "max_body_size 99999999999999999999;",
-      "t.conf:1:15: invalid size '99999999999999999999' (expected e.g. 512, 64k, 1m)" },
+      "t.conf:1:15: 'max_body_size' must be between 0 and 18446744073709551615" },
+    { __LINE__, "header_timeout 99999999999999999999d;",
+      "t.conf:1:16: 'header_timeout' must be between 1ms and 365d" },
+    { __LINE__, "max_headers 99999999999999999999;",
+      "t.conf:1:13: 'max_headers' must be between 1 and 256" },
     { __LINE__, "max_headers 257;", "t.conf:1:13: 'max_headers' must be between 1 and 256" },
     { __LINE__, "max_headers -1;",
       "t.conf:1:13: invalid number '-1' for 'max_headers' (expected 1..256)" },
