@@ -205,11 +205,17 @@ static void px_response_head(atr_proxy_t *px)
         with_length = 1;
         length = m->content_length;
     } else if (m->body == ATR_BODY_NONE) {
-        /* 204/304/HEAD: keep a Content-Length the backend gave for HEAD */
+        /* 204/304/HEAD: a HEAD answer keeps the framing field the backend
+         * gave, as a GET would get it (RFC 9110 §9.3.2); no body follows */
         const atr_http_header_t *cl = atr_http_find(m, "content-length");
-        if (head_req && cl && m->status != 204 && m->status != 304) {
-            with_length = 1;
-            length = strtoull(cl->value.p, NULL, 10);
+        if (head_req && m->status != 204 && m->status != 304) {
+            if (cl) {
+                with_length = 1;
+                length = strtoull(cl->value.p, NULL, 10);
+            } else if ((m->hkinds & ATR_HK_BIT(ATR_HK_TRANSFER_ENCODING)) &&
+                       r->version_minor >= 1) {
+                r->resp_chunked = 1;
+            }
         }
     } else if (r->version_minor >= 1) {
         r->resp_chunked = 1;

@@ -536,3 +536,38 @@ def test_write_to_a_reset_pooled_connection_is_retried(atrium):
             assert a.alive()
     finally:
         be.close()
+
+
+# ---------------------------------------------------------------- HEAD framing
+
+def head_chunked(c, n):
+    """HEAD: the head a chunked GET answer would have, and no body; GET: 'ok'."""
+    buf = b""
+    while True:
+        head, buf = read_head(c, buf)
+        if head is None:
+            return
+        if head.startswith(b"HEAD "):
+            c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Kind: head\r\n\r\n")
+        else:
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def test_head_answer_keeps_chunked_framing_field_and_has_no_body(atrium):
+    """RFC 9110 9.3.2: a HEAD answer carries the fields a GET would get; the
+    backend's Transfer-Encoding: chunked went missing. No body (not even the
+    last chunk) may follow, or the keep-alive connection goes out of step."""
+    be = RawBackend(head_chunked)
+    try:
+        a = atrium(conf_for(be.port))
+        with connect(a.port) as s:
+            s.sendall(b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\nGET /g HTTP/1.1\r\nHost: x\r\n"
+                      b"Connection: close\r\n\r\n")
+            data = read_all(s, timeout=5).data
+        first, _, rest = data.partition(b"\r\n\r\n")
+        assert b"X-Kind: head" in first, data
+        assert b"\r\ntransfer-encoding: chunked" in first.lower(), first
+        assert rest.startswith(b"HTTP/1.1 200 OK\r\n"), rest[:80]   # nothing in between
+        assert rest.endswith(b"\r\n\r\nok"), rest[-80:]
+    finally:
+        be.close()
