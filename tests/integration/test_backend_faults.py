@@ -59,6 +59,12 @@ class RawBackend:
     def close(self):
         self.sock.close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 def read_head(c, buf=b""):
     """(head, rest) of the next request on c, or (None, b"") at EOF."""
@@ -69,6 +75,16 @@ def read_head(c, buf=b""):
         buf += d
     head, rest = buf.split(b"\r\n\r\n", 1)
     return head, rest
+
+
+def each_head(c):
+    """The heads of the requests on c, one by one, until EOF (bodies are not read)."""
+    buf = b""
+    while True:
+        head, buf = read_head(c, buf)
+        if head is None:
+            return
+        yield head
 
 
 def content_length(head):
@@ -101,11 +117,7 @@ SMUGGLED = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nX-Smuggled: yes\r\n\r\nPOIS
 def exact_then_extra(c, n):
     """/a: a response of exactly BUFFER bytes, then a whole second response nobody
     asked for, in one send; anything else: 'ok'."""
-    buf = b""
-    while True:
-        head, buf = read_head(c, buf)
-        if head is None:
-            return
+    for head in each_head(c):
         if head.startswith(b"GET /a "):
             time.sleep(0.3)           # let the pipelined/queued request arrive first
             c.sendall((HEAD_A % BODY_A) + b"A" * BODY_A + SMUGGLED)
@@ -114,8 +126,7 @@ def exact_then_extra(c, n):
 
 
 def test_bytes_after_a_full_read_response_are_not_the_next_pipelined_response(atrium):
-    be = RawBackend(exact_then_extra)
-    try:
+    with RawBackend(exact_then_extra) as be:
         a = atrium(conf_for(be.port, main_extra="buffer_size 16k;"))
         with connect(a.port) as s:
             s.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n"
@@ -124,13 +135,10 @@ def test_bytes_after_a_full_read_response_are_not_the_next_pipelined_response(at
         assert b"POISON" not in data and b"X-Smuggled" not in data, data[-300:]
         assert data.endswith(b"\r\n\r\nok"), data[-300:]
         assert data.count(b"HTTP/1.1 200 OK") == 2
-    finally:
-        be.close()
 
 
 def test_bytes_after_a_full_read_response_are_not_a_queued_clients_response(atrium):
-    be = RawBackend(exact_then_extra)
-    try:
+    with RawBackend(exact_then_extra) as be:
         a = atrium(conf_for(be.port, server_extra=" max_conns=1", upstream_extra="queue 4;",
                             main_extra="buffer_size 16k;"))
         first = Background(get, a.port, "/a")
@@ -140,8 +148,6 @@ def test_bytes_after_a_full_read_response_are_not_a_queued_clients_response(atri
         assert ra.status == 200 and len(ra.body) == BODY_A, ra
         assert (rb.status, rb.body) == (200, b"ok"), rb
         assert rb.get("x-smuggled") is None
-    finally:
-        be.close()
 
 
 # ---------------------------------------------------------------- upload timeouts
@@ -192,16 +198,13 @@ def upload(port, total, fast, trickle, gap):
 def test_send_deadline_ends_when_the_backend_takes_the_write(atrium):
     """8 MB at once (a backend write has to wait), then 100 bytes every 0.4 s for
     2.4 s: the backend reads everything as it comes, so no send timeout (1 s)."""
-    be = RawBackend(read_body_then_answer)
-    try:
+    with RawBackend(read_body_then_answer) as be:
         a = atrium(conf_for(be.port, upstream_extra="send_timeout 1s; read_timeout 10s;",
                             main_extra="body_timeout 5s;"))
         total = 8 * 1024 * 1024 + 600
         data = upload(a.port, total, 8 * 1024 * 1024, 100, 0.4)
         assert status_of(data) == 200, data[:200]
         assert data.endswith(b"got %d" % total), data[-100:]
-    finally:
-        be.close()
 
 
 def stall(c, n):
@@ -213,16 +216,13 @@ def test_a_backend_that_stops_reading_an_upload_gets_504_not_408(atrium):
     """The client sent its body at once and Atrium stopped reading it (its buffer is
     full, the backend takes nothing): the backend's send_timeout decides (504), not
     the client's body_timeout (408)."""
-    be = RawBackend(stall)
-    try:
+    with RawBackend(stall) as be:
         a = atrium(conf_for(be.port, upstream_extra="send_timeout 2500ms;",
                             main_extra="body_timeout 1s;"))
         t0 = time.monotonic()
         data = upload(a.port, 8 * 1024 * 1024, 8 * 1024 * 1024, 1, 0)
         assert status_of(data) == 504, data[:200]
         assert time.monotonic() - t0 >= 2.0
-    finally:
-        be.close()
 
 
 # ---------------------------------------------------------------- stale retry
@@ -230,13 +230,7 @@ def test_a_backend_that_stops_reading_an_upload_gets_504_not_408(atrium):
 def close_on_second_request(c, n):
     """Answers the first request on a connection; on the second, waits a little and
     closes without a word: a keep-alive connection the server dropped."""
-    buf = b""
-    count = 0
-    while True:
-        head, buf = read_head(c, buf)
-        if head is None:
-            return
-        count += 1
+    for count, _ in enumerate(each_head(c), 1):
         if count >= 2:
             time.sleep(0.3)
             return
@@ -245,8 +239,7 @@ def close_on_second_request(c, n):
 
 
 def test_stale_retry_keeps_its_slot_when_others_are_queued(atrium):
-    be = RawBackend(close_on_second_request)
-    try:
+    with RawBackend(close_on_second_request) as be:
         a = atrium(conf_for(be.port, server_extra=" max_conns=1",
                             upstream_extra="queue 4; queue_timeout 10s;"))
         assert get(a.port, "/1").status == 200          # leaves a pooled connection
@@ -256,8 +249,6 @@ def test_stale_retry_keeps_its_slot_when_others_are_queued(atrium):
         r2, r3 = second.result(10), third.result(10)
         assert (r2.status, r2.body) == (200, b"ok"), r2
         assert (r3.status, r3.body) == (200, b"ok"), r3
-    finally:
-        be.close()
 
 
 # ---------------------------------------------------------------- early answer
@@ -279,8 +270,7 @@ def test_a_stalled_body_is_timed_after_an_early_answer_was_written(atrium):
     (the write waits: send_timeout runs, body_timeout does not), then stops sending:
     body_timeout must run again once the write is done (the connection stayed open
     for good)."""
-    be = RawBackend(early_answer_then_wait)
-    try:
+    with RawBackend(early_answer_then_wait) as be:
         a = atrium(conf_for(be.port, upstream_extra="send_timeout 30s; read_timeout 30s;",
                             main_extra="body_timeout 1500ms; send_timeout 30s;"))
         s = connect(a.port, timeout=10)
@@ -293,8 +283,6 @@ def test_a_stalled_body_is_timed_after_an_early_answer_was_written(atrium):
         assert r.data.startswith(b"HTTP/1.1 200"), r.data[:100]
         assert r.closed or r.reset, "the connection stayed open"
         assert time.monotonic() - t0 < 8
-    finally:
-        be.close()
 
 
 # ---------------------------------------------------------------- FastCGI
@@ -349,16 +337,13 @@ host * { route / { proxy app; } }
 def test_fastcgi_request_without_body_ends_its_stdin(atrium):
     """A GET's STDIN stream is terminated too (an empty STDIN record): an application
     that reads its input to the end used to wait for it until read_timeout (504)."""
-    be = RawBackend(fcgi_strict)
-    try:
+    with RawBackend(fcgi_strict) as be:
         a = atrium(fcgi_conf(be.port))
         for _ in range(2):            # the second on the kept connection
             r = get(a.port, "/x")
             assert (r.status, r.body) == (200, b"stdin 0"), r
         r = http_request(a.port, "POST", "/x", body=b"abc")
         assert (r.status, r.body) == (200, b"stdin 3"), r
-    finally:
-        be.close()
 
 
 def fcgi_slow_reader(c, n):
@@ -370,8 +355,7 @@ def test_fastcgi_body_after_a_huge_head_is_framed_not_fatal(atrium):
     """An input buffer grown for a 6 MB head, then filled with body while the
     application is slow: the body goes out in records of at most 64 KiB (a larger
     piece reached the record encoder and aborted the whole process)."""
-    be = RawBackend(fcgi_slow_reader)
-    try:
+    with RawBackend(fcgi_slow_reader) as be:
         a = atrium(fcgi_conf(be.port, "max_header_size 8m; max_body_size 64m;"))
         pad = "".join("X_Pad_%d: %s\r\n" % (i, "p" * 65000) for i in range(95))
         body = 16 << 20
@@ -383,8 +367,6 @@ def test_fastcgi_body_after_a_huge_head_is_framed_not_fatal(atrium):
         assert r.status == 200, r.data[:200]
         assert r.responses()[0].body == b"stdin %d" % body, r.data[-100:]
         assert a.alive()
-    finally:
-        be.close()
 
 
 # ---------------------------------------------------------------- reset
@@ -400,8 +382,7 @@ def test_a_reset_never_ends_a_close_delimited_body(atrium):
     """A body delimited by the backend's close ends only with a clean close: after a
     reset the client sees a cut transfer (no last chunk, connection closed), never
     a complete one (a reset used to count as the end)."""
-    be = RawBackend(reset_mid_close_delimited_body)
-    try:
+    with RawBackend(reset_mid_close_delimited_body) as be:
         a = atrium(conf_for(be.port))
         with connect(a.port) as s:
             s.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -410,8 +391,6 @@ def test_a_reset_never_ends_a_close_delimited_body(atrium):
         assert b"partial-body" in r.data
         assert not r.data.endswith(b"0\r\n\r\n"), r.data[-60:]
         assert r.closed or r.reset, "the connection stayed open as if the body were complete"
-    finally:
-        be.close()
 
 
 def no_status_line(c, n):
@@ -426,13 +405,10 @@ def test_an_http_backend_answer_without_a_status_line_is_502(atrium):
     """CGI-style header blocks are for gateway protocols: an HTTP server's answer
     without a status line is invalid (it was turned into a 200, or the 404 its
     Status field named)."""
-    be = RawBackend(no_status_line)
-    try:
+    with RawBackend(no_status_line) as be:
         a = atrium(conf_for(be.port))
         assert get(a.port, "/x").status == 502
         assert get(a.port, "/status").status == 502
-    finally:
-        be.close()
 
 
 def fcgi_body_anyway(c, n):
@@ -450,8 +426,7 @@ def fcgi_body_anyway(c, n):
 def test_fastcgi_body_to_head_is_discarded(atrium):
     """RFC 3875 §4.3.2: a body the application sends to a HEAD request is discarded
     (it gave 502, or a cut connection)."""
-    be = RawBackend(fcgi_body_anyway)
-    try:
+    with RawBackend(fcgi_body_anyway) as be:
         a = atrium(fcgi_conf(be.port))
         with connect(a.port) as s:
             s.sendall(b"HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -460,8 +435,6 @@ def test_fastcgi_body_to_head_is_discarded(atrium):
         rs = r.responses(["HEAD", "GET"])
         assert [x.status for x in rs] == [200, 200], r.data
         assert rs[0].body == b"" and rs[1].body == b"hello"
-    finally:
-        be.close()
 
 
 def http10_answer(c, n):
@@ -472,13 +445,10 @@ def http10_answer(c, n):
 def test_response_via_names_the_version_it_came_with(atrium):
     """Via on a response says which protocol version it was received with (an
     HTTP/1.0 backend's answer was marked 1.1), after the earlier hops'."""
-    be = RawBackend(http10_answer)
-    try:
+    with RawBackend(http10_answer) as be:
         a = atrium(conf_for(be.port))
         r = get(a.port, "/x")
         assert r.status == 200 and r.get("via").startswith("1.0 inner, 1.0 "), r.headers
-    finally:
-        be.close()
 
 
 # ---------------------------------------------------------------- tunnels
@@ -497,8 +467,7 @@ def push_only_tunnel(c, n):
 def test_a_tunnel_the_server_pushes_on_is_not_idle(atrium):
     """Bytes the server pushes keep a tunnel alive: a client that only listens for
     3 s is not cut by a 1 s body_timeout (it was: only client bytes counted)."""
-    be = RawBackend(push_only_tunnel)
-    try:
+    with RawBackend(push_only_tunnel) as be:
         a = atrium(conf_for(be.port, main_extra="body_timeout 1s;"))
         with connect(a.port, timeout=10) as s:
             s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
@@ -508,8 +477,6 @@ def test_a_tunnel_the_server_pushes_on_is_not_idle(atrium):
         head, _, frames = r.data.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101"), r.data[:200]
         assert frames == b"".join(b"\x81\x01" + bytes([48 + i]) for i in range(10)), frames
-    finally:
-        be.close()
 
 
 def answer_then_reset(c, n):
@@ -526,27 +493,20 @@ def test_write_to_a_reset_pooled_connection_is_retried(atrium):
     the first answer is read; the write fails, and the request goes again on a new
     connection (checking whether it had a body looked at the already consumed head
     and crashed the worker)."""
-    be = RawBackend(answer_then_reset)
-    try:
+    with RawBackend(answer_then_reset) as be:
         a = atrium(conf_for(be.port))
         for _ in range(5):
             r = raw_ex(a.port, b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n"
                        b"GET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=5)
             assert [x.status for x in r.responses()] == [200, 200], r.data
             assert a.alive()
-    finally:
-        be.close()
 
 
 # ---------------------------------------------------------------- HEAD framing
 
 def head_chunked(c, n):
     """HEAD: the head a chunked GET answer would have, and no body; GET: 'ok'."""
-    buf = b""
-    while True:
-        head, buf = read_head(c, buf)
-        if head is None:
-            return
+    for head in each_head(c):
         if head.startswith(b"HEAD "):
             c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Kind: head\r\n\r\n")
         else:
@@ -557,8 +517,7 @@ def test_head_answer_keeps_chunked_framing_field_and_has_no_body(atrium):
     """RFC 9110 9.3.2: a HEAD answer carries the fields a GET would get; the
     backend's Transfer-Encoding: chunked went missing. No body (not even the
     last chunk) may follow, or the keep-alive connection goes out of step."""
-    be = RawBackend(head_chunked)
-    try:
+    with RawBackend(head_chunked) as be:
         a = atrium(conf_for(be.port))
         with connect(a.port) as s:
             s.sendall(b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\nGET /g HTTP/1.1\r\nHost: x\r\n"
@@ -569,5 +528,3 @@ def test_head_answer_keeps_chunked_framing_field_and_has_no_body(atrium):
         assert b"\r\ntransfer-encoding: chunked" in first.lower(), first
         assert rest.startswith(b"HTTP/1.1 200 OK\r\n"), rest[:80]   # nothing in between
         assert rest.endswith(b"\r\n\r\nok"), rest[-80:]
-    finally:
-        be.close()
