@@ -26,14 +26,21 @@ def connect_refused(port):
         return False
 
 
+def stop_while_holding(a, o, ms, fetch=get, settle=0.0):
+    """A request the origin holds for ms, then SIGTERM while it is in flight;
+    returns the request's Background."""
+    held = Background(fetch, a.port, "/hold?ms=%d" % ms)
+    assert wait_until(lambda: o.stats()["inflight"] == 1, 2.0)
+    time.sleep(settle)
+    a.send_signal(signal.SIGTERM)
+    a.stopped = True
+    return held
+
+
 def test_graceful_stop_finishes_inflight(atrium, origin):
     o = origin("A")
     a = atrium(proxy_conf([o], main_extra="drain_timeout 30s;"))
-    held = Background(get, a.port, "/hold?ms=2000")
-    assert wait_until(lambda: o.stats()["inflight"] == 1, 2.0)
-    time.sleep(0.3)
-    a.send_signal(signal.SIGTERM)
-    a.stopped = True
+    held = stop_while_holding(a, o, 2000, settle=0.3)
     # the listener closes at once: new connections are refused while the
     # held request is still running
     assert wait_until(lambda: connect_refused(a.port), 1.2), "listener still open after SIGTERM"
@@ -49,10 +56,7 @@ def test_sighup_and_sigusr1_while_draining_do_not_kill(atrium, origin):
     the request in flight."""
     o = origin("A")
     a = atrium(proxy_conf([o], main_extra="drain_timeout 30s;"))
-    held = Background(get, a.port, "/hold?ms=1500")
-    assert wait_until(lambda: o.stats()["inflight"] == 1, 2.0)
-    a.send_signal(signal.SIGTERM)
-    a.stopped = True
+    held = stop_while_holding(a, o, 1500)
     time.sleep(0.2)
     a.send_signal(signal.SIGHUP)
     a.send_signal(signal.SIGUSR1)
@@ -76,10 +80,7 @@ def test_graceful_stop_closes_idle_keepalive(atrium, origin):
 def test_drain_timeout_bounds_stop(atrium, origin):
     o = origin("A")
     a = atrium(proxy_conf([o], main_extra="drain_timeout 1s;"))
-    held = Background(status_or_error, a.port, "/hold?ms=8000")
-    assert wait_until(lambda: o.stats()["inflight"] == 1, 2.0)
-    a.send_signal(signal.SIGTERM)
-    a.stopped = True
+    held = stop_while_holding(a, o, 8000, fetch=status_or_error)
     rc = a.proc.wait(6)           # well before the held request could finish
     assert rc == 0
     assert held.result(10) != 200
