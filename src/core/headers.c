@@ -50,22 +50,6 @@ void atr_buf_header(atr_buf_t *b, atr_str_t name, atr_str_t value)
     b->p[b->n++] = '\n';
 }
 
-/* A Connection token naming a field of the fixed hop-by-hop set, by length
- * so most tokens cost one switch. */
-static int fixed_hop(atr_str_t n)
-{
-    switch (n.n) {
-    case 2: return atr_str_ieq(n, "te");
-    case 7: return atr_str_ieq(n, "trailer") || atr_str_ieq(n, "upgrade");
-    case 10: return atr_str_ieq(n, "connection") || atr_str_ieq(n, "keep-alive");
-    case 16: return atr_str_ieq(n, "proxy-connection");
-    case 17: return atr_str_ieq(n, "transfer-encoding");
-    case 18: return atr_str_ieq(n, "proxy-authenticate");
-    case 19: return atr_str_ieq(n, "proxy-authorization");
-    default: return 0;
-    }
-}
-
 /* Call fn for every token of every Connection header line; stops when fn
  * returns non-zero and returns that. */
 static int each_connection_token(const atr_http_msg_t *m, int (*fn)(void *, atr_str_t), void *arg)
@@ -93,7 +77,7 @@ static int each_connection_token(const atr_http_msg_t *m, int (*fn)(void *, atr_
 static int collect(void *arg, atr_str_t tok)
 {
     atr_hdr_filter_t *f = arg;
-    if (fixed_hop(tok) || atr_str_ieq(tok, "close"))
+    if ((ATR_HK_BIT(atr_http_hkind(tok)) & ATR_HK_HOP_SET) || atr_str_ieq(tok, "close"))
         return 0;
     if (f->nlisted == (int)ATR_ARRAY_SIZE(f->listed)) {
         f->nlisted = -1; /* too many: fall back to scanning the message */

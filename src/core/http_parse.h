@@ -41,7 +41,8 @@ enum atr_http_hkind {
     ATR_HK_X_FORWARDED_PROTO,
     ATR_HK_X_FORWARDED_HOST,
     ATR_HK_FORWARDED,
-    ATR_HK_STATUS
+    ATR_HK_STATUS,
+    ATR_HK_LOCATION
 };
 #define ATR_HK_BIT(k) (1u << (k))
 #define ATR_HK_HOP_SET                                                        \
@@ -158,6 +159,9 @@ int atr_http_connection_has(const atr_http_msg_t *m, const char *lower_token);
 
 /* 1 for the bytes allowed in a field-name / method (RFC 9110 tchar). */
 int atr_http_is_tchar(unsigned char c);
+
+/* The kind of a field name, as the parser gives it to headers[i]. */
+enum atr_http_hkind atr_http_hkind(atr_str_t name);
 
 /* Identify a method by its exact (case-sensitive) name; ATR_M_OTHER if unknown. */
 enum atr_http_method atr_http_method_from(atr_str_t name);

@@ -540,6 +540,7 @@ static void test_field_kinds(void)
         { "Proxy-Connection", ATR_HK_HOP },
         { "X-Forwarded-Proto", ATR_HK_X_FORWARDED_PROTO },
         { "Proxy-Authenticate", ATR_HK_HOP }, { "Proxy-Authorization", ATR_HK_HOP },
+        { "Location", ATR_HK_LOCATION },
         { "Vias", ATR_HK_OTHER }, { "X-Forwarded-Fo", ATR_HK_OTHER },
         { "Content-Type", ATR_HK_OTHER }, { "Hosts", ATR_HK_OTHER },
     };
