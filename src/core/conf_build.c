@@ -41,21 +41,8 @@ int atr__conf_count(const atr__conf_node_t *list, const char *name)
 
 int atr__conf_uint(const char *s, uint64_t *out)
 {
-    uint64_t v = 0;
-    if (*s == '\0')
-        return -1;
-    for (; *s != '\0'; s++) {
-        if (!isdigit((unsigned char)*s))
-            return -1;
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10) {
-            s += strspn(s, "0123456789");
-            return *s == '\0' ? ATR_CONF_TOO_LARGE : -1;
-        }
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
+    int rc = atr__conf_digits(&s, out);
+    return rc == -1 || *s != '\0' ? -1 : rc;
 }
 
 int atr__conf_number(atr__conf_bctx_t *b, const atr__conf_tok_t *t, const char *what, uint64_t lo,

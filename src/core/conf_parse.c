@@ -568,7 +568,7 @@ int atr__conf_parse(atr__conf_arena_t *a, const char *file, const char *text, si
 
 /* ---- sizes and durations -------------------------------------------------- */
 
-static int parse_digits(const char **sp, uint64_t *out)
+int atr__conf_digits(const char **sp, uint64_t *out)
 {
     const char *s = *sp;
     uint64_t v = 0;
@@ -594,7 +594,7 @@ int atr_conf_parse_size(const char *s, uint64_t *out)
     uint64_t v;
     unsigned shift = 0;
     int too_large;
-    if (s == NULL || (too_large = parse_digits(&s, &v)) == -1)
+    if (s == NULL || (too_large = atr__conf_digits(&s, &v)) == -1)
         return -1;
     switch (*s) {
     case 'k':
@@ -632,7 +632,7 @@ int atr_conf_parse_duration(const char *s, uint64_t *out_ms)
         return -1;
     while (*s != '\0') {
         uint64_t v, mult;
-        int rc = parse_digits(&s, &v);
+        int rc = atr__conf_digits(&s, &v);
         if (rc == -1)
             return -1;
         char c = (char)tolower((unsigned char)*s);

@@ -203,6 +203,10 @@ int atr__conf_fail(atr__conf_bctx_t *b, const atr_conf_pos_t *pos, const char *f
     __attribute__((format(printf, 3, 4)));
 char *atr__conf_tokdup(atr__conf_bctx_t *b, const atr__conf_tok_t *t);
 int atr__conf_count(const atr__conf_node_t *list, const char *name);
+/* Decimal digits at *sp (at least one), advancing *sp past them: 0, -1 if
+ * there are none, ATR_CONF_TOO_LARGE beyond 64 bits (*out then unset). */
+int atr__conf_digits(const char **sp, uint64_t *out);
+/* A whole string of digits: 0, -1 or ATR_CONF_TOO_LARGE. */
 int atr__conf_uint(const char *s, uint64_t *out);
 int atr__conf_number(atr__conf_bctx_t *b, const atr__conf_tok_t *t, const char *what, uint64_t lo,
                      uint64_t hi, uint64_t *out);
