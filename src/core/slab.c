@@ -1,4 +1,5 @@
 #include "slab.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,15 +9,8 @@
 #define CHUNK ((size_t)256 * 1024) /* also the alignment: a slot finds its chunk by masking */
 #define KEEP_EMPTY 2               /* empty chunks kept mapped for the next connections */
 
-/* Under AddressSanitizer every object is a malloc of its own, so use after
- * free of a connection is still caught. */
-#if defined(__SANITIZE_ADDRESS__)
-#define SLAB_MALLOC 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SLAB_MALLOC 1
-#endif
-#endif
+/* Under AddressSanitizer (ATR_ASAN) every object is a malloc of its own, so
+ * use after free of a connection is still caught. */
 
 /* At the start of every chunk; the slots follow. */
 struct atr_slab_chunk {
@@ -84,7 +78,7 @@ static atr_slab_chunk_t *map_chunk(atr_slab_t *s)
 
 void *atr_slab_alloc(atr_slab_t *s)
 {
-#ifdef SLAB_MALLOC
+#ifdef ATR_ASAN
     void *q = calloc(1, s->size);
     if (q == NULL)
         abort();
@@ -103,7 +97,7 @@ void *atr_slab_alloc(atr_slab_t *s)
 
 void atr_slab_free(atr_slab_t *s, void *p)
 {
-#ifdef SLAB_MALLOC
+#ifdef ATR_ASAN
     (void)s;
     free(p);
     return;

@@ -7,6 +7,17 @@
 #include <stdint.h>
 #include <string.h>
 
+/* ATR_ASAN: built with AddressSanitizer (gcc says so one way, clang another).
+ * Its allocator replaces malloc, so code that manages memory itself (slabs,
+ * malloc_trim) steps aside. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ATR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ATR_ASAN 1
+#endif
+#endif
+
 /* State-machine results (STYLE.md: "a small enum"). */
 enum { ATR_OK = 0, ATR_AGAIN = 1, ATR_DONE = 2, ATR_ERROR = -1 };
 

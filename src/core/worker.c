@@ -12,6 +12,7 @@
 #include "listener.h"
 #include "log.h"
 #include "proxy.h"
+#include "util.h"
 #include "cgi.h"
 
 static void cache_free(enum atr_cache_kind k, void *p)
@@ -284,7 +285,7 @@ static void on_wake(uv_async_t *a)
  * never gets initialised by a first malloc in the main thread: malloc_trim
  * would initialise it from several workers at once, which corrupts its arena
  * list (seen as a SEGV in mtrim or an abort at thread exit). */
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef ATR_ASAN
 #define ATR_TRIM_HEAP() ((void)0)
 #else
 #define ATR_TRIM_HEAP() malloc_trim(0)
