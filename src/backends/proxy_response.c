@@ -207,8 +207,8 @@ static void px_response_head(atr_proxy_t *px)
     } else if (m->body == ATR_BODY_NONE) {
         /* 204/304/HEAD: a HEAD answer keeps the framing field the backend
          * gave, as a GET would get it (RFC 9110 §9.3.2); no body follows */
-        const atr_http_header_t *cl = atr_http_find(m, "content-length");
         if (head_req && m->status != 204 && m->status != 304) {
+            const atr_http_header_t *cl = atr_http_find(m, "content-length");
             if (cl) {
                 with_length = 1;
                 length = strtoull(cl->value.p, NULL, 10);

@@ -9,9 +9,6 @@
 #define CHUNK ((size_t)256 * 1024) /* also the alignment: a slot finds its chunk by masking */
 #define KEEP_EMPTY 2               /* empty chunks kept mapped for the next connections */
 
-/* Under AddressSanitizer (ATR_ASAN) every object is a malloc of its own, so
- * use after free of a connection is still caught. */
-
 /* At the start of every chunk; the slots follow. */
 struct atr_slab_chunk {
     atr_slab_chunk_t *next, *prev; /* in the slab's partial list, while in it */
@@ -76,6 +73,8 @@ static atr_slab_chunk_t *map_chunk(atr_slab_t *s)
     return c;
 }
 
+/* Under AddressSanitizer (ATR_ASAN) every object is a malloc of its own, so
+ * use after free of a connection is still caught. */
 void *atr_slab_alloc(atr_slab_t *s)
 {
 #ifdef ATR_ASAN
