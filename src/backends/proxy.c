@@ -323,7 +323,8 @@ static void px_free(atr_proxy_t *px)
     atr_cache_put(px->wg->w, ATR_CACHE_MSG, px->rmsg);
     free(px->head);
     free(px->client_head);
-    free(px->tried);
+    if (px->tried != px->tried_inline)
+        free(px->tried);
     atr_worker_t *w = px->wg->w;
     atr_wgen_unref(px->wg);
     atr_cache_put(w, ATR_CACHE_PROXY, px);
@@ -946,7 +947,7 @@ void atr_proxy_start(atr_req_t *r)
     atr_http_msg_t *m = r->msg;
     atr_proxy_t *px = atr_cache_get(r->c->w, ATR_CACHE_PROXY);
     if (px)
-        memset(px, 0, offsetof(atr_proxy_t, scratch)); /* scratch needs no clearing */
+        memset(px, 0, offsetof(atr_proxy_t, scratch)); /* scratch, tried_inline: no clearing */
     else
         px = atr_xcalloc(1, sizeof *px);
     px->r = r;
@@ -956,7 +957,13 @@ void atr_proxy_start(atr_req_t *r)
     px->u = u;
     px->ops = atr_backend_for(u->protocol);
     px->server = -1;
-    px->tried = atr_xcalloc((size_t)(u->nservers > 0 ? u->nservers : 1), 1);
+    size_t ntried = u->nservers > 0 ? (size_t)u->nservers : 1;
+    if (ntried <= sizeof px->tried_inline) {
+        px->tried = px->tried_inline;
+        memset(px->tried, 0, ntried);
+    } else {
+        px->tried = atr_xcalloc(ntried, 1);
+    }
     px->req_framing = m->body;
     switch (m->method) {
     case ATR_M_HEAD: px->idempotent = 2; break;

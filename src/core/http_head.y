@@ -1,21 +1,26 @@
 /* HTTP/1.1 message heads (requests, backend responses, CGI header blocks).
  *
  * The grammar decides the structure of a head; the tokenizer in http_parse.c
- * decides byte classes and limits and pushes one complete token at a time.
- * Token values are spans {offset, length} of the caller's head buffer.
+ * decides byte classes, limits and the shape of each line, and pushes one
+ * complete line at a time. Token values are spans {offset, length} of the
+ * caller's head buffer.
  *
- * A field line (name ":" OWS value OWS CRLF) is a regular language, so the
- * tokenizer validates it and hands over one FIELD token carrying both spans:
- * one grammar step per field instead of four keeps Lemon off the profile. The
- * start line stays token by token so that its shape (single SP, version
- * last, optional reason) is decided here.
+ * Every line of a head is a regular language, so the tokenizer validates it
+ * and hands over one token per line: a request line (method SP target SP
+ * version), a status line (version SP status [SP [reason]]), or a field line
+ * (name ":" OWS value OWS, both spans in the token). The empty line that ends
+ * the head is end of input (token 0), at which Lemon accepts. One grammar
+ * step per line instead of one per word keeps Lemon off the profile: a
+ * proxied request costs 13 steps instead of 27.
  *
- *   requests:       START_REQUEST METHOD SP TARGET SP VERSION CRLF FIELD* CRLF
- *   responses:      START_RESPONSE VERSION SP STATUS [SP [REASON]] CRLF FIELD* CRLF
- *   CGI responses:  START_RESPONSE FIELD+ CRLF
+ *   requests:       REQUEST_LINE FIELD*
+ *   responses:      STATUS_LINE FIELD*
+ *   CGI responses:  FIELD+              (RFC 3875 §6.2: at least one field)
  *
- * then token 0 (end of input), at which Lemon accepts. The first syntax error
- * is fatal (YYNOERRORRECOVERY): the tokenizer stops feeding at once. */
+ * The parts of a start line are recorded by the tokenizer as it scans them
+ * (atr_http_parser's start-line spans); the actions read them there. The
+ * first syntax error is fatal (YYNOERRORRECOVERY): the tokenizer stops
+ * feeding at once. */
 
 %name atr_http_head
 %token_prefix ATR_HT_
@@ -51,27 +56,18 @@ size_t atr__http_head_size(void)
 %parse_failure { atr__http_fail(ctx, 400, "malformed head"); }
 
 /* Fix the token numbering (the order they are first seen). */
-%token START_REQUEST START_RESPONSE METHOD TARGET VERSION STATUS REASON
-       FIELD SP CRLF.
+%token REQUEST_LINE STATUS_LINE FIELD.
 
-head ::= START_REQUEST request_line fields CRLF.   { atr__http_on_end(ctx); }
-head ::= START_RESPONSE status_line fields CRLF.   { atr__http_on_end(ctx); }
-head ::= START_RESPONSE cgi_fields CRLF.           { atr__http_on_end(ctx); }
+head ::= request_line fields.            { atr__http_on_end(ctx); }
+head ::= status_line fields.             { atr__http_on_end(ctx); }
+head ::= cgi_fields.                     { atr__http_on_end(ctx); }
 
-request_line ::= METHOD(M) SP TARGET(T) SP VERSION(V) CRLF.
-    { atr__http_on_request_line(ctx, M, T, V); }
-
-status_line ::= VERSION(V) SP STATUS(S) SP REASON(R) CRLF.
-    { atr__http_on_status_line(ctx, V, S, R); }
-status_line ::= VERSION(V) SP STATUS(S) SP(W) CRLF.
-    { atr_http_tok_t r = { W.off + 1, 0, 0, 0 }; atr__http_on_status_line(ctx, V, S, r); }
-status_line ::= VERSION(V) SP STATUS(S) CRLF.
-    { atr_http_tok_t r = { S.off + S.len, 0, 0, 0 }; atr__http_on_status_line(ctx, V, S, r); }
+request_line ::= REQUEST_LINE.           { atr__http_on_request_line(ctx); }
+status_line ::= STATUS_LINE.             { atr__http_on_status_line(ctx); }
 
 /* Left-recursive: the stack stays shallow whatever the field count. */
 fields ::= .
 fields ::= fields FIELD(F).              { atr__http_on_field(ctx, &F); }
 
-/* A CGI header block has at least one field (RFC 3875 §6.2). */
 cgi_fields ::= FIELD(F).                 { atr__http_on_field(ctx, &F); }
 cgi_fields ::= cgi_fields FIELD(F).      { atr__http_on_field(ctx, &F); }

@@ -120,6 +120,8 @@ struct atr_http_parser {
     uint32_t pos;   /* next byte to look at */
     uint32_t tok;   /* start of the token being scanned */
     uint32_t line;  /* start of the start line (the 414 limit counts from here) */
+    atr_http_tok_t sl[3]; /* the start line's parts as scanned: method, target,
+                           * version; or version, status, reason */
     uint32_t name_off, name_len, val_end; /* the field line being scanned */
     uint32_t nlead; /* leading empty lines skipped */
     uint32_t nnames;
@@ -200,15 +202,10 @@ void atr__http_fail(atr_http_parser_t *p, int status, const char *reason)
 
 void atr__http_syntax_error(atr_http_parser_t *p, int token)
 {
-    const char *why;
-    switch (token) {
-    case ATR_HT_SP: why = "unexpected space"; break;
-    case ATR_HT_CRLF: why = "incomplete start line"; break;
-    case ATR_HT_FIELD: why = "field before start line"; break;
-    case 0: why = "incomplete head"; break;
-    default: why = "malformed start line"; break;
-    }
-    atr__http_fail(p, 400, why);
+    /* The tokenizer only ever starts a request with its request line, so
+     * what is left is a response head with neither a status line nor a
+     * field (an empty CGI header block). */
+    atr__http_fail(p, 400, token == 0 ? "empty head" : "malformed head");
 }
 
 void atr__http_on_accept(atr_http_parser_t *p)
@@ -300,9 +297,9 @@ bad:
     atr__http_fail(p, 400, "invalid request-target");
 }
 
-void atr__http_on_request_line(atr_http_parser_t *p, atr_http_tok_t m,
-                               atr_http_tok_t t, atr_http_tok_t v)
+void atr__http_on_request_line(atr_http_parser_t *p)
 {
+    atr_http_tok_t m = p->sl[0], t = p->sl[1], v = p->sl[2];
     int minor = parse_version(p->buf + v.off, v.len);
     if (minor == -1) {
         atr__http_fail(p, 400, "malformed HTTP version");
@@ -319,9 +316,9 @@ void atr__http_on_request_line(atr_http_parser_t *p, atr_http_tok_t m,
     check_target(p, p->buf + t.off, t.len);
 }
 
-void atr__http_on_status_line(atr_http_parser_t *p, atr_http_tok_t v,
-                              atr_http_tok_t s, atr_http_tok_t r)
+void atr__http_on_status_line(atr_http_parser_t *p)
 {
+    atr_http_tok_t v = p->sl[0], s = p->sl[1], r = p->sl[2];
     const char *d = p->buf + s.off;
     int minor = parse_version(p->buf + v.off, v.len);
     if (minor < 0) {
@@ -410,34 +407,64 @@ static void on_host(atr_http_parser_t *p, uint32_t idx, const char *v, size_t n)
  * compared at all. Always inlined: the parser runs it for every field, and
  * as a call it cost 2% of a proxied request's instructions. */
 #define ATR_ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* A name equals a literal of lowercase letters and '-', ignoring case, a word
+ * at a time: OR-ing 0x20 into a byte gives the literal's byte only for its
+ * two cases (and, for '-', for CR, which no name or value holds). With len a
+ * constant at every call, this is a few loads and compares. */
+static ATR_ALWAYS_INLINE int name_is(const char *n, size_t len, const char *lit)
+{
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t a, l;
+        memcpy(&a, n + i, 8);
+        memcpy(&l, lit + i, 8);
+        if ((a | UINT64_C(0x2020202020202020)) != l)
+            return 0;
+    }
+    if (i + 4 <= len) {
+        uint32_t a, l;
+        memcpy(&a, n + i, 4);
+        memcpy(&l, lit + i, 4);
+        if ((a | UINT32_C(0x20202020)) != l)
+            return 0;
+        i += 4;
+    }
+    for (; i < len; i++)
+        if ((unsigned char)(n[i] | 0x20) != (unsigned char)lit[i])
+            return 0;
+    return 1;
+}
+#define NAME_IS(n, lit) name_is((n), sizeof(lit) - 1, lit)
+
 static ATR_ALWAYS_INLINE enum atr_http_hkind hkind_of(const char *n, size_t len)
 {
     switch (len) {
-    case 2: return SPAN_IEQ(n, 2, "te") ? ATR_HK_HOP : ATR_HK_OTHER;
-    case 3: return SPAN_IEQ(n, 3, "via") ? ATR_HK_VIA : ATR_HK_OTHER;
-    case 4: return SPAN_IEQ(n, 4, "host") ? ATR_HK_HOST : ATR_HK_OTHER;
+    case 2: return NAME_IS(n, "te") ? ATR_HK_HOP : ATR_HK_OTHER;
+    case 3: return NAME_IS(n, "via") ? ATR_HK_VIA : ATR_HK_OTHER;
+    case 4: return NAME_IS(n, "host") ? ATR_HK_HOST : ATR_HK_OTHER;
     case 6:
-        return SPAN_IEQ(n, 6, "expect") ? ATR_HK_EXPECT
-               : SPAN_IEQ(n, 6, "status") ? ATR_HK_STATUS : ATR_HK_OTHER;
+        return NAME_IS(n, "expect") ? ATR_HK_EXPECT
+               : NAME_IS(n, "status") ? ATR_HK_STATUS : ATR_HK_OTHER;
     case 7:
-        return SPAN_IEQ(n, 7, "upgrade") ? ATR_HK_UPGRADE
-               : SPAN_IEQ(n, 7, "trailer") ? ATR_HK_HOP : ATR_HK_OTHER;
-    case 8: return SPAN_IEQ(n, 8, "location") ? ATR_HK_LOCATION : ATR_HK_OTHER;
-    case 9: return SPAN_IEQ(n, 9, "forwarded") ? ATR_HK_FORWARDED : ATR_HK_OTHER;
+        return NAME_IS(n, "upgrade") ? ATR_HK_UPGRADE
+               : NAME_IS(n, "trailer") ? ATR_HK_HOP : ATR_HK_OTHER;
+    case 8: return NAME_IS(n, "location") ? ATR_HK_LOCATION : ATR_HK_OTHER;
+    case 9: return NAME_IS(n, "forwarded") ? ATR_HK_FORWARDED : ATR_HK_OTHER;
     case 10:
-        return SPAN_IEQ(n, 10, "connection") ? ATR_HK_CONNECTION
-               : SPAN_IEQ(n, 10, "keep-alive") ? ATR_HK_HOP : ATR_HK_OTHER;
-    case 14: return SPAN_IEQ(n, 14, "content-length") ? ATR_HK_CONTENT_LENGTH : ATR_HK_OTHER;
-    case 15: return SPAN_IEQ(n, 15, "x-forwarded-for") ? ATR_HK_X_FORWARDED_FOR : ATR_HK_OTHER;
+        return NAME_IS(n, "connection") ? ATR_HK_CONNECTION
+               : NAME_IS(n, "keep-alive") ? ATR_HK_HOP : ATR_HK_OTHER;
+    case 14: return NAME_IS(n, "content-length") ? ATR_HK_CONTENT_LENGTH : ATR_HK_OTHER;
+    case 15: return NAME_IS(n, "x-forwarded-for") ? ATR_HK_X_FORWARDED_FOR : ATR_HK_OTHER;
     case 16:
-        return SPAN_IEQ(n, 16, "x-forwarded-host") ? ATR_HK_X_FORWARDED_HOST
-               : SPAN_IEQ(n, 16, "proxy-connection") ? ATR_HK_HOP : ATR_HK_OTHER;
+        return NAME_IS(n, "x-forwarded-host") ? ATR_HK_X_FORWARDED_HOST
+               : NAME_IS(n, "proxy-connection") ? ATR_HK_HOP : ATR_HK_OTHER;
     case 17:
-        return SPAN_IEQ(n, 17, "transfer-encoding") ? ATR_HK_TRANSFER_ENCODING
-               : SPAN_IEQ(n, 17, "x-forwarded-proto") ? ATR_HK_X_FORWARDED_PROTO
+        return NAME_IS(n, "transfer-encoding") ? ATR_HK_TRANSFER_ENCODING
+               : NAME_IS(n, "x-forwarded-proto") ? ATR_HK_X_FORWARDED_PROTO
                : ATR_HK_OTHER;
-    case 18: return SPAN_IEQ(n, 18, "proxy-authenticate") ? ATR_HK_HOP : ATR_HK_OTHER;
-    case 19: return SPAN_IEQ(n, 19, "proxy-authorization") ? ATR_HK_HOP : ATR_HK_OTHER;
+    case 18: return NAME_IS(n, "proxy-authenticate") ? ATR_HK_HOP : ATR_HK_OTHER;
+    case 19: return NAME_IS(n, "proxy-authorization") ? ATR_HK_HOP : ATR_HK_OTHER;
     default: return ATR_HK_OTHER;
     }
 }
@@ -745,8 +772,29 @@ static uint32_t scan_vchar(const unsigned char *b, uint32_t pos, uint32_t end)
     return pos;
 }
 
+/* Field names and methods are almost all letters, digits and '-': SSE2 skips
+ * those 16 bytes per step, and the table decides from the first other byte
+ * on (the ':' that ends a name, or a rarer tchar such as '_'). */
 static uint32_t scan_tchar(const unsigned char *b, uint32_t pos, uint32_t end)
 {
+#ifdef __SSE2__
+    const __m128i c20 = _mm_set1_epi8(0x20), ca = _mm_set1_epi8('a'), c25 = _mm_set1_epi8(25),
+                  c0 = _mm_set1_epi8('0'), c9 = _mm_set1_epi8(9), dash = _mm_set1_epi8('-');
+    while (end - pos >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + pos));
+        __m128i l = _mm_sub_epi8(_mm_or_si128(v, c20), ca); /* letter: 0..25 */
+        __m128i d = _mm_sub_epi8(v, c0);                     /* digit: 0..9 */
+        __m128i ok = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(l, c25), l),
+                                  _mm_cmpeq_epi8(_mm_min_epu8(d, c9), d));
+        ok = _mm_or_si128(ok, _mm_cmpeq_epi8(v, dash));
+        unsigned m = ~(unsigned)_mm_movemask_epi8(ok) & 0xffffu;
+        if (m) {
+            pos += (uint32_t)__builtin_ctz(m);
+            break;
+        }
+        pos += 16;
+    }
+#endif
     while (pos < end && (cls[b[pos]] & C_TCHAR))
         pos++;
     return pos;
@@ -778,6 +826,21 @@ static int bad_byte(atr_http_parser_t *p, unsigned char c, const char *why)
         why = "NUL byte";
     atr__http_fail(p, 400, why);
     return ATR_ERROR;
+}
+
+static atr_http_tok_t span(uint32_t from, uint32_t to)
+{
+    return (atr_http_tok_t){ from, to - from, 0, 0 };
+}
+
+/* A word of the start line ended at byte c where it may not. */
+static int start_line_error(atr_http_parser_t *p, unsigned char c, const char *why)
+{
+    if (c == ' ')
+        FAIL(400, "unexpected space");
+    if (c == '\r' || (c == '\n' && p->lf_ok))
+        FAIL(400, "incomplete start line");
+    return bad_byte(p, c, why);
 }
 
 /* Where scanning must stop: the request line limit (414) while in it, the
@@ -830,7 +893,6 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
                 p->state = S_LEAD_LF;
                 continue;
             }
-            EMIT(ATR_HT_START_REQUEST, pos, 0);
             p->line = tok = pos;
             p->state = S_METHOD;
             RECOMPUTE_END();
@@ -858,7 +920,6 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
                 p->pos = pos; /* look at these bytes again when more come */
                 return ATR_AGAIN;
             }
-            EMIT(ATR_HT_START_RESPONSE, pos, 0);
             p->line = tok = pos;
             p->state = i == 5 ? S_SL_VERSION : S_LINE;
             continue;
@@ -870,69 +931,74 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
                 FAIL(501, "method too long");
             NEED_BYTE();
             c = b[pos];
-            if (c == ' ') {
-                if (pos > tok)
-                    EMIT(ATR_HT_METHOD, tok, pos - tok);
-                EMIT(ATR_HT_SP, pos, 1);
-                tok = ++pos;
-                p->state = S_TARGET;
-            } else if (c == '\r') {
-                if (pos > tok)
-                    EMIT(ATR_HT_METHOD, tok, pos - tok);
-                pos++;
-                p->state = S_START_LF;
-            } else {
-                return bad_byte(p, c, "invalid byte in method");
-            }
+            if (c != ' ' || pos == tok)
+                return start_line_error(p, c, "invalid byte in method");
+            p->sl[0] = span(tok, pos);
+            tok = ++pos;
+            p->state = S_TARGET;
             continue;
 
         case S_TARGET:
+            pos = scan_vchar(b, pos, end);
+            NEED_BYTE();
+            c = b[pos];
+            if (c != ' ' || pos == tok)
+                return start_line_error(p, c, "invalid byte in request-target");
+            p->sl[1] = span(tok, pos);
+            tok = ++pos;
+            p->state = S_VERSION;
+            continue;
+
         case S_VERSION:
+            pos = scan_vchar(b, pos, end);
+            NEED_BYTE();
+            c = b[pos];
+            if (c != '\r' || pos == tok)
+                return start_line_error(p, c, "invalid byte in start line");
+            p->sl[2] = span(tok, pos);
+            pos++;
+            p->state = S_START_LF;
+            continue;
+
         case S_SL_VERSION:
+            pos = scan_vchar(b, pos, end);
+            NEED_BYTE();
+            c = b[pos];
+            if (c != ' ')
+                return start_line_error(p, c, "invalid byte in start line");
+            p->sl[0] = span(tok, pos);
+            tok = ++pos;
+            p->state = S_SL_STATUS;
+            continue;
+
         case S_SL_STATUS:
             pos = scan_vchar(b, pos, end);
             NEED_BYTE();
             c = b[pos];
-            if (c == '\n' && p->lf_ok && p->state != S_TARGET) {
-                /* LF alone: leave it for S_START_LF, as if a CR had come */
-                if (pos > tok)
-                    EMIT(p->state == S_SL_STATUS ? ATR_HT_STATUS : ATR_HT_VERSION, tok, pos - tok);
-                p->state = S_START_LF;
-                tok = pos;
+            if (pos == tok)
+                return start_line_error(p, c, "invalid byte in start line");
+            p->sl[1] = span(tok, pos);
+            if (c == ' ') { /* a reason phrase, maybe empty, follows */
+                tok = ++pos;
+                p->state = S_SL_REASON;
                 continue;
             }
-            if (c == ' ' || c == '\r') {
-                static const unsigned char code[] = {
-                    [S_TARGET] = ATR_HT_TARGET, [S_VERSION] = ATR_HT_VERSION,
-                    [S_SL_VERSION] = ATR_HT_VERSION, [S_SL_STATUS] = ATR_HT_STATUS,
-                };
-                static const unsigned char next[] = {
-                    [S_TARGET] = S_VERSION, [S_VERSION] = S_VERSION,
-                    [S_SL_VERSION] = S_SL_STATUS, [S_SL_STATUS] = S_SL_REASON,
-                };
-                if (pos > tok)
-                    EMIT(code[p->state], tok, pos - tok);
-                if (c == ' ') {
-                    EMIT(ATR_HT_SP, pos, 1);
-                    p->state = next[p->state];
-                } else {
-                    p->state = S_START_LF;
-                }
-                tok = ++pos;
-            } else {
-                return bad_byte(p, c, p->state == S_TARGET ? "invalid byte in request-target"
-                                                           : "invalid byte in start line");
-            }
+            if (c != '\r' && !(c == '\n' && p->lf_ok))
+                return bad_byte(p, c, "invalid byte in start line");
+            p->sl[2] = span(pos, pos); /* no reason phrase */
+            if (c == '\r')
+                pos++; /* LF alone: S_START_LF takes it as if a CR had come */
+            p->state = S_START_LF;
             continue;
 
         case S_SL_REASON:
             pos = scan_value(b, pos, end);
             NEED_BYTE();
-            if (b[pos] != '\r' && !(b[pos] == '\n' && p->lf_ok))
-                return bad_byte(p, b[pos], "control byte in reason phrase");
-            if (pos > tok)
-                EMIT(ATR_HT_REASON, tok, pos - tok);
-            if (b[pos] == '\r')
+            c = b[pos];
+            if (c != '\r' && !(c == '\n' && p->lf_ok))
+                return bad_byte(p, c, "control byte in reason phrase");
+            p->sl[2] = span(tok, pos);
+            if (c == '\r')
                 pos++;
             p->state = S_START_LF;
             continue;
@@ -941,7 +1007,8 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
             NEED_BYTE();
             if (b[pos] != '\n')
                 return bad_byte(p, b[pos], "bare CR");
-            EMIT(ATR_HT_CRLF, pos - 1, 2);
+            EMIT(p->is_response ? ATR_HT_STATUS_LINE : ATR_HT_REQUEST_LINE, p->line,
+                 pos + 1 - p->line);
             pos++;
             p->state = S_LINE;
             RECOMPUTE_END(); /* the request line limit no longer applies */
@@ -1042,8 +1109,7 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
             NEED_BYTE();
             if (b[pos] != '\n')
                 return bad_byte(p, b[pos], "bare CR");
-            EMIT(ATR_HT_CRLF, pos - 1, 2);
-            EMIT(0, pos + 1, 0);
+            EMIT(0, pos + 1, 0); /* the empty line ends the head */
             if (!p->s.accepted)
                 FAIL(400, "incomplete head");
             p->pos = pos + 1;

@@ -186,10 +186,8 @@ void atr_http_headFinalize(void *lemon);
 void atr_http_head(void *lemon, int token, atr_http_tok_t value);
 
 /* Grammar actions, implemented in http_parse.c. Each may fail the parse. */
-void atr__http_on_request_line(atr_http_parser_t *p, atr_http_tok_t method,
-                               atr_http_tok_t target, atr_http_tok_t version);
-void atr__http_on_status_line(atr_http_parser_t *p, atr_http_tok_t version,
-                              atr_http_tok_t status, atr_http_tok_t reason);
+void atr__http_on_request_line(atr_http_parser_t *p); /* reads the start-line spans */
+void atr__http_on_status_line(atr_http_parser_t *p);
 void atr__http_on_field(atr_http_parser_t *p, const atr_http_tok_t *field);
 void atr__http_on_end(atr_http_parser_t *p);
 void atr__http_on_accept(atr_http_parser_t *p);

@@ -543,6 +543,11 @@ static void test_field_kinds(void)
         { "Location", ATR_HK_LOCATION },
         { "Vias", ATR_HK_OTHER }, { "X-Forwarded-Fo", ATR_HK_OTHER },
         { "Content-Type", ATR_HK_OTHER }, { "Hosts", ATR_HK_OTHER },
+        /* '_' and '^' are tchars that OR 0x20 does not fold onto '-' or 't' */
+        { "X_Forwarded_For", ATR_HK_OTHER }, { "Content_Length", ATR_HK_OTHER },
+        { "Hos^", ATR_HK_OTHER },
+        /* past the 16 bytes the vector scan takes, a tchar it leaves to the table */
+        { "X-Very-Long-Name-With_Underscore!", ATR_HK_OTHER },
     };
     char in[1024];
     size_t n = (size_t)snprintf(in, sizeof in, "GET / HTTP/1.1\r\n");
@@ -643,6 +648,9 @@ static void test_lenient_lf(void)
         { __LINE__, S("Status: 404 Not Found\n\n"), ATR_DONE, 404, 1, 1 },
         { __LINE__, S("HTTP/1.1 202 Accepted\nX: y\n\n"), ATR_DONE, 202, 0, 1 },
         { __LINE__, S("HTTP/1.1 202\n\n"), ATR_DONE, 202, 0, 1 },
+        { __LINE__, S("HTTP/1.1 202 \nX: y\n\n"), ATR_DONE, 202, 0, 1 },
+        { __LINE__, S("HTTP/1.1\n\n"), ATR_ERROR, 502, 0, 0 },
+        { __LINE__, S("HTTP/1.1 \n\n"), ATR_ERROR, 502, 0, 0 },
         { __LINE__, S("Location: /x\r\nX: 1\n\n"), ATR_DONE, 302, 1, 1 },
         { __LINE__, S("X: 1\r\n\r\n"), ATR_DONE, 200, 1, 0 },
         { __LINE__, S("X: a\rb\n\n"), ATR_ERROR, 502, 0, 0 },
