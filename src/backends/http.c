@@ -117,21 +117,48 @@ static void upgrade(atr_buf_t *b, const atr_http_msg_t *m)
     PUT(b, "\r\n");
 }
 
+/* A field line the parser saw in canonical form, "Name: value" CRLF, whose
+ * views are still the input bytes: forwarding it is copying those bytes. */
+static int canonical_line(const atr_http_header_t *h)
+{
+    return h->value.p == h->name.p + h->name.n + 2 && h->name.p[h->name.n + 1] == ' ' &&
+           h->value.p[h->value.n] == '\r';
+}
+
+/* The message's fields minus the ones the filter and the route's ops drop.
+ * Runs of kept canonical lines that sit next to each other in the input go
+ * out as one copy: most heads are written that way, and a copy per run is
+ * cheaper than re-assembling every line. */
 static void copy_fields(atr_buf_t *b, const atr_http_msg_t *m, uint32_t regen,
                         const atr_conf_hdr_op_t *ops, int nops, int drop_underscores)
 {
     atr_hdr_filter_t f;
+    const char *run = NULL, *run_end = NULL; /* input bytes to copy as they are */
     if (m->cgi_form) /* the CGI Status field became the status line */
         regen |= ATR_HK_BIT(ATR_HK_STATUS);
     atr_hdr_filter_init(&f, m, regen);
     for (uint32_t i = 0; i < m->nheaders; i++) {
-        atr_str_t name = m->headers[i].name;
-        if (atr_hdr_filter_drop(&f, i) || (nops && atr_hdr_overridden(ops, nops, name)))
+        const atr_http_header_t *h = &m->headers[i];
+        if (atr_hdr_filter_drop(&f, i) || (nops && atr_hdr_overridden(ops, nops, h->name)))
             continue;
-        if (drop_underscores && atr_hdr_has_underscore(name))
+        if (drop_underscores && atr_hdr_has_underscore(h->name))
             continue;
-        atr_buf_header(b, name, m->headers[i].value);
+        if (canonical_line(h)) {
+            if (h->name.p != run_end) { /* not adjacent: a new run */
+                if (run)
+                    atr_buf_put(b, run, (size_t)(run_end - run));
+                run = h->name.p;
+            }
+            run_end = h->value.p + h->value.n + 2;
+            continue;
+        }
+        if (run)
+            atr_buf_put(b, run, (size_t)(run_end - run));
+        run = run_end = NULL;
+        atr_buf_header(b, h->name, h->value);
     }
+    if (run)
+        atr_buf_put(b, run, (size_t)(run_end - run));
 }
 
 static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_body body,

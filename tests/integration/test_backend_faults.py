@@ -106,6 +106,43 @@ def conf_for(port, upstream_extra="", server_extra="", main_extra=""):
     ])
 
 
+# ---------------------------------------------------------------- field lines
+
+def field_lines(head):
+    """The field lines of a head, as bytes, in order."""
+    return head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+
+
+def test_field_lines_go_out_canonical_however_they_came_in(atrium):
+    """Lines already written "Name: value" go out as the bytes they were, the
+    others are rewritten (no OWS but the one space), and dropped fields in
+    between split the copies without losing or doubling a byte: both ways."""
+    seen = []
+
+    def answer(c, n):
+        for head in each_head(c):
+            seen.append(head)
+            c.sendall(b"HTTP/1.1 200 OK\r\nR1: a\r\nR2:b\r\nR3:  c \t\r\nR4: d\r\n"
+                      b"Connection: x-gone\r\nX-Gone: 1\r\nR5: e\r\nContent-Length: 2\r\n"
+                      b"R6: f\r\nR7:\r\nR8: h\r\n\r\nok")
+
+    with RawBackend(answer) as be:
+        a = atrium(conf_for(be.port))
+        r = raw_ex(a.port, b"GET /x HTTP/1.1\r\nHost: h\r\nA: 1\r\nB:2\r\nC:  3 \t\r\n"
+                           b"D: 4\r\nConnection: x-drop, close\r\nX-Drop: y\r\nE: 5\r\n"
+                           b"F:\r\nG: 7\r\n\r\n", timeout=5)
+    assert r.data.endswith(b"\r\n\r\nok"), r.data
+    got = [l for l in field_lines(r.data)
+           if l[:1] == b"R" or l.split(b":")[0].lower() == b"x-gone"]
+    assert got == [b"R1: a", b"R2: b", b"R3: c", b"R4: d", b"R5: e", b"R6: f", b"R7: ",
+                   b"R8: h"], got
+    assert len(seen) == 1
+    ours = (b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"x-drop", b"connection")
+    sent = [l for l in field_lines(seen[0] + b"\r\n\r\n")
+            if l.split(b":")[0].lower() in ours]
+    assert sent == [b"A: 1", b"B: 2", b"C: 3", b"D: 4", b"E: 5", b"F: ", b"G: 7"], sent
+
+
 # ---------------------------------------------------------------- stray bytes
 
 BUFFER = 16384
