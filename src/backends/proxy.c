@@ -321,8 +321,8 @@ static void px_free(atr_proxy_t *px)
         atr_cache_put(px->wg->w, ATR_CACHE_RESP_PARSER, px->rparser);
     }
     atr_cache_put(px->wg->w, ATR_CACHE_MSG, px->rmsg);
-    free(px->head);
-    free(px->client_head);
+    atr_cache_head_put(px->wg->w, px->head);
+    atr_cache_head_put(px->wg->w, px->client_head);
     if (px->tried != px->tried_inline)
         free(px->tried);
     atr_worker_t *w = px->wg->w;

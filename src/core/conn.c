@@ -68,7 +68,7 @@ static atr_req_t *req_new(atr_conn_t *c)
     c->w->requests++;
     atr_req_t *r = atr_cache_get(c->w, ATR_CACHE_REQ);
     if (r)
-        memset(r, 0, sizeof *r);
+        memset(r, 0, offsetof(atr_req_t, sizeline)); /* sizeline: no clearing */
     else
         r = atr_xcalloc(1, sizeof *r);
     r->c = c;
@@ -94,7 +94,7 @@ static void req_free(atr_req_t *r)
         r->cleanup(r);
     atr_worker_t *w = r->c->w;
     atr_cache_put(w, ATR_CACHE_MSG, r->msg);
-    free(r->out_head);
+    atr_cache_head_put(w, r->out_head);
     free(r->log_method);
     free(r->norm_path);
     free(r->redirect_buf);
@@ -198,7 +198,7 @@ static void on_write(uv_write_t *wr, int status)
             timer_set(c, T_NONE, 0);
     }
     if (r) {
-        free(r->out_head);
+        atr_cache_head_put(c->w, r->out_head);
         r->out_head = NULL;
         void (*cb)(atr_req_t *, int) = r->write_cb;
         r->write_cb = NULL;
@@ -240,7 +240,7 @@ int atr_req_send(atr_req_t *r, char *head, size_t headlen, const atr_str_t *v, i
     uv_buf_t bufs[2 + 3 * ATR_MAX_OUT_BUFS];
     unsigned nb = 0;
     if (c->closing) {
-        free(head);
+        atr_cache_head_put(c->w, head);
         return UV_ECANCELED;
     }
     if (head) {
@@ -272,7 +272,7 @@ int atr_req_send(atr_req_t *r, char *head, size_t headlen, const atr_str_t *v, i
      * body_timeout). */
     if (rc == 0 && r->upgraded && c->timer.kind == T_BODY)
         timer_set(c, T_BODY, conf_of(c)->body_timeout);
-    free(r->out_head);
+    atr_cache_head_put(c->w, r->out_head);
     r->out_head = NULL;
     return rc;
 }

@@ -65,7 +65,6 @@ struct atr_req {
     int resp_no_body;               /* HEAD, 204, 304 */
     uint64_t bytes_sent;            /* body bytes */
     char *out_head;                 /* serialised head, freed after it is written */
-    char sizeline[ATR_MAX_OUT_BUFS][20];
     void (*write_cb)(atr_req_t *r, int status);  /* pending body write completion */
 
     /* handler state */
@@ -84,6 +83,10 @@ struct atr_req {
     char upstream_addr[64];
     int64_t upstream_time_us;
     int upstream_status;
+
+    /* Chunk-size lines of the write in flight. Last: a recycled request is
+     * cleared up to here (req_new), these 1280 bytes are written before use. */
+    char sizeline[ATR_MAX_OUT_BUFS][20];
 };
 
 struct atr_conn {

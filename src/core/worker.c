@@ -54,6 +54,20 @@ void atr_cache_buf_put(atr_worker_t *w, char *buf, uint32_t cap)
         free(buf);
 }
 
+char *atr_cache_head_get(atr_worker_t *w)
+{
+    char *h = atr_cache_get(w, ATR_CACHE_HEAD);
+    return h ? h : atr_xmalloc(ATR_HEAD_CAP);
+}
+
+void atr_cache_head_put(atr_worker_t *w, char *head)
+{
+    if (head && malloc_usable_size(head) >= ATR_HEAD_CAP)
+        atr_cache_put(w, ATR_CACHE_HEAD, head);
+    else
+        free(head);
+}
+
 void atr_cache_flush(atr_worker_t *w)
 {
     for (int k = 0; k < ATR_CACHE_NKINDS; k++) {

@@ -55,7 +55,7 @@ typedef struct atr_wgen {
  * when a new generation arrives (limits and buffer sizes may change). */
 enum atr_cache_kind { ATR_CACHE_REQ_PARSER = 0, ATR_CACHE_RESP_PARSER, ATR_CACHE_MSG,
                       ATR_CACHE_BUF, ATR_CACHE_REQ, ATR_CACHE_WRITE, ATR_CACHE_PROXY,
-                      ATR_CACHE_NKINDS };
+                      ATR_CACHE_HEAD, ATR_CACHE_NKINDS };
 #define ATR_CACHE_MAX 64
 
 typedef struct atr_cache {
@@ -120,6 +120,13 @@ void atr_cache_flush(atr_worker_t *w);
  * other sizes (a grown head buffer) are plain malloc/free. */
 char *atr_cache_buf_get(atr_worker_t *w, uint32_t *cap);
 void atr_cache_buf_put(atr_worker_t *w, char *buf, uint32_t cap);
+
+/* Buffers for encoded heads: every proxied request writes two. A head that
+ * outgrows ATR_HEAD_CAP is realloc'ed as usual; any malloc'ed head of at
+ * least that size may be put back (or NULL: nothing). */
+#define ATR_HEAD_CAP 1024
+char *atr_cache_head_get(atr_worker_t *w);
+void atr_cache_head_put(atr_worker_t *w, char *head);
 
 void atr_wgen_ref(atr_wgen_t *wg);
 void atr_wgen_unref(atr_wgen_t *wg);
