@@ -774,8 +774,9 @@ static uint32_t scan_vchar(const unsigned char *b, uint32_t pos, uint32_t end)
 
 /* Field names and methods are almost all letters, digits and '-': SSE2 skips
  * those 16 bytes per step, and the table decides from the first other byte
- * on (the ':' that ends a name, or a rarer tchar such as '_'). */
-static uint32_t scan_tchar(const unsigned char *b, uint32_t pos, uint32_t end)
+ * on (the ':' that ends a name, or a rarer tchar such as '_'). Inlined: as
+ * a call, setting up its constants cost more than the scan of a short name. */
+static ATR_ALWAYS_INLINE uint32_t scan_tchar(const unsigned char *b, uint32_t pos, uint32_t end)
 {
 #ifdef __SSE2__
     const __m128i c20 = _mm_set1_epi8(0x20), ca = _mm_set1_epi8('a'), c25 = _mm_set1_epi8(25),
