@@ -305,14 +305,20 @@ def foreign_ticks(before, after):
     return max(0, (after[0] - before[0]) - (after[1] - before[1]))
 
 
-def tree_cpu_ticks(root):
-    """utime+stime (all threads) plus reaped children's time, summed over the tree."""
-    total = 0
+def tree_cpu_user_sys(root):
+    """(user, system) ticks (all threads, plus reaped children's), summed over the tree."""
+    user = system = 0
     for pid in tree_pids(root):
         st = _read_stat(pid)
         if st:
-            total += st["utime"] + st["stime"] + st["cutime"] + st["cstime"]
-    return total
+            user += st["utime"] + st["cutime"]
+            system += st["stime"] + st["cstime"]
+    return user, system
+
+
+def tree_cpu_ticks(root):
+    """utime+stime (all threads) plus reaped children's time, summed over the tree."""
+    return sum(tree_cpu_user_sys(root))
 
 
 def host_ticks():

@@ -25,7 +25,7 @@ import os
 import subprocess
 
 from benchlib.core import (CLK_TCK, PATH, _median, log, make_server, parse_wrk, probe, run_wrk,
-                           spawn, stop_proc, tail, tree_cpu_ticks)
+                           spawn, stop_proc, tail, tree_cpu_ticks, tree_cpu_user_sys)
 
 
 def loadgen_path(args):
@@ -55,22 +55,24 @@ def cpu_cycles(servers, args, slice_s, load_cpus):
     """Step 1: wrk slices in turn; per proxy the summed requests and CPU ticks, and
     per cycle each proxy's CPU us/request."""
     cycles = max(1, args.duration // slice_s)
-    tot = {s.name: {"requests": 0, "ticks": 0, "errors": 0} for s in servers}
+    tot = {s.name: {"requests": 0, "ticks": 0, "user_ticks": 0, "errors": 0} for s in servers}
     per_cycle = []
     for c in range(cycles):
         row = {}
         order = servers[c % len(servers):] + servers[:c % len(servers)]
         for s in order:
-            t0 = tree_cpu_ticks(s.proc.pid)
+            u0, s0 = tree_cpu_user_sys(s.proc.pid)
             w = parse_wrk(run_wrk(s.port, slice_s, args.connections, load_cpus, s.tmp,
                                   "slice%d" % c))
-            t1 = tree_cpu_ticks(s.proc.pid)
+            u1, s1 = tree_cpu_user_sys(s.proc.pid)
+            t0, t1 = u0 + s0, u1 + s1
             if s.proc.poll() is not None:
                 raise RuntimeError("%s exited during the run (status %s)"
                                    % (s.name, s.proc.returncode))
             n = w["requests"] or 0
             tot[s.name]["requests"] += n
             tot[s.name]["ticks"] += t1 - t0
+            tot[s.name]["user_ticks"] += u1 - u0
             tot[s.name]["errors"] += w["non2xx"] + w["socket_errors"]
             row[s.name] = (t1 - t0) * 1e6 / CLK_TCK / n if n else None
         per_cycle.append(row)
@@ -79,6 +81,10 @@ def cpu_cycles(servers, args, slice_s, load_cpus):
     for name, t in tot.items():
         t["rps"] = t["requests"] / float(cycles * slice_s)
         t["cpu_us_per_req"] = t["ticks"] * 1e6 / CLK_TCK / t["requests"] if t["requests"] else None
+        # The kernel's share (loopback TCP, about two thirds) is the same for every proxy;
+        # the user share is what a proxy's own code costs.
+        t["user_us_per_req"] = (t["user_ticks"] * 1e6 / CLK_TCK / t["requests"]
+                                if t["requests"] else None)
     return tot, per_cycle
 
 
@@ -146,6 +152,8 @@ def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, nofile, conn
                 "cpu_per_req": a["cpu_us_per_req"] / b["cpu_us_per_req"]
                 if a["cpu_us_per_req"] and b["cpu_us_per_req"] else None,
                 "cpu_per_req_cycles": cycle_ratios(per_cycle, "atrium", ref),
+                "user_per_req": a["user_us_per_req"] / b["user_us_per_req"]
+                if a["user_us_per_req"] and b["user_us_per_req"] else None,
                 "cpu_per_req_at_rate": la["cpu_us_per_req"] / lb["cpu_us_per_req"]
                 if la["cpu_us_per_req"] and lb["cpu_us_per_req"] else None,
                 "p99_at_rate": la["p99_us"] / lb["p99_us"] if lb["p99_us"] > 0 else None,
@@ -160,13 +168,14 @@ def print_interleave(doc, pinning):
     print("CPU: wrk -t1 -c%d in %ds slices, %ds per proxy; latency: loadgen %d req/s open loop, "
           "same slices" % (c["connections"], c["slice_s"], c["seconds_per_proxy"], c["rate"]))
     print()
-    cols = ("proxy", "req/s", "cpu_us/req", "errors", "cpu_us/req@rate", "p50@rate", "p99@rate",
-            "p99.9@rate", "errors@rate")
+    cols = ("proxy", "req/s", "cpu_us/req", "user_us/req", "errors", "cpu_us/req@rate", "p50@rate",
+            "p99@rate", "p99.9@rate", "errors@rate")
     rows = []
     for r in doc["results"]:
         f = r["fixed_rate"]
         rows.append((r["proxy"], "%.0f" % r["rps"],
                      "%.1f" % r["cpu_us_per_req"] if r["cpu_us_per_req"] else "-",
+                     "%.1f" % r["user_us_per_req"] if r.get("user_us_per_req") else "-",
                      str(r["errors"]),
                      "%.1f" % f["cpu_us_per_req"] if f["cpu_us_per_req"] else "-",
                      "%.0fus" % f["p50_us"], "%.0fus" % f["p99_us"],
@@ -186,6 +195,9 @@ def print_interleave(doc, pinning):
                 ref, r["cpu_per_req"],
                 "; per cycle: median %.2f, range %.2f-%.2f over %d cycles"
                 % (cyc["median"], cyc["min"], cyc["max"], cyc["n"]) if cyc else ""))
+        if r["user_per_req"]:
+            print("atrium/%s user CPU per request: %.2f (the rest is kernel time, mostly "
+                  "loopback TCP)" % (ref, r["user_per_req"]))
         if r["cpu_per_req_at_rate"]:
             print("atrium/%s cpu_per_req ratio at %d req/s: %.2f (both proxies below saturation)"
                   % (ref, doc["config"]["rate"], r["cpu_per_req_at_rate"]))
