@@ -625,6 +625,11 @@ static void end_response(atr_http_parser_t *p)
 
 void atr__http_on_end(atr_http_parser_t *p)
 {
+    /* Lemon may reduce the last field line and the whole head in one step
+     * (at end of input): a field that failed just now must not be followed
+     * by checks that trust its indices (a Host that failed has none). */
+    if (p->state == S_FAILED)
+        return;
     if (p->is_response)
         end_response(p);
     else

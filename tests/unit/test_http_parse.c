@@ -293,6 +293,8 @@ static const struct tcase requests[] = {
     { __LINE__, S("GET  / HTTP/1.1\r\nHost: a\r\n\r\n"), "E400", 0, 0 },
     { __LINE__, S("GET /  HTTP/1.1\r\nHost: a\r\n\r\n"), "E400", 0, 0 },
     { __LINE__, S("GET / HTTP/1.1 \r\nHost: a\r\n\r\n"), "E400", 0, 0 },
+    /* the last field fails in the grammar step that also ends the head */
+    { __LINE__, S("GET http://a/p HTTP/1.1\r\nHost:\r\n\r\n"), "E400", 0, 0 },
     { __LINE__, S("GET / HTTP/1.1 x\r\nHost: a\r\n\r\n"), "E400", 0, 0 },
     { __LINE__, S(" GET / HTTP/1.1\r\nHost: a\r\n\r\n"), "E400", 0, 0 },
     { __LINE__, S("GET /\r\n\r\n"), "E400", 0, 0 },
