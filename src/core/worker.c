@@ -62,7 +62,10 @@ char *atr_cache_head_get(atr_worker_t *w)
 
 void atr_cache_head_put(atr_worker_t *w, char *head)
 {
-    if (head && malloc_usable_size(head) >= ATR_HEAD_CAP)
+    /* Only buffers of about the standard size: a head that grew to tens of
+     * KiB is not kept around for the small ones that follow. */
+    size_t n = head ? malloc_usable_size(head) : 0;
+    if (n >= ATR_HEAD_CAP && n < 2 * ATR_HEAD_CAP)
         atr_cache_put(w, ATR_CACHE_HEAD, head);
     else
         free(head);

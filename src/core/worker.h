@@ -122,8 +122,8 @@ char *atr_cache_buf_get(atr_worker_t *w, uint32_t *cap);
 void atr_cache_buf_put(atr_worker_t *w, char *buf, uint32_t cap);
 
 /* Buffers for encoded heads: every proxied request writes two. A head that
- * outgrows ATR_HEAD_CAP is realloc'ed as usual; any malloc'ed head of at
- * least that size may be put back (or NULL: nothing). */
+ * outgrows ATR_HEAD_CAP is realloc'ed as usual. Any malloc'ed head may be put
+ * back (or NULL: nothing); only those of about ATR_HEAD_CAP are kept. */
 #define ATR_HEAD_CAP 1024
 char *atr_cache_head_get(atr_worker_t *w);
 void atr_cache_head_put(atr_worker_t *w, char *head);
