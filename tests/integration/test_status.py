@@ -7,6 +7,7 @@ Counters carry over a reload; with two workers the page sums both."""
 import re
 import socket
 import threading
+import time
 
 from conftest import Conn, get, http_request, proxy_conf, upstream_conf, wait_until
 from gateways import PHP_DOCROOT, php_fpm, uwsgi_scgi  # noqa: F401 (fixtures)
@@ -56,12 +57,17 @@ def settled(port):
     Later counts are compared with it (it counts itself as one request once
     it is finished)."""
     prev = scrape(port)
+    made = 1
     for _ in range(50):
         cur = scrape(port)
-        if val(cur, "atrium_connections_accepted_total") - \
-                val(prev, "atrium_connections_accepted_total") == 1:
+        made += 1
+        accepted = val(cur, "atrium_connections_accepted_total")
+        # and the probe is among them: with two workers, it can wait in the
+        # other one's queue while both scrapes are counted
+        if accepted - val(prev, "atrium_connections_accepted_total") == 1 and accepted > made:
             return cur
         prev = cur
+        time.sleep(0.02)
     raise AssertionError("accepted_total never settles")
 
 
@@ -204,7 +210,12 @@ def test_two_workers_summed(atrium, origin):
     s = scrape(a.port)
     assert val(s, "atrium_workers") == 2
     assert delta(s, s0, "atrium_requests_total") == n + 1
-    assert delta(s, s0, "atrium_connections_accepted_total") == n + 1
+    # The harness's readiness probe (a bare connect) can sit in the other
+    # worker's SO_REUSEPORT queue past settled() on a loaded host and be
+    # counted in between: at most one more. Half the count (one worker's
+    # share) would still fail.
+    accepted = delta(s, s0, "atrium_connections_accepted_total")
+    assert n + 1 <= accepted <= n + 2, accepted
     srv = "127.0.0.1:%d" % o.port
     assert server_val(s, "atrium_upstream_requests_total", "app", srv)[0] == n
 
