@@ -121,17 +121,13 @@ int atr_hdr_filter_drop(const atr_hdr_filter_t *f, uint32_t i)
 
 void atr_buf_put_u64(atr_buf_t *b, uint64_t v)
 {
-    size_t n = 1;
-    for (uint64_t x = v; x >= 10; x /= 10)
-        n++;
-    if (n > b->cap - b->n)
-        atr_buf_grow(b, n);
-    char *end = b->p + b->n + n, *d = end;
+    char tmp[24];
+    int i = (int)sizeof tmp;
     do {
-        *--d = (char)('0' + v % 10);
+        tmp[--i] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    b->n += n;
+    atr_buf_put(b, tmp + i, sizeof tmp - (size_t)i);
 }
 
 int atr_hdr_overridden(const atr_conf_hdr_op_t *ops, int n, atr_str_t name)

@@ -402,10 +402,6 @@ static void on_host(atr_http_parser_t *p, uint32_t idx, const char *v, size_t n)
     p->s.host_idx = (int)idx;
 }
 
-/* What a field name is: one table for the parser's fields and the header
- * filter's Connection tokens. Only names of the lengths we care about get
- * compared at all. Always inlined: the parser runs it for every field, and
- * as a call it cost 2% of a proxied request's instructions. */
 #define ATR_ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* A name equals a literal of lowercase letters and '-', ignoring case, a word
@@ -437,6 +433,10 @@ static ATR_ALWAYS_INLINE int name_is(const char *n, size_t len, const char *lit)
 }
 #define NAME_IS(n, lit) name_is((n), sizeof(lit) - 1, lit)
 
+/* What a field name is: one table for the parser's fields and the header
+ * filter's Connection tokens. Only names of the lengths we care about get
+ * compared at all. Always inlined: the parser runs it for every field, and
+ * as a call it cost 2% of a proxied request's instructions. */
 static ATR_ALWAYS_INLINE enum atr_http_hkind hkind_of(const char *n, size_t len)
 {
     switch (len) {
