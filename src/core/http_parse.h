@@ -167,9 +167,9 @@ enum atr_http_hkind atr_http_hkind(atr_str_t name);
 enum atr_http_method atr_http_method_from(atr_str_t name);
 
 #ifdef ATR_HTTP_INTERNAL
-/* Internal: shared only by the tokenizer (http_parse.c) and the grammar
- * (http_head.y, compiled by Lemon). Other modules must not define
- * ATR_HTTP_INTERNAL. A token is a span of the head buffer given as offsets,
+/* Internal: shared only by the tokenizer (http_parse.c), the grammar
+ * (http_head.y, compiled by Lemon) and its actions (http_interp.c). Other
+ * modules must not define ATR_HTTP_INTERNAL. A token is a span of the head buffer given as offsets,
  * so it survives the buffer being realloc'ed between calls; a FIELD token
  * carries two spans (name in off/len, value in voff/vlen). */
 typedef struct atr_http_tok {
@@ -185,7 +185,7 @@ void atr_http_headInit(void *lemon, atr_http_parser_t *ctx);
 void atr_http_headFinalize(void *lemon);
 void atr_http_head(void *lemon, int token, atr_http_tok_t value);
 
-/* Grammar actions, implemented in http_parse.c. Each may fail the parse. */
+/* Grammar actions, implemented in http_interp.c. Each may fail the parse. */
 void atr__http_on_request_line(atr_http_parser_t *p); /* reads the start-line spans */
 void atr__http_on_status_line(atr_http_parser_t *p);
 void atr__http_on_field(atr_http_parser_t *p, const atr_http_tok_t *field);
