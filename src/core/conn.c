@@ -299,6 +299,13 @@ static void finish_after_write(atr_req_t *r, int status)
         atr_req_finish(r);
 }
 
+void atr_req_send_whole(atr_req_t *r, char *head, size_t len)
+{
+    int rc = atr_req_send(r, head, len, NULL, 0, 1, finish_after_write);
+    if (rc != 1) /* written (0) or failed (<0) already: no callback comes */
+        finish_after_write(r, rc);
+}
+
 void atr_req_respond(atr_req_t *r, int status, const char *content_type, const char *body,
                      size_t blen, int close_conn)
 {
@@ -327,14 +334,7 @@ void atr_req_respond(atr_req_t *r, int status, const char *content_type, const c
         hl += (int)blen;
         r->bytes_sent = blen;
     }
-    int rc = atr_req_send(r, head, (size_t)hl, NULL, 0, 1, finish_after_write);
-    if (rc == 1)
-        return;
-    if (rc < 0) {
-        atr_req_abort(r);
-        return;
-    }
-    atr_req_finish(r);
+    atr_req_send_whole(r, head, (size_t)hl);
 }
 
 void atr_req_respond_simple(atr_req_t *r, int status, const char *body, int close_conn)

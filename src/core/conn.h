@@ -118,6 +118,10 @@ void atr_req_head_done(atr_req_t *r);
 /* Answer with a complete short response (errors, `return`). Sets
  * Connection: close when the connection must close. */
 void atr_req_respond_simple(atr_req_t *r, int status, const char *body, int close_conn);
+/* Send a whole response already serialised in head (malloc'ed, ownership
+ * moves here; r->status set by the caller) and end the request: when the
+ * write completes, or at once when it completed or failed right away. */
+void atr_req_send_whole(atr_req_t *r, char *head, size_t len);
 /* The same with a content type and a body of blen bytes (copied). */
 void atr_req_respond(atr_req_t *r, int status, const char *content_type, const char *body,
                      size_t blen, int close_conn);

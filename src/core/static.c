@@ -138,14 +138,6 @@ static int open_target(const atr_conf_route_t *rt, const char *rest, char *path,
     return fd;
 }
 
-static void on_redirect_written(atr_req_t *r, int status)
-{
-    if (status < 0)
-        atr_req_abort(r);
-    else
-        atr_req_finish(r);
-}
-
 /* A directory asked for without its trailing slash: 301 to the slash form
  * (its index would be served with the wrong base for relative links). The
  * Location is the client's own path (validated bytes, still encoded) plus
@@ -167,11 +159,7 @@ static int redirect_to_slash(atr_req_t *r)
     atr_req_head_done(r); /* the connection header depends on it */
     hl += snprintf(head + hl, cap - (size_t)hl, "%s\r\n", atr_req_connection_header(r));
     r->status = 301;
-    int rc = atr_req_send(r, head, (size_t)hl, NULL, 0, 1, on_redirect_written);
-    if (rc == 0)
-        atr_req_finish(r);
-    else if (rc < 0)
-        atr_req_abort(r);
+    atr_req_send_whole(r, head, (size_t)hl);
     return 1;
 }
 
