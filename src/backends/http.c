@@ -64,7 +64,7 @@ static void via(atr_buf_t *b, const atr_http_msg_t *m, int minor, const char *na
 {
     PUT(b, "Via: ");
     existing(b, m, ATR_HK_VIA, ", ");
-    atr_buf_puts(b, minor ? "1.1 " : "1.0 ");
+    atr_buf_put(b, minor ? "1.1 " : "1.0 ", 4);
     atr_buf_puts(b, name);
     PUT(b, "\r\n");
 }
@@ -72,11 +72,10 @@ static void via(atr_buf_t *b, const atr_http_msg_t *m, int minor, const char *na
 static void forwarding(atr_buf_t *b, atr_req_t *r, const atr_http_msg_t *m)
 {
     const atr_conf_t *conf = r->wg->gen->conf;
-    const char *ip = r->c->peer;
-    int v6 = strchr(ip, ':') != NULL;
+    const atr_conn_t *c = r->c;
     PUT(b, "X-Forwarded-For: ");
     existing(b, m, ATR_HK_X_FORWARDED_FOR, ", ");
-    atr_buf_puts(b, ip);
+    atr_buf_put(b, c->peer, c->peer_len);
     PUT(b, "\r\nX-Forwarded-Proto: http\r\n");
     if (m->host.n) {
         PUT(b, "X-Forwarded-Host: ");
@@ -86,22 +85,19 @@ static void forwarding(atr_buf_t *b, atr_req_t *r, const atr_http_msg_t *m)
     PUT(b, "Forwarded: ");
     existing(b, m, ATR_HK_FORWARDED, ", ");
     PUT(b, "for=");
-    if (v6)
+    if (c->peer_v6)
         PUT(b, "\"[");
-    atr_buf_puts(b, ip);
-    if (v6)
+    atr_buf_put(b, c->peer, c->peer_len);
+    if (c->peer_v6)
         PUT(b, "]\"");
     PUT(b, ";");
     if (m->host.n) {
         /* RFC 7239: a token as is, anything else (a port's ':') quoted */
-        int token = 1;
-        for (size_t i = 0; i < m->host.n; i++)
-            token &= atr_http_is_tchar((unsigned char)m->host.p[i]);
         PUT(b, "host=");
-        if (!token)
+        if (!m->host_token)
             PUT(b, "\"");
         PUTV(b, m->host);
-        if (!token)
+        if (!m->host_token)
             PUT(b, "\"");
         PUT(b, ";");
     }
@@ -243,9 +239,11 @@ char *atr_http_client_head(atr_req_t *r, const atr_http_msg_t *m, int with_lengt
     const atr_conf_t *conf = r->wg->gen->conf;
     const atr_conf_route_t *rt = r->route;
     atr_buf_t b = { atr_cache_head_get(r->c->w), 0, ATR_HEAD_CAP };
+    /* the parser took 100..599 only */
+    char status[4] = { (char)('0' + m->status / 100), (char)('0' + m->status / 10 % 10),
+                       (char)('0' + m->status % 10), ' ' };
     PUT(&b, "HTTP/1.1 ");
-    atr_buf_put_u64(&b, (uint64_t)m->status);
-    PUT(&b, " ");
+    atr_buf_put(&b, status, 4);
     if (m->reason.n)
         PUTV(&b, m->reason);
     else
@@ -264,7 +262,9 @@ char *atr_http_client_head(atr_req_t *r, const atr_http_msg_t *m, int with_lengt
         } else if (r->resp_chunked) {
             PUT(&b, "Transfer-Encoding: chunked\r\n");
         }
-        atr_buf_puts(&b, atr_req_connection_header(r));
+        const char *conn = atr_req_connection_header(r);
+        if (conn[0]) /* most often none: HTTP/1.1 keeps the connection by default */
+            atr_buf_puts(&b, conn);
     }
     atr_hdr_apply(&b, rt->resp_hdr, rt->nresp_hdr);
     PUT(&b, "\r\n");

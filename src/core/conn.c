@@ -721,6 +721,8 @@ static void record_addrs(atr_conn_t *c, const atr_listener_t *l, const struct so
         uv_ip6_name((const struct sockaddr_in6 *)peer, c->peer, sizeof c->peer);
         c->peer_port = ntohs(((const struct sockaddr_in6 *)peer)->sin6_port);
     }
+    c->peer_len = (uint8_t)strlen(c->peer);
+    c->peer_v6 = strchr(c->peer, ':') != NULL;
     if (l->local.ss_family != 0)
         ss = l->local;
     else if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) != 0)

@@ -104,6 +104,8 @@ struct atr_conn {
     unsigned reading : 1, closing : 1, eof : 1, write_pending : 1;
     uint64_t id;
     char peer[46];                   /* client address text */
+    uint8_t peer_len;                /* strlen(peer) */
+    uint8_t peer_v6;                 /* peer is an IPv6 address (has ':') */
     uint16_t peer_port, local_port;
     uint8_t local_family;            /* AF_INET or AF_INET6 */
     uint8_t local_addr[16];          /* the address the client connected to */

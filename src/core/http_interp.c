@@ -127,16 +127,20 @@ static int parse_version(const char *v, size_t n)
 }
 
 /* A plausible authority: reg-name / IPv4 / [IPv6] with an optional port; no
- * userinfo, path, whitespace or control bytes (RFC 3986 §3.2, RFC 9110 §7.2). */
+ * userinfo, path, whitespace or control bytes (RFC 3986 §3.2, RFC 9110 §7.2).
+ * Returns 0 when not, else 2 when every byte is a tchar too (a name or an
+ * IPv4 address without a port), 1 otherwise. */
 static int valid_authority(const char *a, size_t n)
 {
     size_t i;
+    unsigned all = C_HOST | C_TCHAR;
     if (n == 0)
         return 0;
     for (i = 0; i < n; i++)
-        if (!(atr__http_cls[(unsigned char)a[i]] & C_HOST))
-            return 0;
-    return 1;
+        all &= atr__http_cls[(unsigned char)a[i]];
+    if (!(all & C_HOST))
+        return 0;
+    return all & C_TCHAR ? 2 : 1;
 }
 
 /* ------------------------------------------------------------ grammar actions */
@@ -279,11 +283,13 @@ static void on_host(atr_http_parser_t *p, uint32_t idx, const char *v, size_t n)
         atr__http_fail(p, 400, "repeated Host");
         return;
     }
-    if (!valid_authority(v, n)) {
+    int valid = valid_authority(v, n);
+    if (!valid) {
         atr__http_fail(p, 400, "invalid Host");
         return;
     }
     p->s.host_idx = (int)idx;
+    p->s.host_token = valid == 2;
 }
 
 /* A name equals a literal of lowercase letters and '-', ignoring case, a word
@@ -361,20 +367,15 @@ void atr__http_on_field(atr_http_parser_t *p, const atr_http_tok_t *tp)
     const atr_http_tok_t t = *tp;
     const char *n = p->buf + t.off, *v = p->buf + t.voff;
     uint32_t idx = p->s.nfields;
-    field_t *f;
     if (idx >= ATR_HTTP_MAX_HEADERS_HARD) { /* the tokenizer stops earlier */
         atr__http_fail(p, 431, "too many header fields");
         return;
     }
-    f = &p->f[idx];
-    f->name_off = t.off;
-    f->name_len = t.len;
-    f->val_off = t.voff;
-    f->val_len = t.vlen;
+    p->m->headers[idx] = (atr_http_header_t){ { n, t.len }, { v, t.vlen } };
     p->s.nfields = idx + 1;
 
     enum atr_http_hkind k = hkind_of(n, t.len);
-    f->kind = k;
+    p->m->hkind[idx] = (uint8_t)k;
     p->s.hkinds |= ATR_HK_BIT(k);
     switch (k) {
     case ATR_HK_HOST:
@@ -429,9 +430,8 @@ static void end_request(atr_http_parser_t *p)
     if (s->version_minor == 1 && s->nhost == 0)
         FAILV(400, "missing Host");
     if (s->absolute_form && s->nhost) {
-        const field_t *h = &p->f[s->host_idx];
-        if (!span_ieq2(p->buf + h->val_off, h->val_len, p->buf + s->authority.off,
-                       s->authority.len))
+        atr_str_t h = p->m->headers[s->host_idx].value;
+        if (!span_ieq2(h.p, h.n, p->buf + s->authority.off, s->authority.len))
             FAILV(400, "Host does not match request-target");
     }
     if (s->nte) {
@@ -456,16 +456,16 @@ static void cgi_status(atr_http_parser_t *p)
 {
     sem_t *s = &p->s;
     if (s->status_idx >= 0) {
-        const field_t *f = &p->f[s->status_idx];
-        const char *d = p->buf + f->val_off;
-        uint32_t n = f->val_len, i = 3;
+        atr_str_t f = p->m->headers[s->status_idx].value;
+        const char *d = f.p;
+        uint32_t n = (uint32_t)f.n, i = 3;
         if (n < 3 || (unsigned)(d[0] - '1') > 4 || (unsigned)(d[1] - '0') > 9 ||
             (unsigned)(d[2] - '0') > 9 || (n > 3 && d[3] != ' '))
             FAILV(502, "invalid CGI Status");
         s->status = (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
         while (i < n && is_ows(d[i]))
             i++;
-        s->reason.off = f->val_off + i;
+        s->reason.off = (uint32_t)(d - p->buf) + i;
         s->reason.len = n - i;
     } else {
         s->status = s->location_idx >= 0 ? 302 : 200;
@@ -521,7 +521,6 @@ void atr__http_on_end(atr_http_parser_t *p)
 void atr__http_fill(const atr_http_parser_t *p, const char *b, atr_http_msg_t *m)
 {
     const sem_t *s = &p->s;
-    uint32_t i;
     m->method = s->mcode;
     m->method_str = (atr_str_t){ b + s->method.off, s->method.len };
     m->target = (atr_str_t){ b + s->target.off, s->target.len };
@@ -529,12 +528,6 @@ void atr__http_fill(const atr_http_parser_t *p, const char *b, atr_http_msg_t *m
     m->reason = (atr_str_t){ b + s->reason.off, s->reason.len };
     m->version_minor = s->version_minor;
     m->cgi_form = p->is_response && !s->saw_status_line;
-    for (i = 0; i < s->nfields; i++) {
-        const field_t *f = &p->f[i];
-        m->headers[i].name = (atr_str_t){ b + f->name_off, f->name_len };
-        m->headers[i].value = (atr_str_t){ b + f->val_off, f->val_len };
-        m->hkind[i] = (uint8_t)f->kind;
-    }
     m->nheaders = s->nfields;
     m->hkinds = s->hkinds;
     m->conn_lists = s->conn_lists;
@@ -543,6 +536,7 @@ void atr__http_fill(const atr_http_parser_t *p, const char *b, atr_http_msg_t *m
     m->host = (atr_str_t){ b, 0 };
     if (s->host_idx >= 0)
         m->host = m->headers[s->host_idx].value;
+    m->host_token = s->host_token;
     m->location = (atr_str_t){ b, 0 };
     if (m->cgi_form && s->location_idx >= 0)
         m->location = m->headers[s->location_idx].value;

@@ -75,6 +75,8 @@ atr_http_parser_t *atr_http_parser_new(int is_response, const atr_http_limits_t 
     size_t head = (sizeof(atr_http_parser_t) + 15) & ~(size_t)15;
     atr_http_parser_t *p = atr_xmalloc(head + atr__http_head_size());
     p->lemon = (char *)p + head;
+    p->m = NULL;
+    p->mbuf = NULL;
     p->is_response = is_response;
     p->req_method = ATR_M_OTHER;
     p->lf_ok = 0;
@@ -322,7 +324,7 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
             p->sl[0] = span(tok, pos);
             tok = ++pos;
             p->state = S_TARGET;
-            continue;
+            __attribute__((fallthrough));
 
         case S_TARGET:
             pos = scan_vchar(b, pos, end);
@@ -333,7 +335,7 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
             p->sl[1] = span(tok, pos);
             tok = ++pos;
             p->state = S_VERSION;
-            continue;
+            __attribute__((fallthrough));
 
         case S_VERSION:
             pos = scan_vchar(b, pos, end);
@@ -344,7 +346,7 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
             p->sl[2] = span(tok, pos);
             pos++;
             p->state = S_START_LF;
-            continue;
+            goto start_lf;
 
         case S_SL_VERSION:
             pos = scan_vchar(b, pos, end);
@@ -355,7 +357,7 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
             p->sl[0] = span(tok, pos);
             tok = ++pos;
             p->state = S_SL_STATUS;
-            continue;
+            __attribute__((fallthrough));
 
         case S_SL_STATUS:
             pos = scan_vchar(b, pos, end);
@@ -367,7 +369,7 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
             if (c == ' ') { /* a reason phrase, maybe empty, follows */
                 tok = ++pos;
                 p->state = S_SL_REASON;
-                continue;
+                goto reason;
             }
             if (c != '\r' && !(c == '\n' && p->lf_ok))
                 return bad_byte(p, c, "invalid byte in start line");
@@ -375,9 +377,10 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
             if (c == '\r')
                 pos++; /* LF alone: S_START_LF takes it as if a CR had come */
             p->state = S_START_LF;
-            continue;
+            goto start_lf;
 
         case S_SL_REASON:
+        reason:
             pos = scan_value(b, pos, end);
             NEED_BYTE();
             c = b[pos];
@@ -387,9 +390,10 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
             if (c == '\r')
                 pos++;
             p->state = S_START_LF;
-            continue;
+            __attribute__((fallthrough));
 
         case S_START_LF:
+        start_lf:
             NEED_BYTE();
             if (b[pos] != '\n')
                 return bad_byte(p, b[pos], "bare CR");
@@ -398,17 +402,56 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
             pos++;
             p->state = S_LINE;
             RECOMPUTE_END(); /* the request line limit no longer applies */
-            continue;
+            goto line;
 
         case S_LINE:
+        line:
             NEED_BYTE();
             c = b[pos];
             if (atr__http_cls[c] & C_TCHAR) {
+                uint32_t q, v, e;
                 if (p->nnames >= p->lim.max_headers)
                     FAIL(431, "too many header fields");
                 p->nnames++;
-                tok = pos++;
-                p->state = S_NAME;
+                tok = pos;
+                /* The whole line at once, in registers, when it is all here
+                 * and well-formed, as almost every line is. Anything else
+                 * (a line cut by the end of the bytes, LF alone, an error)
+                 * goes on in the state that matches how far this got, so
+                 * nothing is scanned twice. */
+                q = scan_tchar(b, pos + 1, end);
+                if (q >= end || b[q] != ':') {
+                    pos = q;
+                    p->state = S_NAME;
+                    continue;
+                }
+                v = q + 1;
+                if (v < end && b[v] == ' ')
+                    v++;
+                while (v < end && (b[v] == ' ' || b[v] == '\t'))
+                    v++;
+                e = v < end ? scan_value(b, v, end) : v;
+                if (e + 1 >= end || b[e] != '\r' || b[e + 1] != '\n') {
+                    p->name_off = tok;
+                    p->name_len = q - tok;
+                    if (v >= end) { /* more whitespace may follow */
+                        pos = v;
+                        p->state = S_OWS;
+                    } else {
+                        tok = v;
+                        pos = e;
+                        p->state = S_VALUE;
+                    }
+                    continue;
+                }
+                pos = e + 2;
+                while (e > v && (b[e - 1] == ' ' || b[e - 1] == '\t'))
+                    e--;
+                atr_http_head(p->lemon, ATR_HT_FIELD,
+                              (atr_http_tok_t){ tok, q - tok, v, e - v });
+                if (p->state == S_FAILED)
+                    return ATR_ERROR;
+                goto line; /* still S_LINE */
             } else if (c == '\r') {
                 pos++;
                 p->state = S_END_LF;
@@ -513,10 +556,30 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
 #undef RECOMPUTE_END
 }
 
+/* The field views already in the message follow the bytes to where the
+ * caller's buffer is now (integer arithmetic: the old buffer may be gone). */
+static void rebase(atr_http_parser_t *p, const char *buf)
+{
+    uintptr_t from = (uintptr_t)p->mbuf, to = (uintptr_t)buf;
+    for (uint32_t i = 0; i < p->s.nfields; i++) {
+        atr_http_header_t *h = &p->m->headers[i];
+        h->name.p = (const char *)((uintptr_t)h->name.p - from + to);
+        h->value.p = (const char *)((uintptr_t)h->value.p - from + to);
+    }
+    p->mbuf = buf;
+}
+
 int atr_http_parse(atr_http_parser_t *p, const char *buf, size_t len,
                    atr_http_msg_t *msg, int *status, const char **reason)
 {
     int rc;
+    if (msg != p->m) {
+        if (p->s.nfields) /* a caller bug: one head, one message */
+            abort();
+        p->m = msg;
+    }
+    if (buf != p->mbuf)
+        rebase(p, buf);
     if (p->state != S_FAILED && len < p->pos)
         atr__http_fail(p, 400, "head buffer shrank");
     p->buf = buf;

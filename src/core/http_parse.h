@@ -93,6 +93,7 @@ typedef struct atr_http_msg {
     enum atr_http_body body;
     uint64_t content_length;   /* valid when body == ATR_BODY_LENGTH */
     atr_str_t host;            /* the single Host value (requests), empty if none */
+    unsigned host_token : 1;   /* the Host value is all tchar (no ':' port, no [IPv6]) */
     atr_str_t location;        /* CGI Location: value (responses), empty if none */
     unsigned keep_alive : 1;   /* by version and Connection tokens */
     unsigned conn_close : 1;   /* Connection: close seen */
@@ -132,7 +133,9 @@ void atr_http_parser_set_lenient_lf(atr_http_parser_t *p, int on);
 void atr_http_parser_set_limits(atr_http_parser_t *p, const atr_http_limits_t *limits);
 
 /* Feed the head buffer: buf[0..len) holds every byte of this message received
- * so far (len only grows between calls for one message).
+ * so far (len only grows between calls for one message; the buffer may
+ * move). Pass the same msg for every call of one head: the parser writes the
+ * field lines into it as they arrive, so until ATR_DONE it holds a partial head.
  * Returns:
  *   ATR_AGAIN  more bytes needed (no limit crossed yet);
  *   ATR_DONE   head complete: *msg filled, msg->head_len bytes used; bytes

@@ -36,11 +36,6 @@ enum {
     S_FAILED
 };
 
-typedef struct field {
-    uint32_t name_off, name_len, val_off, val_len;
-    uint32_t kind; /* enum atr_http_hkind */
-} field_t;
-
 /* Everything learned about one message; cleared by reset. */
 typedef struct sem {
     atr_http_tok_t method, target, reason, authority;
@@ -54,7 +49,7 @@ typedef struct sem {
     uint64_t content_length;
     unsigned te_last_chunked : 1, te_chunked_twice : 1, te_chunked : 1, te_other : 1;
     unsigned conn_close : 1, conn_keep_alive : 1, conn_upgrade : 1, conn_lists : 1;
-    unsigned has_upgrade : 1, expect : 1, absolute_form : 1;
+    unsigned has_upgrade : 1, expect : 1, absolute_form : 1, host_token : 1;
     enum atr_http_body body;
     uint32_t nfields;
     uint32_t hkinds;
@@ -79,7 +74,11 @@ struct atr_http_parser {
     int err_status;
     const char *err_reason;
     sem_t s;
-    field_t f[ATR_HTTP_MAX_HEADERS_HARD];
+    /* Field lines go straight into the caller's message as they are parsed
+     * (views into buf); mbuf is the buffer those views point into, so they
+     * can follow the bytes when the caller's buffer moves between calls. */
+    atr_http_msg_t *m;
+    const char *mbuf;
 };
 
 /* Copy what the parser learned into the caller's message (head done). */
