@@ -291,10 +291,14 @@ static atr_gen_t *gen_build(atr_conf_t *conf, char *err, size_t errlen)
     g->resp_limits.max_head = conf->max_header_size;
     g->resp_limits.max_headers = ATR_HTTP_MAX_HEADERS_HARD;
     g->default_host = conf->nhosts ? &conf->hosts[0] : NULL;
+    g->only_default_host = 1;
     for (int i = 0; i < conf->nhosts; i++)
-        for (int j = 0; j < conf->hosts[i].nnames; j++)
+        for (int j = 0; j < conf->hosts[i].nnames; j++) {
             if (strcmp(conf->hosts[i].names[j], "*") == 0)
                 g->default_host = &conf->hosts[i];
+            else
+                g->only_default_host = 0;
+        }
     return g;
 }
 

@@ -35,6 +35,7 @@ typedef struct atr_gen {
     atr_http_limits_t req_limits;
     atr_http_limits_t resp_limits;
     const atr_conf_host_t *default_host;
+    int only_default_host;          /* no host has a name other than "*": no lookup per request */
     int max_conns;                  /* client connections per worker (max_connections or auto) */
 } atr_gen_t;
 

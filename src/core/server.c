@@ -129,6 +129,8 @@ static int wildcard_matches(const char *name, atr_str_t host)
  * matching wildcard, then the default. A trailing dot is ignored. */
 static const atr_conf_host_t *find_host(const atr_gen_t *g, atr_str_t host)
 {
+    if (g->only_default_host)
+        return g->default_host;
     /* the port; IPv6 literals keep their brackets */
     atr_str_t bare = host;
     for (size_t i = host.n; i > 0; i--) {

@@ -394,11 +394,33 @@ def nginx_http_temp(tmp):
 """.format(t=tmp)
 
 
-def origin_config(tmp, port, nofile, conns):
+BODY = ("0123456789abcdef" * 64)[:BODY_SIZE]
+
+# What the origin sends for /1k, either way: the body and the fields nginx puts
+# on a static file (Last-Modified, ETag, Accept-Ranges), so the proxies parse
+# and forward the same head whichever origin runs.
+ORIGIN_FILE = """        location = /1k {{ }}"""
+ORIGIN_MEMORY = """        location = /1k {{
+            add_header Last-Modified "Sun, 22 Nov 2026 07:17:15 GMT";
+            add_header ETag '"6b0296fb-400"';
+            add_header Accept-Ranges bytes;
+            return 200 "{body}";
+        }}"""
+
+
+def origin_config(tmp, port, nofile, conns, origin="memory"):
+    """The origin's nginx.conf. `memory` (the default) answers /1k from memory:
+    a read and a write per request, so the load CPU runs wrk and the origin
+    with room to spare and the proxy is the bottleneck, which is where its CPU
+    per request is its own cost (bench.md, "Origin"). `file` serves a static
+    file with sendfile and TCP_CORK (five system calls per request), as
+    sessions 1-5 measured with: the load CPU then limits the rate, and a proxy
+    that finishes sooner idles and pays a wakeup per short gap."""
     docroot = os.path.join(tmp, "www")
     os.makedirs(docroot, exist_ok=True)
-    with open(os.path.join(docroot, "1k"), "wb") as f:
-        f.write((b"0123456789abcdef" * 64)[:BODY_SIZE])
+    with open(os.path.join(docroot, "1k"), "w") as f:
+        f.write(BODY)
+    location = (ORIGIN_MEMORY if origin == "memory" else ORIGIN_FILE).format(body=BODY)
     return nginx_common(tmp, os.path.join(tmp, "error.log"), nofile, conns) + """http {{
 {temp}    access_log off;
     default_type application/octet-stream;
@@ -411,11 +433,11 @@ def origin_config(tmp, port, nofile, conns):
     server {{
         listen 127.0.0.1:{port} backlog=4096;
         root {docroot};
-        location = /1k {{ }}
+{location}
         location = /_status {{ stub_status; }}
     }}
 }}
-""".format(temp=nginx_http_temp(tmp), port=port, docroot=docroot)
+""".format(temp=nginx_http_temp(tmp), port=port, docroot=docroot, location=location)
 
 
 # Atrium's proxy always keeps the client's Host, adds X-Forwarded-For, -Proto, -Host,

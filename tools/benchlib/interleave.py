@@ -139,7 +139,7 @@ def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, nofile, conn
                                if f["completed"] else None)
         results.append(r)
     doc = {"config": {"slice_s": slice_s, "seconds_per_proxy": args.duration,
-                      "connections": args.connections, "rate": rate,
+                      "connections": args.connections, "rate": rate, "origin": args.origin,
                       "loadgen_overloaded": lat["overloaded"]},
            "results": results, "cycles": per_cycle, "ratios": {}}
     names = [s.name for s in servers]
@@ -164,7 +164,8 @@ def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, nofile, conn
 
 def print_interleave(doc, pinning):
     c = doc["config"]
-    print("Atrium bench, interleaved: GET %s via proxy -> nginx origin; %s" % (PATH, pinning))
+    print("Atrium bench, interleaved: GET %s via proxy -> nginx origin, from %s; %s"
+          % (PATH, c.get("origin", "memory"), pinning))
     print("CPU: wrk -t1 -c%d in %ds slices, %ds per proxy; latency: loadgen %d req/s open loop, "
           "same slices" % (c["connections"], c["slice_s"], c["seconds_per_proxy"], c["rate"]))
     print()
