@@ -914,11 +914,11 @@ def make_server(name, args, origin_port, proxy_cpus, nofile, conns, workers=1):
         with open(conf, "w") as f:
             f.write(haproxy_config(tmp, port, origin_port, conns))
         argv = [args.haproxy, "-db", "-f", conf]
-    else:
+    else:  # "atrium", or "baseline": another Atrium binary (--baseline)
         conf = os.path.join(tmp, "atrium.conf")
         with open(conf, "w") as f:
             f.write(atrium_config(port, origin_port, workers, args.upstream_keepalive))
-        argv = [args.atrium, "-c", conf]
+        argv = [args.baseline if name == "baseline" else args.atrium, "-c", conf]
     return Server(name, argv, tmp, port, proxy_cpus, nofile)
 
 
