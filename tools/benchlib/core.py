@@ -1002,10 +1002,15 @@ def print_table(results):
         if r.get("idle_conns_held") is not None and r["idle_conns_held"] < r["idle_conns"]:
             notes.append("%s: only %d of %d idle connections were still open when RSS was read"
                          % (r["proxy"], r["idle_conns_held"], r["idle_conns"]))
-    widths = [max(len(c), *(len(row[i]) for row in rows)) if rows else len(c)
-              for i, c in enumerate(cols)]
-    line = "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i])
-                     for i, c in enumerate(cols))
+    print_rows(cols, rows, notes)
+
+
+def print_rows(headers, rows, notes=()):
+    """A table: the first column left-aligned, the others right-aligned, a rule
+    under the headers; then the notes, each line after the first indented."""
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(widths[0]) if i == 0 else h.rjust(widths[i])
+                     for i, h in enumerate(headers))
     print(line)
     print("-" * len(line))
     for row in rows:

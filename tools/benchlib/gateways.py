@@ -382,20 +382,7 @@ def print_mode_table(results, cols):
                          "requests): upstream keep-alive churn" % (r["proxy"], fc, 100.0 * fc / nreq))
         if r.get("warning"):
             notes.append("%s: %s" % (r["proxy"], r["warning"]))
-    headers = ["server"] + [c[0] for c in cols]
-    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(widths[0]) if i == 0 else h.rjust(widths[i])
-                     for i, h in enumerate(headers))
-    print(line)
-    print("-" * len(line))
-    for row in rows:
-        print("  ".join(v.ljust(widths[0]) if i == 0 else v.rjust(widths[i])
-                        for i, v in enumerate(row)))
-    if notes:
-        print()
-        for n in notes:
-            for i, l in enumerate(n.splitlines()):
-                print(("note: " if i == 0 else "      ") + l)
+    print_rows(["server"] + [c[0] for c in cols], rows, notes)
 
 
 def mode_ratios(a, b, ref, mode, items):

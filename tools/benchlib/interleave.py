@@ -24,8 +24,8 @@ import json
 import os
 import subprocess
 
-from benchlib.core import (CLK_TCK, PATH, _median, log, make_server, parse_wrk, probe, run_wrk,
-                           spawn, stop_proc, tail, tree_cpu_ticks, tree_cpu_user_sys)
+from benchlib.core import (CLK_TCK, PATH, _median, log, make_server, parse_wrk, print_rows, probe,
+                           run_wrk, spawn, stop_proc, tail, tree_cpu_ticks, tree_cpu_user_sys)
 
 
 def loadgen_path(args):
@@ -181,13 +181,7 @@ def print_interleave(doc, pinning):
                      "%.1f" % f["cpu_us_per_req"] if f["cpu_us_per_req"] else "-",
                      "%.0fus" % f["p50_us"], "%.0fus" % f["p99_us"],
                      "%.0fus" % f["p999_us"], str(f["errors"] + f["non2xx"])))
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(cols)]
-    print("  ".join(h.ljust(widths[i]) if i == 0 else h.rjust(widths[i])
-                    for i, h in enumerate(cols)))
-    print("-" * (sum(widths) + 2 * (len(cols) - 1)))
-    for row in rows:
-        print("  ".join(v.ljust(widths[i]) if i == 0 else v.rjust(widths[i])
-                        for i, v in enumerate(row)))
+    print_rows(cols, rows)
     print()
     for ref, r in doc["ratios"].items():
         cyc = r["cpu_per_req_cycles"]
