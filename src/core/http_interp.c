@@ -362,6 +362,14 @@ enum atr_http_hkind atr_http_hkind(atr_str_t name)
     return hkind_of(name.p, name.n);
 }
 
+/* A CGI field a response may have once (Status, Location): where it is. */
+static void cgi_field_once(atr_http_parser_t *p, int *at, uint32_t idx, const char *why)
+{
+    if (*at >= 0)
+        atr__http_fail(p, 502, why);
+    *at = (int)idx;
+}
+
 void atr__http_on_field(atr_http_parser_t *p, const atr_http_tok_t *tp)
 {
     const atr_http_tok_t t = *tp;
@@ -387,18 +395,12 @@ void atr__http_on_field(atr_http_parser_t *p, const atr_http_tok_t *tp)
             p->s.expect = 1;
         break;
     case ATR_HK_STATUS:
-        if (p->is_response) {
-            if (p->s.status_idx >= 0)
-                atr__http_fail(p, 502, "repeated Status");
-            p->s.status_idx = (int)idx;
-        }
+        if (p->is_response)
+            cgi_field_once(p, &p->s.status_idx, idx, "repeated Status");
         break;
     case ATR_HK_LOCATION:
-        if (p->is_response) {
-            if (p->s.location_idx >= 0)
-                atr__http_fail(p, 502, "repeated Location");
-            p->s.location_idx = (int)idx;
-        }
+        if (p->is_response)
+            cgi_field_once(p, &p->s.location_idx, idx, "repeated Location");
         break;
     case ATR_HK_UPGRADE:
         p->s.has_upgrade = 1;

@@ -190,13 +190,23 @@ static ATR_ALWAYS_INLINE uint32_t scan_tchar(const unsigned char *b, uint32_t po
 
 /* The tokenizer. Scans b[pos..end) where end stops at the first limit, and
  * pushes every complete token to the grammar at once. */
-#define EMIT(code, o, l)                                                      \
+#define EMIT(code, o, l, vo, vl)                                              \
     do {                                                                      \
-        atr_http_tok_t t_ = { (uint32_t)(o), (uint32_t)(l), 0, 0 };           \
+        atr_http_tok_t t_ = { (uint32_t)(o), (uint32_t)(l), (uint32_t)(vo),   \
+                              (uint32_t)(vl) };                               \
         atr_http_head(p->lemon, (code), t_);                                  \
         if (p->state == S_FAILED)                                             \
             return ATR_ERROR;                                                 \
     } while (0)
+
+/* Where a field value ends once trailing OWS is off: e is where its line's
+ * CR (or LF) is, from where the value starts. */
+static uint32_t trim_ows(const unsigned char *b, uint32_t from, uint32_t e)
+{
+    while (e > from && (b[e - 1] == ' ' || b[e - 1] == '\t'))
+        e--;
+    return e;
+}
 
 #define FAIL(st, why)                                                         \
     do {                                                                      \
@@ -398,7 +408,7 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
             if (b[pos] != '\n')
                 return bad_byte(p, b[pos], "bare CR");
             EMIT(p->is_response ? ATR_HT_STATUS_LINE : ATR_HT_REQUEST_LINE, p->line,
-                 pos + 1 - p->line);
+                 pos + 1 - p->line, 0, 0);
             pos++;
             p->state = S_LINE;
             RECOMPUTE_END(); /* the request line limit no longer applies */
@@ -445,12 +455,8 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
                     continue;
                 }
                 pos = e + 2;
-                while (e > v && (b[e - 1] == ' ' || b[e - 1] == '\t'))
-                    e--;
-                atr_http_head(p->lemon, ATR_HT_FIELD,
-                              (atr_http_tok_t){ tok, q - tok, v, e - v });
-                if (p->state == S_FAILED)
-                    return ATR_ERROR;
+                e = trim_ows(b, v, e);
+                EMIT(ATR_HT_FIELD, tok, q - tok, v, e - v);
                 goto line; /* still S_LINE */
             } else if (c == '\r') {
                 pos++;
@@ -501,44 +507,32 @@ static int tokenize(atr_http_parser_t *p, const unsigned char *b, size_t len)
             p->state = S_VALUE;
             __attribute__((fallthrough));
 
-        case S_VALUE: {
-            uint32_t e;
+        case S_VALUE:
             pos = scan_value(b, pos, end);
             NEED_BYTE();
             c = b[pos];
             if (c != '\r' && !(c == '\n' && p->lf_ok))
                 return bad_byte(p, c, "control byte in field value");
-            for (e = pos; e > tok && (b[e - 1] == ' ' || b[e - 1] == '\t'); e--)
-                ;
-            p->val_end = e;
+            p->val_end = trim_ows(b, tok, pos);
             if (c == '\r')
                 pos++;
             p->state = S_LF;
-        }
             __attribute__((fallthrough));
 
-        case S_LF: {
-            atr_http_tok_t f;
+        case S_LF:
             NEED_BYTE();
             if (b[pos] != '\n')
                 return bad_byte(p, b[pos], "bare CR");
-            f.off = p->name_off;
-            f.len = p->name_len;
-            f.voff = tok;
-            f.vlen = p->val_end - tok;
-            atr_http_head(p->lemon, ATR_HT_FIELD, f);
-            if (p->state == S_FAILED)
-                return ATR_ERROR;
+            EMIT(ATR_HT_FIELD, p->name_off, p->name_len, tok, p->val_end - tok);
             pos++;
             p->state = S_LINE;
             continue;
-        }
 
         case S_END_LF:
             NEED_BYTE();
             if (b[pos] != '\n')
                 return bad_byte(p, b[pos], "bare CR");
-            EMIT(0, pos + 1, 0); /* the empty line ends the head */
+            EMIT(0, pos + 1, 0, 0, 0); /* the empty line ends the head */
             if (!p->s.accepted)
                 FAIL(400, "incomplete head");
             p->pos = pos + 1;
