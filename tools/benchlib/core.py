@@ -355,6 +355,22 @@ def cpus_busy_ticks(cpus):
     return total
 
 
+def busy_pct(ticks, seconds, cpus):
+    """Busy ticks of cpus over seconds of wall time, as a percentage of those CPUs."""
+    if not cpus or seconds <= 0:
+        return None
+    return 100.0 * ticks / (CLK_TCK * seconds * len(cpus))
+
+
+def load_bound_note(r):
+    """A result's warning when the load CPU, not the proxy, set the rate, else None."""
+    if (r.get("load_busy_pct") or 0) < 95:
+        return None
+    return ("%s: the load CPU was %.0f%% busy: wrk and the origin, not the proxy, set the rate, "
+            "and the proxy's CPU per request includes idling in the gaps"
+            % (r["proxy"], r["load_busy_pct"]))
+
+
 def tree_rss_bytes(root):
     total = 0
     for pid in tree_pids(root):
@@ -870,9 +886,9 @@ def bench_proxy(label, server, args, load_cpus, origin_port):
         a0 = origin_accepts(origin_port)
         f0 = foreign_sample()
         t0 = tree_cpu_ticks(server.proc.pid)
-        c0 = cpus_busy_ticks(server.cpus)
+        c0, l0, w0 = cpus_busy_ticks(server.cpus), cpus_busy_ticks(load_cpus), time.monotonic()
         out = run_wrk(server.port, args.duration, args.connections, load_cpus, server.tmp, "run")
-        c1 = cpus_busy_ticks(server.cpus)
+        c1, l1, w1 = cpus_busy_ticks(server.cpus), cpus_busy_ticks(load_cpus), time.monotonic()
         t1 = tree_cpu_ticks(server.proc.pid)
         # other processes on the machine compete for the two CPUs: say so
         res["foreign_cpu"] = foreign_ticks(f0, foreign_sample()) / CLK_TCK / args.duration
@@ -890,6 +906,8 @@ def bench_proxy(label, server, args, load_cpus, origin_port):
                 # the proxy is alone on its CPU: this adds the kernel's softirq work
                 # (loopback TCP) that /proc/PID/stat does not charge to the process
                 res["core_us_per_req"] = (c1 - c0) * 1e6 / CLK_TCK / w["requests"]
+                # near 100 %: wrk and the origin, not this proxy, set the rate
+                res["load_busy_pct"] = busy_pct(l1 - l0, w1 - w0, load_cpus)
         else:
             res["cpu_us_per_req"] = None
             res["status"] = "no requests completed"
@@ -967,12 +985,12 @@ def fmt(v, spec):
 
 def print_table(results):
     cols = ("proxy", "req/s", "cpu_us/req", "p50", "p99", "idle_bytes/conn", "errors",
-            "origin_conns", "core_us/req")
+            "origin_conns", "core_us/req", "load_cpu")
     rows = []
     notes = []
     for r in results:
         if r["status"] != "ok":
-            rows.append((r["proxy"], r["status"], "", "", "", "", "", "", ""))
+            rows.append((r["proxy"], r["status"], "", "", "", "", "", "", "", ""))
             notes.append("%s: %s" % (r["proxy"], r.get("error", r["status"])))
             if r.get("warning"):
                 notes.append("%s: %s" % (r["proxy"], r["warning"]))
@@ -982,7 +1000,8 @@ def print_table(results):
                      fmt(r.get("p50_ms"), ".3f") + "ms" if r.get("p50_ms") is not None else "-",
                      fmt(r.get("p99_ms"), ".3f") + "ms" if r.get("p99_ms") is not None else "-",
                      fmt(r.get("idle_bytes_per_conn"), ".0f"), str(errs),
-                     fmt(r.get("origin_conns"), ".0f"), fmt(r.get("core_us_per_req"), ".1f")))
+                     fmt(r.get("origin_conns"), ".0f"), fmt(r.get("core_us_per_req"), ".1f"),
+                     fmt(r.get("load_busy_pct"), ".0f") + "%" if r.get("load_busy_pct") else "-"))
         if errs:
             notes.append("%s: wrk saw %d non-2xx/3xx responses and %d socket errors"
                          % (r["proxy"], r.get("non2xx") or 0, r.get("socket_errors") or 0))
@@ -991,6 +1010,8 @@ def print_table(results):
             notes.append("%s: the origin accepted %d new connections during the run (%.1f%% of "
                          "requests): upstream keep-alive churn; compare with "
                          "--upstream-keepalive >= --connections" % (r["proxy"], oc, 100.0 * oc / nreq))
+        if load_bound_note(r):
+            notes.append(load_bound_note(r))
         if (r.get("foreign_cpu") or 0) > 0.10:
             notes.append("%s: other processes on this machine used %.0f%% of a CPU during the "
                          "run; these numbers are not reliable" % (r["proxy"], 100 * r["foreign_cpu"]))

@@ -23,9 +23,11 @@ short slices:
 import json
 import os
 import subprocess
+import time
 
-from benchlib.core import (CLK_TCK, PATH, _median, log, make_server, parse_wrk, print_rows, probe,
-                           run_wrk, spawn, stop_proc, tail, tree_cpu_ticks, tree_cpu_user_sys)
+from benchlib.core import (CLK_TCK, PATH, _median, busy_pct, cpus_busy_ticks, load_bound_note,
+                           log, make_server, parse_wrk, print_rows, probe, run_wrk, spawn,
+                           stop_proc, tail, tree_cpu_ticks, tree_cpu_user_sys)
 
 
 def loadgen_path(args):
@@ -55,16 +57,21 @@ def cpu_cycles(servers, args, slice_s, load_cpus):
     """Step 1: wrk slices in turn; per proxy the summed requests and CPU ticks, and
     per cycle each proxy's CPU us/request."""
     cycles = max(1, args.duration // slice_s)
-    tot = {s.name: {"requests": 0, "ticks": 0, "user_ticks": 0, "errors": 0} for s in servers}
+    tot = {s.name: {"requests": 0, "ticks": 0, "user_ticks": 0, "errors": 0, "load_ticks": 0,
+                    "wall": 0.0} for s in servers}
     per_cycle = []
     for c in range(cycles):
         row = {}
         order = servers[c % len(servers):] + servers[:c % len(servers)]
         for s in order:
             u0, s0 = tree_cpu_user_sys(s.proc.pid)
+            l0, w0 = cpus_busy_ticks(load_cpus), time.monotonic()
             w = parse_wrk(run_wrk(s.port, slice_s, args.connections, load_cpus, s.tmp,
                                   "slice%d" % c))
+            l1, w1 = cpus_busy_ticks(load_cpus), time.monotonic()
             u1, s1 = tree_cpu_user_sys(s.proc.pid)
+            tot[s.name]["load_ticks"] += l1 - l0
+            tot[s.name]["wall"] += w1 - w0
             t0, t1 = u0 + s0, u1 + s1
             if s.proc.poll() is not None:
                 raise RuntimeError("%s exited during the run (status %s)"
@@ -85,6 +92,8 @@ def cpu_cycles(servers, args, slice_s, load_cpus):
         # the user share is what a proxy's own code costs.
         t["user_us_per_req"] = (t["user_ticks"] * 1e6 / CLK_TCK / t["requests"]
                                 if t["requests"] else None)
+        # Near 100 %: wrk and the origin set the rate, and the proxy idled in the gaps.
+        t["load_busy_pct"] = busy_pct(t.pop("load_ticks"), t.pop("wall"), load_cpus)
     return tot, per_cycle
 
 
@@ -169,14 +178,15 @@ def print_interleave(doc, pinning):
     print("CPU: wrk -t1 -c%d in %ds slices, %ds per proxy; latency: loadgen %d req/s open loop, "
           "same slices" % (c["connections"], c["slice_s"], c["seconds_per_proxy"], c["rate"]))
     print()
-    cols = ("proxy", "req/s", "cpu_us/req", "user_us/req", "errors", "cpu_us/req@rate", "p50@rate",
-            "p99@rate", "p99.9@rate", "errors@rate")
+    cols = ("proxy", "req/s", "cpu_us/req", "user_us/req", "load_cpu", "errors", "cpu_us/req@rate",
+            "p50@rate", "p99@rate", "p99.9@rate", "errors@rate")
     rows = []
     for r in doc["results"]:
         f = r["fixed_rate"]
         rows.append((r["proxy"], "%.0f" % r["rps"],
                      "%.1f" % r["cpu_us_per_req"] if r["cpu_us_per_req"] else "-",
                      "%.1f" % r["user_us_per_req"] if r.get("user_us_per_req") else "-",
+                     "%.0f%%" % r["load_busy_pct"] if r.get("load_busy_pct") else "-",
                      str(r["errors"]),
                      "%.1f" % f["cpu_us_per_req"] if f["cpu_us_per_req"] else "-",
                      "%.0fus" % f["p50_us"], "%.0fus" % f["p99_us"],
@@ -199,5 +209,8 @@ def print_interleave(doc, pinning):
         if r["p99_at_rate"]:
             print("atrium/%s p99 ratio at %d req/s: %.2f; p50 ratio: %.2f" % (
                 ref, doc["config"]["rate"], r["p99_at_rate"], r["p50_at_rate"]))
+    for r in doc["results"]:
+        if load_bound_note(r):
+            print(load_bound_note(r))
     if doc["config"]["loadgen_overloaded"]:
         print("note: loadgen's backlog overflowed: a proxy could not keep up with the rate")
