@@ -58,7 +58,7 @@ def cpu_cycles(servers, args, slice_s, load_cpus):
     per cycle each proxy's CPU us/request."""
     cycles = max(1, args.duration // slice_s)
     tot = {s.name: {"requests": 0, "ticks": 0, "user_ticks": 0, "errors": 0, "load_ticks": 0,
-                    "wall": 0.0} for s in servers}
+                    "wall": 0.0, "own_cpus": s.cpus.isdisjoint(load_cpus)} for s in servers}
     per_cycle = []
     for c in range(cycles):
         row = {}
@@ -93,7 +93,9 @@ def cpu_cycles(servers, args, slice_s, load_cpus):
         t["user_us_per_req"] = (t["user_ticks"] * 1e6 / CLK_TCK / t["requests"]
                                 if t["requests"] else None)
         # Near 100 %: wrk and the origin set the rate, and the proxy idled in the gaps.
-        t["load_busy_pct"] = busy_pct(t.pop("load_ticks"), t.pop("wall"), load_cpus)
+        # Not for a proxy that runs on the load CPU too (atrium-w2).
+        busy = busy_pct(t.pop("load_ticks"), t.pop("wall"), load_cpus)
+        t["load_busy_pct"] = busy if t.pop("own_cpus") else None
     return tot, per_cycle
 
 
@@ -104,7 +106,7 @@ def cycle_ratios(per_cycle, a, b):
     return {"median": _median(xs), "min": xs[0], "max": xs[-1], "n": len(xs)}
 
 
-def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, nofile, conns):
+def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, all_cpus, nofile, conns):
     slice_s = max(1, args.slice)
     lg = loadgen_path(args)
     if not os.access(lg, os.X_OK):
@@ -113,7 +115,10 @@ def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, nofile, conn
     servers = []
     try:
         for name in only:
-            s = make_server(name, args, origin_port, proxy_cpus, nofile, conns)
+            if name == "atrium-w2":  # workers 2 on every CPU, as in the sequential --workers2
+                s = make_server(name, args, origin_port, all_cpus, nofile, conns, workers=2)
+            else:
+                s = make_server(name, args, origin_port, proxy_cpus, nofile, conns)
             log("%s: starting (%s)" % (name, " ".join(s.argv)))
             if not s.start():
                 log("%s: FAILED TO START: %s" % (name, s.error))
@@ -152,15 +157,20 @@ def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, nofile, conn
                       "loadgen_overloaded": lat["overloaded"]},
            "results": results, "cycles": per_cycle, "ratios": {}}
     names = [s.name for s in servers]
-    for ref in ("nginx", "haproxy", "baseline"):
-        if "atrium" in names and ref in names:
-            a, b = tot["atrium"], tot[ref]
-            la, lb = by_port[servers[names.index("atrium")].port], \
+    # (numerator, denominator, target): Atrium against each other proxy, and workers 2
+    # against workers 1 (the same binary, so its at-rate latency ratio says little).
+    pairs = [("atrium", ref, None if ref == "baseline" else 0.8)
+             for ref in ("nginx", "haproxy", "baseline")] + [("atrium-w2", "atrium", 1.10)]
+    for num, ref, target in pairs:
+        if num in names and ref in names:
+            a, b = tot[num], tot[ref]
+            la, lb = by_port[servers[names.index(num)].port], \
                 by_port[servers[names.index(ref)].port]
-            doc["ratios"][ref] = {
+            doc["ratios"]["%s/%s" % (num, ref)] = {
+                "target": target,
                 "cpu_per_req": a["cpu_us_per_req"] / b["cpu_us_per_req"]
                 if a["cpu_us_per_req"] and b["cpu_us_per_req"] else None,
-                "cpu_per_req_cycles": cycle_ratios(per_cycle, "atrium", ref),
+                "cpu_per_req_cycles": cycle_ratios(per_cycle, num, ref),
                 "user_per_req": a["user_us_per_req"] / b["user_us_per_req"]
                 if a["user_us_per_req"] and b["user_us_per_req"] else None,
                 "cpu_per_req_at_rate": la["cpu_us_per_req"] / lb["cpu_us_per_req"]
@@ -193,22 +203,22 @@ def print_interleave(doc, pinning):
                      "%.0fus" % f["p999_us"], str(f["errors"] + f["non2xx"])))
     print_rows(cols, rows)
     print()
-    for ref, r in doc["ratios"].items():
+    for pair, r in doc["ratios"].items():
         cyc = r["cpu_per_req_cycles"]
         if r["cpu_per_req"]:
-            print("atrium/%s cpu_per_req ratio: %.2f%s%s" % (
-                ref, r["cpu_per_req"], "" if ref == "baseline" else " (target <= 0.8)",
+            print("%s cpu_per_req ratio: %.2f%s%s" % (
+                pair, r["cpu_per_req"], " (target <= %.2g)" % r["target"] if r["target"] else "",
                 "; per cycle: median %.2f, range %.2f-%.2f over %d cycles"
                 % (cyc["median"], cyc["min"], cyc["max"], cyc["n"]) if cyc else ""))
         if r["user_per_req"]:
-            print("atrium/%s user CPU per request: %.2f (the rest is kernel time, mostly "
-                  "loopback TCP)" % (ref, r["user_per_req"]))
+            print("%s user CPU per request: %.2f (the rest is kernel time, mostly "
+                  "loopback TCP)" % (pair, r["user_per_req"]))
         if r["cpu_per_req_at_rate"]:
-            print("atrium/%s cpu_per_req ratio at %d req/s: %.2f (both proxies below saturation)"
-                  % (ref, doc["config"]["rate"], r["cpu_per_req_at_rate"]))
+            print("%s cpu_per_req ratio at %d req/s: %.2f (both proxies below saturation)"
+                  % (pair, doc["config"]["rate"], r["cpu_per_req_at_rate"]))
         if r["p99_at_rate"]:
-            print("atrium/%s p99 ratio at %d req/s: %.2f; p50 ratio: %.2f" % (
-                ref, doc["config"]["rate"], r["p99_at_rate"], r["p50_at_rate"]))
+            print("%s p99 ratio at %d req/s: %.2f; p50 ratio: %.2f" % (
+                pair, doc["config"]["rate"], r["p99_at_rate"], r["p50_at_rate"]))
     for r in doc["results"]:
         if load_bound_note(r):
             print(load_bound_note(r))
