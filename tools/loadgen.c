@@ -69,6 +69,7 @@ struct lg_target {
     uint64_t *lat;     /* latencies of measured requests, ns */
     size_t n_lat, cap;
     uint64_t scheduled, completed, errors, non2xx;
+    uint64_t idle_closed; /* connections the server closed (or wrote to) while idle */
     int in_flight;
 };
 
@@ -211,13 +212,18 @@ static void on_readable(lg_conn_t *c, uint64_t measure_from)
         if (c->need == 0)
             status = parse_head(c);
     }
-    if (r <= 0 || status < 0 || (c->need && c->have > c->need) || !c->busy) {
-        /* closed, broken, or bytes nobody asked for: the request (if any) failed */
-        if (c->busy) {
-            t->in_flight--;
-            if (c->sched >= measure_from)
-                t->errors++;
-        }
+    if (!c->busy) {
+        /* closed or written to with nothing in flight: still on the idle stack, so
+         * just give it a new socket (pushing it again would overrun the stack) */
+        t->idle_closed++;
+        conn_reopen(c);
+        return;
+    }
+    if (r <= 0 || status < 0 || (c->need && c->have > c->need)) {
+        /* closed, broken, or bytes nobody asked for: the request failed */
+        t->in_flight--;
+        if (c->sched >= measure_from)
+            t->errors++;
         conn_reopen(c);
         conn_free(t, c);
         return;
@@ -272,12 +278,13 @@ static void target_print(lg_target_t *t, const char *sep)
 {
     qsort(t->lat, t->n_lat, sizeof *t->lat, cmp_u64);
     printf("{\"port\": %d, \"scheduled\": %llu, \"completed\": %llu, \"errors\": %llu, "
-           "\"non2xx\": %llu, \"max_backlog\": %zu, \"p50_us\": %.1f, \"p90_us\": %.1f, "
+           "\"non2xx\": %llu, \"idle_closed\": %llu, \"max_backlog\": %zu, "
+           "\"p50_us\": %.1f, \"p90_us\": %.1f, "
            "\"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f}%s",
            ntohs(t->addr.sin_port), (unsigned long long)t->scheduled,
            (unsigned long long)t->completed, (unsigned long long)t->errors,
-           (unsigned long long)t->non2xx, t->max_backlog, pct_us(t->lat, t->n_lat, 50),
-           pct_us(t->lat, t->n_lat, 90), pct_us(t->lat, t->n_lat, 99),
+           (unsigned long long)t->non2xx, (unsigned long long)t->idle_closed, t->max_backlog,
+           pct_us(t->lat, t->n_lat, 50), pct_us(t->lat, t->n_lat, 90), pct_us(t->lat, t->n_lat, 99),
            pct_us(t->lat, t->n_lat, 99.9),
            t->n_lat ? (double)t->lat[t->n_lat - 1] / 1000.0 : -1.0, sep);
 }

@@ -222,5 +222,8 @@ def print_interleave(doc, pinning):
     for r in doc["results"]:
         if load_bound_note(r):
             print(load_bound_note(r))
+        if r["fixed_rate"].get("idle_closed"):
+            print("%s: closed or wrote on %d idle keep-alive connections during the latency step "
+                  "(loadgen opened new ones)" % (r["proxy"], r["fixed_rate"]["idle_closed"]))
     if doc["config"]["loadgen_overloaded"]:
         print("note: loadgen's backlog overflowed: a proxy could not keep up with the rate")
