@@ -362,6 +362,20 @@ def busy_pct(ticks, seconds, cpus):
     return 100.0 * ticks / (CLK_TCK * seconds * len(cpus))
 
 
+def idle_notes(r):
+    """Why a result's idle-memory figure may not hold."""
+    notes = []
+    if r.get("idle_error"):
+        notes.append("%s: idle-memory test failed: %s" % (r["proxy"], r["idle_error"]))
+    if r.get("idle_errors"):
+        notes.append("%s: %d of %d idle connections failed their request"
+                     % (r["proxy"], r["idle_errors"], r["idle_conns"]))
+    if r.get("idle_conns_held") is not None and r["idle_conns_held"] < r["idle_conns"]:
+        notes.append("%s: only %d of %d idle connections were still open when RSS was read"
+                     % (r["proxy"], r["idle_conns_held"], r["idle_conns"]))
+    return notes
+
+
 def load_bound_note(r):
     """A result's warning when the load CPU, not the proxy, set the rate, else None."""
     if (r.get("load_busy_pct") or 0) < 95:
@@ -1017,12 +1031,7 @@ def print_table(results):
                          "run; these numbers are not reliable" % (r["proxy"], 100 * r["foreign_cpu"]))
         if r.get("warning"):
             notes.append("%s: %s" % (r["proxy"], r["warning"]))
-        if r.get("idle_errors"):
-            notes.append("%s: %d of %d idle connections failed their request"
-                         % (r["proxy"], r["idle_errors"], r["idle_conns"]))
-        if r.get("idle_conns_held") is not None and r["idle_conns_held"] < r["idle_conns"]:
-            notes.append("%s: only %d of %d idle connections were still open when RSS was read"
-                         % (r["proxy"], r["idle_conns_held"], r["idle_conns"]))
+        notes.extend(idle_notes(r))
     print_rows(cols, rows, notes)
 
 

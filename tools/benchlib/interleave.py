@@ -25,9 +25,10 @@ import os
 import subprocess
 import time
 
-from benchlib.core import (CLK_TCK, PATH, _median, busy_pct, cpus_busy_ticks, load_bound_note,
-                           log, make_server, parse_wrk, print_rows, probe, run_wrk, spawn,
-                           stop_proc, tail, tree_cpu_ticks, tree_cpu_user_sys)
+from benchlib.core import (CLK_TCK, PATH, _median, busy_pct, cpus_busy_ticks, idle_conn_bytes,
+                           idle_notes, light_warmup, load_bound_note, log, make_server, parse_wrk,
+                           print_rows, probe, run_wrk, spawn, stop_proc, tail, tree_cpu_ticks,
+                           tree_cpu_user_sys)
 
 
 def loadgen_path(args):
@@ -106,6 +107,19 @@ def cycle_ratios(per_cycle, a, b):
     return {"median": _median(xs), "min": xs[0], "max": xs[-1], "n": len(xs)}
 
 
+def idle_memory(server, n):
+    """Idle memory per keep-alive connection, on the fresh process before any load: after
+    a wrk run the allocator holds freed memory the idle connections would reuse (see
+    tools/bench.md). A failure loses this figure only."""
+    log("%s: idle memory with %d keep-alive connections" % (server.name, n))
+    try:
+        light_warmup(server.port)
+        return idle_conn_bytes(server, n)
+    except (OSError, ValueError, IndexError, RuntimeError) as e:
+        log("%s: idle-memory test failed: %s" % (server.name, e))
+        return {"idle_error": str(e)}
+
+
 def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, all_cpus, nofile, conns):
     slice_s = max(1, args.slice)
     lg = loadgen_path(args)
@@ -127,6 +141,7 @@ def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, all_cpus, no
             if problem:
                 log("%s: WARNING: %s" % (name, problem))
             servers.append(s)
+        idle = {s.name: idle_memory(s, args.idle_conns) for s in servers if args.idle_conns > 0}
         for s in servers:
             if args.warmup > 0:
                 log("%s: warm-up %ds" % (s.name, args.warmup))
@@ -146,7 +161,7 @@ def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, all_cpus, no
     by_port = {t["port"]: t for t in lat["targets"]}
     results = []
     for s in servers:
-        r = dict(tot[s.name], proxy=s.name)
+        r = dict(tot[s.name], proxy=s.name, **idle.get(s.name, {}))
         f = r["fixed_rate"] = by_port[s.port]
         f["ticks"] = ticks_at_rate[s.name]
         f["cpu_us_per_req"] = (f["ticks"] * 1e6 / CLK_TCK / f["completed"]
@@ -189,7 +204,7 @@ def print_interleave(doc, pinning):
           "same slices" % (c["connections"], c["slice_s"], c["seconds_per_proxy"], c["rate"]))
     print()
     cols = ("proxy", "req/s", "cpu_us/req", "user_us/req", "load_cpu", "errors", "cpu_us/req@rate",
-            "p50@rate", "p99@rate", "p99.9@rate", "errors@rate")
+            "p50@rate", "p99@rate", "p99.9@rate", "errors@rate", "idle_B/conn")
     rows = []
     for r in doc["results"]:
         f = r["fixed_rate"]
@@ -200,7 +215,8 @@ def print_interleave(doc, pinning):
                      str(r["errors"]),
                      "%.1f" % f["cpu_us_per_req"] if f["cpu_us_per_req"] else "-",
                      "%.0fus" % f["p50_us"], "%.0fus" % f["p99_us"],
-                     "%.0fus" % f["p999_us"], str(f["errors"] + f["non2xx"])))
+                     "%.0fus" % f["p999_us"], str(f["errors"] + f["non2xx"]),
+                     "%.0f" % r["idle_bytes_per_conn"] if "idle_bytes_per_conn" in r else "-"))
     print_rows(cols, rows)
     print()
     for pair, r in doc["ratios"].items():
@@ -220,6 +236,10 @@ def print_interleave(doc, pinning):
             print("%s p99 ratio at %d req/s: %.2f; p50 ratio: %.2f" % (
                 pair, doc["config"]["rate"], r["p99_at_rate"], r["p50_at_rate"]))
     for r in doc["results"]:
+        if r["proxy"] == "atrium" and "idle_bytes_per_conn" in r:
+            print("atrium idle conn bytes: %.0f (target <= 1024)" % r["idle_bytes_per_conn"])
+        for note in idle_notes(r):
+            print(note)
         if load_bound_note(r):
             print(load_bound_note(r))
         if r["fixed_rate"].get("idle_closed"):
