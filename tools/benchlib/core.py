@@ -859,13 +859,21 @@ def record_error(res, label, e, *logs):
     log("%s: ERROR: %s" % (label, res["error"]))
 
 
-def bench_proxy(label, server, args, load_cpus, origin_port):
+def start_server(label, server):
+    """Start server: a fresh result row for label, with status "failed to start" (logged)
+    when it did not come up."""
     res = {"proxy": label, "status": "ok"}
     log("%s: starting (%s)" % (label, " ".join(server.argv)))
     if not server.start():
         res["status"] = "failed to start"
         res["error"] = server.error
         log("%s: FAILED TO START: %s" % (label, server.error))
+    return res
+
+
+def bench_proxy(label, server, args, load_cpus, origin_port):
+    res = start_server(label, server)
+    if res["status"] != "ok":
         return res
     try:
         problem = probe(server.port)

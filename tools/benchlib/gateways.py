@@ -240,12 +240,8 @@ def measure_server(label, server, args, load_cpus, path, expect, conns, backend=
     """Start server, probe it, warm up and measure one wrk run; always stops it.
     backend: a running Server (php-fpm) whose CPU is measured alongside (informational).
     conn_count: returns a counter of closed backend connections (read around the run)."""
-    res = {"proxy": label, "status": "ok"}
-    log("%s: starting (%s)" % (label, " ".join(server.argv)))
-    if not server.start():
-        res["status"] = "failed to start"
-        res["error"] = server.error
-        log("%s: FAILED TO START: %s" % (label, server.error))
+    res = start_server(label, server)
+    if res["status"] != "ok":
         return res
     try:
         if server.cgroup and server.proc.pid not in cgroup_pids(server.cgroup):
