@@ -206,18 +206,18 @@ static void on_readable(lg_conn_t *c, uint64_t measure_from)
     ssize_t r = recv(c->fd, c->buf + c->have, BUF_SIZE - c->have, 0);
     if (r < 0 && (errno == EAGAIN || errno == EINTR))
         return;
-    int status = 0;
-    if (r > 0) {
-        c->have += (size_t)r;
-        if (c->need == 0)
-            status = parse_head(c);
-    }
     if (!c->busy) {
         /* closed or written to with nothing in flight: still on the idle stack, so
          * just give it a new socket (pushing it again would overrun the stack) */
         t->idle_closed++;
         conn_reopen(c);
         return;
+    }
+    int status = 0;
+    if (r > 0) {
+        c->have += (size_t)r;
+        if (c->need == 0)
+            status = parse_head(c);
     }
     if (r <= 0 || status < 0 || (c->need && c->have > c->need)) {
         /* closed, broken, or bytes nobody asked for: the request failed */

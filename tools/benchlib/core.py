@@ -1032,8 +1032,9 @@ def print_table(results):
             notes.append("%s: the origin accepted %d new connections during the run (%.1f%% of "
                          "requests): upstream keep-alive churn; compare with "
                          "--upstream-keepalive >= --connections" % (r["proxy"], oc, 100.0 * oc / nreq))
-        if load_bound_note(r):
-            notes.append(load_bound_note(r))
+        note = load_bound_note(r)
+        if note:
+            notes.append(note)
         if (r.get("foreign_cpu") or 0) > 0.10:
             notes.append("%s: other processes on this machine used %.0f%% of a CPU during the "
                          "run; these numbers are not reliable" % (r["proxy"], 100 * r["foreign_cpu"]))

@@ -27,8 +27,8 @@ import time
 
 from benchlib.core import (CLK_TCK, PATH, _median, busy_pct, cpus_busy_ticks, idle_conn_bytes,
                            idle_notes, light_warmup, load_bound_note, log, make_server, parse_wrk,
-                           print_rows, probe, run_wrk, spawn, stop_proc, tail, tree_cpu_ticks,
-                           tree_cpu_user_sys)
+                           print_rows, probe, run_wrk, spawn, start_server, stop_proc, tail,
+                           tree_cpu_ticks, tree_cpu_user_sys)
 
 
 def loadgen_path(args):
@@ -133,9 +133,7 @@ def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, all_cpus, no
                 s = make_server(name, args, origin_port, all_cpus, nofile, conns, workers=2)
             else:
                 s = make_server(name, args, origin_port, proxy_cpus, nofile, conns)
-            log("%s: starting (%s)" % (name, " ".join(s.argv)))
-            if not s.start():
-                log("%s: FAILED TO START: %s" % (name, s.error))
+            if start_server(name, s)["status"] != "ok":
                 return 2, None
             problem = probe(s.port)
             if problem:
@@ -238,10 +236,9 @@ def print_interleave(doc, pinning):
     for r in doc["results"]:
         if r["proxy"] == "atrium" and "idle_bytes_per_conn" in r:
             print("atrium idle conn bytes: %.0f (target <= 1024)" % r["idle_bytes_per_conn"])
-        for note in idle_notes(r):
-            print(note)
-        if load_bound_note(r):
-            print(load_bound_note(r))
+        for note in idle_notes(r) + [load_bound_note(r)]:
+            if note:
+                print(note)
         if r["fixed_rate"].get("idle_closed"):
             print("%s: closed or wrote on %d idle keep-alive connections during the latency step "
                   "(loadgen opened new ones)" % (r["proxy"], r["fixed_rate"]["idle_closed"]))
