@@ -116,6 +116,18 @@ def wait_until(pred, timeout=5.0, interval=0.02):
 
 # ---------------------------------------------------------------- raw sockets
 
+def open_fds(pid):
+    """fd -> target for a live process. The process may be opening and closing files
+    while we look: an fd gone between the listing and the readlink is skipped."""
+    fds = {}
+    for f in os.listdir("/proc/%d/fd" % pid):
+        try:
+            fds[int(f)] = os.readlink("/proc/%d/fd/%s" % (pid, f))
+        except FileNotFoundError:
+            pass
+    return fds
+
+
 def connect(port, timeout=5.0):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.settimeout(timeout)

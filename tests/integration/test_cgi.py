@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (Background, Reader, connect, free_port, get, http_request, raw_ex,
-                      read_response, request_bytes, wait_until)
+from conftest import (Background, Reader, connect, free_port, get, http_request, open_fds,
+                      raw_ex, read_response, request_bytes, wait_until)
 
 HERE = Path(__file__).resolve().parent
 CGI_APPS = HERE / "apps" / "cgi"
@@ -329,16 +329,7 @@ def test_client_leaving_mid_spool_leaves_no_file_open(atrium, cgi, tmp_path):
     a = atrium(cgi_conf(cgi, "spool_dir %s;" % spool))
 
     def spool_fds():
-        fd_dir = "/proc/%d/fd" % a.pid
-        out = []
-        for f in os.listdir(fd_dir):
-            try:
-                target = os.readlink(os.path.join(fd_dir, f))
-            except FileNotFoundError:
-                continue
-            if target.startswith(str(spool)):
-                out.append(target)
-        return out
+        return [t for t in open_fds(a.pid).values() if t.startswith(str(spool))]
 
     s = connect(a.port)
     s.sendall(request_bytes("POST", "/cgi-bin/sha.pl", headers=[

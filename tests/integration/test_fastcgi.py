@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import (Background, Conn, Reader, RssSampler, bytes_sha256, connect, gen_blocks,
-                      get, http_request, raw_ex, read_response, request_bytes, wait_until)
+                      get, http_request, open_fds, raw_ex, read_response, request_bytes, wait_until)
 from gateways import PHP_DOCROOT, fastcgi_conf, tcp_established_to
 from gateways import php_fpm  # noqa: F401  (pytest fixture)
 
@@ -130,13 +130,7 @@ def test_chunked_body_spooled_byte_exact_bounded_memory(atrium, php_fpm, tmp_pat
     assert list(spool.iterdir()) == []
 
     def spool_fds():
-        fds = []
-        for f in os.listdir("/proc/%d/fd" % a.pid):
-            try:
-                fds.append(os.readlink("/proc/%d/fd/%s" % (a.pid, f)))
-            except FileNotFoundError:
-                pass
-        return [f for f in fds if f.startswith(str(spool))]
+        return [t for t in open_fds(a.pid).values() if t.startswith(str(spool))]
     # closed once the exchange is over, which may be just after the client has it all
     assert wait_until(lambda: spool_fds() == [], 2.0), spool_fds()
 

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from conftest import free_port, get, wait_port, wait_until
+from conftest import free_port, get, open_fds, wait_port, wait_until
 
 FCGISTARTER_BIN = os.environ.get("FCGISTARTER_BIN", "/tmp/b-lead/fcgistarter")
 PHP_CGI = "/usr/bin/php-cgi"
@@ -128,8 +128,7 @@ def test_tcp_supervised_restart_and_stop(atrium, php):
         os.close(w)
     for pid in pids:
         assert os.getsid(pid) == pid, "child %d is not a session leader" % pid
-        fds = {int(f): os.readlink("/proc/%d/fd/%s" % (pid, f)) for f in os.listdir(
-            "/proc/%d/fd" % pid)}
+        fds = open_fds(pid)
         assert fds[0].startswith("socket:"), fds
         assert pipe not in fds.values(), "child %d inherited fd %d: %r" % (pid, r, fds)
 
