@@ -19,7 +19,7 @@ import struct
 import threading
 import time
 
-from conftest import (Background, connect, free_port, get, http_request, raw_ex, read_all,
+from conftest import (Background, connect, get, http_request, raw_ex, read_all,
                       status_of)
 
 

@@ -5,7 +5,6 @@ FastCGI STDERR in the error log."""
 
 import hashlib
 import json
-import os
 import time
 
 import pytest
