@@ -17,9 +17,12 @@
  * compared this way see the same rate and, on a host whose speed drifts (a VM with
  * steal time), the same drift, where back-to-back runs would each see their own.
  *
- * Prints one JSON object on stdout, with one entry per port in "targets". Responses must carry Content-Length; a response
- * without it, a connection closed by the server, or a status other than 2xx counts
- * as an error (the connection is reopened). Everything is bounded: CONNS <= 10000 per port, 8 ports,
+ * Prints one JSON object on stdout, with one entry per port in "targets". Responses must carry
+ * Content-Length; a response without it, a connection closed by the server, or a status
+ * other than 2xx counts as an error (the connection is reopened). One exception, as in
+ * browsers: a server may close an idle keep-alive connection just as a request goes out
+ * on it, so a request whose connection, taken idle, closes before any byte of the answer
+ * is sent once more on a new connection ("retried"; its latency keeps its first schedule). Everything is bounded: CONNS <= 10000 per port, 8 ports,
  * the backlog of scheduled requests waiting for a connection <= 1,000,000 (beyond
  * that the server is hopelessly behind and the run ends with "overloaded": true). */
 #include <arpa/inet.h>
@@ -50,6 +53,7 @@ typedef struct {
     lg_target_t *t;
     int fd;
     int busy;            /* a request is in flight */
+    int may_retry;       /* the request went out on a connection that sat idle */
     uint64_t sched;      /* its scheduled send time */
     size_t have;         /* bytes of the response read so far */
     size_t need;         /* head + Content-Length, once the head is complete */
@@ -70,6 +74,7 @@ struct lg_target {
     size_t n_lat, cap;
     uint64_t scheduled, completed, errors, non2xx;
     uint64_t idle_closed; /* connections the server closed (or wrote to) while idle */
+    uint64_t retried;     /* requests sent again after a reused connection closed */
     int in_flight;
 };
 
@@ -119,9 +124,19 @@ static int conn_send(lg_conn_t *c, uint64_t sched)
     if (n != (ssize_t)c->t->req_len)
         return -1;
     c->busy = 1;
+    c->may_retry = 1;
     c->sched = sched;
     c->have = c->need = 0;
     return 0;
+}
+
+/* Send on a new connection in place of c's broken one. */
+static void conn_resend(lg_conn_t *c, uint64_t sched)
+{
+    conn_reopen(c);
+    if (conn_send(c, sched) < 0)
+        die("send on a new connection");
+    c->may_retry = 0; /* opened for this request: its failure is the server's answer */
 }
 
 /* Parse the head in c->buf once it is complete: sets c->need, returns the status,
@@ -166,11 +181,8 @@ static int send_on_idle(lg_target_t *t, uint64_t sched)
     if (t->n_idle == 0)
         return 0;
     lg_conn_t *c = t->idle[--t->n_idle];
-    if (conn_send(c, sched) < 0) {
-        conn_reopen(c); /* it broke while idle (the server closed it): use a new one */
-        if (conn_send(c, sched) < 0)
-            die("send on a new connection");
-    }
+    if (conn_send(c, sched) < 0)
+        conn_resend(c, sched); /* it broke while idle (the server closed it) */
     t->in_flight++;
     return 1;
 }
@@ -218,6 +230,12 @@ static void on_readable(lg_conn_t *c, uint64_t measure_from)
         c->have += (size_t)r;
         if (c->need == 0)
             status = parse_head(c);
+    }
+    if (r <= 0 && c->have == 0 && c->may_retry) {
+        /* the keep-alive race: the server closed the connection as the request went out */
+        t->retried++;
+        conn_resend(c, c->sched);
+        return;
     }
     if (r <= 0 || status < 0 || (c->need && c->have > c->need)) {
         /* closed, broken, or bytes nobody asked for: the request failed */
@@ -278,12 +296,13 @@ static void target_print(lg_target_t *t, const char *sep)
 {
     qsort(t->lat, t->n_lat, sizeof *t->lat, cmp_u64);
     printf("{\"port\": %d, \"scheduled\": %llu, \"completed\": %llu, \"errors\": %llu, "
-           "\"non2xx\": %llu, \"idle_closed\": %llu, \"max_backlog\": %zu, "
+           "\"non2xx\": %llu, \"idle_closed\": %llu, \"retried\": %llu, \"max_backlog\": %zu, "
            "\"p50_us\": %.1f, \"p90_us\": %.1f, "
            "\"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f}%s",
            ntohs(t->addr.sin_port), (unsigned long long)t->scheduled,
            (unsigned long long)t->completed, (unsigned long long)t->errors,
-           (unsigned long long)t->non2xx, (unsigned long long)t->idle_closed, t->max_backlog,
+           (unsigned long long)t->non2xx, (unsigned long long)t->idle_closed,
+           (unsigned long long)t->retried, t->max_backlog,
            pct_us(t->lat, t->n_lat, 50), pct_us(t->lat, t->n_lat, 90), pct_us(t->lat, t->n_lat, 99),
            pct_us(t->lat, t->n_lat, 99.9),
            t->n_lat ? (double)t->lat[t->n_lat - 1] / 1000.0 : -1.0, sep);

@@ -117,6 +117,32 @@ def test_server_closing_idle_connections_is_not_an_error():
     assert 0 < t["p50_us"] <= t["p99_us"] <= t["max_us"] < 2e6, t
 
 
+def test_request_lost_to_the_keep_alive_race_is_sent_again_once():
+    """The server closes a reused connection as the request arrives, without a byte of
+    answer (the keep-alive race, made certain): loadgen sends the request again on a new
+    connection, as browsers do. Only once: a request that fails on a connection opened
+    for it is an error, or a dead server would be retried forever."""
+    def handle(c):
+        try:
+            if c.recv(4096):
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            c.recv(4096)            # the second request: closed unanswered
+        except OSError:
+            pass
+        c.close()
+
+    t = run_against(handle, "-r", 50, "-d", 0.4, "-c", 1, "-w", 0)
+    assert t["scheduled"] == 20 and t["completed"] == 20, t
+    assert t["errors"] == 0 and t["retried"] == 19, t
+
+    def refuse(c):
+        c.recv(4096)
+        c.close()
+
+    t = run_against(refuse, "-r", 50, "-d", 0.4, "-c", 1, "-w", 0)
+    assert t["scheduled"] == 20 and t["errors"] == 20 and t["retried"] == 20, t
+
+
 def test_bad_arguments_and_refused_connect():
     assert loadgen("-p", "0", "-r", 10, "-d", 1).returncode == 2
     assert loadgen("-p", "80,x", "-r", 10, "-d", 1).returncode == 2

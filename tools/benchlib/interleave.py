@@ -239,8 +239,10 @@ def print_interleave(doc, pinning):
         for note in idle_notes(r) + [load_bound_note(r)]:
             if note:
                 print(note)
-        if r["fixed_rate"].get("idle_closed"):
-            print("%s: closed or wrote on %d idle keep-alive connections during the latency step "
-                  "(loadgen opened new ones)" % (r["proxy"], r["fixed_rate"]["idle_closed"]))
+        f = r["fixed_rate"]
+        if f.get("idle_closed") or f.get("retried"):
+            print("%s: closed or wrote on %d idle keep-alive connections during the latency step, "
+                  "%d of them as a request went out (loadgen opened new ones and sent those "
+                  "requests again)" % (r["proxy"], f["idle_closed"] + f["retried"], f["retried"]))
     if doc["config"]["loadgen_overloaded"]:
         print("note: loadgen's backlog overflowed: a proxy could not keep up with the rate")
