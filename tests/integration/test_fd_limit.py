@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import Conn, get, wait_until
+from conftest import Conn, get, open_fds, wait_until
 
 
 def cpu_ticks(pid):
@@ -28,7 +28,7 @@ def test_emfile_no_spin_and_recovery(atrium, workers):
     a = atrium('workers %d;\nhost * { route / { return 200 "ok"; } }' % workers)
     with Conn(a.port) as held:                           # established before the limit
         assert held.request("GET", "/").status == 200
-        nfds = len(os.listdir("/proc/%d/fd" % a.pid))
+        nfds = len(open_fds(a.pid))
         limit = nfds + 6
         subprocess.run(["prlimit", "--pid", str(a.pid), "--nofile=%d:%d" % (limit, limit)],
                        check=True)
@@ -69,7 +69,8 @@ def test_emfile_no_spin_and_recovery(atrium, workers):
     # Descriptors come back: new connections are served again.
     # (back to what it had before the flood: each worker's spare descriptor is
     # taken again when its listener resumes, so "a few below the limit" is not enough)
-    assert wait_until(lambda: len(os.listdir("/proc/%d/fd" % a.pid)) <= nfds, 10.0)
+    assert wait_until(lambda: len(open_fds(a.pid)) <= nfds, 10.0), \
+        (nfds, sorted(open_fds(a.pid).items()), a.error_log[-2000:])
     time.sleep(0.3)                                   # a paused listener polls again
     assert get(a.port, "/").status == 200
     assert a.alive()
