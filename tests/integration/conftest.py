@@ -543,8 +543,8 @@ class Atrium:
             self.kill()
             raise AssertionError("%s\n--- stderr:\n%s\n--- error log:\n%s"
                                  % (e, self.stderr[-3000:], self.error_log[-3000:]))
-        if wait_started:
-            wait_until(lambda: STARTED_RE.search(self.error_log), 2.0)
+        if wait_started and str(self.error_log_path) in self.conf_text:  # the log we read
+            wait_until(lambda: STARTED_RE.search(self.error_log), 10.0)
         return self
 
     @property
@@ -584,7 +584,7 @@ class Atrium:
     def send_signal(self, sig):
         self.proc.send_signal(sig)
 
-    def reload(self, text=None, expect_ok=True, timeout=2.0, **kw):
+    def reload(self, text=None, expect_ok=True, timeout=10.0, **kw):
         """Optionally rewrite the config, SIGHUP, and wait for the outcome:
         the `reload: generation N active` line (or, for a bad config, a FILE:LINE:COL
         line naming the config) appears in the error log, or timeout passes

@@ -173,7 +173,7 @@ class PhpFpm(_Group):
                                      % (self.proc.returncode, self.log[-3000:]))
             if self._accepts():
                 # the workers (pm static) are forked right after the socket is bound
-                wait_until(lambda: len(self.children()) >= self.max_children, 3.0)
+                wait_until(lambda: len(self.children()) >= self.max_children, 10.0)
                 return self
             time.sleep(0.02)
         self.kill_group()

@@ -20,7 +20,7 @@ def test_combined_format(atrium, origin):
                                       ("Referer", "http://ref.test/x")])
     assert r.status == 200
     path = a.dir / "access.log"
-    lines = wait_until(lambda: log_lines(path, "/name"), 3.0)
+    lines = wait_until(lambda: log_lines(path, "/name"), 10.0)
     assert len(lines) == 1, lines
     assert '"GET /name HTTP/1.1" 200' in lines[0]
     assert re.match(r'^127\.0\.0\.1 - - \[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] '
@@ -35,7 +35,7 @@ def test_combined_format_dashes_and_errors(atrium, origin):
     a = atrium(proxy_conf([o], main_extra="access_log {{dir}}/access.log combined;"))
     assert get(a.port, "/status/404").status == 404
     path = a.dir / "access.log"
-    lines = wait_until(lambda: log_lines(path, "/status/404"), 3.0)
+    lines = wait_until(lambda: log_lines(path, "/status/404"), 10.0)
     assert re.search(r'"GET /status/404 HTTP/1\.1" 404 \d+ "-" "-" rt=\S+ ua="\S+" us=404 ut=\S+$', lines[0]), lines
 
 
@@ -44,7 +44,7 @@ def test_json_format(atrium, origin):
     a = atrium(proxy_conf([o], main_extra="access_log {{dir}}/access.log json;"))
     assert get(a.port, "/name?j=1").status == 200
     path = a.dir / "access.log"
-    lines = wait_until(lambda: log_lines(path, "j=1"), 3.0)
+    lines = wait_until(lambda: log_lines(path, "j=1"), 10.0)
     assert len(lines) == 1, lines
     rec = json.loads(lines[0])
     assert int(rec["status"]) == 200
@@ -59,7 +59,7 @@ def test_json_format_escapes(atrium, origin):
     ua = 'evil"\\\tua\xe9'
     assert get(a.port, "/name?k=%22q%22", headers=[("User-Agent", ua)]).status == 200
     path = a.dir / "access.log"
-    lines = wait_until(lambda: log_lines(path, "k=%22q%22"), 3.0)
+    lines = wait_until(lambda: log_lines(path, "k=%22q%22"), 10.0)
     assert len(lines) == 1, lines
     rec = json.loads(lines[0])
     assert int(rec["status"]) == 200

@@ -131,7 +131,7 @@ def test_chunked_body_spooled_byte_exact_bounded_memory(atrium, php_fpm, tmp_pat
     def spool_fds():
         return [t for t in open_fds(a.pid).values() if t.startswith(str(spool))]
     # closed once the exchange is over, which may be just after the client has it all
-    assert wait_until(lambda: spool_fds() == [], 2.0), spool_fds()
+    assert wait_until(lambda: spool_fds() == [], 10.0), spool_fds()
 
 
 def test_chunked_body_over_max_body_size_413(atrium, php_fpm, tmp_path):
@@ -267,7 +267,7 @@ def test_keepalive_0_closes_backend_connections(atrium, php_fpm):
     for i in range(20):
         assert php_json(get(a.port, "/php/env.php?i=%d" % i))["server"]["QUERY_STRING"] \
             == "i=%d" % i
-    left = wait_until(lambda: not tcp_established_to(fpm.port), 3.0)
+    left = wait_until(lambda: not tcp_established_to(fpm.port), 10.0)
     assert left, "connections to php-fpm stay open with keepalive 0:\n%s" % (
         "\n".join(tcp_established_to(fpm.port)))
 
@@ -327,7 +327,7 @@ def test_missing_script_404(atrium, php_fpm):
             assert r.status == 404, r
             assert php_json(c.request("GET", "/php/env.php?m=%d" % i))["server"]["QUERY_STRING"] \
                 == "m=%d" % i
-    assert wait_until(lambda: "Primary script unknown" in a.error_log, 3.0), a.error_log[-2000:]
+    assert wait_until(lambda: "Primary script unknown" in a.error_log, 10.0), a.error_log[-2000:]
 
 
 def test_stderr_goes_to_error_log(atrium, php_fpm):

@@ -34,7 +34,7 @@ def test_reload_changes_behaviour(atrium, origin):
     a = atrium(conf(o, "v1"))
     assert get(a.port, "/ret/").body == b"v1"
     a.reload(conf(o, "v2"))
-    assert wait_until(lambda: body_is(a.port, "/ret/", b"v2"), 1.0), "v2 not served after reload"
+    assert wait_until(lambda: body_is(a.port, "/ret/", b"v2"), 10.0), "v2 not served after reload"
     assert get(a.port, "/name").body == b"A"
 
 
@@ -71,7 +71,7 @@ def test_bad_config_keeps_old_generation(atrium, origin):
     assert a.alive()
     # a fixed config after a failed one still applies
     a.reload(conf(o, "v3"))
-    assert wait_until(lambda: body_is(a.port, "/ret/", b"v3"), 1.0)
+    assert wait_until(lambda: body_is(a.port, "/ret/", b"v3"), 10.0)
 
 
 def test_reload_with_an_unopenable_error_log_changes_nothing(atrium, origin):
@@ -117,10 +117,10 @@ def test_reload_adds_and_removes_listener(atrium, origin):
     a = atrium(conf(o, "v1"))
     p2 = free_port()
     a.reload(conf(o, "v2", "listen 127.0.0.1:%d;" % p2))
-    assert wait_until(lambda: body_is(p2, "/ret/", b"v2"), 1.0), "new listener does not serve"
+    assert wait_until(lambda: body_is(p2, "/ret/", b"v2"), 10.0), "new listener does not serve"
     assert get(a.port, "/ret/").body == b"v2"
     a.reload(conf(o, "v3"))
-    assert wait_until(lambda: not port_open(p2, 0.2), 3.0), "removed listener still accepts"
+    assert wait_until(lambda: not port_open(p2, 0.2), 10.0), "removed listener still accepts"
     assert get(a.port, "/ret/").body == b"v3"
 
 
@@ -129,14 +129,14 @@ def test_reload_changes_upstream_members(atrium, origin):
     a = atrium(conf(a_, "v1"))
     assert get(a.port, "/name").body == b"A"
     a.reload(conf(b_, "v2"))
-    assert wait_until(lambda: body_is(a.port, "/name", b"B"), 1.0)
+    assert wait_until(lambda: body_is(a.port, "/name", b"B"), 10.0)
 
 
 def test_inflight_request_survives_reload(atrium, origin):
     o = origin("A")
     a = atrium(conf(o, "v1"))
     held = Background(get, a.port, "/hold?ms=1500")
-    assert wait_until(lambda: o.stats()["inflight"] == 1, 2.0)
+    assert wait_until(lambda: o.stats()["inflight"] == 1, 10.0)
     a.reload(conf(o, "v2"))
     r = held.result(10)
     assert (r.status, r.text()) == (200, "held 1500 A")

@@ -138,7 +138,7 @@ def test_one_connection_per_request(atrium, uwsgi_scgi):
         for i in range(10):
             r = c.request("GET", "/py/seq?i=%d" % i)
             assert app_json(r)["environ"]["QUERY_STRING"] == "i=%d" % i
-    left = wait_until(lambda: not tcp_established_to(app.port), 3.0)
+    left = wait_until(lambda: not tcp_established_to(app.port), 10.0)
     assert left, "connections to the SCGI app stay open:\n%s" % (
         "\n".join(tcp_established_to(app.port)))
 

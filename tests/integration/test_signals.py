@@ -30,7 +30,7 @@ def stop_while_holding(a, o, ms, fetch=get, settle=0.0):
     """A request the origin holds for ms, then SIGTERM while it is in flight;
     returns the request's Background."""
     held = Background(fetch, a.port, "/hold?ms=%d" % ms)
-    assert wait_until(lambda: o.stats()["inflight"] == 1, 2.0)
+    assert wait_until(lambda: o.stats()["inflight"] == 1, 10.0)
     time.sleep(settle)
     a.send_signal(signal.SIGTERM)
     a.stopped = True
@@ -91,7 +91,7 @@ def test_sigusr1_reopens_access_log(atrium, origin):
     a = atrium(proxy_conf([o], main_extra="access_log {{dir}}/access.log combined;"))
     log = a.dir / "access.log"
     assert get(a.port, "/name?first").status == 200
-    assert wait_until(lambda: log.exists() and "/name?first" in log.read_text(), 3.0)
+    assert wait_until(lambda: log.exists() and "/name?first" in log.read_text(), 10.0)
     rotated = a.dir / "access.log.1"
     os.rename(log, rotated)
     a.send_signal(signal.SIGUSR1)
@@ -99,7 +99,7 @@ def test_sigusr1_reopens_access_log(atrium, origin):
     def reopened():
         assert get(a.port, "/name?second").status == 200
         return log.exists() and "/name?second" in log.read_text()
-    assert wait_until(reopened, 3.0, interval=0.1), "no new access.log after SIGUSR1"
+    assert wait_until(reopened, 10.0, interval=0.1), "no new access.log after SIGUSR1"
     assert "/name?first" in rotated.read_text()
     assert "/name?first" not in log.read_text()
     assert a.alive()
@@ -110,7 +110,7 @@ def test_sigusr1_reopens_error_log(atrium):
     rotated = a.dir / "error.log.1"
     os.rename(a.error_log_path, rotated)
     a.send_signal(signal.SIGUSR1)
-    assert wait_until(lambda: a.error_log_path.exists(), 3.0, interval=0.1), \
+    assert wait_until(lambda: a.error_log_path.exists(), 10.0, interval=0.1), \
         "no new error.log after SIGUSR1"
     assert get(a.port, "/").status == 200
     assert a.alive()
@@ -145,5 +145,5 @@ def test_sigusr1_reopen_failure_is_reported(atrium):
     a = atrium("error_log %s/error.log info;\nhost * { route / { return 204; } }" % logdir)
     shutil.rmtree(logdir)
     a.send_signal(signal.SIGUSR1)
-    assert wait_until(lambda: "error_log: reopen failed" in a.stderr, 3.0), a.stderr
+    assert wait_until(lambda: "error_log: reopen failed" in a.stderr, 10.0), a.stderr
     assert get(a.port, "/").status == 204
