@@ -17,14 +17,15 @@
  * compared this way see the same rate and, on a host whose speed drifts (a VM with
  * steal time), the same drift, where back-to-back runs would each see their own.
  *
- * Prints one JSON object on stdout, with one entry per port in "targets". Responses must carry
- * Content-Length; a response without it, a connection closed by the server, or a status
- * other than 2xx counts as an error (the connection is reopened). One exception, as in
- * browsers: a server may close an idle keep-alive connection just as a request goes out
- * on it, so a request whose connection, taken idle, closes before any byte of the answer
- * is sent once more on a new connection ("retried"; its latency keeps its first schedule). Everything is bounded: CONNS <= 10000 per port, 8 ports,
- * the backlog of scheduled requests waiting for a connection <= 1,000,000 (beyond
- * that the server is hopelessly behind and the run ends with "overloaded": true). */
+ * Prints one JSON object on stdout, with one entry per port in "targets". Responses must
+ * carry Content-Length; a response without it, a connection closed by the server, or a
+ * status other than 2xx counts as an error (the connection is reopened). One exception,
+ * as in browsers: a server may close an idle keep-alive connection just as a request
+ * goes out on it, so a request whose connection, taken idle, closes before any byte of
+ * the answer is sent once more on a new connection ("retried"; its latency keeps its
+ * first schedule). Everything is bounded: CONNS <= 10000 per port, 8 ports, the backlog
+ * of scheduled requests waiting for a connection <= 1,000,000 (beyond that the server is
+ * hopelessly behind and the run ends with "overloaded": true). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -74,7 +75,7 @@ struct lg_target {
     size_t n_lat, cap;
     uint64_t scheduled, completed, errors, non2xx;
     uint64_t idle_closed; /* connections the server closed (or wrote to) while idle */
-    uint64_t retried;     /* requests sent again after a reused connection closed */
+    uint64_t retried;     /* requests sent again after an idle-taken connection closed */
     int in_flight;
 };
 
@@ -117,14 +118,15 @@ static void conn_reopen(lg_conn_t *c)
     conn_open(c);
 }
 
-/* Send the request; it is small and the connection idle, so it fits at once. */
-static int conn_send(lg_conn_t *c, uint64_t sched)
+/* Send the request; it is small and the connection idle, so it fits at once.
+ * may_retry: c sat idle before this request (see "retried" above). */
+static int conn_send(lg_conn_t *c, uint64_t sched, int may_retry)
 {
     ssize_t n = send(c->fd, c->t->req, c->t->req_len, MSG_NOSIGNAL);
     if (n != (ssize_t)c->t->req_len)
         return -1;
     c->busy = 1;
-    c->may_retry = 1;
+    c->may_retry = may_retry;
     c->sched = sched;
     c->have = c->need = 0;
     return 0;
@@ -134,9 +136,9 @@ static int conn_send(lg_conn_t *c, uint64_t sched)
 static void conn_resend(lg_conn_t *c, uint64_t sched)
 {
     conn_reopen(c);
-    if (conn_send(c, sched) < 0)
+    /* opened for this request: its failure is the server's answer, not a race */
+    if (conn_send(c, sched, 0) < 0)
         die("send on a new connection");
-    c->may_retry = 0; /* opened for this request: its failure is the server's answer */
 }
 
 /* Parse the head in c->buf once it is complete: sets c->need, returns the status,
@@ -181,7 +183,7 @@ static int send_on_idle(lg_target_t *t, uint64_t sched)
     if (t->n_idle == 0)
         return 0;
     lg_conn_t *c = t->idle[--t->n_idle];
-    if (conn_send(c, sched) < 0)
+    if (conn_send(c, sched, 1) < 0)
         conn_resend(c, sched); /* it broke while idle (the server closed it) */
     t->in_flight++;
     return 1;
