@@ -11,8 +11,8 @@
 #include <string.h>
 #include <uv.h>
 
-#include "conf.h"
-#include "runtime.h"
+#include "conf/conf.h"
+#include "core/runtime.h"
 
 #define DEFAULT_CONF "conf/atrium.conf"
 

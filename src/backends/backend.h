@@ -6,7 +6,7 @@
 #ifndef ATR_BACKEND_H
 #define ATR_BACKEND_H
 
-#include "conn.h"
+#include "net/conn.h"
 
 #define ATR_FRAME_SCRATCH 24
 /* Request-body views handed to frame_body are at most this long (a FastCGI

@@ -1,4 +1,4 @@
-#include "cgi.h"
+#include "backends/cgi.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,8 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "gateway.h"
-#include "log.h"
+#include "backends/gateway.h"
+#include "base/log.h"
 
 #define KILL_GRACE_MS 2000
 

@@ -9,7 +9,7 @@
 
 #include <uv.h>
 
-#include "backend.h"
+#include "backends/backend.h"
 
 typedef struct atr_cgi_child atr_cgi_child_t;
 

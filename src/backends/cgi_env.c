@@ -4,7 +4,7 @@
  * Everything lives in one arena that grows by doubling up to the 256 KiB
  * limit; when it moves, the name/value pointers are rebased, so callers only
  * ever see the final addresses. */
-#include "cgi_env.h"
+#include "backends/cgi_env.h"
 
 #include <stdlib.h>
 #include <string.h>

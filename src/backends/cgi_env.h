@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "http_parse.h"
+#include "http/http_parse.h"
 
 /* What the environment is built from. Views are borrowed for the call. */
 typedef struct atr_cgi_input {

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fcgi_proto.h"
-#include "gateway.h"
-#include "log.h"
+#include "backends/fcgi_proto.h"
+#include "backends/gateway.h"
+#include "base/log.h"
 
 typedef struct fcgi_state {
     atr_fcgi_dec_t dec;

@@ -5,7 +5,7 @@
  * lengths are read into 32-bit counters (no 16-bit wrap), and only the record
  * types an application may send on request id 1 (STDOUT, STDERR,
  * END_REQUEST) or id 0 (GET_VALUES_RESULT, UNKNOWN_TYPE) are accepted. */
-#include "fcgi_proto.h"
+#include "backends/fcgi_proto.h"
 
 #include <stdio.h>
 #include <stdlib.h>

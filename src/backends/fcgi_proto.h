@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cgi_env.h"
-#include "util.h"
+#include "backends/cgi_env.h"
+#include "base/util.h"
 
 enum { ATR_FCGI_BEGIN_REQUEST = 1, ATR_FCGI_ABORT_REQUEST = 2, ATR_FCGI_END_REQUEST = 3,
        ATR_FCGI_PARAMS = 4, ATR_FCGI_STDIN = 5, ATR_FCGI_STDOUT = 6, ATR_FCGI_STDERR = 7,

@@ -1,9 +1,9 @@
-#include "gateway.h"
+#include "backends/gateway.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "log.h"
+#include "base/log.h"
 
 /* dst = a + b + NUL; 0, or -1 when it does not fit. */
 static int join2(char *dst, size_t cap, const char *a, size_t an, const char *b)

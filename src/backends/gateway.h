@@ -4,8 +4,8 @@
 #ifndef ATR_GATEWAY_H
 #define ATR_GATEWAY_H
 
-#include "backend.h"
-#include "cgi_env.h"
+#include "backends/backend.h"
+#include "backends/cgi_env.h"
 
 enum atr_gateway_style {
     ATR_GW_SCRIPT,   /* SCRIPT_NAME = path (+ index), SCRIPT_FILENAME = root + it (FastCGI/PHP) */

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "backend.h"
-#include "headers.h"
+#include "backends/backend.h"
+#include "http/headers.h"
 
 /* Fields the encoder regenerates itself. */
 static const uint32_t regen =

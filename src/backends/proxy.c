@@ -7,7 +7,7 @@
  * stops reading until that write is done, so memory per request is two
  * buffers. This file: worker-generation state, backend connections and
  * pools, server accounting, queueing, dispatch and the request side. */
-#include "proxy.h"
+#include "backends/proxy.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -15,10 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "log.h"
-#include "proxy_priv.h"
-#include "metrics.h"
-#include "stream.h"
+#include "base/log.h"
+#include "backends/proxy_priv.h"
+#include "base/metrics.h"
+#include "net/stream.h"
 
 static void px_pump_request(atr_proxy_t *px);
 

@@ -6,7 +6,7 @@
 #ifndef ATR_PROXY_H
 #define ATR_PROXY_H
 
-#include "worker.h"
+#include "net/worker.h"
 
 typedef struct atr_req atr_req_t;
 

@@ -4,10 +4,10 @@
 #ifndef ATR_PROXY_PRIV_H
 #define ATR_PROXY_PRIV_H
 
-#include "backend.h"
-#include "cgi.h"
-#include "conn.h"
-#include "proxy.h"
+#include "backends/backend.h"
+#include "backends/cgi.h"
+#include "net/conn.h"
+#include "backends/proxy.h"
 
 typedef struct atr_bconn atr_bconn_t;
 

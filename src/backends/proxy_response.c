@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "log.h"
-#include "proxy_priv.h"
+#include "base/log.h"
+#include "backends/proxy_priv.h"
 
 /* New raw bytes at bc->buf + bc->len: run the protocol's decoder over them
  * in place. 0 when the exchange failed (answered already). */

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "proxy_priv.h"
+#include "base/log.h"
+#include "backends/proxy_priv.h"
 
 #define PIECE (64 * 1024) /* bytes read back per backend write */
 

@@ -1,12 +1,12 @@
 /* The method registry and the filtering every method shares: which servers a
  * request may use right now (up, not full, not tried, primaries before
  * backups). Methods only choose among what this file lets through. */
-#include "balancer.h"
+#include "balancer/balancer.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
 /* Explicit list, in the order `-T` and error messages show them. */
 static const atr_lb_ops_t *const registry[] = {

@@ -3,11 +3,11 @@
  * choice is smooth weighted round robin, as in nginx: equal idle servers
  * alternate instead of the first one taking every request, and with
  * sequential traffic (everything idle) weights still hold. */
-#include "balancer.h"
+#include "balancer/balancer.h"
 
 #include <stdlib.h>
 
-#include "util.h"
+#include "base/util.h"
 
 typedef struct least_conn {
     atr_lb_t super;

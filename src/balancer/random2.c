@@ -3,7 +3,7 @@
  * and send the request to the one with less load per unit of weight. Close
  * to least_conn's spread without every worker herding onto the same
  * momentarily idle server. */
-#include "balancer.h"
+#include "balancer/balancer.h"
 
 typedef struct random2 {
     atr_lb_t super; /* the PRNG lives in the base */

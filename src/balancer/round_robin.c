@@ -2,11 +2,11 @@
  * server's current weight grows by its weight, the largest wins and gives
  * back the total. Weights 5,1,1 give a a b a c a a: the heavy server is
  * interleaved with the others instead of getting five requests in a row. */
-#include "balancer.h"
+#include "balancer/balancer.h"
 
 #include <stdlib.h>
 
-#include "util.h"
+#include "base/util.h"
 
 typedef struct round_robin {
     atr_lb_t super;

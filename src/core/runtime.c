@@ -1,7 +1,7 @@
 /* The control loop (main thread): signals, configuration generations and
  * reload, listener sockets, the shared per-server state registry. Workers
  * receive everything through atr_worker_post. */
-#include "runtime.h"
+#include "core/runtime.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,9 +17,9 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "listener.h"
-#include "supervisor.h"
-#include "worker.h"
+#include "net/listener.h"
+#include "core/supervisor.h"
+#include "net/worker.h"
 
 typedef struct state_entry {
     char *key;                 /* "upstream|server text" */

@@ -11,10 +11,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "balancer.h"
-#include "conf.h"
-#include "http_parse.h"
-#include "log.h"
+#include "balancer/balancer.h"
+#include "conf/conf.h"
+#include "http/http_parse.h"
+#include "base/log.h"
 
 typedef struct atr_gen_upstream {
     const atr_conf_upstream_t *conf;

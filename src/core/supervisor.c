@@ -5,7 +5,7 @@
  * convention), restarts a child that dies with a growing backoff, keeps the
  * whole set across a reload that leaves it unchanged, and stops it (SIGTERM,
  * then SIGKILL) when a reload drops it or Atrium stops. */
-#include "supervisor.h"
+#include "core/supervisor.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000

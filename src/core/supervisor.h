@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "conf.h"
+#include "conf/conf.h"
 
 /* Make sure every spawn upstream of conf runs: keep the sets whose upstream,
  * command, children and socket are unchanged, start new ones (their socket

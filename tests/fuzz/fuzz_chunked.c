@@ -3,7 +3,7 @@
  * point (each piece in its own buffer), and one byte per call; all three must
  * hand out the same data, end at the same place and agree on errors. Small
  * limits so that the extension and trailer bounds are reached. */
-#include "chunked.h"
+#include "http/chunked.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * decoded in place), and one byte per call; all three must produce the same
  * STDOUT, the same STDERR, the same result, end at the same offset and read
  * the same END_REQUEST statuses. */
-#include "fcgi_proto.h"
+#include "backends/fcgi_proto.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -12,8 +12,8 @@
  * body bytes (a desync between them is exactly a smuggling bug). Every
  * parsed head is also checked for invariants and re-serialised canonically,
  * and the canonical form must parse to the same interpretation. */
-#include "chunked.h"
-#include "http_parse.h"
+#include "http/chunked.h"
+#include "http/http_parse.h"
 
 #include <stdio.h>
 #include <stdlib.h>

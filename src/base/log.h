@@ -1,0 +1,91 @@
+/* Error log and access log.
+ *
+ * Error log: one process-wide sink (stderr or a file), a level threshold,
+ * thread-safe (each line is one write(2) of a fully formatted line, so lines
+ * from different workers never interleave). Lines look like
+ *   2026/11/21 22:30:01 [error] w1 c42: upstream app: connect to 127.0.0.1:9001 failed: connection refused
+ *
+ * Access log: one sink per configuration generation (stdout, stderr or a
+ * file), format combined or json; each worker formats into a small stack
+ * buffer and writes one line with one write(2) (O_APPEND), so no lock. */
+#ifndef ATR_LOG_H
+#define ATR_LOG_H
+
+#include <stdint.h>
+#include "conf/conf.h"
+#include "base/util.h"
+
+/* Set where the error log goes ("stderr" or a path) and its threshold.
+ * Opens the new file first and swaps only if that worked; returns 0 or
+ * -errno (the old sink keeps working then). Called from the control loop. */
+int atr_log_open(const char *target, enum atr_log_level level);
+
+/* Reopen the current error log file (SIGUSR1, after rotation). */
+int atr_log_reopen(void);
+
+/* Current threshold, for cheap checks before formatting. */
+extern enum atr_log_level atr_log_level;
+
+void atr_log(enum atr_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define atr_log_at(lvl, ...) do { if ((lvl) >= atr_log_level) atr_log((lvl), __VA_ARGS__); } while (0)
+#define ATR_DEBUG(...) atr_log_at(ATR_LOG_DEBUG, __VA_ARGS__)
+#define ATR_INFO(...) atr_log_at(ATR_LOG_INFO, __VA_ARGS__)
+#define ATR_NOTICE(...) atr_log_at(ATR_LOG_NOTICE, __VA_ARGS__)
+#define ATR_WARN(...) atr_log_at(ATR_LOG_WARN, __VA_ARGS__)
+#define ATR_ERROR(...) atr_log_at(ATR_LOG_ERROR, __VA_ARGS__)
+#define ATR_CRIT(...) atr_log_at(ATR_LOG_CRIT, __VA_ARGS__)
+
+const char *atr_log_level_name(enum atr_log_level l);
+
+/* ---- access log ---- */
+
+typedef struct atr_access_log atr_access_log_t;
+
+/* One finished request, as the access log sees it. Views are borrowed for
+ * the duration of the atr_access_log_write call. */
+typedef struct atr_access_entry {
+    const char *client_addr;   /* "127.0.0.1" */
+    int64_t time_unix_ms;      /* when the request started (wall clock) */
+    atr_str_t method, target;  /* request line parts; empty when the head never parsed */
+    int version_minor;
+    int status;                /* status sent (0 = none: connection closed before a response) */
+    uint64_t bytes_sent;       /* body bytes sent to the client */
+    atr_str_t referer, user_agent, host;
+    uint64_t request_time_us;  /* start of request to last byte sent */
+    const char *upstream_addr; /* "127.0.0.1:9001", NULL when not proxied */
+    int64_t upstream_time_us;  /* connect start to end of response; -1 when none */
+    int upstream_status;       /* 0 when none */
+} atr_access_entry_t;
+
+/* Open target ("stdout", "stderr" or a path) with a format. NULL with errno
+ * set on failure. Refcounted: generations that share the same target and
+ * format share one handle. */
+atr_access_log_t *atr_access_log_open(const char *target, enum atr_access_format fmt);
+void atr_access_log_ref(atr_access_log_t *l);
+void atr_access_log_unref(atr_access_log_t *l);
+/* Reopen every open access log file (SIGUSR1). */
+void atr_access_log_reopen_all(void);
+
+/* Format and write one line. Thread-safe, never blocks on a lock. */
+void atr_access_log_write(atr_access_log_t *l, const atr_access_entry_t *e);
+
+/* Format one line (with its '\n') into buf[0..cap) as atr_access_log_write
+ * would; returns its length. Long fields are cut (ending in "...") so the
+ * line always fits and json stays valid; cap should be ATR_ACCESS_LINE_MAX.
+ * ATR_ACCESS_OFF formats nothing and returns 0. */
+#define ATR_ACCESS_LINE_MAX 8192
+size_t atr_access_log_format(char *buf, size_t cap, enum atr_access_format fmt,
+                             const atr_access_entry_t *e);
+
+/* ---- shared by log.c and access_log.c only ---- */
+
+/* open(path, O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC, 0644): fd or -errno. */
+int atr__log_open_file(const char *path);
+/* Point the descriptor number fd at newfd's file (dup3, O_CLOEXEC kept) and
+ * close newfd. fd's number never changes, so a thread that loaded it just
+ * before can write without racing a close. 0 or -errno (newfd closed anyway). */
+int atr__log_redirect(int newfd, int fd);
+
+#endif

@@ -1,0 +1,263 @@
+/* `atrium -T`: the effective configuration, every default filled in, in the
+ * config language itself, so that loading the dump dumps the same text. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conf/conf_priv.h"
+
+char *atr__conf_fmt_size(char *buf, size_t n, uint64_t v)
+{
+    static const struct {
+        uint64_t mult;
+        char unit;
+    } units[] = {
+        { 1ull << 30, 'g' },
+        { 1ull << 20, 'm' },
+        { 1ull << 10, 'k' },
+    };
+    for (size_t i = 0; v != 0 && i < sizeof(units) / sizeof(units[0]); i++) {
+        if (v % units[i].mult == 0) {
+            snprintf(buf, n, "%" PRIu64 "%c", v / units[i].mult, units[i].unit);
+            return buf;
+        }
+    }
+    snprintf(buf, n, "%" PRIu64, v);
+    return buf;
+}
+
+char *atr__conf_fmt_duration(char *buf, size_t n, uint64_t ms)
+{
+    static const struct {
+        uint64_t mult;
+        const char *unit;
+    } units[] = {
+        { 86400000, "d" },
+        { 3600000, "h" },
+        { 60000, "m" },
+        { 1000, "s" },
+    };
+    for (size_t i = 0; ms != 0 && i < sizeof(units) / sizeof(units[0]); i++) {
+        if (ms % units[i].mult == 0) {
+            snprintf(buf, n, "%" PRIu64 "%s", ms / units[i].mult, units[i].unit);
+            return buf;
+        }
+    }
+    snprintf(buf, n, "%" PRIu64 "%s", ms, ms == 0 ? "s" : "ms");
+    return buf;
+}
+
+/* A value as a bare word when the lexer would read it back as one,
+ * otherwise double-quoted with \\ and \" escaped. */
+static void word(FILE *out, const char *s)
+{
+    int bare = *s != '\0';
+    for (const char *p = s; *p != '\0' && bare; p++)
+        bare = strchr(" \t\r\n\v\f;{}#\"'\\", *p) == NULL;
+    if (bare) {
+        fputs(s, out);
+        return;
+    }
+    fputc('"', out);
+    for (; *s != '\0'; s++) {
+        if (*s == '"' || *s == '\\')
+            fputc('\\', out);
+        fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+static void size(FILE *out, const char *indent, const char *name, uint64_t v)
+{
+    char buf[32];
+    fprintf(out, "%s%s %s;\n", indent, name, atr__conf_fmt_size(buf, sizeof(buf), v));
+}
+
+static void duration(FILE *out, const char *indent, const char *name, uint64_t ms)
+{
+    char buf[32];
+    fprintf(out, "%s%s %s;\n", indent, name, atr__conf_fmt_duration(buf, sizeof(buf), ms));
+}
+
+static void dump_main(const atr_conf_t *c, FILE *out)
+{
+    static const char *const levels[] = { "debug", "info", "notice", "warn",
+                                          "error", "crit", "alert" };
+    if (c->workers == 0)
+        fputs("workers auto;\n", out);
+    else
+        fprintf(out, "workers %d;\n", c->workers);
+    if (c->user != NULL) {
+        fputs("user ", out);
+        word(out, c->user);
+        fputs(";\n", out);
+    }
+    if (c->pid_file != NULL) {
+        fputs("pid_file ", out);
+        word(out, c->pid_file);
+        fputs(";\n", out);
+    }
+    fputs("error_log ", out);
+    word(out, c->error_log);
+    fprintf(out, " %s;\n", levels[c->error_level]);
+    if (c->access_log == NULL || c->access_format == ATR_ACCESS_OFF) {
+        fputs("access_log off;\n", out);
+    } else {
+        fputs("access_log ", out);
+        word(out, c->access_log);
+        fprintf(out, " %s;\n", c->access_format == ATR_ACCESS_JSON ? "json" : "combined");
+    }
+    size(out, "", "max_request_line", c->max_request_line);
+    size(out, "", "max_header_size", c->max_header_size);
+    fprintf(out, "max_headers %u;\n", (unsigned)c->max_headers);
+    size(out, "", "max_body_size", c->max_body_size);
+    duration(out, "", "header_timeout", c->header_timeout);
+    duration(out, "", "body_timeout", c->body_timeout);
+    duration(out, "", "send_timeout", c->send_timeout);
+    duration(out, "", "keepalive_timeout", c->keepalive_timeout);
+    fprintf(out, "keepalive_requests %d;\n", c->keepalive_requests);
+    if (c->max_connections > 0)
+        fprintf(out, "max_connections %d;\n", c->max_connections);
+    else
+        fputs("max_connections auto;\n", out);
+    duration(out, "", "drain_timeout", c->drain_timeout);
+    size(out, "", "buffer_size", c->buffer_size);
+    fputs("via ", out);
+    if (c->via != NULL)
+        word(out, c->via); /* quoted when it needs to be: "a#b" must not dump as a comment */
+    else
+        fputs("off", out);
+    fputs(";\n", out);
+    fprintf(out, "underscores_in_headers %s;\n", c->underscores_in_headers ? "on" : "off");
+    fprintf(out, "cgi_max_procs %d;\n", c->cgi_max_procs);
+    fprintf(out, "stderr_log_rate %u;\n", c->stderr_log_rate);
+    fputs("spool_dir ", out);
+    word(out, c->spool_dir);
+    fputs(";\n", out);
+    fprintf(out, "cgi_queue %d;\n", c->cgi_queue);
+    duration(out, "", "cgi_timeout", c->cgi_timeout);
+    fputc('\n', out);
+    for (int i = 0; i < c->nlistens; i++)
+        fprintf(out, "listen %s%s;\n", c->listens[i].text, c->listens[i].tls ? " tls" : "");
+}
+
+static void dump_upstream(const atr_conf_upstream_t *u, FILE *out)
+{
+    static const char *const methods[] = { "round_robin", "least_conn", "random2" };
+    const char *in = "    ";
+    fputs("\nupstream ", out);
+    word(out, u->name);
+    fputs(" {\n", out);
+    fprintf(out, "%sbalance %s;\n", in, methods[u->balance]);
+    fprintf(out, "%sprotocol %s;\n", in, atr_conf_proto_name(u->protocol));
+    duration(out, in, "connect_timeout", u->connect_timeout);
+    duration(out, in, "read_timeout", u->read_timeout);
+    duration(out, in, "send_timeout", u->send_timeout);
+    fprintf(out, "%skeepalive %d;\n", in, u->keepalive);
+    duration(out, in, "keepalive_timeout", u->keepalive_timeout);
+    fprintf(out, "%skeepalive_requests %d;\n", in, u->keepalive_requests);
+    if (u->spawn_argv != NULL) {
+        fprintf(out, "%sspawn", in);
+        for (int i = 0; u->spawn_argv[i] != NULL; i++) {
+            fputc(' ', out);
+            word(out, u->spawn_argv[i]);
+        }
+        fprintf(out, " children=%d;\n", u->spawn_children);
+    }
+    fprintf(out, "%squeue %d;\n", in, u->queue);
+    duration(out, in, "queue_timeout", u->queue_timeout);
+    fprintf(out, "%sretries %d;\n", in, u->retries);
+    duration(out, in, "fail_timeout", u->fail_timeout);
+    for (int i = 0; i < u->nservers; i++) {
+        const atr_conf_server_t *s = &u->servers[i];
+        fprintf(out, "%sserver ", in);
+        word(out, s->text);
+        fprintf(out, " weight=%d max_conns=%d%s%s;\n", s->weight, s->max_conns,
+                s->backup ? " backup" : "", s->resolve ? " resolve" : "");
+    }
+    fputs("}\n", out);
+}
+
+static void dump_headers(FILE *out, const char *dir, const atr_conf_hdr_op_t *h, int n)
+{
+    static const char *const ops[] = { "set", "add", "remove" };
+    for (int i = 0; i < n; i++) {
+        fprintf(out, "        %s %s ", dir, ops[h[i].op]);
+        word(out, h[i].name);
+        if (h[i].value != NULL) {
+            fputc(' ', out);
+            word(out, h[i].value);
+        }
+        fputs(";\n", out);
+    }
+}
+
+static void dump_route(const atr_conf_route_t *r, FILE *out)
+{
+    fputs("    route ", out);
+    word(out, r->prefix);
+    fputs(" {\n", out);
+    switch (r->kind) {
+    case ATR_ROUTE_PROXY:
+        fputs("        proxy ", out);
+        word(out, r->upstream->name);
+        fputs(";\n", out);
+        if (r->root != NULL) {
+            fputs("        root ", out);
+            word(out, r->root);
+            fputs(";\n        index ", out);
+            word(out, r->index);
+            fputs(";\n", out);
+        }
+        break;
+    case ATR_ROUTE_STATIC:
+        fputs("        static ", out);
+        word(out, r->static_root);
+        fputs(";\n        index ", out);
+        word(out, r->index);
+        fputs(";\n", out);
+        break;
+    case ATR_ROUTE_CGI:
+        fputs("        cgi ", out);
+        word(out, r->cgi_dir);
+        fputs(";\n", out);
+        break;
+    case ATR_ROUTE_STATUS:
+        fputs("        status;\n", out);
+        break;
+    case ATR_ROUTE_RETURN:
+        fprintf(out, "        return %d", r->return_status);
+        if (r->return_body != NULL) {
+            fputc(' ', out);
+            word(out, r->return_body);
+        }
+        fputs(";\n", out);
+        break;
+    }
+    dump_headers(out, "request_header", r->req_hdr, r->nreq_hdr);
+    dump_headers(out, "response_header", r->resp_hdr, r->nresp_hdr);
+    fputs("    }\n", out);
+}
+
+void atr_conf_dump(const atr_conf_t *c, FILE *out)
+{
+    fputs("# effective configuration of ", out);
+    for (const char *p = c->path != NULL ? c->path : "(string)"; *p != '\0'; p++)
+        fputc((unsigned char)*p < 0x20 ? '?' : *p, out);
+    fputc('\n', out);
+    dump_main(c, out);
+    for (int i = 0; i < c->nupstreams; i++)
+        dump_upstream(&c->upstreams[i], out);
+    for (int i = 0; i < c->nhosts; i++) {
+        const atr_conf_host_t *h = &c->hosts[i];
+        fputs("\nhost", out);
+        for (int j = 0; j < h->nnames; j++) {
+            fputc(' ', out);
+            word(out, h->names[j]);
+        }
+        fputs(" {\n", out);
+        for (int j = 0; j < h->nroutes; j++)
+            dump_route(&h->routes[j], out);
+        fputs("}\n", out);
+    }
+}

@@ -1,0 +1,401 @@
+/* The network side of the config: `listen` addresses (main context) and
+ * `upstream` blocks with their `server`s. Addresses are checked and resolved
+ * here, at load, so that a bad one is a config error with a position. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "conf/conf_priv.h"
+#include "base/util.h"
+
+/* ---- addresses ------------------------------------------------------------ */
+
+/* "HOST:PORT" or "[V6]:PORT" into host (without brackets) and port. */
+static int split_hostport(const char *s, char *host, size_t hostsz, int *bracketed, unsigned *port)
+{
+    const char *colon;
+    uint64_t p;
+    *bracketed = s[0] == '[';
+    if (*bracketed) {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        colon = close + 1;
+        s++;
+        if ((size_t)(close - s) >= hostsz)
+            return -1;
+        memcpy(host, s, (size_t)(close - s));
+        host[close - s] = '\0';
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL || (size_t)(colon - s) >= hostsz)
+            return -1;
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = '\0';
+    }
+    if (atr__conf_uint(colon + 1, &p) < 0 || p < 1 || p > 65535)
+        return -1;
+    *port = (unsigned)p;
+    return 0;
+}
+
+static int numeric_addr(const char *host, int family, unsigned port, struct sockaddr_storage *ss,
+                        socklen_t *len)
+{
+    struct addrinfo hints, *res = NULL;
+    struct in_addr a4;
+    if (family == AF_INET && inet_pton(AF_INET, host, &a4) != 1)
+        return -1; /* only dotted quads: getaddrinfo would take "127.1" and "0x7f.1" */
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = family;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST;
+    if (host[0] == '\0' || getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL)
+        return -1;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)(void *)ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)(void *)ss)->sin6_port = htons((uint16_t)port);
+    return 0;
+}
+
+static int is_hostname(const char *s)
+{
+    if (*s == '\0' || *s == '-' || *s == '.')
+        return 0;
+    for (; *s != '\0'; s++)
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.' && *s != '_')
+            return 0;
+    return 1;
+}
+
+#define LISTEN_EXPECTED "(expected e.g. 127.0.0.1:8080, [::1]:8080, *:8080 or 8080)"
+
+static int parse_listen_addr(const char *s, atr_conf_listen_t *l)
+{
+    char host[256];
+    int br;
+    unsigned port;
+    uint64_t p;
+    if (atr__conf_uint(s, &p) == 0) {
+        if (p < 1 || p > 65535)
+            return -1;
+        strcpy(host, "*");
+        port = (unsigned)p;
+        br = 0;
+    } else if (split_hostport(s, host, sizeof(host), &br, &port) < 0) {
+        return -1;
+    }
+    if (!br && strcmp(host, "*") == 0)
+        strcpy(host, "0.0.0.0");
+    return numeric_addr(host, br ? AF_INET6 : AF_INET, port, &l->addr, &l->addrlen);
+}
+
+static int same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return 0;
+}
+
+int atr__conf_d_listen(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                       const atr__conf_directive_t *d, void *obj)
+{
+    atr_conf_t *c = obj;
+    atr_conf_listen_t *l = &c->listens[c->nlistens];
+    const atr__conf_tok_t *t = &n->args[0];
+    (void)d;
+    memset(l, 0, sizeof(*l));
+    if (parse_listen_addr(t->s, l) < 0)
+        return atr__conf_fail(b, &t->pos, "invalid listen address '%s' " LISTEN_EXPECTED, t->s);
+    if (n->nargs == 2) {
+        if (strcmp(n->args[1].s, "tls") != 0)
+            return atr__conf_fail(b, &n->args[1].pos,
+                                  "unknown listen parameter '%s' (expected tls)", n->args[1].s);
+        l->tls = 1;
+    }
+    for (int i = 0; i < c->nlistens; i++) {
+        const atr_conf_pos_t *f = &c->listens[i].pos;
+        if (same_sockaddr(&c->listens[i].addr, &l->addr))
+            return atr__conf_fail(b, &t->pos, "duplicate listen %s (first at %s:%d:%d)", t->s,
+                                  f->file, f->line, f->col);
+    }
+    l->text = atr__conf_tokdup(b, t);
+    l->pos = n->name.pos;
+    c->nlistens++;
+    return 0;
+}
+
+/* ---- upstream ------------------------------------------------------------- */
+
+static const char *const lb_methods[] = { "round_robin", "least_conn", "random2", NULL };
+static const char *const protocols[] = { "http", "https", "fastcgi", "scgi", NULL };
+
+const char *atr_conf_proto_name(enum atr_proto p)
+{
+    return p == ATR_PROTO_CGI ? "cgi" : protocols[p];
+}
+
+static int d_balance(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
+                     void *obj)
+{
+    atr_conf_upstream_t *u = obj;
+    int m = atr__conf_lookup(lb_methods, n->args[0].s);
+    (void)d;
+    if (m < 0)
+        return atr__conf_fail(
+            b, &n->args[0].pos,
+            "unknown balance method '%s' (expected round_robin, least_conn or random2)",
+            n->args[0].s);
+    u->balance = (enum atr_lb_method)m;
+    return 0;
+}
+
+static int d_protocol(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                      const atr__conf_directive_t *d, void *obj)
+{
+    atr_conf_upstream_t *u = obj;
+    int m = atr__conf_lookup(protocols, n->args[0].s);
+    (void)d;
+    if (m < 0)
+        return atr__conf_fail(b, &n->args[0].pos,
+                              "unknown protocol '%s' (expected http, https, fastcgi or scgi)",
+                              n->args[0].s);
+    u->protocol = (enum atr_proto)m;
+    return 0;
+}
+
+static int server_param(atr__conf_bctx_t *b, const atr__conf_tok_t *t, atr_conf_server_t *s,
+                        unsigned *seen)
+{
+    static const char *const names[] = { "weight", "max_conns", "backup", "resolve", NULL };
+    const char *eq = strchr(t->s, '=');
+    size_t klen = eq != NULL ? (size_t)(eq - t->s) : t->len;
+    int i;
+    for (i = 0; names[i] != NULL; i++)
+        if (strlen(names[i]) == klen && memcmp(names[i], t->s, klen) == 0)
+            break;
+    if (names[i] == NULL || (i < 2) != (eq != NULL))
+        return atr__conf_fail(
+            b, &t->pos,
+            "unknown server parameter '%s' (expected weight=N, max_conns=N, backup or "
+            "resolve)",
+            t->s);
+    if (*seen & (1u << i))
+        return atr__conf_fail(b, &t->pos, "duplicate server parameter '%s'", names[i]);
+    *seen |= 1u << i;
+    atr__conf_tok_t v = *t;
+    uint64_t x;
+    v.s = eq != NULL ? eq + 1 : t->s;
+    switch (i) {
+    case 0:
+        if (atr__conf_number(b, &v, "weight", 1, 1000, &x) < 0)
+            return -1;
+        s->weight = (int)x;
+        return 0;
+    case 1:
+        if (atr__conf_number(b, &v, "max_conns", 0, 1000000, &x) < 0)
+            return -1;
+        s->max_conns = (int)x;
+        return 0;
+    case 2: s->backup = 1; return 0;
+    default: s->resolve = 1; return 0;
+    }
+}
+
+#define SERVER_EXPECTED "(expected IP:PORT, [IPv6]:PORT, unix:/path or host:PORT)"
+
+static int server_addr(atr__conf_bctx_t *b, const atr__conf_tok_t *t, atr_conf_server_t *s)
+{
+    char host[256];
+    int br;
+    unsigned port;
+    if (strncmp(t->s, "unix:", 5) == 0) {
+        struct sockaddr_un *un = (struct sockaddr_un *)(void *)&s->addr;
+        size_t plen = t->len - 5;
+        if (plen == 0 || plen >= sizeof(un->sun_path))
+            return atr__conf_fail(b, &t->pos, "invalid unix socket path '%s' (1 to %zu bytes)",
+                                  t->s + 5, sizeof(un->sun_path) - 1);
+        if (s->resolve)
+            return atr__conf_fail(b, &t->pos, "'resolve' does not apply to unix sockets");
+        un->sun_family = AF_UNIX;
+        memcpy(un->sun_path, t->s + 5, plen + 1);
+        s->addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + 1);
+        return 0;
+    }
+    if (split_hostport(t->s, host, sizeof(host), &br, &port) < 0)
+        return atr__conf_fail(b, &t->pos, "invalid server address '%s' " SERVER_EXPECTED, t->s);
+    int numeric = numeric_addr(host, br ? AF_INET6 : AF_INET, port, &s->addr, &s->addrlen) == 0;
+    if (br && !numeric)
+        return atr__conf_fail(b, &t->pos, "invalid IPv6 address in '%s' " SERVER_EXPECTED, t->s);
+    if (!numeric && !is_hostname(host))
+        return atr__conf_fail(b, &t->pos, "invalid server address '%s' " SERVER_EXPECTED, t->s);
+    if (s->resolve) { /* the DNS pool fills the members in; no address now */
+        memset(&s->addr, 0, sizeof(s->addr));
+        s->addrlen = 0;
+        return 0;
+    }
+    if (numeric)
+        return 0;
+    if (b->flags & ATR_CONF_NO_DNS)
+        return atr__conf_fail(b, &t->pos, "cannot resolve '%s': DNS lookups are disabled", host);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || res == NULL)
+        return atr__conf_fail(b, &t->pos, "cannot resolve '%s': %s", host,
+                              rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+    memcpy(&s->addr, res->ai_addr, res->ai_addrlen);
+    s->addrlen = res->ai_addrlen;
+    freeaddrinfo(res);
+    if (s->addr.ss_family == AF_INET)
+        ((struct sockaddr_in *)(void *)&s->addr)->sin_port = htons((uint16_t)port);
+    else if (s->addr.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)(void *)&s->addr)->sin6_port = htons((uint16_t)port);
+    return 0;
+}
+
+static int d_server(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
+                    void *obj)
+{
+    atr_conf_upstream_t *u = obj;
+    atr_conf_server_t *s = &u->servers[u->nservers];
+    unsigned seen = 0;
+    (void)d;
+    memset(s, 0, sizeof(*s));
+    s->weight = 1;
+    for (int i = 1; i < n->nargs; i++)
+        if (server_param(b, &n->args[i], s, &seen) < 0)
+            return -1;
+    if (server_addr(b, &n->args[0], s) < 0)
+        return -1;
+    for (int i = 0; i < u->nservers; i++) {
+        const atr_conf_pos_t *f = &u->servers[i].pos;
+        if (strcmp(u->servers[i].text, n->args[0].s) == 0)
+            return atr__conf_fail(b, &n->args[0].pos,
+                                  "duplicate server %s in upstream '%s' (first at %s:%d:%d)",
+                                  n->args[0].s, u->name, f->file, f->line, f->col);
+    }
+    s->text = atr__conf_tokdup(b, &n->args[0]);
+    s->pos = n->name.pos;
+    u->nservers++;
+    return 0;
+}
+
+/* spawn COMMAND [ARG...] [children=N] */
+static int d_spawn(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
+                   void *obj)
+{
+    atr_conf_upstream_t *u = obj;
+    int argc = 0;
+    (void)d;
+    if (n->args[0].s[0] != '/')
+        return atr__conf_fail(b, &n->args[0].pos, "spawn command '%s' must be an absolute path",
+                              n->args[0].s);
+    u->spawn_argv = atr__conf_alloc(b->a, sizeof(char *) * (size_t)(n->nargs + 1));
+    u->spawn_children = 1;
+    for (int i = 0; i < n->nargs; i++) {
+        const atr__conf_tok_t *t = &n->args[i];
+        if (i > 0 && strncmp(t->s, "children=", 9) == 0) {
+            uint64_t v;
+            if (atr__conf_uint(t->s + 9, &v) < 0 || v < 1 || v > 1024)
+                return atr__conf_fail(b, &t->pos, "invalid '%s' (expected children=1..1024)",
+                                      t->s);
+            u->spawn_children = (int)v;
+            continue;
+        }
+        u->spawn_argv[argc++] = atr__conf_tokdup(b, t);
+    }
+    u->spawn_argv[argc] = NULL;
+    u->spawn_pos = n->name.pos;
+    return 0;
+}
+
+static void upstream_defaults(atr_conf_upstream_t *u)
+{
+    u->balance = ATR_LB_ROUND_ROBIN;
+    u->protocol = ATR_PROTO_HTTP;
+    u->connect_timeout = 2000;
+    u->read_timeout = 60000;
+    u->send_timeout = 60000;
+    u->keepalive = 32;
+    u->keepalive_timeout = 60000;
+    u->keepalive_requests = 1000;
+    u->queue = 128;
+    u->queue_timeout = 5000;
+    u->retries = 2;
+    u->fail_timeout = 10000;
+}
+
+int atr__conf_d_upstream(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                         const atr__conf_directive_t *d, void *obj)
+{
+    atr_conf_t *c = obj;
+    atr_conf_upstream_t *u = &c->upstreams[c->nupstreams];
+    const atr__conf_tok_t *t = &n->args[0];
+    (void)d;
+    if (t->len == 0)
+        return atr__conf_fail(b, &t->pos, "empty upstream name");
+    for (int i = 0; i < c->nupstreams; i++) {
+        const atr_conf_pos_t *f = &c->upstreams[i].pos;
+        if (strcmp(c->upstreams[i].name, t->s) == 0)
+            return atr__conf_fail(b, &t->pos, "duplicate upstream '%s' (first at %s:%d:%d)", t->s,
+                                  f->file, f->line, f->col);
+    }
+    upstream_defaults(u);
+    u->name = atr__conf_tokdup(b, t);
+    u->pos = n->name.pos;
+    int ns = atr__conf_count(n->child, "server");
+    u->servers = atr__conf_alloc(b->a, sizeof(*u->servers) * (size_t)(ns > 0 ? ns : 1));
+    if (atr__conf_run_block(b, ATR__CONF_UPSTREAM, n->child, u) < 0)
+        return -1;
+    if (u->nservers == 0)
+        return atr__conf_fail(b, &n->name.pos, "upstream '%s' has no server", u->name);
+    if (u->spawn_argv != NULL && (u->nservers != 1 || u->servers[0].resolve))
+        return atr__conf_fail(b, &u->spawn_pos,
+                              "'spawn' needs exactly one server, a literal address: the socket "
+                              "Atrium creates for the children");
+    c->nupstreams++;
+    return 0;
+}
+
+/* ---- table ---------------------------------------------------------------- */
+
+#define UP atr_conf_upstream_t
+const atr__conf_directive_t atr__conf_upstream_tab[] = {
+    ATR__CONF_ONE("balance", d_balance),
+    ATR__CONF_ONE("protocol", d_protocol),
+    { "spawn", 1, 64, 0, 0, d_spawn, ATR__CONF_NONE, 0, 0, 0 },
+    { "server", 1, 5, 0, 1, d_server, ATR__CONF_NONE, 0, 0, 0 },
+    ATR__CONF_DUR("connect_timeout", UP, connect_timeout, 1),
+    ATR__CONF_DUR("read_timeout", UP, read_timeout, 1),
+    ATR__CONF_DUR("send_timeout", UP, send_timeout, 1),
+    ATR__CONF_DUR("keepalive_timeout", UP, keepalive_timeout, 1),
+    ATR__CONF_DUR("queue_timeout", UP, queue_timeout, 1),
+    ATR__CONF_DUR("fail_timeout", UP, fail_timeout, 1),
+    ATR__CONF_INT("keepalive", UP, keepalive, 0, 10000),
+    ATR__CONF_INT("keepalive_requests", UP, keepalive_requests, 1, 1000000000),
+    ATR__CONF_INT("queue", UP, queue, 0, 1000000),
+    ATR__CONF_INT("retries", UP, retries, 0, 100),
+};
+const size_t atr__conf_upstream_ntab = ATR_ARRAY_SIZE(atr__conf_upstream_tab);

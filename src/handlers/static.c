@@ -1,0 +1,221 @@
+/* `static DIR;` routes: regular files under DIR, GET and HEAD only. The path
+ * was normalised by server.c, so it cannot climb out of DIR; symlinks are
+ * followed (the operator placed them). Files are read in buffer_size pieces
+ * and written with backpressure: one piece in flight at a time. Reads are
+ * synchronous (local files, page cache); large cold trees would want the
+ * threadpool. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net/conn.h"
+#include "base/log.h"
+
+typedef struct static_file {
+    int fd;
+    uint64_t left;
+    char *buf;
+    size_t cap;
+} static_file_t;
+
+static const struct { const char *ext, *type; } types[] = {
+    { ".html", "text/html; charset=utf-8" }, { ".htm", "text/html; charset=utf-8" },
+    { ".txt", "text/plain; charset=utf-8" }, { ".md", "text/plain; charset=utf-8" },
+    { ".css", "text/css" }, { ".js", "text/javascript" }, { ".json", "application/json" },
+    { ".png", "image/png" }, { ".jpg", "image/jpeg" }, { ".jpeg", "image/jpeg" },
+    { ".gif", "image/gif" }, { ".svg", "image/svg+xml" }, { ".ico", "image/x-icon" },
+    { ".pdf", "application/pdf" }, { ".wasm", "application/wasm" },
+};
+
+static const char *mime_type(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < ATR_ARRAY_SIZE(types); i++)
+        if (strcasecmp(dot, types[i].ext) == 0)
+            return types[i].type;
+    return "application/octet-stream";
+}
+
+static void file_free(static_file_t *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    free(f->buf);
+    free(f);
+}
+
+static void pump(atr_req_t *r);
+
+static void cleanup(atr_req_t *r)
+{
+    if (r->handler_data)
+        file_free(r->handler_data);
+    r->handler_data = NULL;
+}
+
+static void on_written(atr_req_t *r, int status)
+{
+    if (status < 0) {
+        atr_req_abort(r);
+        return;
+    }
+    pump(r);
+}
+
+/* Send pieces until the socket pushes back or the file ends. */
+static void pump(atr_req_t *r)
+{
+    static_file_t *f = r->handler_data;
+    for (;;) {
+        if (f->left == 0 || r->resp_no_body) {
+            r->handler_data = NULL;
+            file_free(f);
+            atr_req_finish(r);
+            return;
+        }
+        size_t want = (size_t)ATR_MIN((uint64_t)f->cap, f->left);
+        ssize_t got = read(f->fd, f->buf, want);
+        if (got <= 0) {
+            ATR_ERROR("static: read failed: %s", got < 0 ? strerror(errno) : "file shrank");
+            r->handler_data = NULL;
+            file_free(f);
+            atr_req_abort(r);
+            return;
+        }
+        f->left -= (uint64_t)got;
+        atr_str_t v = { f->buf, (size_t)got };
+        int rc = atr_req_send(r, NULL, 0, &v, 1, f->left == 0, on_written);
+        if (rc == 1)
+            return;
+        if (rc < 0) {
+            r->handler_data = NULL;
+            file_free(f);
+            atr_req_abort(r);
+            return;
+        }
+    }
+}
+
+static int open_target(const atr_conf_route_t *rt, const char *rest, char *path, size_t cap,
+                       struct stat *st, int *is_dir)
+{
+    *is_dir = 0;
+    int n = snprintf(path, cap, "%s/%s", rt->static_root, rest);
+    if (n < 0 || (size_t)n >= cap)
+        return -ENAMETOOLONG;
+    /* O_NONBLOCK: opening a FIFO (or a device) must not block the worker; only
+     * regular files are served. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, st) < 0) {
+        close(fd);
+        return -EACCES;
+    }
+    if (S_ISDIR(st->st_mode)) {
+        *is_dir = 1;
+        close(fd);
+        n = snprintf(path, cap, "%s/%s/%s", rt->static_root, rest,
+                     rt->index ? rt->index : "index.html");
+        if (n < 0 || (size_t)n >= cap)
+            return -ENAMETOOLONG;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0)
+            return -errno;
+        if (fstat(fd, st) < 0) {
+            close(fd);
+            return -EACCES;
+        }
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        return -EACCES;
+    }
+    return fd;
+}
+
+/* A directory asked for without its trailing slash: 301 to the slash form
+ * (its index would be served with the wrong base for relative links). The
+ * Location is the client's own path (validated bytes, still encoded) plus
+ * "/", then its query. Called with the head not yet consumed (the target is
+ * read from it); 0 when the target is not origin-form: serve as is. */
+static int redirect_to_slash(atr_req_t *r)
+{
+    atr_str_t target = r->msg->target;
+    if (target.n == 0 || target.p[0] != '/')
+        return 0;
+    const char *q = memchr(target.p, '?', target.n);
+    size_t pathlen = q ? (size_t)(q - target.p) : target.n;
+    size_t cap = target.n + 256;
+    char *head = atr_xmalloc(cap);
+    int hl = snprintf(head, cap,
+                      "HTTP/1.1 301 Moved Permanently\r\nServer: atrium\r\nLocation: %.*s/%.*s\r\n"
+                      "Content-Length: 0\r\n",
+                      (int)pathlen, target.p, (int)(target.n - pathlen), target.p + pathlen);
+    atr_req_head_done(r); /* the connection header depends on it */
+    hl += snprintf(head + hl, cap - (size_t)hl, "%s\r\n", atr_req_connection_header(r));
+    r->status = 301;
+    atr_req_send_whole(r, head, (size_t)hl);
+    return 1;
+}
+
+void atr_static_handle(atr_req_t *r)
+{
+    const atr_conf_route_t *rt = r->route;
+    /* r->method is the client's: a HEAD that a script redirected locally
+     * arrives here as the redirect's GET, and still gets no body */
+    enum atr_http_method m = r->method == ATR_M_HEAD ? ATR_M_HEAD : r->msg->method;
+    if (m != ATR_M_GET && m != ATR_M_HEAD) {
+        atr_req_head_done(r);
+        atr_req_respond_simple(r, 405, NULL, 0);
+        return;
+    }
+    const char *rest = r->norm_path + strlen(rt->prefix);
+    if (rest > r->norm_path && rest[-1] != '/' && *rest == '/')
+        rest++;
+    char path[4096];
+    struct stat st;
+    int is_dir;
+    int fd = open_target(rt, rest, path, sizeof path, &st, &is_dir);
+    size_t nl = strlen(r->norm_path);
+    if (is_dir && nl > 0 && r->norm_path[nl - 1] != '/' && r->redirect_buf == NULL &&
+        redirect_to_slash(r)) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    atr_req_head_done(r);
+    if (fd < 0) {
+        atr_req_respond_simple(r, fd == -ENOENT || fd == -ENOTDIR ? 404 : 403, NULL, 0);
+        return;
+    }
+    static_file_t *f = atr_xcalloc(1, sizeof *f);
+    f->fd = fd;
+    f->left = (uint64_t)st.st_size;
+    f->cap = r->wg->gen->conf->buffer_size;
+    f->buf = atr_xmalloc(f->cap);
+    r->handler_data = f;
+    r->cleanup = cleanup;
+    r->status = 200;
+    r->resp_no_body = m == ATR_M_HEAD;
+
+    char date[64];
+    struct tm tm;
+    gmtime_r(&st.st_mtime, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    char *head = atr_xmalloc(512);
+    int hl = snprintf(head, 512,
+                      "HTTP/1.1 200 OK\r\nServer: atrium\r\nContent-Type: %s\r\n"
+                      "Content-Length: %llu\r\nLast-Modified: %s\r\n%s\r\n",
+                      mime_type(path), (unsigned long long)st.st_size, date,
+                      atr_req_connection_header(r));
+    int rc = atr_req_send(r, head, (size_t)hl, NULL, 0, 0, on_written);
+    if (rc == 0)
+        pump(r);
+    else if (rc < 0)
+        atr_req_abort(r);
+}

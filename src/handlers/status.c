@@ -1,0 +1,195 @@
+/* `status;` routes: the counters of metrics.h and the per-server state, in
+ * the Prometheus text exposition format (version 0.0.4), summed over every
+ * worker. GET and HEAD only. The page shows the generation that serves the
+ * request: its upstreams and servers, with counters carried over reloads by
+ * name. It has no access control of its own: put it on a listener or host
+ * that only operators reach. */
+#include "handlers/status.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "http/headers.h"
+#include "net/worker.h"
+
+#ifndef ATR_VERSION
+#define ATR_VERSION "dev"
+#endif
+
+static const char *const class_names[5] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
+
+static void family(atr_buf_t *b, const char *name, const char *type, const char *help)
+{
+    atr_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void sample(atr_buf_t *b, const char *name, const char *labels, uint64_t v)
+{
+    atr_buf_puts(b, name);
+    if (labels && labels[0])
+        atr_buf_printf(b, "{%s}", labels);
+    atr_buf_put(b, " ", 1);
+    atr_buf_put_u64(b, v);
+    atr_buf_put(b, "\n", 1);
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static void label_value(atr_buf_t *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            atr_buf_put(b, "\\", 1);
+        if (*s == '\n')
+            atr_buf_puts(b, "\\n");
+        else
+            atr_buf_put(b, s, 1);
+    }
+}
+
+static void process_metrics(atr_buf_t *b, const atr_gen_t *g)
+{
+    atr_runtime_stats_t rs;
+    int nw;
+    atr_worker_t *const *ws = atr_runtime_workers(&nw);
+    uint64_t accepted = 0, conns = 0, requests = 0, bytes = 0, resp[5] = { 0 };
+    for (int i = 0; i < nw; i++) {
+        atr_metrics_t *m = &ws[i]->metrics;
+        accepted += atr_metric_get(&m->accepted);
+        conns += atr_metric_get(&m->connections);
+        requests += atr_metric_get(&m->requests);
+        bytes += atr_metric_get(&m->bytes_sent);
+        for (int k = 0; k < 5; k++)
+            resp[k] += atr_metric_get(&m->responses[k]);
+    }
+    atr_runtime_stats(&rs);
+
+    family(b, "atrium_info", "gauge", "Version of the running binary.");
+    atr_buf_printf(b, "atrium_info{version=\"%s\"} 1\n", ATR_VERSION);
+    family(b, "atrium_start_time_seconds", "gauge", "Start time since the Unix epoch.");
+    atr_buf_printf(b, "atrium_start_time_seconds %llu.%03u\n",
+                   (unsigned long long)(rs.start_unix_ms / 1000),
+                   (unsigned)(rs.start_unix_ms % 1000));
+    family(b, "atrium_workers", "gauge", "Worker threads.");
+    sample(b, "atrium_workers", NULL, (uint64_t)nw);
+    family(b, "atrium_config_generation", "gauge",
+           "Configuration generation serving this request.");
+    sample(b, "atrium_config_generation", NULL, g->id);
+    family(b, "atrium_reloads_total", "counter", "Configuration reloads by result.");
+    sample(b, "atrium_reloads_total", "result=\"ok\"", rs.reloads_ok);
+    sample(b, "atrium_reloads_total", "result=\"failed\"", rs.reloads_failed);
+    family(b, "atrium_connections_accepted_total", "counter", "Client connections accepted.");
+    sample(b, "atrium_connections_accepted_total", NULL, accepted);
+    family(b, "atrium_connections", "gauge", "Client connections open.");
+    sample(b, "atrium_connections", NULL, conns);
+    family(b, "atrium_requests_total", "counter", "Requests finished, answered or abandoned.");
+    sample(b, "atrium_requests_total", NULL, requests);
+    family(b, "atrium_responses_total", "counter",
+           "Requests finished, by status class (499: the client left).");
+    for (int k = 0; k < 5; k++) {
+        char lab[16];
+        snprintf(lab, sizeof lab, "code=\"%s\"", class_names[k]);
+        sample(b, "atrium_responses_total", lab, resp[k]);
+    }
+    family(b, "atrium_response_body_bytes_total", "counter",
+           "Response body bytes sent to clients.");
+    sample(b, "atrium_response_body_bytes_total", NULL, bytes);
+}
+
+/* One family over every server of every upstream; get() reads the value. */
+static void server_family(atr_buf_t *b, const atr_gen_t *g, uint64_t now, const char *name,
+                          const char *type, const char *help, int per_class,
+                          uint64_t (*get)(atr_server_state_t *st, uint64_t now, int k))
+{
+    family(b, name, type, help);
+    for (int u = 0; u < g->nups; u++) {
+        const atr_conf_upstream_t *uc = g->ups[u].conf;
+        for (int s = 0; s < uc->nservers; s++) {
+            atr_buf_t lab = { 0 };
+            atr_buf_puts(&lab, "upstream=\"");
+            label_value(&lab, uc->name);
+            atr_buf_printf(&lab, "\",protocol=\"%s\",server=\"", atr_conf_proto_name(uc->protocol));
+            label_value(&lab, uc->servers[s].text);
+            atr_buf_put(&lab, "\"", 1);
+            size_t base = lab.n;
+            for (int k = 0; k < (per_class ? 5 : 1); k++) {
+                lab.n = base;
+                if (per_class)
+                    atr_buf_printf(&lab, ",code=\"%s\"", class_names[k]);
+                atr_buf_put(&lab, "", 1); /* NUL */
+                sample(b, name, lab.p, get(g->ups[u].servers[s].state, now, k));
+            }
+            free(lab.p);
+        }
+    }
+}
+
+static uint64_t get_requests(atr_server_state_t *st, uint64_t now, int k)
+{
+    (void)now, (void)k;
+    return atomic_load(&st->requests);
+}
+
+static uint64_t get_responses(atr_server_state_t *st, uint64_t now, int k)
+{
+    (void)now;
+    return atomic_load(&st->responses[k]);
+}
+
+static uint64_t get_errors(atr_server_state_t *st, uint64_t now, int k)
+{
+    (void)now, (void)k;
+    return atomic_load(&st->errors);
+}
+
+static uint64_t get_failures(atr_server_state_t *st, uint64_t now, int k)
+{
+    (void)now, (void)k;
+    return atomic_load(&st->failures);
+}
+
+static uint64_t get_active(atr_server_state_t *st, uint64_t now, int k)
+{
+    (void)now, (void)k;
+    int v = atomic_load(&st->active);
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+static uint64_t get_down(atr_server_state_t *st, uint64_t now, int k)
+{
+    (void)k;
+    return atomic_load(&st->down_until) > now;
+}
+
+static void server_metrics(atr_buf_t *b, const atr_gen_t *g)
+{
+    uint64_t now = atr_now_ms();
+    server_family(b, g, now, "atrium_upstream_requests_total", "counter",
+                  "Requests given to the server, failed connects included (CGI: scripts started).",
+                  0, get_requests);
+    server_family(b, g, now, "atrium_upstream_responses_total", "counter",
+                  "Response heads received from the server, by status class.", 1, get_responses);
+    server_family(b, g, now, "atrium_upstream_errors_total", "counter",
+                  "502 and 504 answers caused by the server (bad response, timeout, reset).", 0,
+                  get_errors);
+    server_family(b, g, now, "atrium_upstream_connect_failures_total", "counter",
+                  "Failed connects (or script starts), each marking the server down.", 0,
+                  get_failures);
+    server_family(b, g, now, "atrium_upstream_active", "gauge",
+                  "Requests in flight on the server, all workers (CGI: live scripts).", 0,
+                  get_active);
+    server_family(b, g, now, "atrium_upstream_down", "gauge",
+                  "1 while the server is marked down after a failure.", 0, get_down);
+}
+
+void atr_status_handle(atr_req_t *r, int method, int has_body)
+{
+    if (method != ATR_M_GET && method != ATR_M_HEAD) {
+        atr_req_respond_simple(r, 405, NULL, has_body);
+        return;
+    }
+    atr_buf_t b = { 0 };
+    process_metrics(&b, r->wg->gen);
+    server_metrics(&b, r->wg->gen);
+    atr_req_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.n, has_body);
+    free(b.p);
+}

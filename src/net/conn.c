@@ -1,0 +1,813 @@
+/* Client connections: accept, read, the head parser, timeouts, writing
+ * responses, keep-alive and pipelining (docs/connection.md). Handlers
+ * (server.c, static.c, proxy.c) see requests, never sockets. */
+#include "net/conn.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "backends/proxy.h"
+#include "net/stream.h"
+
+enum { T_NONE = 0, T_IDLE, T_HEAD, T_BODY, T_SEND };
+
+static void process(atr_conn_t *c);
+static void update_reading(atr_conn_t *c);
+
+static const atr_conf_t *conf_of(atr_conn_t *c)
+{
+    return c->w->wgen->gen->conf;
+}
+
+static void conn_hold(atr_conn_t *c)
+{
+    c->refs++;
+}
+
+static void conn_release(atr_conn_t *c)
+{
+    if (--c->refs > 0)
+        return;
+    atr_worker_t *w = c->w;
+    atr_cache_buf_put(w, c->in, c->in_cap);
+    if (c->parser) {
+        atr_http_parser_reset(c->parser);
+        atr_cache_put(w, ATR_CACHE_REQ_PARSER, c->parser);
+    }
+    atr_slab_free(&w->conn_slab, c);
+    atr_worker_conn_gone(w);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    conn_release(h->data);
+}
+
+/* ---- timers ---- */
+
+static void on_timer(atr_deadline_t *d, int phase);
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    conn_release(((atr_deadline_t *)h->data)->data);
+}
+
+static void timer_set(atr_conn_t *c, int phase, uint64_t ms)
+{
+    atr_deadline_set(&c->timer, phase, ms);
+}
+
+/* ---- requests ---- */
+
+static atr_req_t *req_new(atr_conn_t *c)
+{
+    c->w->requests++;
+    atr_req_t *r = atr_cache_get(c->w, ATR_CACHE_REQ);
+    if (r)
+        memset(r, 0, offsetof(atr_req_t, sizeline)); /* sizeline: no clearing */
+    else
+        r = atr_xcalloc(1, sizeof *r);
+    r->c = c;
+    r->wg = c->w->wgen;
+    atr_wgen_ref(r->wg);
+    r->msg = atr_cache_get(c->w, ATR_CACHE_MSG);
+    if (r->msg == NULL)
+        r->msg = atr_xmalloc(sizeof *r->msg);
+    r->upstream_time_us = -1;
+    if (r->wg->gen->access_log) {
+        /* Clocks are read only for a log that shows them. */
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        r->start_wall_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+        r->start_us = uv_hrtime() / 1000;
+    }
+    return r;
+}
+
+static void req_free(atr_req_t *r)
+{
+    if (r->cleanup)
+        r->cleanup(r);
+    atr_worker_t *w = r->c->w;
+    atr_cache_put(w, ATR_CACHE_MSG, r->msg);
+    atr_cache_head_put(w, r->out_head);
+    free(r->log_method);
+    free(r->norm_path);
+    free(r->redirect_buf);
+    atr_wgen_unref(r->wg);
+    atr_cache_put(w, ATR_CACHE_REQ, r);
+}
+
+static void copy_log_strings(atr_req_t *r, const atr_http_msg_t *m);
+
+void atr_req_head_done(atr_req_t *r)
+{
+    atr_conn_t *c = r->c;
+    atr_http_msg_t *m = r->msg;
+    if (m == NULL)
+        return;
+    if (r->redirect_buf) {
+        /* An internal redirect's head is ours, not the client's bytes: the
+         * access log keeps the request the client sent. */
+        atr_cache_put(c->w, ATR_CACHE_MSG, r->msg);
+        r->msg = NULL;
+        return;
+    }
+    r->method = m->method;
+    r->version_minor = m->version_minor;
+    c->in_off += m->head_len;
+    /* The strings outliving the head: only for an access log, or for a CGI
+     * local redirect (it needs the Host). No copies on the plain path. */
+    if (r->wg->gen->access_log || (r->route && r->route->kind == ATR_ROUTE_CGI))
+        copy_log_strings(r, m);
+    atr_cache_put(c->w, ATR_CACHE_MSG, r->msg);
+    r->msg = NULL;
+    atr_http_parser_reset(c->parser);
+}
+
+static void copy_log_strings(atr_req_t *r, const atr_http_msg_t *m)
+{
+    const atr_http_header_t *ref = atr_http_find(m, "referer");
+    const atr_http_header_t *ua = atr_http_find(m, "user-agent");
+    /* One allocation for every string the access log needs later. */
+    atr_str_t parts[5] = { m->method_str, m->target, ref ? ref->value : (atr_str_t){ "", 0 },
+                           ua ? ua->value : (atr_str_t){ "", 0 }, m->host };
+    size_t total = 0;
+    for (int i = 0; i < 5; i++)
+        total += parts[i].n + 1;
+    char *p = atr_xmalloc(total);
+    char **dst[5] = { &r->log_method, &r->log_target, &r->log_referer, &r->log_ua, &r->log_host };
+    for (int i = 0; i < 5; i++) {
+        *dst[i] = p;
+        memcpy(p, parts[i].p ? parts[i].p : "", parts[i].n);
+        p[parts[i].n] = '\0';
+        p += parts[i].n + 1;
+    }
+}
+
+/* A request is over (answered, or abandoned by either side): count it, then
+ * log it. */
+static void request_done(atr_req_t *r)
+{
+    atr_metrics_t *mt = &r->c->w->metrics;
+    atr_metric_add(&mt->requests, 1);
+    atr_metric_add(&mt->responses[atr_status_class(r->status)], 1);
+    atr_metric_add(&mt->bytes_sent, r->bytes_sent);
+    atr_access_log_t *al = r->wg->gen->access_log;
+    if (al == NULL)
+        return;
+    atr_access_entry_t e;
+    memset(&e, 0, sizeof e);
+    e.client_addr = r->c->peer;
+    e.time_unix_ms = r->start_wall_ms;
+    if (r->log_method) {
+        e.method = (atr_str_t){ r->log_method, strlen(r->log_method) };
+        e.target = (atr_str_t){ r->log_target, strlen(r->log_target) };
+        e.referer = (atr_str_t){ r->log_referer, strlen(r->log_referer) };
+        e.user_agent = (atr_str_t){ r->log_ua, strlen(r->log_ua) };
+        e.host = (atr_str_t){ r->log_host, strlen(r->log_host) };
+    }
+    e.version_minor = r->version_minor;
+    e.status = r->status;
+    e.bytes_sent = r->bytes_sent;
+    e.request_time_us = uv_hrtime() / 1000 - r->start_us;
+    e.upstream_addr = r->upstream_addr[0] ? r->upstream_addr : NULL;
+    e.upstream_time_us = r->upstream_time_us;
+    e.upstream_status = r->upstream_status;
+    atr_access_log_write(al, &e);
+}
+
+/* ---- writing ---- */
+
+static void on_write(uv_write_t *wr, int status)
+{
+    atr_conn_t *c = wr->data;
+    atr_req_t *r = c->req;
+    atr_cache_put(c->w, ATR_CACHE_WRITE, wr);
+    c->write_pending = 0;
+    if (c->timer.kind == T_SEND) {
+        /* A request body still coming (a backend answering early) is timed
+         * again: with nothing to write and no backend timer, nothing else is. */
+        if (r && r->body_wanted && c->reading && !c->closing)
+            timer_set(c, T_BODY, conf_of(c)->body_timeout);
+        else
+            timer_set(c, T_NONE, 0);
+    }
+    if (r) {
+        atr_cache_head_put(c->w, r->out_head);
+        r->out_head = NULL;
+        void (*cb)(atr_req_t *, int) = r->write_cb;
+        r->write_cb = NULL;
+        if (cb && !c->closing)
+            cb(r, status);
+        else if (status < 0)
+            atr_conn_close(c);
+    }
+    conn_release(c);
+}
+
+/* Try the write directly; queue the rest. 0 = all written, 1 = pending, <0 error. */
+static int write_bufs(atr_conn_t *c, uv_buf_t *bufs, unsigned n)
+{
+    int rc = atr_stream_try_write((uv_stream_t *)&c->tcp, &bufs, &n);
+    if (rc <= 0)
+        return rc;
+    /* The write request lives only while a write is pending, so an idle
+     * connection does not carry its 192 bytes. */
+    uv_write_t *wr = atr_cache_get(c->w, ATR_CACHE_WRITE);
+    if (wr == NULL)
+        wr = atr_xmalloc(sizeof *wr);
+    wr->data = c;
+    rc = uv_write(wr, (uv_stream_t *)&c->tcp, bufs, n, on_write);
+    if (rc < 0) {
+        atr_cache_put(c->w, ATR_CACHE_WRITE, wr);
+        return rc;
+    }
+    conn_hold(c);
+    c->write_pending = 1;
+    timer_set(c, T_SEND, conf_of(c)->send_timeout);
+    return 1;
+}
+
+int atr_req_send(atr_req_t *r, char *head, size_t headlen, const atr_str_t *v, int n, int last,
+                 void (*cb)(atr_req_t *r, int status))
+{
+    atr_conn_t *c = r->c;
+    uv_buf_t bufs[2 + 3 * ATR_MAX_OUT_BUFS];
+    unsigned nb = 0;
+    if (c->closing) {
+        atr_cache_head_put(c->w, head);
+        return UV_ECANCELED;
+    }
+    if (head) {
+        r->out_head = head;
+        r->resp_head_sent = 1;
+        bufs[nb++] = uv_buf_init(head, (unsigned)headlen);
+    }
+    for (int i = 0; i < n && i < ATR_MAX_OUT_BUFS && !r->resp_no_body; i++) {
+        if (v[i].n == 0)
+            continue;
+        if (r->resp_chunked) {
+            size_t sl = atr_chunked_size_line(r->sizeline[i], v[i].n);
+            bufs[nb++] = uv_buf_init(r->sizeline[i], (unsigned)sl);
+        }
+        bufs[nb++] = uv_buf_init((char *)v[i].p, (unsigned)v[i].n);
+        if (r->resp_chunked)
+            bufs[nb++] = uv_buf_init("\r\n", 2);
+        r->bytes_sent += v[i].n;
+    }
+    if (last && r->resp_chunked && !r->resp_no_body)
+        bufs[nb++] = uv_buf_init("0\r\n\r\n", 5);
+    int rc = write_bufs(c, bufs, nb);
+    if (rc == 1) {
+        r->write_cb = cb;
+        return 1;
+    }
+    /* A tunnel is idle only when neither side sends: bytes the server pushes
+     * count as activity (a WebSocket whose client only listens was cut after
+     * body_timeout). */
+    if (rc == 0 && r->upgraded && c->timer.kind == T_BODY)
+        timer_set(c, T_BODY, conf_of(c)->body_timeout);
+    atr_cache_head_put(c->w, r->out_head);
+    r->out_head = NULL;
+    return rc;
+}
+
+/* ---- simple responses ---- */
+
+static const char *reason_of(int s)
+{
+    return atr_http_reason(s);
+}
+
+const char *atr_req_connection_header(const atr_req_t *r)
+{
+    if (r->resp_close)
+        return "Connection: close\r\n";
+    return r->version_minor == 0 ? "Connection: keep-alive\r\n" : "";
+}
+
+static void finish_after_write(atr_req_t *r, int status)
+{
+    if (status < 0)
+        atr_req_abort(r);
+    else
+        atr_req_finish(r);
+}
+
+void atr_req_send_whole(atr_req_t *r, char *head, size_t len)
+{
+    int rc = atr_req_send(r, head, len, NULL, 0, 1, finish_after_write);
+    if (rc != 1) /* written (0) or failed (<0) already: no callback comes */
+        finish_after_write(r, rc);
+}
+
+void atr_req_respond(atr_req_t *r, int status, const char *content_type, const char *body,
+                     size_t blen, int close_conn)
+{
+    if (close_conn)
+        r->resp_close = 1;
+    r->status = status;
+    r->resp_chunked = 0;
+    if (r->method == ATR_M_HEAD)
+        r->resp_no_body = 1;
+    size_t cap = 256 + strlen(content_type) + blen;
+    char *head = atr_xmalloc(cap);
+    int hl;
+    if (status == 204 || status == 304) { /* no body, no framing fields (RFC 9110 §8.6) */
+        r->resp_no_body = 1;
+        hl = snprintf(head, cap, "HTTP/1.1 %d %s\r\nServer: atrium\r\n%s\r\n", status,
+                      reason_of(status), atr_req_connection_header(r));
+    } else {
+        hl = snprintf(head, cap,
+                      "HTTP/1.1 %d %s\r\nServer: atrium\r\nContent-Type: %s\r\n"
+                      "Content-Length: %zu\r\n%s\r\n",
+                      status, reason_of(status), content_type, blen,
+                      atr_req_connection_header(r));
+    }
+    if (!r->resp_no_body) {
+        memcpy(head + hl, body, blen);
+        hl += (int)blen;
+        r->bytes_sent = blen;
+    }
+    atr_req_send_whole(r, head, (size_t)hl);
+}
+
+void atr_req_respond_simple(atr_req_t *r, int status, const char *body, int close_conn)
+{
+    char tmp[256];
+    if (body == NULL) {
+        snprintf(tmp, sizeof tmp, "%d %s\n", status, reason_of(status));
+        body = tmp;
+    }
+    atr_req_respond(r, status, "text/plain", body, strlen(body), close_conn);
+}
+
+/* ---- finishing ---- */
+
+static void go_idle(atr_conn_t *c)
+{
+    if (c->in_off == c->in_len) {
+        atr_cache_buf_put(c->w, c->in, c->in_cap);
+        c->in = NULL;
+        c->in_len = c->in_off = c->in_cap = 0;
+        if (c->parser) {
+            atr_http_parser_reset(c->parser);
+            atr_cache_put(c->w, ATR_CACHE_REQ_PARSER, c->parser);
+            c->parser = NULL;
+        }
+        timer_set(c, T_IDLE, conf_of(c)->keepalive_timeout);
+    }
+}
+
+void atr_req_finish(atr_req_t *r)
+{
+    atr_conn_t *c = r->c;
+    /* A client that half-closed after pipelining still gets an answer to every
+     * request it sent whole: go on while bytes are buffered (process closes at
+     * an incomplete head). */
+    int keep = !r->resp_close && (!c->eof || c->in_off < c->in_len) && !c->closing &&
+               !c->w->stopping && r->body.done && r->version_minor >= 0 &&
+               c->nreqs < (uint32_t)conf_of(c)->keepalive_requests;
+    if (r->msg != NULL)
+        keep = 0; /* the head was never consumed (error before dispatch) */
+    r->phase = ATR_RP_DONE;
+    request_done(r);
+    c->req = NULL;
+    req_free(r);
+    if (!keep) {
+        atr_conn_close(c);
+        return;
+    }
+    go_idle(c);
+    process(c);
+}
+
+void atr_req_abort(atr_req_t *r)
+{
+    atr_conn_t *c = r->c;
+    r->resp_close = 1;
+    if (r->status == 0)
+        r->status = 499;
+    atr_conn_close(c);
+}
+
+/* ---- request body, pulled by the handler ---- */
+
+static void send_continue(atr_conn_t *c)
+{
+    static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    uv_buf_t b = uv_buf_init(cont, sizeof cont - 1);
+    /* Tiny and first on an idle socket: a short try_write always takes it. */
+    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+}
+
+int atr_req_body_read(atr_req_t *r, atr_str_t *v, int max, int *n)
+{
+    atr_conn_t *c = r->c;
+    *n = 0;
+    if (r->body.done)
+        return ATR_DONE;
+    if (!r->body_started) {
+        r->body_started = 1;
+        if (r->expect_continue && c->in_off == c->in_len)
+            send_continue(c);
+    }
+    size_t used = 0, avail = ATR_MIN(c->in_len - c->in_off, ATR_BODY_READ_MAX);
+    int rc = atr_body_decode(&r->body, c->in + c->in_off, avail, &used, v, max, n);
+    if (rc == ATR_ERROR) {
+        r->body_error = 400;
+        return ATR_ERROR;
+    }
+    uint64_t limit = conf_of(c)->max_body_size;
+    if (limit && r->body.total > limit) {
+        r->body_error = 413;
+        return ATR_ERROR;
+    }
+    r->body_pending = used;
+    if (*n == 0) {
+        /* Only framing (a chunk-size line, a CRLF): the decoder has moved past
+         * it, so it is consumed now; no caller gets a view to hand back. */
+        atr_req_body_consumed(r);
+    }
+    if (rc == ATR_DONE) {
+        r->body_wanted = 0;
+        if (c->timer.kind == T_BODY)
+            timer_set(c, T_NONE, 0);
+        return ATR_DONE;
+    }
+    if (*n == 0 && c->eof) {
+        r->body_error = 400;
+        return ATR_ERROR;
+    }
+    r->body_wanted = (*n == 0);
+    update_reading(c);
+    return ATR_AGAIN;
+}
+
+void atr_req_body_consumed(atr_req_t *r)
+{
+    atr_conn_t *c = r->c;
+    c->in_off += (uint32_t)r->body_pending;
+    r->body_pending = 0;
+    if (c->in_off == c->in_len)
+        c->in_off = c->in_len = 0;
+}
+
+int atr_req_tunnel_read(atr_req_t *r, atr_str_t *v)
+{
+    atr_conn_t *c = r->c;
+    v->p = c->in + c->in_off;
+    v->n = c->in_len - c->in_off;
+    r->body_pending = v->n;
+    if (v->n == 0) {
+        r->body_wanted = 1;
+        update_reading(c);
+        return c->eof ? ATR_DONE : ATR_AGAIN;
+    }
+    return ATR_AGAIN;
+}
+
+/* ---- reading ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    atr_conn_t *c = h->data;
+    (void)suggested;
+    if (c->in == NULL) {
+        c->in = atr_cache_buf_get(c->w, &c->in_cap);
+        c->in_len = c->in_off = 0;
+    }
+    if (c->in_len == c->in_cap && c->in_off > 0 && (c->req == NULL || c->req->body_pending == 0)) {
+        /* Compact: only unconsumed bytes move; the parser works on offsets
+         * from the message start, which is in_off. */
+        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+        c->in_len -= c->in_off;
+        c->in_off = 0;
+    }
+    if (c->in_len == c->in_cap && (c->req == NULL || c->req->phase == ATR_RP_HEAD)) {
+        /* A head may be larger than one buffer, up to max_header_size. */
+        uint32_t limit = conf_of(c)->max_header_size + conf_of(c)->buffer_size;
+        if (c->in_cap < limit) {
+            c->in_cap = ATR_MIN(c->in_cap * 2, limit);
+            c->in = atr_xrealloc(c->in, c->in_cap);
+        }
+    }
+    buf->base = c->in + c->in_len;
+    buf->len = c->in_cap - c->in_len;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    atr_conn_t *c = s->data;
+    (void)buf;
+    if (nread == 0 || c->closing)
+        return;
+    conn_hold(c);
+    if (nread == UV_ENOBUFS) {
+        uv_read_stop(s); /* the buffer is full: update_reading resumes */
+        c->reading = 0;
+        conn_release(c);
+        return;
+    }
+    if (nread < 0) {
+        c->eof = 1;
+        uv_read_stop(s);
+        c->reading = 0;
+        atr_req_t *r = c->req;
+        if (r == NULL || (r->phase == ATR_RP_HEAD && r->msg)) {
+            atr_conn_close(c);
+        } else if (r->body_wanted || r->upgraded) {
+            r->body_wanted = 0;
+            atr_proxy_on_body_ready(r);
+        }
+        conn_release(c);
+        return;
+    }
+    c->in_len += (uint32_t)nread;
+    if (c->timer.kind == T_IDLE)
+        timer_set(c, T_HEAD, conf_of(c)->header_timeout);
+    else if (c->timer.kind == T_BODY)
+        timer_set(c, T_BODY, conf_of(c)->body_timeout);
+    process(c);
+    conn_release(c);
+}
+
+static int want_read(atr_conn_t *c)
+{
+    if (c->closing || c->eof)
+        return 0;
+    if (c->in == NULL || c->req == NULL || c->req->phase == ATR_RP_HEAD)
+        return 1;
+    /* While a request is handled keep reading as long as the buffer has
+     * room (no epoll churn per request, and a client's close is seen); a
+     * full buffer lets the kernel hold the rest: the backpressure on the
+     * client. Room exists if compaction can make some (on_alloc). */
+    int full = c->in_len == c->in_cap && (c->in_off == 0 || c->req->body_pending > 0);
+    return !full;
+}
+
+static void update_reading(atr_conn_t *c)
+{
+    int want = want_read(c);
+    if (want && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+            c->reading = 1;
+    } else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+    /* Not reading because the buffer is full of body the backend has not taken:
+     * the wait is the backend's (its send_timeout), not the client's. */
+    if (!want && c->timer.kind == T_BODY)
+        timer_set(c, T_NONE, 0);
+    if (want && c->req && c->req->body_wanted && c->timer.kind != T_SEND)
+        timer_set(c, T_BODY, conf_of(c)->body_timeout);
+}
+
+static void head_error(atr_req_t *r, int status, const char *why)
+{
+    ATR_INFO("%s c%llu: %s: %d %s", r->c->w->name, (unsigned long long)r->c->id, r->c->peer,
+             status, why);
+    r->body.done = 1;
+    r->resp_close = 1;
+    /* Out of the head phase: bytes arriving while the answer is written are
+     * not parsed again (a second error, a second answer). */
+    r->phase = ATR_RP_RESPONDING;
+    atr_req_respond_simple(r, status, NULL, 1);
+}
+
+/* Parse and dispatch every complete head waiting in the buffer. */
+static void process(atr_conn_t *c)
+{
+    if (c->in_process) {
+        c->process_again = 1;
+        return;
+    }
+    c->in_process = 1;
+    do {
+        c->process_again = 0;
+        if (c->closing)
+            break;
+        atr_req_t *r = c->req;
+        if (r && r->phase != ATR_RP_HEAD) {
+            if (r->body_wanted || r->upgraded) {
+                r->body_wanted = 0;
+                atr_proxy_on_body_ready(r);
+            }
+            break;
+        }
+        if (c->in_off == c->in_len)
+            break;
+        if (r == NULL) {
+            if (c->w->wgen == NULL)
+                break;
+            r = c->req = req_new(c);
+            if (c->parser == NULL)
+                c->parser = atr_cache_get(c->w, ATR_CACHE_REQ_PARSER);
+            if (c->parser == NULL)
+                c->parser = atr_http_parser_new(0, &r->wg->gen->req_limits);
+            else /* kept from before: the limits in force now, not its first generation's */
+                atr_http_parser_set_limits(c->parser, &r->wg->gen->req_limits);
+            if (c->timer.kind != T_HEAD)
+                timer_set(c, T_HEAD, conf_of(c)->header_timeout);
+        }
+        int status = 0;
+        const char *why = NULL;
+        int rc = atr_http_parse(c->parser, c->in + c->in_off, c->in_len - c->in_off, r->msg,
+                                &status, &why);
+        if (rc == ATR_AGAIN) {
+            if (c->eof) /* the rest of this head will never come */
+                atr_conn_close(c);
+            break;
+        }
+        timer_set(c, T_NONE, 0);
+        c->nreqs++;
+        if (rc == ATR_ERROR) {
+            head_error(r, status, why ? why : "bad request");
+            continue;
+        }
+        r->phase = ATR_RP_HANDLING;
+        r->version_minor = r->msg->version_minor;
+        /* Decide now whether this is the connection's last response, so
+         * every handler's head can say Connection: close. */
+        if (!r->msg->keep_alive || c->w->stopping ||
+            c->nreqs >= (uint32_t)conf_of(c)->keepalive_requests)
+            r->resp_close = 1;
+        r->expect_continue = r->msg->expect_continue;
+        atr_body_init(&r->body, r->msg->body, r->msg->content_length);
+        atr_server_dispatch(r);
+    } while (c->process_again && !c->closing);
+    c->in_process = 0;
+    update_reading(c);
+}
+
+/* ---- timers ---- */
+
+static void on_timer(atr_deadline_t *d, int phase)
+{
+    atr_conn_t *c = d->data;
+    atr_req_t *r = c->req;
+    switch (phase) {
+    case T_HEAD:
+        if (r && r->phase == ATR_RP_HEAD && c->in_len > c->in_off) {
+            r->body.done = 1;
+            r->phase = ATR_RP_RESPONDING; /* the rest of the head is not parsed */
+            atr_req_respond_simple(r, 408, NULL, 1);
+            return;
+        }
+        atr_conn_close(c);
+        return;
+    case T_BODY:
+        if (r && !r->resp_head_sent) {
+            ATR_INFO("%s c%llu: request body timeout", c->w->name, (unsigned long long)c->id);
+            if (r->proxy)
+                atr_proxy_on_client_gone(r);
+            r->body.done = 1;
+            atr_req_respond_simple(r, 408, NULL, 1);
+            return;
+        }
+        atr_conn_close(c);
+        return;
+    default:
+        atr_conn_close(c);
+        return;
+    }
+}
+
+/* ---- connection lifecycle ---- */
+
+/* Dotted quad without inet_ntop's sprintf: this runs for every gateway request. */
+static void ip4_text(const uint8_t a[4], char *out)
+{
+    for (int i = 0; i < 4; i++) {
+        unsigned v = a[i];
+        if (v >= 100)
+            *out++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *out++ = (char)('0' + v / 10 % 10);
+        *out++ = (char)('0' + v % 10);
+        *out++ = i < 3 ? '.' : '\0';
+    }
+}
+
+int atr_conn_addrs(atr_conn_t *c, char *local, size_t cap, int *local_port, int *peer_port)
+{
+    if (c->local_family == AF_INET && cap >= 16)
+        ip4_text(c->local_addr, local);
+    else
+        inet_ntop(c->local_family, c->local_addr, local, (socklen_t)cap);
+    *local_port = c->local_port;
+    *peer_port = c->peer_port;
+    return 0;
+}
+
+/* Addresses once per connection, not per request. */
+/* The peer comes from accept4, the local address from the listener unless it
+ * is bound to a wildcard: no syscall for either in the usual case. */
+static void record_addrs(atr_conn_t *c, const atr_listener_t *l, const struct sockaddr *peer)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    c->peer[0] = '\0';
+    if (peer->sa_family == AF_INET) {
+        ip4_text((const uint8_t *)&((const struct sockaddr_in *)peer)->sin_addr, c->peer);
+        c->peer_port = ntohs(((const struct sockaddr_in *)peer)->sin_port);
+    } else if (peer->sa_family == AF_INET6) {
+        uv_ip6_name((const struct sockaddr_in6 *)peer, c->peer, sizeof c->peer);
+        c->peer_port = ntohs(((const struct sockaddr_in6 *)peer)->sin6_port);
+    }
+    c->peer_len = (uint8_t)strlen(c->peer);
+    c->peer_v6 = strchr(c->peer, ':') != NULL;
+    if (l->local.ss_family != 0)
+        ss = l->local;
+    else if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    c->local_family = (uint8_t)ss.ss_family;
+    if (ss.ss_family == AF_INET) {
+        memcpy(c->local_addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        c->local_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else {
+        memcpy(c->local_addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+        c->local_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+}
+
+static void on_refused_closed(uv_handle_t *h)
+{
+    atr_conn_t *c = h->data;
+    atr_slab_free(&c->w->conn_slab, c);
+}
+
+void atr_conn_accept(atr_listener_t *l, int fd, const struct sockaddr *peer)
+{
+    atr_worker_t *w = l->w;
+    static uint64_t next_id; /* per process; ids only need to be distinct in logs */
+    atr_conn_t *c = atr_slab_alloc(&w->conn_slab);
+    c->w = w;
+    c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
+    uv_tcp_init(&w->loop, &c->tcp);
+    c->tcp.data = c;
+    if (w->wgen == NULL || uv_tcp_open(&c->tcp, fd) < 0) {
+        close(fd);
+        uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
+        return;
+    }
+    atr_deadline_init(&w->loop, &c->timer, on_timer, c);
+    c->refs = 1;
+    uv_tcp_nodelay(&c->tcp, 1);
+    record_addrs(c, l, peer);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    atr_metric_add(&w->metrics.accepted, 1);
+    atr_metric_add(&w->metrics.connections, 1);
+    timer_set(c, T_HEAD, conf_of(c)->header_timeout);
+    update_reading(c);
+}
+
+void atr_conn_close(atr_conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    atr_worker_t *w = c->w;
+    atr_req_t *r = c->req;
+    if (r) {
+        if (r->proxy)
+            atr_proxy_on_client_gone(r);
+        if (r->phase != ATR_RP_HEAD || r->status)
+            request_done(r);
+        c->req = NULL;
+        req_free(r);
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nconns--;
+    atr_metric_sub(&w->metrics.connections, 1);
+    c->refs += 2; /* one per handle; the creation reference is dropped below */
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer.timer, on_timer_closed);
+    conn_release(c);
+}
+
+void atr_conn_close_idle(atr_worker_t *w)
+{
+    atr_conn_t *c = w->conns;
+    while (c) {
+        atr_conn_t *next = c->next;
+        if (c->req == NULL)
+            atr_conn_close(c);
+        c = next;
+    }
+}

@@ -1,0 +1,24 @@
+/* Listening sockets: created by the control loop, adopted by workers. */
+#ifndef ATR_LISTENER_H
+#define ATR_LISTENER_H
+
+#include <sys/socket.h>
+
+#include "net/worker.h"
+
+/* socket + SO_REUSEADDR + SO_REUSEPORT + bind + listen. Returns the fd, or
+ * -errno (the address is unusable: the config or reload is refused). */
+int atr_listener_socket(const struct sockaddr *addr, socklen_t len);
+
+/* Worker side: adopt fd as a listener of w (loop thread). The fd is owned by
+ * the listener from here on, even on failure. */
+int atr_listener_adopt(atr_worker_t *w, const char *key, int fd);
+
+/* Close and free (the handle's close callback frees it). */
+void atr_listener_close(atr_listener_t *l);
+
+/* Stop and start taking connections (max_connections: they wait in the backlog). */
+void atr_listener_pause(atr_listener_t *l);
+void atr_listener_resume(atr_listener_t *l);
+
+#endif
