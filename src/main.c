@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "conf/conf.h"
+#include "core/modules.h"
 #include "core/runtime.h"
 
 #define DEFAULT_CONF "conf/atrium.conf"
@@ -68,6 +69,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    atr_modules_register();
     char err[1024] = "";
     atr_conf_t *conf = atr_conf_load(path, err, sizeof err);
     if (conf == NULL) {

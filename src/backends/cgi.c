@@ -12,6 +12,7 @@
 
 #include "backends/gateway.h"
 #include "base/log.h"
+#include "net/hooks.h"
 
 #define KILL_GRACE_MS 2000
 
@@ -452,8 +453,9 @@ void atr_cgi_release(atr_cgi_child_t *c)
 /* A stopping worker: kill and reap what still runs, and close every handle
  * through our own callback (the worker's final walk closes handles without
  * one, which would leave the child's memory behind). */
-void atr_cgi_reap_all(void)
+static void reap_all(atr_worker_t *w)
 {
+    (void)w; /* the list is this worker thread's */
     atr_cgi_child_t *c = children.head;
     while (c) {
         atr_cgi_child_t *next = c->next;
@@ -477,4 +479,9 @@ void atr_cgi_reap_all(void)
         child_maybe_free(c);
         c = next;
     }
+}
+
+void atr_cgi_register(void)
+{
+    atr_hook_worker_exit(reap_all);
 }

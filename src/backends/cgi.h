@@ -33,8 +33,9 @@ void atr_cgi_close_stdin(atr_cgi_child_t *c);
  * and is reaped. */
 void atr_cgi_release(atr_cgi_child_t *c);
 
-/* A worker is ending: kill and reap every script it started that has not
- * been reaped yet (blocking, after SIGKILL), so none outlives it. */
-void atr_cgi_reap_all(void);
+/* CGI's hooks (core/modules.c, once at start): when a worker ends, every
+ * script it started that has not been reaped yet is killed and reaped
+ * (blocking, after SIGKILL), so none outlives it. */
+void atr_cgi_register(void);
 
 #endif

@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "backends/proxy_priv.h"
 #include "base/metrics.h"
+#include "net/hooks.h"
 #include "net/stream.h"
 
 static void px_pump_request(atr_proxy_t *px);
@@ -34,30 +35,34 @@ static const atr_conf_server_t *server_conf(atr_wgen_t *wg, int ups, int s)
 
 /* ---- worker generation state ---- */
 
-void atr_proxy_wgen_init(atr_wgen_t *wg)
+int atr__px_slot;
+
+static void px_wgen_init(atr_wgen_t *wg)
 {
     const atr_gen_t *g = wg->gen;
     int n = g->nups;
-    wg->lbs = atr_xcalloc((size_t)n, sizeof *wg->lbs);
-    wg->pools = atr_xcalloc((size_t)n, sizeof *wg->pools);
-    wg->queues = atr_xcalloc((size_t)n, sizeof *wg->queues);
+    atr_px_wgen_t *pw = atr_xcalloc(1, sizeof *pw);
+    wg->slots[atr__px_slot] = pw;
+    pw->lbs = atr_xcalloc((size_t)n, sizeof *pw->lbs);
+    pw->pools = atr_xcalloc((size_t)n, sizeof *pw->pools);
+    pw->queues = atr_xcalloc((size_t)n, sizeof *pw->queues);
     for (int i = 0; i < n; i++) {
-        wg->lbs[i] = atr_lb_new(g->ups[i].lb_ops, g->ups[i].servers, g->ups[i].conf->nservers,
+        pw->lbs[i] = atr_lb_new(g->ups[i].lb_ops, g->ups[i].servers, g->ups[i].conf->nservers,
                                 wg->w->seed + (uint64_t)i * 7919);
-        wg->pools[i] = atr_xcalloc((size_t)g->ups[i].conf->nservers, sizeof(atr_pool_t));
-        wg->queues[i] = atr_xcalloc(1, sizeof(atr_queue_t));
-        wg->queues[i]->wg = wg;
-        wg->queues[i]->ups = i;
+        pw->pools[i] = atr_xcalloc((size_t)g->ups[i].conf->nservers, sizeof(atr_pool_t));
+        pw->queues[i] = atr_xcalloc(1, sizeof(atr_queue_t));
+        pw->queues[i]->wg = wg;
+        pw->queues[i]->ups = i;
     }
 }
 
-
-void atr_proxy_wgen_free(atr_wgen_t *wg)
+static void px_wgen_free(atr_wgen_t *wg)
 {
+    atr_px_wgen_t *pw = atr__pxw(wg);
     int n = wg->gen->nups;
     for (int i = 0; i < n; i++) {
         for (int s = 0; s < wg->gen->ups[i].conf->nservers; s++) {
-            atr_pool_t *p = &wg->pools[i][s];
+            atr_pool_t *p = &pw->pools[i][s];
             while (p->idle) {
                 atr_bconn_t *bc = p->idle;
                 p->idle = bc->next;
@@ -66,13 +71,21 @@ void atr_proxy_wgen_free(atr_wgen_t *wg)
                 atr__bc_close(bc);
             }
         }
-        atr_lb_free(wg->lbs[i]);
-        free(wg->pools[i]);
-        free(wg->queues[i]);
+        atr_lb_free(pw->lbs[i]);
+        free(pw->pools[i]);
+        free(pw->queues[i]);
     }
-    free(wg->lbs);
-    free(wg->pools);
-    free(wg->queues);
+    free(pw->lbs);
+    free(pw->pools);
+    free(pw->queues);
+    free(pw);
+    wg->slots[atr__px_slot] = NULL;
+}
+
+void atr_proxy_register(void)
+{
+    atr__px_slot = atr_wgen_slot_new();
+    atr_hook_wgen(px_wgen_init, px_wgen_free);
 }
 
 /* ---- backend connections ---- */
@@ -127,7 +140,7 @@ static void pool_remove(atr_pool_t *p, atr_bconn_t *bc)
 
 static void idle_timeout(atr_bconn_t *bc)
 {
-    pool_remove(&bc->wg->pools[bc->ups][bc->server], bc);
+    pool_remove(&atr__pxw(bc->wg)->pools[bc->ups][bc->server], bc);
     atr__bc_close(bc);
 }
 
@@ -148,7 +161,7 @@ static int bc_unusable(atr_bconn_t *bc)
 void atr__bc_park(atr_bconn_t *bc)
 {
     const atr_conf_upstream_t *u = bc->wg->gen->ups[bc->ups].conf;
-    atr_pool_t *p = &bc->wg->pools[bc->ups][bc->server];
+    atr_pool_t *p = &atr__pxw(bc->wg)->pools[bc->ups][bc->server];
     bc->px = NULL;
     /* A response that ended exactly where a full read ended, or read while
      * reading was paused for the client, may have bytes behind it in the
@@ -202,7 +215,7 @@ static void bc_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     if (bc->px == NULL) {
         /* Idle in the pool: any byte or EOF makes it unusable. */
-        pool_remove(&bc->wg->pools[bc->ups][bc->server], bc);
+        pool_remove(&atr__pxw(bc->wg)->pools[bc->ups][bc->server], bc);
         atr__bc_close(bc);
         return;
     }
@@ -332,8 +345,10 @@ static void px_free(atr_proxy_t *px)
 
 static void px_detach(atr_proxy_t *px)
 {
-    if (px->r)
-        px->r->proxy = NULL;
+    if (px->r) {
+        px->r->handler = NULL;
+        px->r->handler_data = NULL;
+    }
     px->r = NULL;
 }
 
@@ -353,6 +368,14 @@ void atr__px_end(atr_proxy_t *px)
 
 #define QUEUE_RETRY_MS 10
 
+/* This worker's queues with requests waiting, and the tick that retries
+ * them while any waits. Per worker thread, like the worker's loop. */
+static __thread struct {
+    atr_queue_t *head;
+    uv_timer_t timer;
+    int timer_ready;
+} waiting;
+
 /* Some server of the upstream that is up has a free slot now. */
 static int slot_free(atr_wgen_t *wg, int ups)
 {
@@ -370,45 +393,43 @@ static int slot_free(atr_wgen_t *wg, int ups)
 
 static void on_queue_retry(uv_timer_t *t)
 {
-    atr_worker_t *w = t->data;
     /* A kick can change the list (requests leave, fail, or queue again), so
      * each one starts from the top; a bound keeps a tick short when another
      * worker takes every slot that shows up free. */
     for (int kicks = 0; kicks < 256; kicks++) {
-        atr_queue_t *q = w->waiting;
+        atr_queue_t *q = waiting.head;
         while (q && !slot_free(q->wg, q->ups))
             q = q->wnext;
         if (q == NULL)
             break;
         queue_kick(q->wg, q->ups);
     }
-    if (w->waiting == NULL)
+    if (waiting.head == NULL)
         uv_timer_stop(t);
 }
 
-static void queue_listed(atr_queue_t *q, int waiting)
+static void queue_listed(atr_queue_t *q, int want)
 {
     atr_worker_t *w = q->wg->w;
-    int listed = q->wprev != NULL || w->waiting == q;
-    if (waiting && !listed) {
+    int listed = q->wprev != NULL || waiting.head == q;
+    if (want && !listed) {
         q->wprev = NULL;
-        q->wnext = w->waiting;
-        if (w->waiting)
-            w->waiting->wprev = q;
-        w->waiting = q;
-        if (!w->queue_timer_ready) {
-            uv_timer_init(&w->loop, &w->queue_timer);
-            w->queue_timer.data = w;
-            uv_unref((uv_handle_t *)&w->queue_timer); /* queued requests keep the loop alive */
-            w->queue_timer_ready = 1;
+        q->wnext = waiting.head;
+        if (waiting.head)
+            waiting.head->wprev = q;
+        waiting.head = q;
+        if (!waiting.timer_ready) {
+            uv_timer_init(&w->loop, &waiting.timer);
+            uv_unref((uv_handle_t *)&waiting.timer); /* queued requests keep the loop alive */
+            waiting.timer_ready = 1;
         }
-        if (!uv_is_active((uv_handle_t *)&w->queue_timer))
-            uv_timer_start(&w->queue_timer, on_queue_retry, QUEUE_RETRY_MS, QUEUE_RETRY_MS);
-    } else if (!waiting && listed) {
+        if (!uv_is_active((uv_handle_t *)&waiting.timer))
+            uv_timer_start(&waiting.timer, on_queue_retry, QUEUE_RETRY_MS, QUEUE_RETRY_MS);
+    } else if (!want && listed) {
         if (q->wprev)
             q->wprev->wnext = q->wnext;
         else
-            w->waiting = q->wnext;
+            waiting.head = q->wnext;
         if (q->wnext)
             q->wnext->wprev = q->wprev;
         q->wnext = q->wprev = NULL;
@@ -417,7 +438,7 @@ static void queue_listed(atr_queue_t *q, int waiting)
 
 static void queue_remove(atr_proxy_t *px)
 {
-    atr_queue_t *q = px->wg->queues[px->ups];
+    atr_queue_t *q = atr__pxw(px->wg)->queues[px->ups];
     for (atr_proxy_t **pp = &q->head; *pp; pp = &(*pp)->qnext) {
         if (*pp == px) {
             *pp = px->qnext;
@@ -468,7 +489,7 @@ static void on_queue_timeout(uv_timer_t *t)
 
 static void enqueue(atr_proxy_t *px)
 {
-    atr_queue_t *q = px->wg->queues[px->ups];
+    atr_queue_t *q = atr__pxw(px->wg)->queues[px->ups];
     if (q->n >= px->u->queue) {
         atr__px_fail(px, 503, "all servers at max_conns and the queue is full");
         return;
@@ -493,7 +514,7 @@ static void enqueue(atr_proxy_t *px)
 
 static void queue_kick(atr_wgen_t *wg, int ups)
 {
-    atr_queue_t *q = wg->queues[ups];
+    atr_queue_t *q = atr__pxw(wg)->queues[ups];
     if (q->head == NULL)
         return;
     atr_proxy_t *px = q->head;
@@ -655,7 +676,7 @@ void atr__px_dispatch(atr_proxy_t *px)
     int all_full = 0, s;
     uint64_t now = uv_now(&px->wg->w->loop);
     for (int lost = 0;; lost++) {
-        s = atr_lb_pick(px->wg->lbs[px->ups], now, px->tried, &all_full);
+        s = atr_lb_pick(atr__pxw(px->wg)->lbs[px->ups], now, px->tried, &all_full);
         if (s < 0 || server_acquire(px, s))
             break;
         /* Another worker took the slot after the pick: the server now counts
@@ -694,7 +715,7 @@ void atr__px_dispatch(atr_proxy_t *px)
 void atr__px_use_server(atr_proxy_t *px)
 {
     int s = px->server;
-    atr_pool_t *p = &px->wg->pools[px->ups][s];
+    atr_pool_t *p = &atr__pxw(px->wg)->pools[px->ups][s];
     while (p->idle && !px->idempotent && bc_unusable(p->idle)) {
         /* A request that must not be retried takes no connection the
          * backend has already closed (its FIN may not have been read yet). */
@@ -924,9 +945,9 @@ static void px_pump_request(atr_proxy_t *px)
 }
 
 
-void atr_proxy_on_body_ready(atr_req_t *r)
+static void on_body_ready(atr_req_t *r)
 {
-    atr_proxy_t *px = r->proxy;
+    atr_proxy_t *px = atr__px_of(r);
     if (px == NULL)
         return;
     if (px->phase == PX_TUNNEL) {
@@ -940,6 +961,14 @@ void atr_proxy_on_body_ready(atr_req_t *r)
 }
 
 /* ---- entry points ---- */
+
+static void on_client_gone(atr_req_t *r);
+
+static const atr_handler_t proxy_handler = {
+    .name = "proxy",
+    .body_ready = on_body_ready,
+    .client_gone = on_client_gone,
+};
 
 void atr_proxy_start(atr_req_t *r)
 {
@@ -973,7 +1002,8 @@ void atr_proxy_start(atr_req_t *r)
     default: px->idempotent = 0; break;
     }
     r->upgrade_requested = m->upgrade && px->ops == &atr_backend_http;
-    r->proxy = px;
+    r->handler = &proxy_handler;
+    r->handler_data = px;
     if (m->body == ATR_BODY_CHUNKED && px->ops->needs_length) {
         atr__px_spool_start(px);
         return;
@@ -1002,9 +1032,9 @@ void atr__px_begin(atr_proxy_t *px, const atr_http_msg_t *m)
     atr__px_dispatch(px);
 }
 
-void atr_proxy_on_client_gone(atr_req_t *r)
+static void on_client_gone(atr_req_t *r)
 {
-    atr_proxy_t *px = r->proxy;
+    atr_proxy_t *px = atr__px_of(r);
     if (px == NULL)
         return;
     if (px->phase == PX_QUEUED)

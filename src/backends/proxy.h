@@ -6,20 +6,17 @@
 #ifndef ATR_PROXY_H
 #define ATR_PROXY_H
 
-#include "net/worker.h"
+#include "net/conn.h"
 
-typedef struct atr_req atr_req_t;
+typedef struct atr_proxy atr_proxy_t;
 
-/* Per worker generation: balancers, pools, queues (worker.c calls these). */
-void atr_proxy_wgen_init(atr_wgen_t *wg);
-void atr_proxy_wgen_free(atr_wgen_t *wg);
+/* The proxy core's hooks (core/modules.c calls this once at start): its
+ * per-worker-generation state (balancers, pools, queues). */
+void atr_proxy_register(void);
 
-/* Handle r (route kind proxy). The head views in r->msg are valid during the
- * call only. Ends with atr_req_finish/atr_req_abort/respond_simple. */
+/* Handle r (route kind proxy or cgi: r->upstream and r->ups set). The head
+ * views in r->msg are valid during the call only. The proxy becomes r's
+ * handler; the request ends with atr_req_finish/atr_req_abort/respond. */
 void atr_proxy_start(atr_req_t *r);
-
-/* Client side events, called by conn code. */
-void atr_proxy_on_body_ready(atr_req_t *r);   /* more request body can be read */
-void atr_proxy_on_client_gone(atr_req_t *r);  /* the client connection is closing */
 
 #endif

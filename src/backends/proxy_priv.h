@@ -10,6 +10,27 @@
 #include "backends/proxy.h"
 
 typedef struct atr_bconn atr_bconn_t;
+typedef struct atr_pool atr_pool_t;
+typedef struct atr_queue atr_queue_t;
+
+/* The proxy core's state per worker generation (its slot in atr_wgen_t). */
+typedef struct atr_px_wgen {
+    atr_lb_t **lbs;        /* per upstream */
+    atr_pool_t **pools;    /* per upstream: per-server idle connection pools */
+    atr_queue_t **queues;  /* per upstream: requests waiting for max_conns */
+} atr_px_wgen_t;
+
+extern int atr__px_slot;
+static inline atr_px_wgen_t *atr__pxw(const atr_wgen_t *wg)
+{
+    return wg->slots[atr__px_slot];
+}
+
+/* The proxy exchange a request's handler state holds (NULL once detached). */
+static inline atr_proxy_t *atr__px_of(const atr_req_t *r)
+{
+    return r->handler_data;
+}
 
 struct atr_pool {                 /* one per server, per worker generation */
     atr_bconn_t *idle;

@@ -60,7 +60,7 @@ static int px_reusable(atr_proxy_t *px)
 
 static void on_client_written(atr_req_t *r, int status)
 {
-    atr_proxy_t *px = r->proxy;
+    atr_proxy_t *px = atr__px_of(r);
     if (px == NULL)
         return;
     px->resp_writing = 0;
@@ -197,7 +197,7 @@ static void px_response_head(atr_proxy_t *px)
          * resource; serve that instead, as a GET, without telling the client. */
         char *loc = atr_xstrndup(m->location.p, m->location.n);
         atr__px_end(px);
-        atr_server_local_redirect(r, loc);
+        atr_req_redirect_local(r, loc);
         free(loc);
         return;
     }

@@ -1,120 +1,18 @@
-/* The HTTP front end after a head is parsed: pick the host (Host header) and
- * the route (longest prefix of the normalised path), then hand the request
- * to its handler: return, static or proxy. */
+/* The handler phase (net/hooks.h): pick the host (Host header) and the route
+ * (longest prefix of the normalised path), then hand the request to the
+ * route's handler: return, status, static, or the proxy core (proxy and cgi
+ * routes). Registered last in its phase by core/modules.c, so that modules
+ * adding handler hooks of their own run before it. */
+#include "core/dispatch.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "net/conn.h"
-#include "base/log.h"
 #include "backends/proxy.h"
-#include "http/path.h"
+#include "base/log.h"
+#include "handlers/static.h"
 #include "handlers/status.h"
-
-const char *atr_http_reason(int s)
-{
-    switch (s) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 417: return "Expectation Failed";
-    case 421: return "Misdirected Request";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return s < 200 ? "Informational" : s < 300 ? "OK" : s < 400 ? "Redirect"
-                    : s < 500 ? "Client Error" : "Server Error";
-    }
-}
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-int atr_path_normalize(atr_str_t target, char *out, size_t cap, size_t *outlen)
-{
-    const char *p = target.p, *end = target.p + target.n;
-    size_t n = 0;
-    /* absolute-form: skip "scheme://authority" */
-    if (target.n > 0 && p[0] != '/') {
-        const char *s = memchr(p, ':', target.n);
-        if (s == NULL || end - s < 3 || s[1] != '/' || s[2] != '/')
-            return -1;
-        p = s + 3;
-        while (p < end && *p != '/' && *p != '?')
-            p++;
-        if (p == end || *p == '?') {
-            out[0] = '/';
-            *outlen = 1;
-            return 0;
-        }
-    }
-    for (; p < end && *p != '?' && *p != '#'; p++) {
-        int ch = (unsigned char)*p;
-        if (ch == '%') {
-            int hi = end - p > 2 ? hexval(p[1]) : -1, lo = end - p > 2 ? hexval(p[2]) : -1;
-            if (hi < 0 || lo < 0)
-                return -1;
-            ch = hi * 16 + lo;
-            p += 2;
-            if (ch == 0)
-                return -1;
-        }
-        if (n + 1 >= cap)
-            return -1;
-        out[n++] = (char)ch;
-        /* resolve "/." and "/.." as soon as a segment ends */
-        if (ch == '/' || p + 1 == end || p[1] == '?' || p[1] == '#') {
-            size_t segend = ch == '/' ? n - 1 : n;
-            size_t segstart = segend;
-            while (segstart > 0 && out[segstart - 1] != '/')
-                segstart--;
-            size_t seglen = segend - segstart;
-            if (seglen == 1 && out[segstart] == '.') {
-                n = segstart;
-            } else if (seglen == 2 && out[segstart] == '.' && out[segstart + 1] == '.') {
-                if (segstart < 2)
-                    return -1; /* above the root */
-                size_t prev = segstart - 1;
-                while (prev > 0 && out[prev - 1] != '/')
-                    prev--;
-                n = prev;
-            } else if (ch == '/' && seglen == 0 && n > 1) {
-                n--; /* collapse "//" */
-            }
-        }
-    }
-    if (n == 0 || out[0] != '/')
-        return -1;
-    *outlen = n;
-    return 0;
-}
+#include "http/path.h"
 
 /* "*.example.com" matches "a.example.com" (not "example.com") */
 static int wildcard_matches(const char *name, atr_str_t host)
@@ -187,7 +85,7 @@ static const atr_conf_route_t *find_route(const atr_conf_host_t *h, const char *
 
 static void dispatch(atr_req_t *r, char *path, size_t cap);
 
-void atr_server_dispatch(atr_req_t *r)
+int atr_dispatch_route(atr_req_t *r)
 {
     /* The normalised path is never longer than the target; a target beyond
      * the usual (up to max_request_line) gets a buffer of its own. */
@@ -200,6 +98,7 @@ void atr_server_dispatch(atr_req_t *r)
         dispatch(r, heap, need);
         free(heap);
     }
+    return ATR_HOOK_DONE;
 }
 
 static void dispatch(atr_req_t *r, char *path, size_t cap)
@@ -258,48 +157,3 @@ static void dispatch(atr_req_t *r, char *path, size_t cap)
     }
 }
 
-void atr_server_local_redirect(atr_req_t *r, const char *location)
-{
-    const atr_gen_t *g = r->wg->gen;
-    if (++r->redirects > 10) {
-        ATR_WARN("%s c%llu: too many local redirects (last %s)", r->c->w->name,
-                 (unsigned long long)r->c->id, location);
-        atr_req_respond_simple(r, 500, NULL, !r->body.done);
-        return;
-    }
-    const char *host = r->log_host && r->log_host[0] ? r->log_host : "localhost";
-    size_t n = strlen(location) + strlen(host) + 32;
-    char *head = atr_xmalloc(n);
-    int len = snprintf(head, n, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", location, host);
-    atr_http_parser_t *p = atr_http_parser_new(0, &g->req_limits);
-    atr_http_msg_t *m = atr_xmalloc(sizeof *m);
-    int status = 0;
-    const char *why = NULL;
-    int rc = atr_http_parse(p, head, (size_t)len, m, &status, &why);
-    atr_http_parser_free(p);
-    if (rc != ATR_DONE) {
-        ATR_WARN("%s c%llu: bad local redirect target %s", r->c->w->name,
-                 (unsigned long long)r->c->id, location);
-        free(head);
-        free(m);
-        atr_req_respond_simple(r, 502, NULL, !r->body.done);
-        return;
-    }
-    /* Forget the first handler; keep the client's request for the log. */
-    if (r->cleanup)
-        r->cleanup(r);
-    r->cleanup = NULL;
-    free(r->norm_path);
-    r->norm_path = NULL;
-    free(r->redirect_buf);
-    r->redirect_buf = head;
-    r->route = NULL;
-    r->upstream = NULL;
-    r->proxy = NULL;
-    r->status = r->upstream_status = r->refuse_status = 0;
-    r->upstream_addr[0] = '\0';
-    r->resp_chunked = r->resp_no_body = 0;
-    r->expect_continue = 0;
-    r->msg = m;
-    atr_server_dispatch(r);
-}

@@ -35,38 +35,15 @@ static struct {
     char *conf_path;
     atr_gen_t *gen;
     uint64_t next_id;
-    atr_worker_t **workers;
-    int nworkers;
     listen_key_t *keys;
     int nkeys;
     state_entry_t *states;
     int nstates;
     uv_signal_t sig_hup, sig_term, sig_int, sig_usr1;
     int stopping;
-    uint64_t start_unix_ms;
-    atomic_uint_fast64_t reloads_ok, reloads_failed;
 } rt;
 
-atr_worker_t *const *atr_runtime_workers(int *n)
-{
-    *n = rt.nworkers;
-    return rt.workers;
-}
-
-void atr_runtime_stats(atr_runtime_stats_t *out)
-{
-    out->start_unix_ms = rt.start_unix_ms;
-    out->reloads_ok = atomic_load(&rt.reloads_ok);
-    out->reloads_failed = atomic_load(&rt.reloads_failed);
-}
-
 /* ---- shared server state, carried over reloads by name ---- */
-
-static void state_unref(atr_server_state_t *st)
-{
-    if (atomic_fetch_sub(&st->refs, 1) == 1)
-        free(st);
-}
 
 static atr_server_state_t *state_get(const char *upstream, const char *server)
 {
@@ -100,7 +77,7 @@ static void states_prune(void)
     int j = 0;
     for (int i = 0; i < rt.nstates; i++) {
         if (atomic_load(&rt.states[i].st->refs) == 1) {
-            state_unref(rt.states[i].st);
+            atr_server_state_unref(rt.states[i].st);
             free(rt.states[i].key);
         } else {
             rt.states[j++] = rt.states[i];
@@ -110,43 +87,6 @@ static void states_prune(void)
 }
 
 /* ---- generations ---- */
-
-void atr_gen_ref(atr_gen_t *g)
-{
-    atomic_fetch_add(&g->refs, 1);
-}
-
-void atr_gen_unref(atr_gen_t *g)
-{
-    if (atomic_fetch_sub(&g->refs, 1) != 1)
-        return;
-    for (int i = 0; i < g->nups; i++) {
-        for (int j = 0; j < g->ups[i].conf->nservers; j++)
-            state_unref(g->ups[i].servers[j].state);
-        free(g->ups[i].servers);
-    }
-    for (int k = 0; k < g->ncgi; k++) {
-        free(g->cgi_ups[k].name);
-        free(g->cgi_ups[k].servers);
-    }
-    free(g->cgi_ups);
-    free(g->cgi_routes);
-    free(g->ups);
-    if (g->access_log)
-        atr_access_log_unref(g->access_log);
-    atr_conf_free(g->conf);
-    free(g);
-}
-
-int atr_gen_route_upstream(const atr_gen_t *g, const atr_conf_route_t *rt)
-{
-    if (rt->kind == ATR_ROUTE_PROXY)
-        return (int)(rt->upstream - g->conf->upstreams);
-    for (int k = 0; k < g->ncgi; k++)
-        if (g->cgi_routes[k] == rt)
-            return g->conf->nupstreams + k;
-    return -1;
-}
 
 /* A `cgi DIR;` route runs through the proxy core like any backend: an
  * internal upstream whose one "server" is the directory, whose max_conns is
@@ -261,7 +201,7 @@ static int conn_cap(const atr_conf_t *conf)
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
         return 0; /* no limit to derive one from */
-    long n = ((long)rl.rlim_cur - 64) / (2L * (rt.nworkers > 0 ? rt.nworkers : 1));
+    long n = ((long)rl.rlim_cur - 64) / (2L * (atr_process.nworkers > 0 ? atr_process.nworkers : 1));
     return n < 16 ? 16 : n > 10000000 ? 10000000 : (int)n;
 }
 
@@ -328,7 +268,7 @@ static int have_key(const char *key)
 
 static void free_sets(atr_listen_fd_t **sets, int nlistens)
 {
-    for (int w = 0; w < rt.nworkers; w++) {
+    for (int w = 0; w < atr_process.nworkers; w++) {
         for (int k = 0; k < nlistens; k++) {
             if (sets[w][k].fd >= 0)
                 close(sets[w][k].fd);
@@ -350,7 +290,7 @@ static void listen_error(const atr_conf_listen_t *l, int fd, char *err, size_t e
  * kept and err says which listen failed. */
 static atr_listen_fd_t **listen_sets(const atr_conf_t *conf, char *err, size_t errlen)
 {
-    int n = conf->nlistens, nw = rt.nworkers;
+    int n = conf->nlistens, nw = atr_process.nworkers;
     atr_listen_fd_t **sets = atr_xcalloc((size_t)nw, sizeof *sets);
     for (int w = 0; w < nw; w++) {
         sets[w] = atr_xcalloc((size_t)n, sizeof **sets);
@@ -504,8 +444,8 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
     atr_spawn_commit();
     if (atr_log_open(conf->error_log, conf->error_level) < 0)
         ATR_ERROR("error_log %s: cannot open, keeping the current one", conf->error_log);
-    for (int w = 0; w < rt.nworkers; w++)
-        atr_worker_post(rt.workers[w], g, sets[w], conf->nlistens);
+    for (int w = 0; w < atr_process.nworkers; w++)
+        atr_worker_post(atr_process.workers[w], g, sets[w], conf->nlistens);
     free(sets);
     remember_keys(conf);
     if (rt.gen)
@@ -521,14 +461,14 @@ static void reload(void)
     char err[1024] = "";
     atr_conf_t *conf = atr_conf_load(rt.conf_path, err, sizeof err);
     if (conf == NULL || apply(conf, err, sizeof err) < 0) {
-        atomic_fetch_add(&rt.reloads_failed, 1);
+        atomic_fetch_add(&atr_process.reloads_failed, 1);
         ATR_ERROR("reload failed, keeping generation %llu: %s",
                   (unsigned long long)rt.gen->id, err);
         return;
     }
-    if (rt.gen->conf->workers != 0 && rt.gen->conf->workers != rt.nworkers)
+    if (rt.gen->conf->workers != 0 && rt.gen->conf->workers != atr_process.nworkers)
         ATR_NOTICE("reload: 'workers' changes take effect at the next start");
-    atomic_fetch_add(&rt.reloads_ok, 1);
+    atomic_fetch_add(&atr_process.reloads_ok, 1);
     ATR_NOTICE("reload: generation %llu active", (unsigned long long)rt.gen->id);
 }
 
@@ -538,8 +478,8 @@ static void stop_all(void)
         return;
     rt.stopping = 1;
     ATR_NOTICE("stopping: draining connections");
-    for (int w = 0; w < rt.nworkers; w++)
-        atr_worker_stop(rt.workers[w]);
+    for (int w = 0; w < atr_process.nworkers; w++)
+        atr_worker_stop(atr_process.workers[w]);
     atr_spawn_stop_all();
     /* The handlers stay installed while the workers drain (closed, the default
      * action would come back: a logrotate SIGUSR1 or a SIGHUP would kill the
@@ -605,15 +545,15 @@ int atr_runtime_run(atr_conf_t *conf)
     rt.loop = uv_default_loop();
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    rt.start_unix_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    atr_process.start_unix_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
     rt.conf_path = atr_xstrdup(conf->path);
     if (atr_log_open(conf->error_log, conf->error_level) < 0)
         fprintf(stderr, "atrium: error_log %s: cannot open\n", conf->error_log);
 
-    rt.nworkers = conf->workers > 0 ? conf->workers : cpu_count();
-    rt.workers = atr_xcalloc((size_t)rt.nworkers, sizeof *rt.workers);
-    for (int i = 0; i < rt.nworkers; i++)
-        rt.workers[i] = atr_worker_new(i + 1);
+    atr_process.nworkers = conf->workers > 0 ? conf->workers : cpu_count();
+    atr_process.workers = atr_xcalloc((size_t)atr_process.nworkers, sizeof *atr_process.workers);
+    for (int i = 0; i < atr_process.nworkers; i++)
+        atr_process.workers[i] = atr_worker_new(i + 1);
 
     /* Handlers first: a signal that arrives the moment a listener accepts
      * is queued for the loop instead of killing the process. */
@@ -654,24 +594,24 @@ int atr_runtime_run(atr_conf_t *conf)
     }
     if (user && getuid() == 0 && drop_privileges(user) < 0)
         return 1;
-    for (int i = 0; i < rt.nworkers; i++)
-        atr_worker_start(rt.workers[i]);
+    for (int i = 0; i < atr_process.nworkers; i++)
+        atr_worker_start(atr_process.workers[i]);
 
-    ATR_NOTICE("atrium %s started: %d worker(s), generation %llu", ATR_VERSION, rt.nworkers,
+    ATR_NOTICE("atrium %s started: %d worker(s), generation %llu", ATR_VERSION, atr_process.nworkers,
                (unsigned long long)rt.gen->id);
 
     uv_run(rt.loop, UV_RUN_DEFAULT);
 
     /* The workers drain here; the signal handlers stay installed until they
      * are done (signals that come meanwhile are caught and dropped). */
-    for (int i = 0; i < rt.nworkers; i++)
-        atr_worker_join_free(rt.workers[i]);
+    for (int i = 0; i < atr_process.nworkers; i++)
+        atr_worker_join_free(atr_process.workers[i]);
     uv_close((uv_handle_t *)&rt.sig_hup, NULL);
     uv_close((uv_handle_t *)&rt.sig_term, NULL);
     uv_close((uv_handle_t *)&rt.sig_int, NULL);
     uv_close((uv_handle_t *)&rt.sig_usr1, NULL);
     uv_run(rt.loop, UV_RUN_DEFAULT); /* the close callbacks */
-    free(rt.workers);
+    free(atr_process.workers);
     atr_gen_unref(rt.gen);
     rt.gen = NULL;
     states_prune();

@@ -1,65 +1,18 @@
-/* Process runtime: the control loop (main thread), configuration
- * generations, and the hand-off of generations and listeners to workers.
- *
- * A generation is an immutable, refcounted bundle of a checked config plus
- * what it needs at run time (the access log handle, the shared per-server
- * state). The control loop builds it; workers take a reference through their
- * uv_async and drop it when no request uses it any more. */
+/* Process runtime: the control loop (main thread), building configuration
+ * generations (net/gen.h) and handing them and the listeners to workers. */
 #ifndef ATR_RUNTIME_H
 #define ATR_RUNTIME_H
 
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "balancer/balancer.h"
 #include "conf/conf.h"
-#include "http/http_parse.h"
-#include "base/log.h"
-
-typedef struct atr_gen_upstream {
-    const atr_conf_upstream_t *conf;
-    const atr_lb_ops_t *lb_ops;
-    atr_lb_server_t *servers;   /* conf->nservers entries; ->state shared, carried over by name */
-} atr_gen_upstream_t;
-
-typedef struct atr_gen {
-    atomic_int refs;
-    uint64_t id;
-    atr_conf_t *conf;
-    atr_access_log_t *access_log;   /* NULL when off */
-    atr_gen_upstream_t *ups;        /* nups entries: conf->upstreams in order, then one per cgi route */
-    int nups;
-    atr_conf_upstream_t *cgi_ups;   /* the internal upstreams of `cgi DIR;` routes (owned) */
-    const atr_conf_route_t **cgi_routes;
-    int ncgi;
-    atr_http_limits_t req_limits;
-    atr_http_limits_t resp_limits;
-    const atr_conf_host_t *default_host;
-    int only_default_host;          /* no host has a name other than "*": no lookup per request */
-    int max_conns;                  /* client connections per worker (max_connections or auto) */
-} atr_gen_t;
-
-/* Take/drop a reference (any thread). The last unref frees the generation. */
-void atr_gen_ref(atr_gen_t *g);
-void atr_gen_unref(atr_gen_t *g);
-
-/* Index into g->ups of the upstream a proxy or cgi route uses; -1 otherwise. */
-int atr_gen_route_upstream(const atr_gen_t *g, const atr_conf_route_t *rt);
+#include "net/gen.h"
 
 /* What -t checks beyond the config itself, exactly as a start would: the
  * features this build supports and that every listen address can be bound.
  * 0, or -1 with "FILE:LINE:COL: message" in err. */
 int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen);
-
-/* For the status page (any worker thread). The workers array is fixed from
- * start to exit; reload counts are atomics. */
-struct atr_worker;
-struct atr_worker *const *atr_runtime_workers(int *n);
-typedef struct atr_runtime_stats {
-    uint64_t start_unix_ms;
-    uint64_t reloads_ok, reloads_failed;
-} atr_runtime_stats_t;
-void atr_runtime_stats(atr_runtime_stats_t *out);
 
 /* Run the proxy with a loaded config until stopped. Takes ownership of conf.
  * Returns the process exit status. */

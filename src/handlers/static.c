@@ -1,5 +1,5 @@
 /* `static DIR;` routes: regular files under DIR, GET and HEAD only. The path
- * was normalised by server.c, so it cannot climb out of DIR; symlinks are
+ * was normalised by the router (core/dispatch.c), so it cannot climb out of DIR; symlinks are
  * followed (the operator placed them). Files are read in buffer_size pieces
  * and written with backpressure: one piece in flight at a time. Reads are
  * synchronous (local files, page cache); large cold trees would want the
@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "net/conn.h"
+#include "handlers/static.h"
 #include "base/log.h"
 
 typedef struct static_file {

@@ -48,9 +48,9 @@ static void label_value(atr_buf_t *b, const char *s)
 
 static void process_metrics(atr_buf_t *b, const atr_gen_t *g)
 {
-    atr_runtime_stats_t rs;
-    int nw;
-    atr_worker_t *const *ws = atr_runtime_workers(&nw);
+    atr_process_t *pr = &atr_process;
+    int nw = pr->nworkers;
+    atr_worker_t *const *ws = pr->workers;
     uint64_t accepted = 0, conns = 0, requests = 0, bytes = 0, resp[5] = { 0 };
     for (int i = 0; i < nw; i++) {
         atr_metrics_t *m = &ws[i]->metrics;
@@ -61,22 +61,21 @@ static void process_metrics(atr_buf_t *b, const atr_gen_t *g)
         for (int k = 0; k < 5; k++)
             resp[k] += atr_metric_get(&m->responses[k]);
     }
-    atr_runtime_stats(&rs);
+    uint64_t start_ms = pr->start_unix_ms;
 
     family(b, "atrium_info", "gauge", "Version of the running binary.");
     atr_buf_printf(b, "atrium_info{version=\"%s\"} 1\n", ATR_VERSION);
     family(b, "atrium_start_time_seconds", "gauge", "Start time since the Unix epoch.");
     atr_buf_printf(b, "atrium_start_time_seconds %llu.%03u\n",
-                   (unsigned long long)(rs.start_unix_ms / 1000),
-                   (unsigned)(rs.start_unix_ms % 1000));
+                   (unsigned long long)(start_ms / 1000), (unsigned)(start_ms % 1000));
     family(b, "atrium_workers", "gauge", "Worker threads.");
     sample(b, "atrium_workers", NULL, (uint64_t)nw);
     family(b, "atrium_config_generation", "gauge",
            "Configuration generation serving this request.");
     sample(b, "atrium_config_generation", NULL, g->id);
     family(b, "atrium_reloads_total", "counter", "Configuration reloads by result.");
-    sample(b, "atrium_reloads_total", "result=\"ok\"", rs.reloads_ok);
-    sample(b, "atrium_reloads_total", "result=\"failed\"", rs.reloads_failed);
+    sample(b, "atrium_reloads_total", "result=\"ok\"", atomic_load(&pr->reloads_ok));
+    sample(b, "atrium_reloads_total", "result=\"failed\"", atomic_load(&pr->reloads_failed));
     family(b, "atrium_connections_accepted_total", "counter", "Client connections accepted.");
     sample(b, "atrium_connections_accepted_total", NULL, accepted);
     family(b, "atrium_connections", "gauge", "Client connections open.");

@@ -196,6 +196,14 @@ void atr__http_on_end(atr_http_parser_t *p);
 void atr__http_on_accept(atr_http_parser_t *p);
 void atr__http_syntax_error(atr_http_parser_t *p, int token);
 void atr__http_fail(atr_http_parser_t *p, int status, const char *reason);
+/* The reason phrase of a status code ("Not Found"); a generic one for codes
+ * without their own. Never NULL. */
+const char *atr_http_reason(int status);
+
 #endif
+
+/* The reason phrase of a status code ("Not Found"); a generic one for codes
+ * without their own. Never NULL. */
+const char *atr_http_reason(int status);
 
 #endif

@@ -1,6 +1,6 @@
-/* Front-end helpers shared by handlers. */
-#ifndef ATR_SERVER_H
-#define ATR_SERVER_H
+/* Request-target paths (pure). */
+#ifndef ATR_PATH_H
+#define ATR_PATH_H
 
 #include <stddef.h>
 #include "base/util.h"

@@ -1,6 +1,7 @@
 /* Client connections: accept, read, the head parser, timeouts, writing
- * responses, keep-alive and pipelining (docs/connection.md). Handlers
- * (server.c, static.c, proxy.c) see requests, never sockets. */
+ * responses, keep-alive and pipelining (docs/internals.md). Handlers see
+ * requests, never sockets; the connection sees handlers only through the
+ * ops they set on a request and the hooks modules registered. */
 #include "net/conn.h"
 
 #include <arpa/inet.h>
@@ -10,7 +11,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "backends/proxy.h"
+#include "net/hooks.h"
 #include "net/stream.h"
 
 enum { T_NONE = 0, T_IDLE, T_HEAD, T_BODY, T_SEND };
@@ -150,35 +151,27 @@ static void copy_log_strings(atr_req_t *r, const atr_http_msg_t *m)
 }
 
 /* A request is over (answered, or abandoned by either side): count it, then
- * log it. */
+ * let the log hooks see it. */
 static void request_done(atr_req_t *r)
 {
     atr_metrics_t *mt = &r->c->w->metrics;
     atr_metric_add(&mt->requests, 1);
     atr_metric_add(&mt->responses[atr_status_class(r->status)], 1);
     atr_metric_add(&mt->bytes_sent, r->bytes_sent);
-    atr_access_log_t *al = r->wg->gen->access_log;
-    if (al == NULL)
-        return;
-    atr_access_entry_t e;
-    memset(&e, 0, sizeof e);
-    e.client_addr = r->c->peer;
-    e.time_unix_ms = r->start_wall_ms;
-    if (r->log_method) {
-        e.method = (atr_str_t){ r->log_method, strlen(r->log_method) };
-        e.target = (atr_str_t){ r->log_target, strlen(r->log_target) };
-        e.referer = (atr_str_t){ r->log_referer, strlen(r->log_referer) };
-        e.user_agent = (atr_str_t){ r->log_ua, strlen(r->log_ua) };
-        e.host = (atr_str_t){ r->log_host, strlen(r->log_host) };
-    }
-    e.version_minor = r->version_minor;
-    e.status = r->status;
-    e.bytes_sent = r->bytes_sent;
-    e.request_time_us = uv_hrtime() / 1000 - r->start_us;
-    e.upstream_addr = r->upstream_addr[0] ? r->upstream_addr : NULL;
-    e.upstream_time_us = r->upstream_time_us;
-    e.upstream_status = r->upstream_status;
-    atr_access_log_write(al, &e);
+    atr_hooks_run_log(r);
+}
+
+static void handler_body_ready(atr_req_t *r)
+{
+    if (r->handler && r->handler->body_ready)
+        r->handler->body_ready(r);
+}
+
+static void handler_client_gone(atr_req_t *r)
+{
+    const atr_handler_t *h = r->handler;
+    if (h && h->client_gone)
+        h->client_gone(r);
 }
 
 /* ---- writing ---- */
@@ -523,7 +516,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             atr_conn_close(c);
         } else if (r->body_wanted || r->upgraded) {
             r->body_wanted = 0;
-            atr_proxy_on_body_ready(r);
+            handler_body_ready(r);
         }
         conn_release(c);
         return;
@@ -597,7 +590,7 @@ static void process(atr_conn_t *c)
         if (r && r->phase != ATR_RP_HEAD) {
             if (r->body_wanted || r->upgraded) {
                 r->body_wanted = 0;
-                atr_proxy_on_body_ready(r);
+                handler_body_ready(r);
             }
             break;
         }
@@ -640,10 +633,69 @@ static void process(atr_conn_t *c)
             r->resp_close = 1;
         r->expect_continue = r->msg->expect_continue;
         atr_body_init(&r->body, r->msg->body, r->msg->content_length);
-        atr_server_dispatch(r);
+        atr_req_dispatch(r);
     } while (c->process_again && !c->closing);
     c->in_process = 0;
     update_reading(c);
+}
+
+/* ---- dispatch ---- */
+
+void atr_req_dispatch(atr_req_t *r)
+{
+    if (atr_hooks_run_request(r) == ATR_HOOK_DONE)
+        return;
+    ATR_CRIT("%s c%llu: no handler took the request", r->c->w->name,
+             (unsigned long long)r->c->id);
+    atr_req_head_done(r);
+    atr_req_respond_simple(r, 500, NULL, 1);
+}
+
+void atr_req_redirect_local(atr_req_t *r, const char *location)
+{
+    const atr_gen_t *g = r->wg->gen;
+    if (++r->redirects > 10) {
+        ATR_WARN("%s c%llu: too many local redirects (last %s)", r->c->w->name,
+                 (unsigned long long)r->c->id, location);
+        atr_req_respond_simple(r, 500, NULL, !r->body.done);
+        return;
+    }
+    const char *host = r->log_host && r->log_host[0] ? r->log_host : "localhost";
+    size_t n = strlen(location) + strlen(host) + 32;
+    char *head = atr_xmalloc(n);
+    int len = snprintf(head, n, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", location, host);
+    atr_http_parser_t *p = atr_http_parser_new(0, &g->req_limits);
+    atr_http_msg_t *m = atr_xmalloc(sizeof *m);
+    int status = 0;
+    const char *why = NULL;
+    int rc = atr_http_parse(p, head, (size_t)len, m, &status, &why);
+    atr_http_parser_free(p);
+    if (rc != ATR_DONE) {
+        ATR_WARN("%s c%llu: bad local redirect target %s", r->c->w->name,
+                 (unsigned long long)r->c->id, location);
+        free(head);
+        free(m);
+        atr_req_respond_simple(r, 502, NULL, !r->body.done);
+        return;
+    }
+    /* Forget the first handler; keep the client's request for the log. */
+    if (r->cleanup)
+        r->cleanup(r);
+    r->cleanup = NULL;
+    free(r->norm_path);
+    r->norm_path = NULL;
+    free(r->redirect_buf);
+    r->redirect_buf = head;
+    r->route = NULL;
+    r->upstream = NULL;
+    r->handler = NULL;
+    r->handler_data = NULL;
+    r->status = r->upstream_status = r->refuse_status = 0;
+    r->upstream_addr[0] = '\0';
+    r->resp_chunked = r->resp_no_body = 0;
+    r->expect_continue = 0;
+    r->msg = m;
+    atr_req_dispatch(r);
 }
 
 /* ---- timers ---- */
@@ -665,8 +717,7 @@ static void on_timer(atr_deadline_t *d, int phase)
     case T_BODY:
         if (r && !r->resp_head_sent) {
             ATR_INFO("%s c%llu: request body timeout", c->w->name, (unsigned long long)c->id);
-            if (r->proxy)
-                atr_proxy_on_client_gone(r);
+            handler_client_gone(r);
             r->body.done = 1;
             atr_req_respond_simple(r, 408, NULL, 1);
             return;
@@ -780,8 +831,7 @@ void atr_conn_close(atr_conn_t *c)
     atr_worker_t *w = c->w;
     atr_req_t *r = c->req;
     if (r) {
-        if (r->proxy)
-            atr_proxy_on_client_gone(r);
+        handler_client_gone(r);
         if (r->phase != ATR_RP_HEAD || r->status)
             request_done(r);
         c->req = NULL;

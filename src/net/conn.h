@@ -1,10 +1,12 @@
 /* Client connections and the requests on them.
  *
- * Lifecycle (docs/connection.md): accept -> read head (header_timeout, total)
- * -> dispatch (route: static | return | proxy) -> request body streams to the
- * handler on demand -> response streams back -> access log -> keep-alive idle
- * (no buffers held, keepalive_timeout) or close. Pipelined requests wait in
- * the input buffer and are handled one at a time, in order.
+ * Lifecycle (docs/internals.md, "Client connections"): accept -> read head
+ * (header_timeout, total) -> the request's phases (net/hooks.h: access,
+ * limits, rewrite, handler) -> request body streams to the handler on demand
+ * -> response streams back -> log hooks -> keep-alive idle (no buffers held,
+ * keepalive_timeout) or close. Pipelined requests wait in the input buffer
+ * and are handled one at a time, in order. The connection never names a
+ * handler: it calls the ops the handler set on the request.
  *
  * Ownership: the conn owns its input buffer and its current request. A
  * request holds a reference on the worker generation it started on. Any
@@ -21,7 +23,19 @@
 #include "net/worker.h"
 
 typedef struct atr_req atr_req_t;
-typedef struct atr_proxy atr_proxy_t;
+
+/* What the connection calls on the handler that took a request (r->handler,
+ * set by the handler; NULL while none has, or once it let go). Every member
+ * may be NULL. */
+typedef struct atr_handler {
+    const char *name;
+    /* Request body arrived (or the client closed: atr_req_body_read then says
+     * so) after atr_req_body_read returned no data; also tunnel bytes. */
+    void (*body_ready)(atr_req_t *r);
+    /* The connection is closing under the request (timeout, reset, stop):
+     * drop what the handler holds for it; answer nothing. */
+    void (*client_gone)(atr_req_t *r);
+} atr_handler_t;
 
 enum atr_req_phase { ATR_RP_HEAD = 0, ATR_RP_HANDLING, ATR_RP_RESPONDING, ATR_RP_DONE };
 
@@ -68,8 +82,8 @@ struct atr_req {
     void (*write_cb)(atr_req_t *r, int status);  /* pending body write completion */
 
     /* handler state */
-    atr_proxy_t *proxy;
-    void *handler_data;             /* static: open file state */
+    const atr_handler_t *handler;   /* the handler that took the request, NULL before */
+    void *handler_data;             /* the handler's own state (proxy exchange, open file) */
     int upgraded;                   /* tunnel after 101 */
     int upgrade_requested;          /* the client asked for an Upgrade */
     void (*cleanup)(atr_req_t *r);  /* handler state to free when the request ends early */
@@ -147,8 +161,8 @@ void atr_req_finish(atr_req_t *r);
 /* Abort: the client connection is closed (truncated response). */
 void atr_req_abort(atr_req_t *r);
 
-/* Body pull: returns ATR_AGAIN with *n views (possibly 0: then on_body_ready
- * of the proxy is called when data arrives), ATR_DONE when the body has ended
+/* Body pull: returns ATR_AGAIN with *n views (possibly 0: then the
+ * handler's body_ready is called when data arrives), ATR_DONE when the body has ended
  * (views may still be returned), ATR_ERROR on bad framing or a closed client
  * (the request is answered/aborted by conn code then). Views point into
  * c->in; call atr_req_body_consumed once they are written. */
@@ -168,14 +182,11 @@ void atr_conn_accept(atr_listener_t *l, int fd, const struct sockaddr *peer);
 void atr_conn_close(atr_conn_t *c);
 void atr_conn_close_idle(atr_worker_t *w);   /* graceful stop / drain */
 
-/* server.c: a request head is complete; route and dispatch it. */
-void atr_server_dispatch(atr_req_t *r);
-/* RFC 3875 §6.2.2 local redirect: answer r as a GET of location (a path,
- * with the original Host), through routing again. */
-void atr_server_local_redirect(atr_req_t *r, const char *location);
-/* static.c */
-void atr_static_handle(atr_req_t *r);
-
-const char *atr_http_reason(int status);
+/* A request head is complete (r->msg): run its phases (net/hooks.h). */
+void atr_req_dispatch(atr_req_t *r);
+/* RFC 3875 §6.2.2 local redirect: forget the handler, answer r as a GET of
+ * location (a path, with the original Host) through the phases again. The
+ * handler has let go of r before the call. */
+void atr_req_redirect_local(atr_req_t *r, const char *location);
 
 #endif

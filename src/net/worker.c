@@ -11,9 +11,10 @@
 #include "net/conn.h"
 #include "net/listener.h"
 #include "base/log.h"
-#include "backends/proxy.h"
+#include "net/hooks.h"
 #include "base/util.h"
-#include "backends/cgi.h"
+
+atr_process_t atr_process;
 
 static void cache_free(enum atr_cache_kind k, void *p)
 {
@@ -81,7 +82,7 @@ void atr_cache_flush(atr_worker_t *w)
 
 static void wgen_free(atr_wgen_t *wg)
 {
-    atr_proxy_wgen_free(wg);
+    atr_hooks_wgen_free(wg);
     atr_gen_unref(wg->gen);
     free(wg);
 }
@@ -103,7 +104,7 @@ static atr_wgen_t *wgen_new(atr_worker_t *w, atr_gen_t *gen)
     wg->refs = 1; /* the worker's "current" reference */
     wg->w = w;
     wg->gen = gen; /* takes the mailbox's reference */
-    atr_proxy_wgen_init(wg);
+    atr_hooks_wgen_init(wg);
     return wg;
 }
 
@@ -163,7 +164,7 @@ static void maybe_exit(atr_worker_t *w)
 {
     if (!w->stopping || w->nconns > 0)
         return;
-    atr_cgi_reap_all();
+    atr_hooks_worker_exit(w);
     if (w->wgen) {
         atr_wgen_t *wg = w->wgen;
         w->wgen = NULL;

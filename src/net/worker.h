@@ -9,12 +9,10 @@
 #include <uv.h>
 
 #include "base/metrics.h"
-#include "core/runtime.h"
 #include "base/slab.h"
+#include "net/gen.h"
 
 typedef struct atr_conn atr_conn_t;
-typedef struct atr_pool atr_pool_t;
-typedef struct atr_queue atr_queue_t;
 
 /* A listening socket handed from the control loop: the worker owns fd once it
  * has taken the message. */
@@ -36,16 +34,16 @@ typedef struct atr_listener {
     uint64_t last_error_log;  /* loop time of the last accept error logged */
 } atr_listener_t;
 
-/* Worker-local state for one generation: balancers, backend pools and
- * queues. Each request holds a reference; the last one frees it (closing
- * its idle pooled connections). */
+/* Worker-local state for one generation. Modules keep theirs in a slot
+ * (net/hooks.h: the proxy core's balancers, pools and queues). Each request
+ * holds a reference; the last one frees it (the modules' wgen free hooks
+ * close what they hold, such as idle pooled connections). */
+#define ATR_WGEN_SLOTS 4
 typedef struct atr_wgen {
     int refs;
     struct atr_worker *w;
     atr_gen_t *gen;
-    atr_lb_t **lbs;        /* per upstream */
-    atr_pool_t **pools;    /* per upstream: per-server idle connection pools */
-    atr_queue_t **queues;  /* per upstream: requests waiting for max_conns */
+    void *slots[ATR_WGEN_SLOTS];  /* a module's state, by the index atr_wgen_slot_new gave it */
     uint64_t retire_at;    /* replaced by a reload: its requests are cut at this time (0: current) */
 } atr_wgen_t;
 
@@ -91,11 +89,18 @@ typedef struct atr_worker {
     atr_cache_t caches[ATR_CACHE_NKINDS];
     atr_slab_t conn_slab;          /* client connection structs */
     atr_metrics_t metrics;         /* written by this loop only; read by any worker's status page */
-    struct atr_queue *waiting;     /* proxy queues with requests waiting for max_conns */
-    uv_timer_t queue_timer;        /* retries them while any waits (proxy.c) */
-    int queue_timer_ready;
     char name[8];              /* "w1" for log lines */
 } atr_worker_t;
+
+/* Process-wide facts the status page reads on any worker: the worker set
+ * (fixed from start to exit) and reload counts, written by the control loop. */
+typedef struct atr_process {
+    atr_worker_t **workers;
+    int nworkers;
+    uint64_t start_unix_ms;
+    atomic_uint_fast64_t reloads_ok, reloads_failed;
+} atr_process_t;
+extern atr_process_t atr_process;
 
 /* Control loop side. */
 atr_worker_t *atr_worker_new(int id);
@@ -130,8 +135,6 @@ void atr_cache_head_put(atr_worker_t *w, char *head);
 
 void atr_wgen_ref(atr_wgen_t *wg);
 void atr_wgen_unref(atr_wgen_t *wg);
-/* The worker that owns a loop (loop->data). */
-static inline atr_worker_t *atr_worker_of(uv_loop_t *loop) { return loop->data; }
 /* A connection went away; once stopping and none left, the worker exits. */
 void atr_worker_conn_gone(atr_worker_t *w);
 
