@@ -2,11 +2,15 @@
  * request head and framing request-body data for the wire. Responses come
  * back through the shared response-head parser (status line or CGI block)
  * and the shared body decoder, so a protocol that speaks HTTP-ish responses
- * needs nothing more. The registry is an explicit array (backend.c). */
+ * needs nothing more. The core never asks which protocol it talks to: what
+ * differs is a field here. */
 #ifndef ATR_BACKEND_H
 #define ATR_BACKEND_H
 
+#include <stdatomic.h>
+
 #include "net/conn.h"
+#include "net/sock.h"
 
 #define ATR_FRAME_SCRATCH 24
 /* Request-body views handed to frame_body are at most this long (a FastCGI
@@ -18,6 +22,32 @@ typedef struct atr_backend_ops {
     const char *name;
     /* 0 when a connection carries one request only (SCGI): never pooled. */
     int reuse;
+    /* 1 when responses are CGI output (FastCGI, SCGI, CGI): a header block
+     * without a status line is a response, bare-LF lines are tolerated, and
+     * a status line with a Status field is refused. 0 (HTTP): a response
+     * must start with a status line. */
+    int cgi_response;
+    /* 1 when Upgrade requests (WebSocket) may pass to the backend. */
+    int upgrade;
+    /* 1 when a CGI local redirect (RFC 3875 §6.2.2: a Location path and no
+     * Status) is served internally instead of sent to the client. */
+    int local_redirect;
+    /* 1 when the backend needs the request's normalised path (SCRIPT_NAME,
+     * PATH_INFO): the router keeps it on the request. */
+    int needs_path;
+    /* How a server is reached. NULL: connect to its address (TCP or unix
+     * socket). Set (CGI): every exchange starts a process. spawn makes s
+     * (initialised with atr_transport_pipe) read its stdout and write its
+     * stdin (s->out), and returns it in *child. The server slot the request
+     * holds (*slot, one count) is given back by the backend when the process
+     * has exited, and slot_free(arg) is called then so a queued request can
+     * start. 0, or a negative libuv error (then nothing was started). */
+    int (*spawn)(atr_req_t *r, atr_sock_t *s, void **child, atomic_int *slot,
+                 void (*slot_free)(void *arg), void *arg);
+    /* The request body is complete: close the child's stdin (it sees EOF). */
+    void (*spawn_input_done)(void *child);
+    /* The exchange is over: stop the child if it still runs, and reap it. */
+    void (*spawn_release)(void *child);
     /* 1 when the protocol must know the body length before the body
      * (FastCGI, SCGI, CGI: CONTENT_LENGTH): the core spools a chunked request
      * body to a temporary file first and sends it with its length. */

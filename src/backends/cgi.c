@@ -24,6 +24,8 @@ typedef struct cgi_plan {
     char upstream[64];
 } cgi_plan_t;
 
+typedef struct atr_cgi_child atr_cgi_child_t;
+
 struct atr_cgi_child {
     pid_t pid;
     atr_cgi_child_t *next;   /* the worker's list of children not yet freed */
@@ -178,13 +180,6 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
     return atr_xmalloc(1);
 }
 
-const atr_backend_ops_t atr_backend_cgi = {
-    .name = "cgi",
-    .reuse = 0,
-    .needs_length = 1,
-    .encode_head = encode_head,
-    .frame_body = atr_gateway_frame_raw,
-};
 
 /* ---- the child process ----
  *
@@ -392,12 +387,14 @@ static pid_t start_script(const cgi_plan_t *p, int fds[3])
     return pid;
 }
 
-int atr_cgi_spawn(atr_req_t *r, uv_loop_t *loop, uv_pipe_t *out, atr_cgi_child_t **child,
-                  uv_stream_t **in, atomic_int *slot, void (*kick)(void *), void *arg)
+/* ops->spawn: s is a pipe transport, its handle initialised. */
+static int spawn(atr_req_t *r, atr_sock_t *s, void **child, atomic_int *slot,
+                 void (*kick)(void *), void *arg)
 {
     cgi_plan_t *p = r->backend_data;
+    uv_loop_t *loop = s->io.handle.loop;
+    uv_pipe_t *out = &s->io.pipe;
     int fds[3];
-    uv_pipe_init(loop, out, 0);
     if (p == NULL)
         return UV_EINVAL;
     watch_children(loop);
@@ -425,24 +422,26 @@ int atr_cgi_spawn(atr_req_t *r, uv_loop_t *loop, uv_pipe_t *out, atr_cgi_child_t
     children.head = c;
     uv_read_start((uv_stream_t *)&c->err, on_err_alloc, on_err_read);
     *child = c;
-    *in = (uv_stream_t *)&c->in;
+    s->out = (uv_stream_t *)&c->in;
     /* A child that ended before it was on the list is found now. */
     on_sigchld(&children.sigchld, SIGCHLD);
     return 0;
 }
 
-void atr_cgi_close_stdin(atr_cgi_child_t *c)
+static void close_stdin(void *child)
 {
+    atr_cgi_child_t *c = child;
     if (!c->in_closed) {
         c->in_closed = 1;
         close_handle(c, (uv_handle_t *)&c->in);
     }
 }
 
-void atr_cgi_release(atr_cgi_child_t *c)
+static void release(void *child)
 {
+    atr_cgi_child_t *c = child;
     c->released = 1;
-    atr_cgi_close_stdin(c);
+    close_stdin(c);
     if (!c->exited) {
         kill(-c->pid, SIGTERM);
         uv_timer_start(&c->kill_timer, on_kill_timer, KILL_GRACE_MS, 0);
@@ -480,6 +479,20 @@ static void reap_all(atr_worker_t *w)
         c = next;
     }
 }
+
+const atr_backend_ops_t atr_backend_cgi = {
+    .name = "cgi",
+    .reuse = 0,
+    .needs_length = 1,
+    .encode_head = encode_head,
+    .frame_body = atr_gateway_frame_raw,
+    .cgi_response = 1,
+    .local_redirect = 1,
+    .needs_path = 1,
+    .spawn = spawn,
+    .spawn_input_done = close_stdin,
+    .spawn_release = release,
+};
 
 void atr_cgi_register(void)
 {

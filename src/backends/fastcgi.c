@@ -111,4 +111,6 @@ const atr_backend_ops_t atr_backend_fastcgi = {
     .decode = decode,
     .dec_end = dec_end,
     .abort_bytes = abort_bytes,
+    .cgi_response = 1,
+    .needs_path = 1,
 };

@@ -217,6 +217,7 @@ const atr_backend_ops_t atr_backend_http = {
     .reuse = 1,
     .encode_head = encode_head,
     .frame_body = frame_body,
+    .upgrade = 1,
 };
 
 /* The registry: one ops table per protocol (https comes with TLS). */

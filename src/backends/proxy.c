@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <stddef.h>
-#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -19,7 +18,6 @@
 #include "backends/proxy_priv.h"
 #include "base/metrics.h"
 #include "net/hooks.h"
-#include "net/stream.h"
 
 static void px_pump_request(atr_proxy_t *px);
 
@@ -88,166 +86,6 @@ void atr_proxy_register(void)
     atr_hook_wgen(px_wgen_init, px_wgen_free);
 }
 
-/* ---- backend connections ---- */
-
-void atr__bc_release_ref(atr_bconn_t *bc)
-{
-    if (--bc->refs > 0)
-        return;
-    atr_cache_buf_put(bc->w, bc->buf, bc->cap);
-    /* Pools hold no wgen reference (the wgen owns them); only an active
-     * connection keeps its wgen alive. */
-    free(bc);
-}
-
-static void bc_on_closed(uv_handle_t *h)
-{
-    atr__bc_release_ref(h->data);
-}
-
-static void bc_on_timer_closed(uv_handle_t *h)
-{
-    atr__bc_release_ref(((atr_deadline_t *)h->data)->data);
-}
-
-void atr__bc_close(atr_bconn_t *bc)
-{
-    if (bc->closing)
-        return;
-    bc->closing = 1;
-    bc->px = NULL;
-    if (bc->child) {
-        atr_cgi_release(bc->child);
-        bc->child = NULL;
-    }
-    bc->refs += 2;
-    uv_close(&bc->io.handle, bc_on_closed);
-    uv_close((uv_handle_t *)&bc->timer.timer, bc_on_timer_closed);
-    atr__bc_release_ref(bc);
-}
-
-static void pool_remove(atr_pool_t *p, atr_bconn_t *bc)
-{
-    for (atr_bconn_t **pp = &p->idle; *pp; pp = &(*pp)->next) {
-        if (*pp == bc) {
-            *pp = bc->next;
-            p->nidle--;
-            bc->next = NULL;
-            return;
-        }
-    }
-}
-
-static void idle_timeout(atr_bconn_t *bc)
-{
-    pool_remove(&atr__pxw(bc->wg)->pools[bc->ups][bc->server], bc);
-    atr__bc_close(bc);
-}
-
-/* 1 when this finished connection cannot carry another exchange: the backend
- * closed or reset it, or sent bytes nobody asked for (what follows a complete
- * response must never be read as the next request's response). */
-static int bc_unusable(atr_bconn_t *bc)
-{
-    uv_os_fd_t fd;
-    char c;
-    if (uv_fileno(&bc->io.handle, &fd) < 0)
-        return 1;
-    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
-}
-
-/* Keep a cleanly finished connection for the next request, or close it. */
-void atr__bc_park(atr_bconn_t *bc)
-{
-    const atr_conf_upstream_t *u = bc->wg->gen->ups[bc->ups].conf;
-    atr_pool_t *p = &atr__pxw(bc->wg)->pools[bc->ups][bc->server];
-    bc->px = NULL;
-    /* A response that ended exactly where a full read ended, or read while
-     * reading was paused for the client, may have bytes behind it in the
-     * socket (a shorter last read left the socket empty). */
-    if (bc->closing || bc->eof || p->nidle >= u->keepalive || bc->nreqs >= u->keepalive_requests ||
-        bc->wg->w->stopping || bc->wg != bc->wg->w->wgen || (bc->maybe_unread && bc_unusable(bc))) {
-        atr__bc_close(bc);
-        return;
-    }
-    bc->len = bc->off = 0;
-    atr_cache_buf_put(bc->wg->w, bc->buf, bc->cap); /* an idle connection holds no buffer */
-    bc->buf = NULL;
-    bc->cap = 0;
-    bc->next = p->idle;
-    p->idle = bc;
-    p->nidle++;
-    atr_deadline_set(&bc->timer, BT_IDLE, u->keepalive_timeout);
-    atr__bc_read_start(bc); /* to notice the server closing it */
-}
-
-static void bc_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    atr_bconn_t *bc = h->data;
-    (void)suggested;
-    if (bc->buf == NULL) {
-        bc->buf = atr_cache_buf_get(bc->wg->w, &bc->cap);
-        bc->len = bc->off = 0;
-    }
-    if (bc->len == bc->cap && bc->off > 0) {
-        memmove(bc->buf, bc->buf + bc->off, bc->len - bc->off);
-        bc->len -= bc->off;
-        bc->off = 0;
-    }
-    if (bc->len == bc->cap && bc->px && !bc->px->resp_head_done) {
-        uint32_t limit = bc->wg->gen->conf->max_header_size + bc->wg->gen->conf->buffer_size;
-        if (bc->cap < limit) {
-            bc->cap = ATR_MIN(bc->cap * 2, limit);
-            bc->buf = atr_xrealloc(bc->buf, bc->cap);
-        }
-    }
-    buf->base = bc->buf + bc->len;
-    buf->len = bc->cap - bc->len;
-}
-
-
-
-static void bc_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    atr_bconn_t *bc = s->data;
-    if (nread == 0)
-        return;
-    if (bc->px == NULL) {
-        /* Idle in the pool: any byte or EOF makes it unusable. */
-        pool_remove(&atr__pxw(bc->wg)->pools[bc->ups][bc->server], bc);
-        atr__bc_close(bc);
-        return;
-    }
-    if (nread < 0) {
-        bc->eof = 1;
-        bc->reset = nread != UV_EOF; /* a reset must not end a close-delimited body */
-        uv_read_stop(s);
-        bc->reading = 0;
-    } else {
-        bc->maybe_unread = (size_t)nread == buf->len;
-        if (!atr__px_decode(bc->px, (size_t)nread))
-            return;
-    }
-    atr__px_on_backend_data(bc->px, nread);
-}
-
-void atr__bc_read_start(atr_bconn_t *bc)
-{
-    if (!bc->reading && !bc->closing && !bc->eof &&
-        uv_read_start(&bc->io.stream, bc_on_alloc, bc_on_read) == 0)
-        bc->reading = 1;
-}
-
-void atr__bc_read_stop(atr_bconn_t *bc)
-{
-    if (bc->reading) {
-        uv_read_stop(&bc->io.stream);
-        bc->reading = 0;
-        bc->maybe_unread = 1;
-    }
-}
-
 /* ---- server accounting ---- */
 
 /* Take a slot on server s: 0 when max_conns is reached. The balancer's pick
@@ -270,7 +108,6 @@ static int server_acquire(atr_proxy_t *px, int s)
     return 1;
 }
 
-static void queue_kick(atr_wgen_t *wg, int ups);
 
 void atr__server_count_response(atr_proxy_t *px, int status)
 {
@@ -291,7 +128,7 @@ void atr__server_release(atr_proxy_t *px)
     }
     atomic_fetch_sub(&gups(px)->servers[px->server].state->active, 1);
     px->server = -1;
-    queue_kick(px->wg, px->ups);
+    atr__queue_kick(px->wg, px->ups);
 }
 
 static void server_mark_down(atr_proxy_t *px, int s, const char *why)
@@ -402,7 +239,7 @@ static void on_queue_retry(uv_timer_t *t)
             q = q->wnext;
         if (q == NULL)
             break;
-        queue_kick(q->wg, q->ups);
+        atr__queue_kick(q->wg, q->ups);
     }
     if (waiting.head == NULL)
         uv_timer_stop(t);
@@ -512,7 +349,7 @@ static void enqueue(atr_proxy_t *px)
         uv_timer_start(px->qtimer, on_queue_timeout, px->u->queue_timeout, 0);
 }
 
-static void queue_kick(atr_wgen_t *wg, int ups)
+void atr__queue_kick(atr_wgen_t *wg, int ups)
 {
     atr_queue_t *q = atr__pxw(wg)->queues[ups];
     if (q->head == NULL)
@@ -549,125 +386,25 @@ static void connect_failed(atr_proxy_t *px, int status, const char *why)
         atr__px_fail(px, status, why);
 }
 
-static void connect_timeout(atr_bconn_t *bc)
+void atr__px_on_connect(atr_proxy_t *px, int status)
 {
-    if (bc->px)
-        connect_failed(bc->px, 504, "connect timeout");
-}
-
-static void on_connect(uv_connect_t *req, int status)
-{
-    atr_bconn_t *bc = req->data;
-    atr_proxy_t *px = bc->px;
-    if (bc->closing || px == NULL) {
-        atr__bc_release_ref(bc); /* the handles' refs keep bc alive until here */
-        return;
-    }
-    atr__bc_release_ref(bc);
-    atr_deadline_set(&bc->timer, BT_NONE, 0);
     if (status < 0) {
         connect_failed(px, 502, uv_strerror(status));
         return;
     }
-    bc->connected = 1;
     server_mark_up(px, px->server);
-    if (bc->io.handle.type == UV_TCP)
-        uv_tcp_nodelay(&bc->io.tcp, 1);
     px_send_head(px);
 }
 
-static void read_timeout(atr_bconn_t *bc);
-static void send_timeout(atr_bconn_t *bc);
+static void px_write_failed(atr_proxy_t *px);
 
-static void bc_on_timer(atr_deadline_t *d, int kind)
+void atr__px_on_timeout(atr_proxy_t *px, int kind)
 {
-    atr_bconn_t *bc = d->data;
     switch (kind) {
-    case BT_CONNECT: connect_timeout(bc); break;
-    case BT_READ: read_timeout(bc); break;
-    case BT_SEND: send_timeout(bc); break;
-    case BT_IDLE: idle_timeout(bc); break;
+    case BT_CONNECT: connect_failed(px, 504, "connect timeout"); break;
+    case BT_READ: atr__px_fail(px, 504, "response timeout"); break;
+    case BT_SEND: atr__px_fail(px, 504, "request send timeout"); break;
     }
-}
-
-typedef struct cgi_kick {
-    atr_wgen_t *wg;
-    int ups;
-} cgi_kick_t;
-
-/* A CGI child exited and gave its slot back: start a queued request. */
-static void on_cgi_slot_free(void *arg)
-{
-    cgi_kick_t *k = arg;
-    queue_kick(k->wg, k->ups);
-    atr_wgen_unref(k->wg);
-    free(k);
-}
-
-/* The "connection" of a cgi upstream is a new script process. It is ready at
- * once: the request body goes to its stdin, its stdout is read as the
- * response. The slot it takes is given back when the process has exited. */
-static atr_bconn_t *bc_new(atr_proxy_t *px, int s)
-{
-    atr_bconn_t *bc = atr_xcalloc(1, sizeof *bc);
-    bc->wg = px->wg;
-    bc->w = px->wg->w;
-    bc->ups = px->ups;
-    bc->server = s;
-    bc->refs = 1;
-    atr_deadline_init(&px->wg->w->loop, &bc->timer, bc_on_timer, bc);
-    return bc;
-}
-
-static atr_bconn_t *bc_spawn(atr_proxy_t *px, int s)
-{
-    atr_bconn_t *bc = bc_new(px, s);
-    cgi_kick_t *k = atr_xmalloc(sizeof *k);
-    k->wg = px->wg;
-    k->ups = px->ups;
-    atr_wgen_ref(k->wg);
-    int rc = atr_cgi_spawn(px->r, &px->wg->w->loop, &bc->io.pipe, &bc->child, &bc->out,
-                           &gups(px)->servers[s].state->active, on_cgi_slot_free, k);
-    bc->io.handle.data = bc;
-    if (rc < 0) {
-        atr_wgen_unref(k->wg);
-        free(k);
-        atr__bc_close(bc);
-        return NULL;
-    }
-    px->slot_moved = 1;
-    bc->px = px;
-    bc->connected = 1;
-    return bc;
-}
-
-static atr_bconn_t *bc_connect(atr_proxy_t *px, int s)
-{
-    const atr_conf_server_t *sc = server_conf(px->wg, px->ups, s);
-    atr_bconn_t *bc = bc_new(px, s);
-    int unix_socket = sc->addr.ss_family == AF_UNIX;
-    if (unix_socket)
-        uv_pipe_init(&px->wg->w->loop, &bc->io.pipe, 0);
-    else
-        uv_tcp_init(&px->wg->w->loop, &bc->io.tcp);
-    bc->io.handle.data = bc;
-    bc->connect_req.data = bc;
-    bc->px = px;
-    bc->out = &bc->io.stream;
-    int rc = 0;
-    if (unix_socket)
-        uv_pipe_connect(&bc->connect_req, &bc->io.pipe,
-                        ((const struct sockaddr_un *)&sc->addr)->sun_path, on_connect);
-    else
-        rc = uv_tcp_connect(&bc->connect_req, &bc->io.tcp, (const struct sockaddr *)&sc->addr,
-                            on_connect);
-    if (rc < 0) {
-        atr__bc_close(bc);
-        return NULL;
-    }
-    bc->refs++; /* held by the connect request */
-    atr_deadline_set(&bc->timer, BT_CONNECT, px->u->connect_timeout);
-    return bc;
 }
 
 /* Pick a server and a connection for px (first try, failover or retry). */
@@ -715,30 +452,15 @@ void atr__px_dispatch(atr_proxy_t *px)
 void atr__px_use_server(atr_proxy_t *px)
 {
     int s = px->server;
-    atr_pool_t *p = &atr__pxw(px->wg)->pools[px->ups][s];
-    while (p->idle && !px->idempotent && bc_unusable(p->idle)) {
-        /* A request that must not be retried takes no connection the
-         * backend has already closed (its FIN may not have been read yet). */
-        atr_bconn_t *dead = p->idle;
-        p->idle = dead->next;
-        p->nidle--;
-        dead->next = NULL;
-        atr__bc_close(dead);
-    }
-    if (p->idle) {
-        atr_bconn_t *bc = p->idle;
-        p->idle = bc->next;
-        p->nidle--;
-        bc->next = NULL;
-        atr_deadline_set(&bc->timer, BT_NONE, 0);
-        bc->px = px;
+    atr_bconn_t *bc = atr__bc_take_idle(px, s);
+    if (bc) {
         px->bc = bc;
         px->phase = PX_SENDING;
         px_send_head(px);
         return;
     }
-    if (px->ops == &atr_backend_cgi) {
-        px->bc = bc_spawn(px, s);
+    if (px->ops->spawn) {
+        px->bc = atr__bc_spawn(px, s);
         if (px->bc == NULL) {
             atr__server_release(px);
             atr__px_fail(px, 502, "cannot start the script");
@@ -748,7 +470,7 @@ void atr__px_use_server(atr_proxy_t *px)
         return;
     }
     px->phase = PX_CONNECTING;
-    px->bc = bc_connect(px, s);
+    px->bc = atr__bc_connect(px, s);
     if (px->bc == NULL) {
         atr__server_release(px);
         atr__px_fail(px, 502, "cannot create a socket");
@@ -757,28 +479,15 @@ void atr__px_use_server(atr_proxy_t *px)
 
 /* ---- request: head and body to the backend ---- */
 
-static void read_timeout(atr_bconn_t *bc)
-{
-    atr_proxy_t *px = bc->px;
-    if (px)
-        atr__px_fail(px, 504, "response timeout");
-}
-
 /* Response inactivity counts once the whole request is out (a slow client
  * body is the client's body_timeout, a slow backend read the send_timeout). */
 void atr__arm_read_timer(atr_proxy_t *px)
 {
-    if (px->bc && !px->bc->write_pending && px->req_body_done) {
+    if (px->bc && !px->bc->s.write_pending && px->req_body_done) {
         if (px->bc->child)
-            atr_cgi_close_stdin(px->bc->child); /* the script sees the end of its input */
-        atr_deadline_set(&px->bc->timer, BT_READ, px->u->read_timeout);
+            px->ops->spawn_input_done(px->bc->child); /* the script sees the end of its input */
+        atr_deadline_set(&px->bc->s.timer, BT_READ, px->u->read_timeout);
     }
-}
-
-static void send_timeout(atr_bconn_t *bc)
-{
-    if (bc->px)
-        atr__px_fail(bc->px, 504, "request send timeout");
 }
 
 /* The backend stopped taking the request: a script that exits without
@@ -797,17 +506,14 @@ static void px_write_failed(atr_proxy_t *px)
     atr__arm_read_timer(px);
 }
 
-static void on_backend_write(uv_write_t *wr, int status)
+void atr__px_on_written(atr_proxy_t *px, int status)
 {
-    atr_bconn_t *bc = wr->data;
-    atr_proxy_t *px = bc->px;
-    bc->write_pending = 0;
-    if (bc->closing || px == NULL) {
-        atr__bc_release_ref(bc);
+    atr_bconn_t *bc = px->bc;
+    px->req_writing = 0;
+    if (px->phase == PX_TUNNEL) {
+        atr__tunnel_written(px, status);
         return;
     }
-    atr__bc_release_ref(bc);
-    px->req_writing = 0;
     if (status < 0) {
         px_write_failed(px);
         return;
@@ -816,28 +522,10 @@ static void on_backend_write(uv_write_t *wr, int status)
         atr_req_body_consumed(px->r);
     /* The backend took it: the send deadline ends here (the next queued write
      * arms its own; the response's starts once the request is out). */
-    if (bc->timer.kind == BT_SEND)
-        atr_deadline_set(&bc->timer, BT_NONE, 0);
+    if (bc->s.timer.kind == BT_SEND)
+        atr_deadline_set(&bc->s.timer, BT_NONE, 0);
     atr__arm_read_timer(px);
     px_pump_request(px);
-}
-
-/* 0 written, 1 pending, <0 error */
-static int bc_write(atr_proxy_t *px, uv_buf_t *bufs, unsigned n)
-{
-    atr_bconn_t *bc = px->bc;
-    int rc = atr_stream_try_write(bc->out, &bufs, &n);
-    if (rc <= 0)
-        return rc;
-    bc->wr.data = bc;
-    rc = uv_write(&bc->wr, bc->out, bufs, n, on_backend_write);
-    if (rc < 0)
-        return rc;
-    bc->refs++;
-    bc->write_pending = 1;
-    px->req_writing = 1;
-    atr_deadline_set(&bc->timer, BT_SEND, px->u->send_timeout);
-    return 1;
 }
 
 static void px_send_head(atr_proxy_t *px)
@@ -856,12 +544,12 @@ static void px_send_head(atr_proxy_t *px)
     }
     atr_http_parser_reset(px->rparser);
     atr_http_parser_set_request_method(px->rparser, px->idempotent == 2 ? ATR_M_HEAD : ATR_M_GET);
-    atr_http_parser_set_lenient_lf(px->rparser, px->ops != &atr_backend_http);
+    atr_http_parser_set_lenient_lf(px->rparser, px->ops->cgi_response);
     if (px->wg->gen->access_log)
         px->t_start = uv_hrtime();
-    atr__bc_read_start(px->bc);
+    atr_sock_read_start(&px->bc->s);
     uv_buf_t b = uv_buf_init(px->head, (unsigned)px->head_len);
-    int rc = bc_write(px, &b, 1);
+    int rc = atr__bc_write(px, &b, 1);
     if (rc < 0) {
         px_write_failed(px);
         return;
@@ -932,7 +620,7 @@ static void px_pump_request(atr_proxy_t *px)
             px->req_bytes_sent = 1;
         if (last)
             px->req_body_done = 1;
-        int wrc = nb ? bc_write(px, bufs, (unsigned)nb) : 0;
+        int wrc = nb ? atr__bc_write(px, bufs, (unsigned)nb) : 0;
         if (wrc < 0) {
             px_write_failed(px);
             return;
@@ -1001,7 +689,7 @@ void atr_proxy_start(atr_req_t *r)
         break;
     default: px->idempotent = 0; break;
     }
-    r->upgrade_requested = m->upgrade && px->ops == &atr_backend_http;
+    r->upgrade_requested = m->upgrade && px->ops->upgrade;
     r->handler = &proxy_handler;
     r->handler_data = px;
     if (m->body == ATR_BODY_CHUNKED && px->ops->needs_length) {
@@ -1040,12 +728,11 @@ static void on_client_gone(atr_req_t *r)
     if (px->phase == PX_QUEUED)
         queue_remove(px);
     if (px->ops->abort_bytes && px->bc && px->bc->connected && !px->resp_done &&
-        !px->bc->write_pending) {
+        !px->bc->s.write_pending) {
         /* Tell the application (FastCGI ABORT_REQUEST), best effort: the
          * connection closes right after and is never reused. */
         char rec[16];
-        uv_buf_t b = uv_buf_init(rec, (unsigned)px->ops->abort_bytes(rec));
-        uv_try_write(&px->bc->io.stream, &b, 1);
+        atr_sock_write_now(&px->bc->s, rec, px->ops->abort_bytes(rec));
     }
     px->phase = PX_DONE;
     atr__px_end(px);

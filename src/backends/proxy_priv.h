@@ -5,8 +5,8 @@
 #define ATR_PROXY_PRIV_H
 
 #include "backends/backend.h"
-#include "backends/cgi.h"
 #include "net/conn.h"
+#include "net/sock.h"
 #include "backends/proxy.h"
 
 typedef struct atr_bconn atr_bconn_t;
@@ -46,29 +46,16 @@ struct atr_queue {                /* per upstream, per worker generation */
 };
 
 struct atr_bconn {
-    union {                       /* TCP, or a unix socket (`server unix:/path`) */
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-        uv_stream_t stream;
-        uv_handle_t handle;
-    } io;
-    atr_deadline_t timer;         /* kind: BT_CONNECT, BT_READ, BT_SEND or BT_IDLE */
-    uv_connect_t connect_req;
-    uv_write_t wr;
+    atr_sock_t s;                 /* first: the transport (input buffer, timer with kind BT_*,
+                                   * references); s.out is a script's stdin for CGI */
     atr_wgen_t *wg;               /* owner of the pool; may be gone once closing */
-    atr_worker_t *w;
+    const atr_backend_ops_t *ops; /* the protocol */
     int ups, server;
     atr_proxy_t *px;              /* NULL while idle in the pool */
     atr_bconn_t *next;            /* pool list */
-    uv_stream_t *out;             /* where requests are written: &io.stream, or a script's stdin */
-    atr_cgi_child_t *child;       /* CGI: the script process (io is its stdout) */
-    char *buf;
-    uint32_t len, cap, off;
-    int refs, nreqs;
-    unsigned closing : 1, connected : 1, reading : 1, write_pending : 1, eof : 1;
-    unsigned maybe_unread : 1;    /* bytes may wait in the socket: the last read filled the
-                                   * buffer, or reading was stopped after it */
-    unsigned reset : 1;           /* the read side ended with an error, not a clean EOF */
+    void *child;                  /* a spawned backend's process (ops->spawn), NULL otherwise */
+    int nreqs;
+    unsigned connected : 1;
 };
 
 enum { BT_NONE = 0, BT_CONNECT, BT_READ, BT_SEND, BT_IDLE };
@@ -137,11 +124,19 @@ void atr__px_end(atr_proxy_t *px);               /* detach from the request and 
 void atr__server_release(atr_proxy_t *px);       /* give the server slot back, wake the queue */
 void atr__server_count_response(atr_proxy_t *px, int status); /* the server's stats */
 void atr__arm_read_timer(atr_proxy_t *px);       /* the request is out: time the response */
-void atr__bc_read_start(atr_bconn_t *bc);
-void atr__bc_read_stop(atr_bconn_t *bc);
+void atr__queue_kick(atr_wgen_t *wg, int ups);   /* a slot is free: start the next waiting request */
+/* Events of px's backend connection (proxy_conn.c calls these). */
+void atr__px_on_connect(atr_proxy_t *px, int status);
+void atr__px_on_written(atr_proxy_t *px, int status);
+void atr__px_on_timeout(atr_proxy_t *px, int kind);  /* BT_CONNECT, BT_READ or BT_SEND */
+
+/* proxy_conn.c: backend connections */
+atr_bconn_t *atr__bc_take_idle(atr_proxy_t *px, int s); /* a pooled one to server s, or NULL */
+atr_bconn_t *atr__bc_connect(atr_proxy_t *px, int s);   /* connecting (BT_CONNECT timed), or NULL */
+atr_bconn_t *atr__bc_spawn(atr_proxy_t *px, int s);     /* a process (ops->spawn), or NULL */
+int atr__bc_write(atr_proxy_t *px, uv_buf_t *bufs, unsigned n); /* 0, 1 pending (BT_SEND), <0 */
 void atr__bc_close(atr_bconn_t *bc);
 void atr__bc_park(atr_bconn_t *bc);              /* back to the pool, or close */
-void atr__bc_release_ref(atr_bconn_t *bc);
 
 /* The head is final (m valid during the call): encode it, consume it, go. */
 void atr__px_begin(atr_proxy_t *px, const atr_http_msg_t *m);
@@ -160,5 +155,6 @@ int atr__px_ended(const atr_proxy_t *px);       /* the response stream is over *
 void atr__px_on_backend_data(atr_proxy_t *px, ssize_t nread); /* nread < 0: end of stream */
 void atr__px_pump_response(atr_proxy_t *px);
 void atr__tunnel_pump_up(atr_proxy_t *px);       /* client -> backend bytes of a tunnel */
+void atr__tunnel_written(atr_proxy_t *px, int status); /* a queued tunnel write finished */
 
 #endif

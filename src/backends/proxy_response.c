@@ -8,13 +8,13 @@
 #include "base/log.h"
 #include "backends/proxy_priv.h"
 
-/* New raw bytes at bc->buf + bc->len: run the protocol's decoder over them
+/* New raw bytes at bc->s.buf + bc->s.len: run the protocol's decoder over them
  * in place. 0 when the exchange failed (answered already). */
 int atr__px_decode(atr_proxy_t *px, size_t nread)
 {
     atr_bconn_t *bc = px->bc;
     if (px->ops->decode == NULL) {
-        bc->len += (uint32_t)nread;
+        bc->s.len += (uint32_t)nread;
         return 1;
     }
     if (px->dec_done) {
@@ -22,9 +22,9 @@ int atr__px_decode(atr_proxy_t *px, size_t nread)
         return 0;
     }
     size_t produced = 0;
-    char *at = bc->buf + bc->len;
+    char *at = bc->s.buf + bc->s.len;
     int rc = px->ops->decode(px->dec, at, at, nread, &produced);
-    bc->len += (uint32_t)produced;
+    bc->s.len += (uint32_t)produced;
     if (rc == ATR_ERROR) {
         atr__px_fail(px, 502, "malformed records from the backend");
         return 0;
@@ -37,7 +37,7 @@ int atr__px_decode(atr_proxy_t *px, size_t nread)
 /* The response stream is over: the backend closed, or the protocol said so. */
 int atr__px_ended(const atr_proxy_t *px)
 {
-    return px->bc->eof || px->dec_done;
+    return px->bc->s.eof || px->dec_done;
 }
 
 /* ---- response ---- */
@@ -49,7 +49,7 @@ static void px_complete(atr_proxy_t *px);
 static int px_reusable(atr_proxy_t *px)
 {
     atr_bconn_t *bc = px->bc;
-    if (!px->ops->reuse || bc->off != bc->len || bc->eof)
+    if (!px->ops->reuse || bc->s.off != bc->s.len || bc->s.eof)
         return 0;
     if (px->ops->decode) {
         int status = 0;
@@ -69,8 +69,8 @@ static void on_client_written(atr_req_t *r, int status)
         atr_req_abort(r);
         return;
     }
-    if (px->bc && px->bc->off == px->bc->len)
-        px->bc->off = px->bc->len = 0; /* every view is written: the buffer is free */
+    if (px->bc && px->bc->s.off == px->bc->s.len)
+        px->bc->s.off = px->bc->s.len = 0; /* every view is written: the buffer is free */
     if (px->resp_done) {
         px_complete(px);
         return;
@@ -87,38 +87,38 @@ void atr__px_pump_response(atr_proxy_t *px)
         atr_str_t v[ATR_MAX_OUT_BUFS];
         int n = 0;
         size_t used = 0;
-        int rc = atr_body_decode(&px->rbody, bc->buf + bc->off, bc->len - bc->off, &used, v,
+        int rc = atr_body_decode(&px->rbody, bc->s.buf + bc->s.off, bc->s.len - bc->s.off, &used, v,
                                  ATR_MAX_OUT_BUFS, &n);
         if (rc == ATR_ERROR) {
             atr__px_fail(px, 502, "bad response body framing");
             return;
         }
-        bc->off += (uint32_t)used;
+        bc->s.off += (uint32_t)used;
         /* With a framing protocol (FastCGI) the exchange ends with its end
          * record, which may come after a Content-Length body is complete. */
         int stream_done = !px->ops->decode || px->dec_done;
         int last = (rc == ATR_DONE && stream_done) ||
-                   (px->rbody.mode == ATR_BM_CLOSE && atr__px_ended(px) && !bc->reset);
-        if (!last && atr__px_ended(px) && bc->off == bc->len) {
+                   (px->rbody.mode == ATR_BM_CLOSE && atr__px_ended(px) && !bc->s.reset);
+        if (!last && atr__px_ended(px) && bc->s.off == bc->s.len) {
             /* The backend closed (or reset) before the body ended: the client
              * must see a truncated transfer, never a complete one. */
-            atr__px_fail(px, 502, bc->reset ? "backend reset mid-body" : "backend closed mid-body");
+            atr__px_fail(px, 502, bc->s.reset ? "backend reset mid-body" : "backend closed mid-body");
             return;
         }
-        if (rc == ATR_DONE && !stream_done && px->ops->decode && bc->off < bc->len) {
+        if (rc == ATR_DONE && !stream_done && px->ops->decode && bc->s.off < bc->s.len) {
             if (px->rbody.mode == ATR_BM_NONE) {
                 /* A body to HEAD, or with 204/304: the gateway discards it
                  * (RFC 3875 §4.3.2); the records keep the stream in step. */
-                bc->off = bc->len;
+                bc->s.off = bc->s.len;
             } else {
                 atr__px_fail(px, 502, "response data after the end of the body");
                 return;
             }
         }
         if (n == 0 && !last && px->client_head == NULL) {
-            if (bc->off == bc->len)
-                bc->off = bc->len = 0;
-            atr__bc_read_start(bc);
+            if (bc->s.off == bc->s.len)
+                bc->s.off = bc->s.len = 0;
+            atr_sock_read_start(&bc->s);
             atr__arm_read_timer(px);
             return;
         }
@@ -137,12 +137,12 @@ void atr__px_pump_response(atr_proxy_t *px)
         }
         if (wrc == 1) {
             px->resp_writing = 1;
-            atr__bc_read_stop(bc);
-            atr_deadline_set(&bc->timer, BT_NONE, 0);
+            atr_sock_read_stop(&bc->s);
+            atr_deadline_set(&bc->s.timer, BT_NONE, 0);
             return;
         }
-        if (bc->off == bc->len)
-            bc->off = bc->len = 0;
+        if (bc->s.off == bc->s.len)
+            bc->s.off = bc->s.len = 0;
     }
     if (px->resp_done && !px->resp_writing)
         px_complete(px);
@@ -158,8 +158,8 @@ static void px_complete(atr_proxy_t *px)
     if (bc) {
         bc->px = NULL;
         px->bc = NULL;
-        atr_deadline_set(&bc->timer, BT_NONE, 0);
-        if (px->reusable && px->req_body_done && !bc->write_pending)
+        atr_deadline_set(&bc->s.timer, BT_NONE, 0);
+        if (px->reusable && px->req_body_done && !bc->s.write_pending)
             atr__bc_park(bc);
         else
             atr__bc_close(bc);
@@ -181,7 +181,7 @@ static void px_response_head(atr_proxy_t *px)
     r->upstream_status = m->status;
     r->status = m->status;
     atr__server_count_response(px, m->status);
-    bc->off += m->head_len;
+    bc->s.off += m->head_len;
     px->resp_head_done = 1;
     int with_length = 0;
     uint64_t length = 0;
@@ -191,7 +191,7 @@ static void px_response_head(atr_proxy_t *px)
         start_tunnel(px);
         return;
     }
-    if (px->ops == &atr_backend_cgi && m->cgi_form && m->location.n > 0 &&
+    if (px->ops->local_redirect && m->cgi_form && m->location.n > 0 &&
         m->location.p[0] == '/' && atr_http_find(m, "status") == NULL) {
         /* RFC 3875 §6.2.2 local redirect: the script named another local
          * resource; serve that instead, as a GET, without telling the client. */
@@ -238,7 +238,7 @@ static void px_response_head(atr_proxy_t *px)
 static int px_can_retry(atr_proxy_t *px)
 {
     return px->bc && px->bc->nreqs > 1 && px->idempotent && !px->req_bytes_sent &&
-           px->bc->len == 0 && px->attempts <= px->u->retries + 1 &&
+           px->bc->s.len == 0 && px->attempts <= px->u->retries + 1 &&
            !(px->write_failed && px->r && px->r->body.mode != ATR_BM_NONE);
 }
 
@@ -254,7 +254,7 @@ void atr__px_on_backend_data(atr_proxy_t *px, ssize_t nread)
             atr__px_pump_response(px);
         return;
     }
-    if (nread < 0 && bc->len == 0) {
+    if (nread < 0 && bc->s.len == 0) {
         if (px_can_retry(px)) {
             /* A pooled connection the server had just closed: the request
              * never reached it, so sending it again is safe. Same server, and
@@ -270,7 +270,7 @@ void atr__px_on_backend_data(atr_proxy_t *px, ssize_t nread)
         atr__px_fail(px, 502, "backend closed without a response");
         return;
     }
-    if (px->dec_done && bc->len == bc->off) {
+    if (px->dec_done && bc->s.len == bc->s.off) {
         int st = 502;
         px->ops->dec_end(px->dec, &st);
         atr__px_fail(px, st, st == 503 ? "backend overloaded" : "backend ended without a response");
@@ -279,7 +279,7 @@ void atr__px_on_backend_data(atr_proxy_t *px, ssize_t nread)
     int status = 0;
     const char *why = NULL;
     for (;;) {
-        int rc = atr_http_parse(px->rparser, bc->buf + bc->off, bc->len - bc->off, px->rmsg,
+        int rc = atr_http_parse(px->rparser, bc->s.buf + bc->s.off, bc->s.len - bc->s.off, px->rmsg,
                                 &status, &why);
         if (rc == ATR_AGAIN) {
             if (atr__px_ended(px)) {
@@ -293,13 +293,13 @@ void atr__px_on_backend_data(atr_proxy_t *px, ssize_t nread)
             atr__px_fail(px, 502, why ? why : "invalid response head");
             return;
         }
-        if (px->rmsg->cgi_form && px->ops == &atr_backend_http) {
+        if (px->rmsg->cgi_form && !px->ops->cgi_response) {
             /* A header block without a status line is CGI output; from an HTTP
              * server it is not a response at all. */
             atr__px_fail(px, 502, "response without a status line");
             return;
         }
-        if (!px->rmsg->cgi_form && px->ops != &atr_backend_http &&
+        if (!px->rmsg->cgi_form && px->ops->cgi_response &&
             atr_http_find(px->rmsg, "status") != NULL) {
             /* A script's status line and a Status field: two answers to one
              * question, never forwarded. */
@@ -309,13 +309,13 @@ void atr__px_on_backend_data(atr_proxy_t *px, ssize_t nread)
         int st = px->rmsg->status;
         if (st >= 100 && st < 200 && st != 101) {
             /* Interim responses (100 Continue, 103): ours to absorb. */
-            bc->off += px->rmsg->head_len;
+            bc->s.off += px->rmsg->head_len;
             atr_http_parser_reset(px->rparser);
             continue;
         }
         break;
     }
-    atr_deadline_set(&bc->timer, BT_NONE, 0);
+    atr_deadline_set(&bc->s.timer, BT_NONE, 0);
     px_response_head(px);
 }
 
@@ -338,7 +338,7 @@ static void start_tunnel(atr_proxy_t *px)
     px->req_body_done = 1;
     char *head = atr_http_client_head(r, px->rmsg, 0, 0, &hl);
     px->phase = PX_TUNNEL;
-    atr_deadline_set(&px->bc->timer, BT_NONE, 0);
+    atr_deadline_set(&px->bc->s.timer, BT_NONE, 0);
     int rc = atr_req_send(r, head, hl, NULL, 0, 0, on_client_written);
     if (rc < 0) {
         atr__px_end(px);
@@ -352,15 +352,9 @@ static void start_tunnel(atr_proxy_t *px)
     atr__tunnel_pump_up(px);
 }
 
-static void on_tunnel_up_written(uv_write_t *wr, int status)
+/* A queued tunnel write to the backend finished. */
+void atr__tunnel_written(atr_proxy_t *px, int status)
 {
-    atr_bconn_t *bc = wr->data;
-    atr_proxy_t *px = bc->px;
-    bc->write_pending = 0;
-    atr__bc_release_ref(bc);
-    if (px == NULL || bc->closing)
-        return;
-    px->req_writing = 0;
     if (status < 0) {
         atr__px_fail(px, 502, "tunnel write failed");
         return;
@@ -385,27 +379,15 @@ void atr__tunnel_pump_up(atr_proxy_t *px)
         if (v.n == 0)
             return;
         uv_buf_t b = uv_buf_init((char *)v.p, (unsigned)v.n);
-        int wrc = uv_try_write(px->bc->out, &b, 1);
-        if (wrc == (int)v.n) {
-            atr_req_body_consumed(px->r);
-            continue;
-        }
-        if (wrc < 0 && wrc != UV_EAGAIN) {
+        int wrc = atr_sock_write(&px->bc->s, &b, 1);
+        if (wrc < 0) {
             atr__px_fail(px, 502, "tunnel write failed");
             return;
         }
-        if (wrc > 0) {
-            b.base += wrc;
-            b.len -= (size_t)wrc;
-        }
-        px->bc->wr.data = px->bc;
-        if (uv_write(&px->bc->wr, px->bc->out, &b, 1, on_tunnel_up_written) < 0) {
-            atr__px_fail(px, 502, "tunnel write failed");
+        if (wrc == 1) {
+            px->req_writing = 1;
             return;
         }
-        px->bc->refs++;
-        px->bc->write_pending = 1;
-        px->req_writing = 1;
+        atr_req_body_consumed(px->r);
     }
 }
-

@@ -28,4 +28,6 @@ const atr_backend_ops_t atr_backend_scgi = {
     .needs_length = 1,
     .encode_head = encode_head,
     .frame_body = atr_gateway_frame_raw,
+    .cgi_response = 1,
+    .needs_path = 1,
 };

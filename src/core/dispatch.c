@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "backends/backend.h"
 #include "backends/proxy.h"
 #include "base/log.h"
 #include "handlers/static.h"
@@ -150,7 +151,7 @@ static void dispatch(atr_req_t *r, char *path, size_t cap)
     case ATR_ROUTE_CGI:
         r->ups = atr_gen_route_upstream(g, r->route);
         r->upstream = g->ups[r->ups].conf;
-        if (r->upstream->protocol != ATR_PROTO_HTTP)
+        if (atr_backend_for(r->upstream->protocol)->needs_path)
             r->norm_path = atr_xstrndup(path, plen); /* SCRIPT_NAME / PATH_INFO */
         atr_proxy_start(r);
         return;

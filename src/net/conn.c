@@ -12,7 +12,6 @@
 
 #include "base/log.h"
 #include "net/hooks.h"
-#include "net/stream.h"
 
 enum { T_NONE = 0, T_IDLE, T_HEAD, T_BODY, T_SEND };
 
@@ -24,42 +23,28 @@ static const atr_conf_t *conf_of(atr_conn_t *c)
     return c->w->wgen->gen->conf;
 }
 
-static void conn_hold(atr_conn_t *c)
+/* The last reference is gone (the input buffer is back already). */
+static void conn_free(atr_sock_t *s)
 {
-    c->refs++;
-}
-
-static void conn_release(atr_conn_t *c)
-{
-    if (--c->refs > 0)
-        return;
+    atr_conn_t *c = (atr_conn_t *)s;
     atr_worker_t *w = c->w;
-    atr_cache_buf_put(w, c->in, c->in_cap);
     if (c->parser) {
         atr_http_parser_reset(c->parser);
         atr_cache_put(w, ATR_CACHE_REQ_PARSER, c->parser);
     }
+    int counted = !c->refused;
     atr_slab_free(&w->conn_slab, c);
-    atr_worker_conn_gone(w);
-}
-
-static void on_handle_closed(uv_handle_t *h)
-{
-    conn_release(h->data);
+    if (counted)
+        atr_worker_conn_gone(w);
 }
 
 /* ---- timers ---- */
 
 static void on_timer(atr_deadline_t *d, int phase);
 
-static void on_timer_closed(uv_handle_t *h)
-{
-    conn_release(((atr_deadline_t *)h->data)->data);
-}
-
 static void timer_set(atr_conn_t *c, int phase, uint64_t ms)
 {
-    atr_deadline_set(&c->timer, phase, ms);
+    atr_deadline_set(&c->s.timer, phase, ms);
 }
 
 /* ---- requests ---- */
@@ -120,7 +105,7 @@ void atr_req_head_done(atr_req_t *r)
     }
     r->method = m->method;
     r->version_minor = m->version_minor;
-    c->in_off += m->head_len;
+    c->s.off += m->head_len;
     /* The strings outliving the head: only for an access log, or for a CGI
      * local redirect (it needs the Host). No copies on the plain path. */
     if (r->wg->gen->access_log || (r->route && r->route->kind == ATR_ROUTE_CGI))
@@ -176,16 +161,14 @@ static void handler_client_gone(atr_req_t *r)
 
 /* ---- writing ---- */
 
-static void on_write(uv_write_t *wr, int status)
+static void on_written(atr_sock_t *s, int status)
 {
-    atr_conn_t *c = wr->data;
+    atr_conn_t *c = (atr_conn_t *)s;
     atr_req_t *r = c->req;
-    atr_cache_put(c->w, ATR_CACHE_WRITE, wr);
-    c->write_pending = 0;
-    if (c->timer.kind == T_SEND) {
+    if (c->s.timer.kind == T_SEND) {
         /* A request body still coming (a backend answering early) is timed
          * again: with nothing to write and no backend timer, nothing else is. */
-        if (r && r->body_wanted && c->reading && !c->closing)
+        if (r && r->body_wanted && c->s.reading)
             timer_set(c, T_BODY, conf_of(c)->body_timeout);
         else
             timer_set(c, T_NONE, 0);
@@ -195,35 +178,20 @@ static void on_write(uv_write_t *wr, int status)
         r->out_head = NULL;
         void (*cb)(atr_req_t *, int) = r->write_cb;
         r->write_cb = NULL;
-        if (cb && !c->closing)
+        if (cb)
             cb(r, status);
         else if (status < 0)
             atr_conn_close(c);
     }
-    conn_release(c);
 }
 
 /* Try the write directly; queue the rest. 0 = all written, 1 = pending, <0 error. */
 static int write_bufs(atr_conn_t *c, uv_buf_t *bufs, unsigned n)
 {
-    int rc = atr_stream_try_write((uv_stream_t *)&c->tcp, &bufs, &n);
-    if (rc <= 0)
-        return rc;
-    /* The write request lives only while a write is pending, so an idle
-     * connection does not carry its 192 bytes. */
-    uv_write_t *wr = atr_cache_get(c->w, ATR_CACHE_WRITE);
-    if (wr == NULL)
-        wr = atr_xmalloc(sizeof *wr);
-    wr->data = c;
-    rc = uv_write(wr, (uv_stream_t *)&c->tcp, bufs, n, on_write);
-    if (rc < 0) {
-        atr_cache_put(c->w, ATR_CACHE_WRITE, wr);
-        return rc;
-    }
-    conn_hold(c);
-    c->write_pending = 1;
-    timer_set(c, T_SEND, conf_of(c)->send_timeout);
-    return 1;
+    int rc = atr_sock_write(&c->s, bufs, n);
+    if (rc == 1)
+        timer_set(c, T_SEND, conf_of(c)->send_timeout);
+    return rc;
 }
 
 int atr_req_send(atr_req_t *r, char *head, size_t headlen, const atr_str_t *v, int n, int last,
@@ -232,7 +200,7 @@ int atr_req_send(atr_req_t *r, char *head, size_t headlen, const atr_str_t *v, i
     atr_conn_t *c = r->c;
     uv_buf_t bufs[2 + 3 * ATR_MAX_OUT_BUFS];
     unsigned nb = 0;
-    if (c->closing) {
+    if (c->s.closing) {
         atr_cache_head_put(c->w, head);
         return UV_ECANCELED;
     }
@@ -263,7 +231,7 @@ int atr_req_send(atr_req_t *r, char *head, size_t headlen, const atr_str_t *v, i
     /* A tunnel is idle only when neither side sends: bytes the server pushes
      * count as activity (a WebSocket whose client only listens was cut after
      * body_timeout). */
-    if (rc == 0 && r->upgraded && c->timer.kind == T_BODY)
+    if (rc == 0 && r->upgraded && c->s.timer.kind == T_BODY)
         timer_set(c, T_BODY, conf_of(c)->body_timeout);
     atr_cache_head_put(c->w, r->out_head);
     r->out_head = NULL;
@@ -344,10 +312,10 @@ void atr_req_respond_simple(atr_req_t *r, int status, const char *body, int clos
 
 static void go_idle(atr_conn_t *c)
 {
-    if (c->in_off == c->in_len) {
-        atr_cache_buf_put(c->w, c->in, c->in_cap);
-        c->in = NULL;
-        c->in_len = c->in_off = c->in_cap = 0;
+    if (c->s.off == c->s.len) {
+        atr_cache_buf_put(c->w, c->s.buf, c->s.cap);
+        c->s.buf = NULL;
+        c->s.len = c->s.off = c->s.cap = 0;
         if (c->parser) {
             atr_http_parser_reset(c->parser);
             atr_cache_put(c->w, ATR_CACHE_REQ_PARSER, c->parser);
@@ -363,7 +331,7 @@ void atr_req_finish(atr_req_t *r)
     /* A client that half-closed after pipelining still gets an answer to every
      * request it sent whole: go on while bytes are buffered (process closes at
      * an incomplete head). */
-    int keep = !r->resp_close && (!c->eof || c->in_off < c->in_len) && !c->closing &&
+    int keep = !r->resp_close && (!c->s.eof || c->s.off < c->s.len) && !c->s.closing &&
                !c->w->stopping && r->body.done && r->version_minor >= 0 &&
                c->nreqs < (uint32_t)conf_of(c)->keepalive_requests;
     if (r->msg != NULL)
@@ -393,10 +361,9 @@ void atr_req_abort(atr_req_t *r)
 
 static void send_continue(atr_conn_t *c)
 {
-    static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    uv_buf_t b = uv_buf_init(cont, sizeof cont - 1);
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     /* Tiny and first on an idle socket: a short try_write always takes it. */
-    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    atr_sock_write_now(&c->s, cont, sizeof cont - 1);
 }
 
 int atr_req_body_read(atr_req_t *r, atr_str_t *v, int max, int *n)
@@ -407,11 +374,11 @@ int atr_req_body_read(atr_req_t *r, atr_str_t *v, int max, int *n)
         return ATR_DONE;
     if (!r->body_started) {
         r->body_started = 1;
-        if (r->expect_continue && c->in_off == c->in_len)
+        if (r->expect_continue && c->s.off == c->s.len)
             send_continue(c);
     }
-    size_t used = 0, avail = ATR_MIN(c->in_len - c->in_off, ATR_BODY_READ_MAX);
-    int rc = atr_body_decode(&r->body, c->in + c->in_off, avail, &used, v, max, n);
+    size_t used = 0, avail = ATR_MIN(c->s.len - c->s.off, ATR_BODY_READ_MAX);
+    int rc = atr_body_decode(&r->body, c->s.buf + c->s.off, avail, &used, v, max, n);
     if (rc == ATR_ERROR) {
         r->body_error = 400;
         return ATR_ERROR;
@@ -429,11 +396,11 @@ int atr_req_body_read(atr_req_t *r, atr_str_t *v, int max, int *n)
     }
     if (rc == ATR_DONE) {
         r->body_wanted = 0;
-        if (c->timer.kind == T_BODY)
+        if (c->s.timer.kind == T_BODY)
             timer_set(c, T_NONE, 0);
         return ATR_DONE;
     }
-    if (*n == 0 && c->eof) {
+    if (*n == 0 && c->s.eof) {
         r->body_error = 400;
         return ATR_ERROR;
     }
@@ -445,72 +412,50 @@ int atr_req_body_read(atr_req_t *r, atr_str_t *v, int max, int *n)
 void atr_req_body_consumed(atr_req_t *r)
 {
     atr_conn_t *c = r->c;
-    c->in_off += (uint32_t)r->body_pending;
+    c->s.off += (uint32_t)r->body_pending;
     r->body_pending = 0;
-    if (c->in_off == c->in_len)
-        c->in_off = c->in_len = 0;
+    if (c->s.off == c->s.len)
+        c->s.off = c->s.len = 0;
 }
 
 int atr_req_tunnel_read(atr_req_t *r, atr_str_t *v)
 {
     atr_conn_t *c = r->c;
-    v->p = c->in + c->in_off;
-    v->n = c->in_len - c->in_off;
+    v->p = c->s.buf + c->s.off;
+    v->n = c->s.len - c->s.off;
     r->body_pending = v->n;
     if (v->n == 0) {
         r->body_wanted = 1;
         update_reading(c);
-        return c->eof ? ATR_DONE : ATR_AGAIN;
+        return c->s.eof ? ATR_DONE : ATR_AGAIN;
     }
     return ATR_AGAIN;
 }
 
 /* ---- reading ---- */
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* Consumed bytes may move only while no body view into them is out. */
+static int may_compact(atr_sock_t *s)
 {
-    atr_conn_t *c = h->data;
-    (void)suggested;
-    if (c->in == NULL) {
-        c->in = atr_cache_buf_get(c->w, &c->in_cap);
-        c->in_len = c->in_off = 0;
-    }
-    if (c->in_len == c->in_cap && c->in_off > 0 && (c->req == NULL || c->req->body_pending == 0)) {
-        /* Compact: only unconsumed bytes move; the parser works on offsets
-         * from the message start, which is in_off. */
-        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
-        c->in_len -= c->in_off;
-        c->in_off = 0;
-    }
-    if (c->in_len == c->in_cap && (c->req == NULL || c->req->phase == ATR_RP_HEAD)) {
-        /* A head may be larger than one buffer, up to max_header_size. */
-        uint32_t limit = conf_of(c)->max_header_size + conf_of(c)->buffer_size;
-        if (c->in_cap < limit) {
-            c->in_cap = ATR_MIN(c->in_cap * 2, limit);
-            c->in = atr_xrealloc(c->in, c->in_cap);
-        }
-    }
-    buf->base = c->in + c->in_len;
-    buf->len = c->in_cap - c->in_len;
+    atr_conn_t *c = (atr_conn_t *)s;
+    return c->req == NULL || c->req->body_pending == 0;
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* A head may be larger than one buffer, up to max_header_size. */
+static uint32_t grow_limit(atr_sock_t *s)
 {
-    atr_conn_t *c = s->data;
-    (void)buf;
-    if (nread == 0 || c->closing)
-        return;
-    conn_hold(c);
-    if (nread == UV_ENOBUFS) {
-        uv_read_stop(s); /* the buffer is full: update_reading resumes */
-        c->reading = 0;
-        conn_release(c);
-        return;
-    }
+    atr_conn_t *c = (atr_conn_t *)s;
+    if (c->req != NULL && c->req->phase != ATR_RP_HEAD)
+        return 0;
+    return conf_of(c)->max_header_size + conf_of(c)->buffer_size;
+}
+
+static void on_read(atr_sock_t *s, ssize_t nread)
+{
+    atr_conn_t *c = (atr_conn_t *)s;
+    if (nread == UV_ENOBUFS)
+        return; /* the buffer is full: update_reading resumes */
     if (nread < 0) {
-        c->eof = 1;
-        uv_read_stop(s);
-        c->reading = 0;
         atr_req_t *r = c->req;
         if (r == NULL || (r->phase == ATR_RP_HEAD && r->msg)) {
             atr_conn_close(c);
@@ -518,47 +463,52 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             r->body_wanted = 0;
             handler_body_ready(r);
         }
-        conn_release(c);
         return;
     }
-    c->in_len += (uint32_t)nread;
-    if (c->timer.kind == T_IDLE)
+    c->s.len += (uint32_t)nread;
+    if (c->s.timer.kind == T_IDLE)
         timer_set(c, T_HEAD, conf_of(c)->header_timeout);
-    else if (c->timer.kind == T_BODY)
+    else if (c->s.timer.kind == T_BODY)
         timer_set(c, T_BODY, conf_of(c)->body_timeout);
     process(c);
-    conn_release(c);
 }
+
+static const atr_sock_cbs_t conn_cbs = {
+    .on_read = on_read,
+    .on_written = on_written,
+    .may_compact = may_compact,
+    .grow_limit = grow_limit,
+    .on_free = conn_free,
+};
 
 static int want_read(atr_conn_t *c)
 {
-    if (c->closing || c->eof)
+    if (c->s.closing || c->s.eof)
         return 0;
-    if (c->in == NULL || c->req == NULL || c->req->phase == ATR_RP_HEAD)
+    if (c->s.buf == NULL || c->req == NULL || c->req->phase == ATR_RP_HEAD)
         return 1;
     /* While a request is handled keep reading as long as the buffer has
      * room (no epoll churn per request, and a client's close is seen); a
      * full buffer lets the kernel hold the rest: the backpressure on the
      * client. Room exists if compaction can make some (on_alloc). */
-    int full = c->in_len == c->in_cap && (c->in_off == 0 || c->req->body_pending > 0);
+    int full = c->s.len == c->s.cap && (c->s.off == 0 || c->req->body_pending > 0);
     return !full;
 }
 
 static void update_reading(atr_conn_t *c)
 {
     int want = want_read(c);
-    if (want && !c->reading) {
-        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
-            c->reading = 1;
-    } else if (!want && c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = 0;
+    if (want && !c->s.reading) {
+        atr_sock_read_start(&c->s);
+    } else if (!want && c->s.reading) {
+        c->s.tp->read_stop(&c->s); /* not atr_sock_read_stop: nothing waits unread that matters */
+        c->s.reading = 0;
     }
     /* Not reading because the buffer is full of body the backend has not taken:
      * the wait is the backend's (its send_timeout), not the client's. */
-    if (!want && c->timer.kind == T_BODY)
+    if (!want && c->s.timer.kind == T_BODY)
         timer_set(c, T_NONE, 0);
-    if (want && c->req && c->req->body_wanted && c->timer.kind != T_SEND)
+    if (want && c->req && c->req->body_wanted && c->s.timer.kind != T_SEND)
         timer_set(c, T_BODY, conf_of(c)->body_timeout);
 }
 
@@ -584,7 +534,7 @@ static void process(atr_conn_t *c)
     c->in_process = 1;
     do {
         c->process_again = 0;
-        if (c->closing)
+        if (c->s.closing)
             break;
         atr_req_t *r = c->req;
         if (r && r->phase != ATR_RP_HEAD) {
@@ -594,7 +544,7 @@ static void process(atr_conn_t *c)
             }
             break;
         }
-        if (c->in_off == c->in_len)
+        if (c->s.off == c->s.len)
             break;
         if (r == NULL) {
             if (c->w->wgen == NULL)
@@ -606,15 +556,15 @@ static void process(atr_conn_t *c)
                 c->parser = atr_http_parser_new(0, &r->wg->gen->req_limits);
             else /* kept from before: the limits in force now, not its first generation's */
                 atr_http_parser_set_limits(c->parser, &r->wg->gen->req_limits);
-            if (c->timer.kind != T_HEAD)
+            if (c->s.timer.kind != T_HEAD)
                 timer_set(c, T_HEAD, conf_of(c)->header_timeout);
         }
         int status = 0;
         const char *why = NULL;
-        int rc = atr_http_parse(c->parser, c->in + c->in_off, c->in_len - c->in_off, r->msg,
+        int rc = atr_http_parse(c->parser, c->s.buf + c->s.off, c->s.len - c->s.off, r->msg,
                                 &status, &why);
         if (rc == ATR_AGAIN) {
-            if (c->eof) /* the rest of this head will never come */
+            if (c->s.eof) /* the rest of this head will never come */
                 atr_conn_close(c);
             break;
         }
@@ -634,7 +584,7 @@ static void process(atr_conn_t *c)
         r->expect_continue = r->msg->expect_continue;
         atr_body_init(&r->body, r->msg->body, r->msg->content_length);
         atr_req_dispatch(r);
-    } while (c->process_again && !c->closing);
+    } while (c->process_again && !c->s.closing);
     c->in_process = 0;
     update_reading(c);
 }
@@ -706,7 +656,7 @@ static void on_timer(atr_deadline_t *d, int phase)
     atr_req_t *r = c->req;
     switch (phase) {
     case T_HEAD:
-        if (r && r->phase == ATR_RP_HEAD && c->in_len > c->in_off) {
+        if (r && r->phase == ATR_RP_HEAD && c->s.len > c->s.off) {
             r->body.done = 1;
             r->phase = ATR_RP_RESPONDING; /* the rest of the head is not parsed */
             atr_req_respond_simple(r, 408, NULL, 1);
@@ -776,7 +726,7 @@ static void record_addrs(atr_conn_t *c, const atr_listener_t *l, const struct so
     c->peer_v6 = strchr(c->peer, ':') != NULL;
     if (l->local.ss_family != 0)
         ss = l->local;
-    else if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+    else if (uv_tcp_getsockname(&c->s.io.tcp, (struct sockaddr *)&ss, &len) != 0)
         return;
     c->local_family = (uint8_t)ss.ss_family;
     if (ss.ss_family == AF_INET) {
@@ -788,12 +738,6 @@ static void record_addrs(atr_conn_t *c, const atr_listener_t *l, const struct so
     }
 }
 
-static void on_refused_closed(uv_handle_t *h)
-{
-    atr_conn_t *c = h->data;
-    atr_slab_free(&c->w->conn_slab, c);
-}
-
 void atr_conn_accept(atr_listener_t *l, int fd, const struct sockaddr *peer)
 {
     atr_worker_t *w = l->w;
@@ -801,16 +745,13 @@ void atr_conn_accept(atr_listener_t *l, int fd, const struct sockaddr *peer)
     atr_conn_t *c = atr_slab_alloc(&w->conn_slab);
     c->w = w;
     c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
-    uv_tcp_init(&w->loop, &c->tcp);
-    c->tcp.data = c;
-    if (w->wgen == NULL || uv_tcp_open(&c->tcp, fd) < 0) {
+    atr_sock_init(&c->s, w, &atr_transport_tcp, &conn_cbs, on_timer, c);
+    if (w->wgen == NULL || atr_sock_open(&c->s, fd) < 0) {
         close(fd);
-        uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
+        c->refused = 1; /* never counted: freed without telling the worker */
+        atr_sock_close(&c->s);
         return;
     }
-    atr_deadline_init(&w->loop, &c->timer, on_timer, c);
-    c->refs = 1;
-    uv_tcp_nodelay(&c->tcp, 1);
     record_addrs(c, l, peer);
     c->next = w->conns;
     if (w->conns)
@@ -825,9 +766,9 @@ void atr_conn_accept(atr_listener_t *l, int fd, const struct sockaddr *peer)
 
 void atr_conn_close(atr_conn_t *c)
 {
-    if (c->closing)
+    if (c->s.closing)
         return;
-    c->closing = 1;
+    c->s.closing = 1;
     atr_worker_t *w = c->w;
     atr_req_t *r = c->req;
     if (r) {
@@ -845,10 +786,7 @@ void atr_conn_close(atr_conn_t *c)
         c->next->prev = c->prev;
     w->nconns--;
     atr_metric_sub(&w->metrics.connections, 1);
-    c->refs += 2; /* one per handle; the creation reference is dropped below */
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer.timer, on_timer_closed);
-    conn_release(c);
+    atr_sock_close(&c->s);
 }
 
 void atr_conn_close_idle(atr_worker_t *w)

@@ -18,7 +18,7 @@
 #include <uv.h>
 
 #include "http/body.h"
-#include "net/deadline.h"
+#include "net/sock.h"
 #include "http/http_parse.h"
 #include "net/worker.h"
 
@@ -60,7 +60,7 @@ struct atr_req {
     void *backend_data;             /* a backend's per-request plan (CGI), freed by cleanup */
     char *redirect_buf;             /* the head of an internal redirect (msg views point here) */
     int redirects;                  /* CGI local redirects followed so far */
-    atr_http_msg_t *msg;            /* head views into c->in; valid until atr_req_head_done() */
+    atr_http_msg_t *msg;            /* head views into c->s.buf; valid until atr_req_head_done() */
     enum atr_req_phase phase;
 
     /* request body from the client */
@@ -104,18 +104,15 @@ struct atr_req {
 };
 
 struct atr_conn {
-    uv_tcp_t tcp;
-    atr_deadline_t timer;            /* kind = the phase being timed (T_HEAD, ...) */
+    atr_sock_t s;                    /* first: the transport (input buffer s.buf, [s.off, s.len)
+                                      * unconsumed; s.timer's kind = the phase timed) */
     atr_worker_t *w;
     atr_conn_t *next, *prev;         /* worker list */
-    char *in;                        /* input buffer, NULL while idle */
-    uint32_t in_len, in_cap, in_off; /* bytes [in_off, in_len) unconsumed */
     atr_http_parser_t *parser;       /* NULL while idle */
     atr_req_t *req;                  /* current request */
     uint32_t nreqs;
-    int refs;
     int in_process, process_again;   /* process() re-entrancy guard */
-    unsigned reading : 1, closing : 1, eof : 1, write_pending : 1;
+    int refused;                     /* accept refused: never counted as a connection */
     uint64_t id;
     char peer[46];                   /* client address text */
     uint8_t peer_len;                /* strlen(peer) */
@@ -165,7 +162,7 @@ void atr_req_abort(atr_req_t *r);
  * handler's body_ready is called when data arrives), ATR_DONE when the body has ended
  * (views may still be returned), ATR_ERROR on bad framing or a closed client
  * (the request is answered/aborted by conn code then). Views point into
- * c->in; call atr_req_body_consumed once they are written. */
+ * c->s.buf; call atr_req_body_consumed once they are written. */
 int atr_req_body_read(atr_req_t *r, atr_str_t *v, int max, int *n);
 void atr_req_body_consumed(atr_req_t *r);
 

@@ -1,0 +1,317 @@
+/* The transport layer (net/sock.h): one copy of buffering, close-late
+ * refcounting and try-write-then-queue for both sides, and the stream
+ * transports (TCP, unix socket, a script's pipes). */
+#include "net/sock.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "base/util.h"
+#include "net/worker.h"
+
+/* ---- references and closing ---- */
+
+void atr_sock_hold(atr_sock_t *s)
+{
+    s->refs++;
+}
+
+void atr_sock_release(atr_sock_t *s)
+{
+    if (--s->refs > 0)
+        return;
+    atr_sock_buf_drop(s);
+    s->cb->on_free(s);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    atr_sock_release(h->data);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    atr_deadline_t *d = h->data;
+    atr_sock_release((atr_sock_t *)((char *)d - offsetof(atr_sock_t, timer)));
+}
+
+void atr_sock_close(atr_sock_t *s)
+{
+    if (s->closed)
+        return;
+    s->closing = s->closed = 1;
+    s->refs += 2; /* one per handle; the creator's reference is dropped below */
+    uv_close(&s->io.handle, on_handle_closed);
+    uv_close((uv_handle_t *)&s->timer.timer, on_timer_closed);
+    atr_sock_release(s);
+}
+
+void atr_sock_init(atr_sock_t *s, atr_worker_t *w, const atr_transport_t *tp,
+                   const atr_sock_cbs_t *cb, atr_deadline_cb timer_cb, void *owner)
+{
+    s->tp = tp;
+    s->cb = cb;
+    s->w = w;
+    s->refs = 1;
+    tp->init(s, &w->loop);
+    s->io.handle.data = s;
+    s->out = &s->io.stream;
+    atr_deadline_init(&w->loop, &s->timer, timer_cb, owner);
+}
+
+int atr_sock_open(atr_sock_t *s, int fd)
+{
+    int rc = uv_tcp_open(&s->io.tcp, fd);
+    if (rc == 0)
+        uv_tcp_nodelay(&s->io.tcp, 1);
+    return rc;
+}
+
+/* ---- connecting ---- */
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    atr_sock_t *s = req->data;
+    free(req);
+    if (!s->closing) {
+        if (status == 0 && s->io.handle.type == UV_TCP)
+            uv_tcp_nodelay(&s->io.tcp, 1);
+        s->cb->on_connect(s, status);
+    }
+    atr_sock_release(s); /* the connect request's */
+}
+
+int atr_sock_connect(atr_sock_t *s, const struct sockaddr *addr)
+{
+    uv_connect_t *req = atr_xmalloc(sizeof *req);
+    req->data = s;
+    int rc = s->tp->connect ? s->tp->connect(s, req, addr) : UV_EINVAL;
+    if (rc < 0) {
+        free(req);
+        return rc;
+    }
+    atr_sock_hold(s); /* until on_connect: the handle's refs alone would let a close free s */
+    return 0;
+}
+
+/* ---- reading ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    atr_sock_t *s = h->data;
+    (void)suggested;
+    if (s->buf == NULL) {
+        s->buf = atr_cache_buf_get(s->w, &s->cap);
+        s->len = s->off = 0;
+    }
+    if (s->len == s->cap && s->off > 0 && (s->cb->may_compact == NULL || s->cb->may_compact(s))) {
+        /* Only unconsumed bytes move; parsers work on offsets from off. */
+        memmove(s->buf, s->buf + s->off, s->len - s->off);
+        s->len -= s->off;
+        s->off = 0;
+    }
+    if (s->len == s->cap && s->cb->grow_limit) {
+        uint32_t limit = s->cb->grow_limit(s);
+        if (s->cap < limit) {
+            s->cap = ATR_MIN(s->cap * 2, limit);
+            s->buf = atr_xrealloc(s->buf, s->cap);
+        }
+    }
+    buf->base = s->buf + s->len;
+    buf->len = s->cap - s->len;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    atr_sock_t *s = stream->data;
+    if (nread == 0 || s->closing)
+        return;
+    atr_sock_hold(s);
+    if (nread < 0) {
+        if (nread != UV_ENOBUFS) {
+            s->eof = 1;
+            s->reset = nread != UV_EOF; /* a reset must not end a close-delimited body */
+        }
+        s->tp->read_stop(s);
+        s->reading = 0;
+    } else {
+        s->maybe_unread = (size_t)nread == buf->len;
+    }
+    s->cb->on_read(s, nread);
+    atr_sock_release(s);
+}
+
+void atr_sock_read_start(atr_sock_t *s)
+{
+    if (!s->reading && !s->closing && !s->eof && s->tp->read_start(s) == 0)
+        s->reading = 1;
+}
+
+void atr_sock_read_stop(atr_sock_t *s)
+{
+    if (s->reading) {
+        s->tp->read_stop(s);
+        s->reading = 0;
+        s->maybe_unread = 1;
+    }
+}
+
+void atr_sock_buf_drop(atr_sock_t *s)
+{
+    atr_cache_buf_put(s->w, s->buf, s->cap);
+    s->buf = NULL;
+    s->len = s->off = s->cap = 0;
+}
+
+int atr_sock_unusable(atr_sock_t *s)
+{
+    uv_os_fd_t fd;
+    char c;
+    if (uv_fileno(&s->io.handle, &fd) < 0)
+        return 1;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
+/* ---- writing ---- */
+
+static void on_write(uv_write_t *wr, int status)
+{
+    atr_sock_t *s = wr->data;
+    atr_cache_put(s->w, ATR_CACHE_WRITE, wr);
+    s->write_pending = 0;
+    if (!s->closing)
+        s->cb->on_written(s, status);
+    atr_sock_release(s);
+}
+
+int atr_sock_write(atr_sock_t *s, uv_buf_t *bufs, unsigned n)
+{
+    int rc = s->tp->try_write(s, &bufs, &n);
+    if (rc <= 0)
+        return rc;
+    /* The write request lives only while a write is pending, so an idle
+     * connection does not carry its 192 bytes. */
+    uv_write_t *wr = atr_cache_get(s->w, ATR_CACHE_WRITE);
+    if (wr == NULL)
+        wr = atr_xmalloc(sizeof *wr);
+    wr->data = s;
+    rc = s->tp->write(s, wr, bufs, n);
+    if (rc < 0) {
+        atr_cache_put(s->w, ATR_CACHE_WRITE, wr);
+        return rc;
+    }
+    atr_sock_hold(s);
+    s->write_pending = 1;
+    return 1;
+}
+
+void atr_sock_write_now(atr_sock_t *s, const char *p, size_t n)
+{
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n), *bp = &b;
+    unsigned nb = 1;
+    s->tp->try_write(s, &bp, &nb);
+}
+
+/* ---- the stream transports ---- */
+
+static int stream_try_write(atr_sock_t *s, uv_buf_t **bufs, unsigned *n)
+{
+    uv_buf_t *b = *bufs;
+    unsigned left = *n;
+    while (left > 0) {
+        int rc = uv_try_write(s->out, b, left);
+        if (rc == UV_EAGAIN)
+            break;
+        if (rc < 0)
+            return rc;
+        size_t done = (size_t)rc;
+        while (left > 0 && done >= b->len) {
+            done -= b->len;
+            b++;
+            left--;
+        }
+        if (left > 0) {
+            b->base += done;
+            b->len -= done;
+            if (rc == 0)
+                break;
+        }
+    }
+    *bufs = b;
+    *n = left;
+    return left > 0;
+}
+
+static int stream_write(atr_sock_t *s, uv_write_t *wr, const uv_buf_t *bufs, unsigned n)
+{
+    return uv_write(wr, s->out, bufs, n, on_write);
+}
+
+static int stream_read_start(atr_sock_t *s)
+{
+    return uv_read_start(&s->io.stream, on_alloc, on_read);
+}
+
+static void stream_read_stop(atr_sock_t *s)
+{
+    uv_read_stop(&s->io.stream);
+}
+
+static void tcp_init(atr_sock_t *s, uv_loop_t *loop)
+{
+    uv_tcp_init(loop, &s->io.tcp);
+}
+
+static void pipe_init(atr_sock_t *s, uv_loop_t *loop)
+{
+    uv_pipe_init(loop, &s->io.pipe, 0);
+}
+
+static int tcp_connect(atr_sock_t *s, uv_connect_t *req, const struct sockaddr *addr)
+{
+    return uv_tcp_connect(req, &s->io.tcp, addr, on_connect);
+}
+
+static int unix_connect(atr_sock_t *s, uv_connect_t *req, const struct sockaddr *addr)
+{
+    uv_pipe_connect(req, &s->io.pipe, ((const struct sockaddr_un *)addr)->sun_path, on_connect);
+    return 0; /* errors arrive through on_connect */
+}
+
+const atr_transport_t atr_transport_tcp = {
+    .name = "tcp",
+    .init = tcp_init,
+    .connect = tcp_connect,
+    .read_start = stream_read_start,
+    .read_stop = stream_read_stop,
+    .try_write = stream_try_write,
+    .write = stream_write,
+};
+
+const atr_transport_t atr_transport_unix = {
+    .name = "unix",
+    .init = pipe_init,
+    .connect = unix_connect,
+    .read_start = stream_read_start,
+    .read_stop = stream_read_stop,
+    .try_write = stream_try_write,
+    .write = stream_write,
+};
+
+const atr_transport_t atr_transport_pipe = {
+    .name = "pipe",
+    .init = pipe_init,
+    .read_start = stream_read_start,
+    .read_stop = stream_read_stop,
+    .try_write = stream_try_write,
+    .write = stream_write,
+};
+
+const atr_transport_t *atr_transport_for(const struct sockaddr *addr)
+{
+    return addr->sa_family == AF_UNIX ? &atr_transport_unix : &atr_transport_tcp;
+}

@@ -1,0 +1,128 @@
+/* The transport layer under both sides: the client connection (net/conn.c)
+ * and the backend connection (backends/proxy_conn.c) each embed an atr_sock_t
+ * as their first member and get from it the input buffer (grown and
+ * compacted as the owner allows), close-late refcounting, the deadline
+ * timer, and try-write-then-queue. How bytes move is an atr_transport_t:
+ * TCP, unix socket and the pipe pair of a script are ops tables here; TLS
+ * will be one more, used by both sides alike (curl's connection filters are
+ * the model for stacking it on a stream).
+ *
+ * Threads: a sock lives on one worker loop. Every owner callback runs with a
+ * reference held, so a callback may close the sock (atr_sock_close) and the
+ * memory stays valid until it returns; the owner's on_free runs when the last
+ * reference goes. */
+#ifndef ATR_SOCK_H
+#define ATR_SOCK_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "net/deadline.h"
+
+typedef struct atr_sock atr_sock_t;
+typedef struct atr_worker atr_worker_t;
+
+/* What the owner is told, and asked. */
+typedef struct atr_sock_cbs {
+    /* nread new bytes at s->buf + s->len (not counted in s->len yet: the
+     * owner adds what it keeps, after decoding in place if it must); or
+     * nread < 0: the end of input (s->eof set, s->reset when not a clean
+     * EOF, reading stopped), or UV_ENOBUFS: the buffer is full and may not
+     * grow (reading stopped, nothing else changed). */
+    void (*on_read)(atr_sock_t *s, ssize_t nread);
+    /* A queued write finished (0 or a negative libuv error). */
+    void (*on_written)(atr_sock_t *s, int status);
+    /* atr_sock_connect finished (0 or a negative libuv error). */
+    void (*on_connect)(atr_sock_t *s, int status);
+    /* The buffer is full: may consumed bytes [0, off) be dropped (no view
+     * into them is out)? NULL: always. */
+    int (*may_compact)(atr_sock_t *s);
+    /* The buffer is full and compacted: how large may it grow (a head larger
+     * than one buffer)? 0 or NULL: not at all. */
+    uint32_t (*grow_limit)(atr_sock_t *s);
+    /* The last reference is gone (handles closed, buffer returned): free the
+     * owner. */
+    void (*on_free)(atr_sock_t *s);
+} atr_sock_cbs_t;
+
+/* How bytes move. */
+typedef struct atr_transport {
+    const char *name;                             /* tcp, unix, pipe */
+    void (*init)(atr_sock_t *s, uv_loop_t *loop); /* the handle, before anything else */
+    /* Connect to addr; on_connect later. NULL: this transport does not. */
+    int (*connect)(atr_sock_t *s, uv_connect_t *req, const struct sockaddr *addr);
+    int (*read_start)(atr_sock_t *s);
+    void (*read_stop)(atr_sock_t *s);
+    /* Write what the peer takes now; advance *bufs and *n past it. 0 all
+     * written, 1 some left, <0 error. */
+    int (*try_write)(atr_sock_t *s, uv_buf_t **bufs, unsigned *n);
+    /* Queue the rest (bufs alive until on_written). 0 or <0. */
+    int (*write)(atr_sock_t *s, uv_write_t *wr, const uv_buf_t *bufs, unsigned n);
+} atr_transport_t;
+
+extern const atr_transport_t atr_transport_tcp;
+extern const atr_transport_t atr_transport_unix;
+/* A script's stdout (read) and stdin (s->out, written), CGI. */
+extern const atr_transport_t atr_transport_pipe;
+
+/* The transport that reaches addr: unix for AF_UNIX, tcp otherwise. */
+const atr_transport_t *atr_transport_for(const struct sockaddr *addr);
+
+struct atr_sock {
+    union {                       /* the stream bytes are read from */
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+        uv_stream_t stream;
+        uv_handle_t handle;
+    } io;
+    const atr_transport_t *tp;
+    const atr_sock_cbs_t *cb;
+    atr_worker_t *w;              /* input buffers and write requests come from its caches */
+    uv_stream_t *out;             /* where writes go: &io.stream, or a script's stdin */
+    atr_deadline_t timer;         /* the owner's phase timer (kind: the owner's tag) */
+    char *buf;                    /* input buffer, NULL while idle */
+    uint32_t len, cap, off;       /* bytes [off, len) unconsumed */
+    int refs;
+    unsigned reading : 1, eof : 1, reset : 1, write_pending : 1;
+    unsigned closing : 1;         /* no more I/O: set by atr_sock_close, or earlier by an owner
+                                   * that closes in steps */
+    unsigned closed : 1;          /* atr_sock_close ran */
+    unsigned maybe_unread : 1;    /* the last read filled the buffer, or reading was stopped
+                                   * after it: bytes may wait in the kernel */
+};
+
+/* Set up s for loop (handle and timer). timer_cb(d, kind) with d->data =
+ * owner runs when the owner's deadline expires. One reference (the
+ * creator's), dropped by atr_sock_close. */
+void atr_sock_init(atr_sock_t *s, atr_worker_t *w, const atr_transport_t *tp,
+                   const atr_sock_cbs_t *cb, atr_deadline_cb timer_cb, void *owner);
+
+/* Adopt an accepted socket (tcp): 0 or a negative libuv error. */
+int atr_sock_open(atr_sock_t *s, int fd);
+/* Connect (tcp, unix); on_connect follows unless this fails at once. */
+int atr_sock_connect(atr_sock_t *s, const struct sockaddr *addr);
+
+void atr_sock_read_start(atr_sock_t *s);   /* no-op when reading, closing or at EOF */
+void atr_sock_read_stop(atr_sock_t *s);
+
+/* Try the write directly; queue what is left (the views must stay alive
+ * until on_written). 0 = all written (no callback), 1 = pending (on_written
+ * follows; a reference is held meanwhile), <0 error. */
+int atr_sock_write(atr_sock_t *s, uv_buf_t *bufs, unsigned n);
+/* Best effort, never queued (100 Continue, a FastCGI abort record). */
+void atr_sock_write_now(atr_sock_t *s, const char *p, size_t n);
+
+/* Give the input buffer back (an idle connection holds none). */
+void atr_sock_buf_drop(atr_sock_t *s);
+
+/* 1 when an idle connection has been closed or reset by the peer, or has
+ * bytes nobody asked for waiting (a peek, no read). */
+int atr_sock_unusable(atr_sock_t *s);
+
+void atr_sock_hold(atr_sock_t *s);
+void atr_sock_release(atr_sock_t *s);
+/* Close the handles and drop the creator's reference; once only. */
+void atr_sock_close(atr_sock_t *s);
+
+#endif
