@@ -4,8 +4,8 @@
  * request per connection, as the protocol demands. */
 #include <stdlib.h>
 
-#include "backends/fcgi_proto.h"
 #include "backends/gateway.h"
+#include "backends/scgi_proto.h"
 
 static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_body body,
                          size_t *len)
