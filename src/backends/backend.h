@@ -6,6 +6,8 @@
 #ifndef ATR_BACKEND_H
 #define ATR_BACKEND_H
 
+#include <sys/uio.h>
+
 #include "net/conn.h"
 
 #define ATR_FRAME_SCRATCH 24
@@ -30,11 +32,13 @@ typedef struct atr_backend_ops {
     char *(*encode_head)(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_body body,
                          size_t *len);
     /* Frame request-body views (each <= ATR_FRAME_MAX_VIEW bytes, at most
-     * ATR_FRAME_MAX_VIEWS) for the wire into out[] (at most 3*n+1 buffers),
+     * ATR_FRAME_MAX_VIEWS) for the wire into out[] (at most 3*n+1 entries),
      * using scratch[i] for per-view framing bytes; last = 1 ends the body.
-     * Returns the number of buffers. */
+     * The entries borrow v and scratch until the write completes. Returns
+     * the number of entries. Pure: struct iovec, not the loop's buffers
+     * (the framers are in frame.h). */
     int (*frame_body)(enum atr_http_body body, const atr_str_t *v, int n, int last,
-                      char (*scratch)[ATR_FRAME_SCRATCH], uv_buf_t *out);
+                      char (*scratch)[ATR_FRAME_SCRATCH], struct iovec *out);
     /* Optional: turn the backend's bytes into the response byte stream the
      * shared parser reads (FastCGI: de-frame STDOUT records), in place.
      * state is dec_size bytes owned by the core, set up by dec_init. Every

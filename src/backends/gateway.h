@@ -17,10 +17,6 @@ enum atr_gateway_style {
 int atr_gateway_env(atr_req_t *r, const atr_http_msg_t *m, enum atr_gateway_style style,
                     int pass_authorization, atr_cgi_env_t *env);
 
-/* ops->frame_body for protocols whose body goes as it is (SCGI, CGI). */
-int atr_gateway_frame_raw(enum atr_http_body body, const atr_str_t *v, int n, int last,
-                          char (*scratch)[ATR_FRAME_SCRATCH], uv_buf_t *out);
-
 /* Log an application's stderr bytes as lines "upstream NAME: WHAT stderr:
  * ...", control bytes escaped, at most ATR_GATEWAY_STDERR_MAX bytes per
  * request (*budget counts them) and at most `rate` lines per second per

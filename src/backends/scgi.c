@@ -4,6 +4,7 @@
  * request per connection, as the protocol demands. */
 #include <stdlib.h>
 
+#include "backends/frame.h"
 #include "backends/gateway.h"
 #include "backends/scgi_proto.h"
 
@@ -27,5 +28,5 @@ const atr_backend_ops_t atr_backend_scgi = {
     .reuse = 0,
     .needs_length = 1,
     .encode_head = encode_head,
-    .frame_body = atr_gateway_frame_raw,
+    .frame_body = atr_frame_raw,
 };
