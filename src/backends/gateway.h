@@ -1,6 +1,8 @@
-/* What the CGI-family backends (FastCGI, SCGI, later CGI) share on top of
- * cgi_env.c: the request's meta-variables from a live request, and the
- * request-body rule (they need CONTENT_LENGTH up front). */
+/* What the CGI-family backends (FastCGI, SCGI, CGI) share on top of
+ * cgi_env.c: the meta-variables of a live request for FastCGI and SCGI (CGI
+ * builds its own, with the script it found and its PATH_INFO), and bounded
+ * logging of an application's stderr (FastCGI, CGI). Their body framing is
+ * frame.h; that they need CONTENT_LENGTH up front is the ops' needs_length. */
 #ifndef ATR_GATEWAY_H
 #define ATR_GATEWAY_H
 
