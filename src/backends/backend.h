@@ -8,11 +8,12 @@
 #define ATR_BACKEND_H
 
 #include <stdatomic.h>
+#include <sys/uio.h>
 
+#include "backends/frame.h"
 #include "net/conn.h"
 #include "net/sock.h"
 
-#define ATR_FRAME_SCRATCH 24
 /* Request-body views handed to frame_body are at most this long (a FastCGI
  * record's content limit) and at most ATR_FRAME_MAX_VIEWS at a time. */
 #define ATR_FRAME_MAX_VIEW 65535
@@ -60,11 +61,13 @@ typedef struct atr_backend_ops {
     char *(*encode_head)(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_body body,
                          size_t *len);
     /* Frame request-body views (each <= ATR_FRAME_MAX_VIEW bytes, at most
-     * ATR_FRAME_MAX_VIEWS) for the wire into out[] (at most 3*n+1 buffers),
+     * ATR_FRAME_MAX_VIEWS) for the wire into out[] (at most 3*n+1 entries),
      * using scratch[i] for per-view framing bytes; last = 1 ends the body.
-     * Returns the number of buffers. */
+     * The entries borrow v and scratch until the write completes. Returns
+     * the number of entries. Pure: struct iovec, not the loop's buffers
+     * (the framers are in frame.h). */
     int (*frame_body)(enum atr_http_body body, const atr_str_t *v, int n, int last,
-                      char (*scratch)[ATR_FRAME_SCRATCH], uv_buf_t *out);
+                      char (*scratch)[ATR_FRAME_SCRATCH], struct iovec *out);
     /* Optional: turn the backend's bytes into the response byte stream the
      * shared parser reads (FastCGI: de-frame STDOUT records), in place.
      * state is dec_size bytes owned by the core, set up by dec_init. Every

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backends/frame.h"
 #include "backends/gateway.h"
 #include "base/log.h"
 #include "net/hooks.h"
@@ -485,7 +486,7 @@ const atr_backend_ops_t atr_backend_cgi = {
     .reuse = 0,
     .needs_length = 1,
     .encode_head = encode_head,
-    .frame_body = atr_gateway_frame_raw,
+    .frame_body = atr_frame_raw,
     .cgi_response = 1,
     .local_redirect = 1,
     .needs_path = 1,

@@ -2,11 +2,13 @@
  * FCGI_KEEP_CONN (so the core pools the connection), the body as STDIN
  * records, STDOUT de-framed into the shared response parser, STDERR to the
  * error log (sanitised and bounded), END_REQUEST statuses, ABORT_REQUEST
- * when the client goes away. Records themselves are fcgi_proto.c. */
+ * when the client goes away. Records themselves are fcgi_proto.c, the STDIN
+ * framing frame.c. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "backends/fcgi_proto.h"
+#include "backends/frame.h"
 #include "backends/gateway.h"
 #include "base/log.h"
 
@@ -17,8 +19,6 @@ typedef struct fcgi_state {
     uint32_t stderr_rate;
     const char *upstream;        /* the request's upstream: outlives the decoder */
 } fcgi_state_t;
-
-static const unsigned char stdin_end[ATR_FCGI_HEADER_LEN] = { 1, ATR_FCGI_STDIN, 0, 1, 0, 0, 0, 0 };
 
 static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_body body,
                          size_t *len)
@@ -36,27 +36,10 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
          * and STDIN are each terminated even when empty); the core sends no
          * body pieces, so it goes with the head. */
         out = atr_xrealloc(out, *len + ATR_FCGI_HEADER_LEN);
-        memcpy(out + *len, stdin_end, ATR_FCGI_HEADER_LEN);
+        atr_fcgi_stdin_header((unsigned char *)out + *len, 0);
         *len += ATR_FCGI_HEADER_LEN;
     }
     return out;
-}
-
-static int frame_body(enum atr_http_body body, const atr_str_t *v, int n, int last,
-                      char (*scratch)[ATR_FRAME_SCRATCH], uv_buf_t *out)
-{
-    int nb = 0;
-    (void)body;
-    for (int i = 0; i < n; i++) {
-        if (v[i].n == 0)
-            continue;
-        atr_fcgi_stdin_header((unsigned char *)scratch[i], v[i].n);
-        out[nb++] = uv_buf_init(scratch[i], ATR_FCGI_HEADER_LEN);
-        out[nb++] = uv_buf_init((char *)v[i].p, (unsigned)v[i].n);
-    }
-    if (last)
-        out[nb++] = uv_buf_init((char *)stdin_end, ATR_FCGI_HEADER_LEN);
-    return nb;
 }
 
 static void on_stderr(void *arg, const char *p, size_t n)
@@ -105,7 +88,7 @@ const atr_backend_ops_t atr_backend_fastcgi = {
     .reuse = 1,
     .needs_length = 1,
     .encode_head = encode_head,
-    .frame_body = frame_body,
+    .frame_body = atr_frame_fcgi,
     .dec_size = sizeof(fcgi_state_t),
     .dec_init = dec_init,
     .decode = decode,

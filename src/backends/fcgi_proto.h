@@ -68,9 +68,4 @@ void atr_fcgi_dec_init(atr_fcgi_dec_t *d, void (*on_stderr)(void *, const char *
 int atr_fcgi_decode(atr_fcgi_dec_t *d, char *out, const char *in, size_t len, size_t *consumed,
                     size_t *produced);
 
-/* SCGI (specs-digest §3.2): the netstring header block, CONTENT_LENGTH first
- * (from env, "0" when absent), then "SCGI" "1", then every other variable.
- * Returns a malloc'ed "LEN:...,", and its length. */
-char *atr_scgi_encode_request(const atr_cgi_env_t *env, size_t *len);
-
 #endif

@@ -125,16 +125,3 @@ void atr_gateway_log_stderr(const char *upstream, const char *what, const char *
     if (k > 0)
         emit(upstream, what, line, k, rate);
 }
-
-int atr_gateway_frame_raw(enum atr_http_body body, const atr_str_t *v, int n, int last,
-                          char (*scratch)[ATR_FRAME_SCRATCH], uv_buf_t *out)
-{
-    int nb = 0;
-    (void)body;
-    (void)last;
-    (void)scratch;
-    for (int i = 0; i < n; i++)
-        if (v[i].n > 0)
-            out[nb++] = uv_buf_init((char *)v[i].p, (unsigned)v[i].n);
-    return nb;
-}

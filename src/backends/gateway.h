@@ -1,6 +1,8 @@
-/* What the CGI-family backends (FastCGI, SCGI, later CGI) share on top of
- * cgi_env.c: the request's meta-variables from a live request, and the
- * request-body rule (they need CONTENT_LENGTH up front). */
+/* What the CGI-family backends (FastCGI, SCGI, CGI) share on top of
+ * cgi_env.c: the meta-variables of a live request for FastCGI and SCGI (CGI
+ * builds its own, with the script it found and its PATH_INFO), and bounded
+ * logging of an application's stderr (FastCGI, CGI). Their body framing is
+ * frame.h; that they need CONTENT_LENGTH up front is the ops' needs_length. */
 #ifndef ATR_GATEWAY_H
 #define ATR_GATEWAY_H
 
@@ -16,10 +18,6 @@ enum atr_gateway_style {
  * to answer (431 when the environment is too large). */
 int atr_gateway_env(atr_req_t *r, const atr_http_msg_t *m, enum atr_gateway_style style,
                     int pass_authorization, atr_cgi_env_t *env);
-
-/* ops->frame_body for protocols whose body goes as it is (SCGI, CGI). */
-int atr_gateway_frame_raw(enum atr_http_body body, const atr_str_t *v, int n, int last,
-                          char (*scratch)[ATR_FRAME_SCRATCH], uv_buf_t *out);
 
 /* Log an application's stderr bytes as lines "upstream NAME: WHAT stderr:
  * ...", control bytes escaped, at most ATR_GATEWAY_STDERR_MAX bytes per

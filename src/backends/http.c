@@ -1,10 +1,12 @@
 /* The HTTP/1.1 backend: a canonical request head (one framing header, no
  * hop-by-hop fields, forwarding headers added) and chunk re-framing of the
- * request body. The response side is the shared parser. */
+ * request body (atr_frame_http, frame.c). The response side is the shared
+ * parser. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "backends/backend.h"
+#include "backends/frame.h"
 #include "http/headers.h"
 
 /* Fields the encoder regenerates itself. */
@@ -192,31 +194,11 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
     return b.p;
 }
 
-static int frame_body(enum atr_http_body body, const atr_str_t *v, int n, int last,
-                      char (*scratch)[ATR_FRAME_SCRATCH], uv_buf_t *out)
-{
-    int nb = 0;
-    for (int i = 0; i < n; i++) {
-        if (v[i].n == 0)
-            continue;
-        if (body == ATR_BODY_CHUNKED) {
-            size_t sl = atr_chunked_size_line(scratch[i], v[i].n);
-            out[nb++] = uv_buf_init(scratch[i], (unsigned)sl);
-        }
-        out[nb++] = uv_buf_init((char *)v[i].p, (unsigned)v[i].n);
-        if (body == ATR_BODY_CHUNKED)
-            out[nb++] = uv_buf_init("\r\n", 2);
-    }
-    if (last && body == ATR_BODY_CHUNKED)
-        out[nb++] = uv_buf_init("0\r\n\r\n", 5);
-    return nb;
-}
-
 const atr_backend_ops_t atr_backend_http = {
     .name = "http",
     .reuse = 1,
     .encode_head = encode_head,
-    .frame_body = frame_body,
+    .frame_body = atr_frame_http,
     .upgrade = 1,
 };
 

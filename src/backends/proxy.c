@@ -589,7 +589,7 @@ static void px_pump_request(atr_proxy_t *px)
     atr_req_t *r = px->r;
     while (r && !px->req_body_done && !px->req_writing && px->phase != PX_DONE) {
         atr_str_t v[ATR_MAX_OUT_BUFS], fv[ATR_FRAME_MAX_VIEWS];
-        uv_buf_t bufs[3 * ATR_FRAME_MAX_VIEWS + 1];
+        struct iovec bufs[3 * ATR_FRAME_MAX_VIEWS + 1];
         int n = 0;
         int rc;
         if (px->spool) {
@@ -620,7 +620,7 @@ static void px_pump_request(atr_proxy_t *px)
             px->req_bytes_sent = 1;
         if (last)
             px->req_body_done = 1;
-        int wrc = nb ? atr__bc_write(px, bufs, (unsigned)nb) : 0;
+        int wrc = nb ? atr__bc_write(px, atr_sock_bufs(bufs), (unsigned)nb) : 0;
         if (wrc < 0) {
             px_write_failed(px);
             return;

@@ -4,8 +4,9 @@
  * request per connection, as the protocol demands. */
 #include <stdlib.h>
 
-#include "backends/fcgi_proto.h"
+#include "backends/frame.h"
 #include "backends/gateway.h"
+#include "backends/scgi_proto.h"
 
 static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_body body,
                          size_t *len)
@@ -27,7 +28,7 @@ const atr_backend_ops_t atr_backend_scgi = {
     .reuse = 0,
     .needs_length = 1,
     .encode_head = encode_head,
-    .frame_body = atr_gateway_frame_raw,
+    .frame_body = atr_frame_raw,
     .cgi_response = 1,
     .needs_path = 1,
 };

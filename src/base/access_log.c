@@ -74,13 +74,6 @@ atr_access_log_t *atr_access_log_open(const char *target, enum atr_access_format
     return l;
 }
 
-void atr_access_log_ref(atr_access_log_t *l)
-{
-    pthread_mutex_lock(&registry_lock);
-    l->refs++;
-    pthread_mutex_unlock(&registry_lock);
-}
-
 void atr_access_log_unref(atr_access_log_t *l)
 {
     atr_access_log_t **pp;

@@ -63,7 +63,6 @@ typedef struct atr_access_entry {
  * set on failure. Refcounted: generations that share the same target and
  * format share one handle. */
 atr_access_log_t *atr_access_log_open(const char *target, enum atr_access_format fmt);
-void atr_access_log_ref(atr_access_log_t *l);
 void atr_access_log_unref(atr_access_log_t *l);
 /* Reopen every open access log file (SIGUSR1). */
 void atr_access_log_reopen_all(void);

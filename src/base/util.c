@@ -49,11 +49,6 @@ char *atr_xstrndup(const char *s, size_t n)
     return p;
 }
 
-int atr_str_eq(atr_str_t s, const char *cstr)
-{
-    return strlen(cstr) == s.n && memcmp(s.p, cstr, s.n) == 0;
-}
-
 uint64_t atr_now_ms(void)
 {
     struct timespec ts;

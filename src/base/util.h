@@ -57,8 +57,6 @@ static inline int atr_str_ieq(atr_str_t s, const char *lower)
     }
     return lower[i] == '\0';
 }
-/* 1 when the view equals the C string exactly. */
-int atr_str_eq(atr_str_t s, const char *cstr);
 
 /* write(2) until all n bytes are out, EINTR retried. 0, or -1 with errno set
  * (a write of 0 bytes counts as an error). */

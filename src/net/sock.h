@@ -14,8 +14,10 @@
 #ifndef ATR_SOCK_H
 #define ATR_SOCK_H
 
+#include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <uv.h>
 
 #include "net/deadline.h"
@@ -110,6 +112,19 @@ void atr_sock_read_stop(atr_sock_t *s);
  * until on_written). 0 = all written (no callback), 1 = pending (on_written
  * follows; a reference is held meanwhile), <0 error. */
 int atr_sock_write(atr_sock_t *s, uv_buf_t *bufs, unsigned n);
+/* The loop's buffers for iov[] as it is, no copy: pure encoders fill struct
+ * iovec, and on Unix libuv's uv_buf_t has struct iovec's layout (uv/unix.h:
+ * "May be cast to struct iovec"). The asserts keep that true. */
+_Static_assert(sizeof(uv_buf_t) == sizeof(struct iovec), "uv_buf_t is not an iovec");
+_Static_assert(offsetof(uv_buf_t, base) == offsetof(struct iovec, iov_base),
+               "uv_buf_t.base is not iov_base");
+_Static_assert(offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len),
+               "uv_buf_t.len is not iov_len");
+static inline uv_buf_t *atr_sock_bufs(struct iovec *iov)
+{
+    return (uv_buf_t *)iov;
+}
+
 /* Best effort, never queued (100 Continue, a FastCGI abort record). */
 void atr_sock_write_now(atr_sock_t *s, const char *p, size_t n);
 

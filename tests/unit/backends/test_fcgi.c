@@ -1,4 +1,4 @@
-/* FastCGI records and the SCGI netstring.
+/* FastCGI records.
  *
  * Encoding: requests are decoded back by hand here (an independent reading of
  * specs-digest §3.1) and checked byte for byte where the bytes are fixed.
@@ -11,45 +11,7 @@
 
 #include <stdlib.h>
 
-/* ---- a hand-made environment --------------------------------------------- */
-
-static void env_add(atr_cgi_env_t *e, const char *name, const char *value, size_t vn)
-{
-    if (e->n == e->cap) {
-        e->cap = e->cap ? e->cap * 2 : 8;
-        e->names = realloc(e->names, (size_t)e->cap * sizeof *e->names);
-        e->values = realloc(e->values, (size_t)e->cap * sizeof *e->values);
-        e->name_lens = realloc(e->name_lens, (size_t)e->cap * sizeof *e->name_lens);
-        e->value_lens = realloc(e->value_lens, (size_t)e->cap * sizeof *e->value_lens);
-    }
-    e->names[e->n] = strdup(name);
-    e->name_lens[e->n] = (uint32_t)strlen(name);
-    e->values[e->n] = malloc(vn + 1);
-    memcpy(e->values[e->n], value, vn);
-    e->values[e->n][vn] = '\0';
-    e->value_lens[e->n] = (uint32_t)vn;
-    e->n++;
-}
-
-static void env_adds(atr_cgi_env_t *e, const char *name, const char *value)
-{
-    env_add(e, name, value, strlen(value));
-}
-
-static void env_clear(atr_cgi_env_t *e)
-{
-    int i;
-    for (i = 0; i < e->n; i++) {
-        free(e->names[i]);
-        free(e->values[i]);
-    }
-    /* Four arrays of its own (atr_cgi_env_build's env keeps them in one block). */
-    free(e->names);
-    free(e->values);
-    free(e->name_lens);
-    free(e->value_lens);
-    memset(e, 0, sizeof *e);
-}
+#include "env_fixture.h"
 
 /* ---- reading a request back ---------------------------------------------- */
 
@@ -614,93 +576,6 @@ static void test_dec_flags(void)
     T_CHECK(__LINE__, rc == ATR_AGAIN && cons == 0 && prod == 0, "empty feed");
 }
 
-/* ---- SCGI ---------------------------------------------------------------- */
-
-static void test_scgi(void)
-{
-    static const char spec[] = "70:" "CONTENT_LENGTH\0" "27\0" "SCGI\0" "1\0"
-                               "REQUEST_METHOD\0" "POST\0" "REQUEST_URI\0" "/deepthought\0" ",";
-    static const char nobody[] = "24:" "CONTENT_LENGTH\0" "0\0" "SCGI\0" "1\0" ",";
-    static const char empty_v[] = "31:" "CONTENT_LENGTH\0" "0\0" "SCGI\0" "1\0" "Q\0" "\0" "R\0"
-                                  "r\0" ",";
-    atr_cgi_env_t e = { 0 };
-    size_t len;
-    char *b;
-
-    /* The spec's example; CONTENT_LENGTH moves first even when it is not. */
-    env_adds(&e, "REQUEST_METHOD", "POST");
-    env_adds(&e, "CONTENT_LENGTH", "27");
-    env_adds(&e, "REQUEST_URI", "/deepthought");
-    b = atr_scgi_encode_request(&e, &len);
-    T_CHECK(__LINE__, len == sizeof spec - 1 && memcmp(b, spec, len) == 0, "spec example, %zu",
-            len);
-    free(b);
-    env_clear(&e);
-
-    b = atr_scgi_encode_request(&e, &len);
-    T_CHECK(__LINE__, len == sizeof nobody - 1 && memcmp(b, nobody, len) == 0, "no body");
-    free(b);
-
-    /* An empty value is allowed; a SCGI variable in env is not repeated. */
-    env_adds(&e, "Q", "");
-    env_adds(&e, "SCGI", "2");
-    env_adds(&e, "R", "r");
-    b = atr_scgi_encode_request(&e, &len);
-    T_CHECK(__LINE__, len == sizeof empty_v - 1 && memcmp(b, empty_v, len) == 0, "empty value");
-    free(b);
-    env_clear(&e);
-}
-
-/* A built environment: the netstring's length is right and it has every
- * variable once, CONTENT_LENGTH first, SCGI second. */
-static void test_scgi_env(void)
-{
-    const char *req = "GET /s?q HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n";
-    atr_http_parser_t *p = atr_http_parser_new(0, NULL);
-    atr_http_msg_t *m = calloc(1, sizeof *m);
-    atr_cgi_input_t in;
-    atr_cgi_env_t env;
-    const char *reason, *s, *end;
-    char *b, *colon;
-    int status, i = 0, found = 0;
-    size_t len;
-    unsigned long n;
-
-    atr_http_parse(p, req, strlen(req), m, &status, &reason);
-    memset(&in, 0, sizeof in);
-    in.msg = m;
-    in.script_name = ATR_STR("/s");
-    in.remote_addr = "::1";
-    in.server_addr = "::1";
-    T_CHECK(__LINE__, atr_cgi_env_build(&in, &env) == 0, "build");
-    b = atr_scgi_encode_request(&env, &len);
-    n = strtoul(b, &colon, 10);
-    T_CHECK(__LINE__, *colon == ':' && b[0] != '0' &&
-                          (size_t)(colon - b) + 1 + n + 1 == len && b[len - 1] == ',',
-            "netstring");
-    s = colon + 1;
-    end = s + n;
-    while (s < end) {
-        const char *v = s + strlen(s) + 1;
-        if (i == 0)
-            T_CHECK(__LINE__, !strcmp(s, "CONTENT_LENGTH") && !strcmp(v, "0"), "first %s", s);
-        if (i == 1)
-            T_CHECK(__LINE__, !strcmp(s, "SCGI") && !strcmp(v, "1"), "second %s", s);
-        if (i >= 2) {
-            const char *want = atr_cgi_env_get(&env, s);
-            T_CHECK(__LINE__, want && !strcmp(want, v), "%s", s);
-            found++;
-        }
-        s = v + strlen(v) + 1;
-        i++;
-    }
-    T_CHECK(__LINE__, s == end && found == env.n, "%d of %d variables", found, env.n);
-    free(b);
-    atr_cgi_env_free(&env);
-    free(m);
-    atr_http_parser_free(p);
-}
-
 int main(void)
 {
     size_t i;
@@ -713,7 +588,5 @@ int main(void)
     for (i = 0; i < ATR_ARRAY_SIZE(dcases); i++)
         run_dcase(&dcases[i]);
     test_dec_flags();
-    test_scgi();
-    test_scgi_env();
     T_DONE();
 }

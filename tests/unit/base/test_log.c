@@ -145,14 +145,15 @@ static void test_sharing(void)
     atr_access_log_t *c = atr_access_log_open(path, ATR_ACCESS_JSON);
     atr_access_log_t *o1 = atr_access_log_open("stdout", ATR_ACCESS_JSON);
     atr_access_log_t *o2 = atr_access_log_open("stdout", ATR_ACCESS_JSON);
-    atr_access_log_t *bad;
+    atr_access_log_t *b2, *bad;
 
     T_CHECK(__LINE__, a != NULL && a == b, "same target+format not shared");
     T_CHECK(__LINE__, c != NULL && c != a, "different format shared");
     T_CHECK(__LINE__, o1 != NULL && o1 == o2, "stdout not shared");
     atr_access_log_unref(a);
-    atr_access_log_ref(b);
-    atr_access_log_unref(b);
+    b2 = atr_access_log_open(path, ATR_ACCESS_COMBINED); /* a reference taken after a release */
+    T_CHECK(__LINE__, b2 == b, "reopened target+format not shared");
+    atr_access_log_unref(b2);
     atr_access_log_write(b, &proxied); /* still one ref left */
     atr_access_log_unref(b);
     atr_access_log_unref(c);
