@@ -10,16 +10,14 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "base/log.h"
+#include "base/registry.h"
+
 /* Where a directive was written, for messages "FILE:LINE:COL: ...". */
 typedef struct atr_conf_pos {
     const char *file; /* owned by the conf (interned) */
     int line, col;    /* 1-based */
 } atr_conf_pos_t;
-
-enum atr_log_level { ATR_LOG_DEBUG = 0, ATR_LOG_INFO, ATR_LOG_NOTICE, ATR_LOG_WARN,
-                     ATR_LOG_ERROR, ATR_LOG_CRIT, ATR_LOG_ALERT };
-
-enum atr_access_format { ATR_ACCESS_OFF = 0, ATR_ACCESS_COMBINED, ATR_ACCESS_JSON };
 
 /* `listen ADDR:PORT [tls];` — "[::1]:8080", "127.0.0.1:8080", "*:8080" (= 0.0.0.0) */
 typedef struct atr_conf_listen {

@@ -81,8 +81,6 @@ static void duration(FILE *out, const char *indent, const char *name, uint64_t m
 
 static void dump_main(const atr_conf_t *c, FILE *out)
 {
-    static const char *const levels[] = { "debug", "info", "notice", "warn",
-                                          "error", "crit", "alert" };
     if (c->workers == 0)
         fputs("workers auto;\n", out);
     else
@@ -99,7 +97,7 @@ static void dump_main(const atr_conf_t *c, FILE *out)
     }
     fputs("error_log ", out);
     word(out, c->error_log);
-    fprintf(out, " %s;\n", levels[c->error_level]);
+    fprintf(out, " %s;\n", atr_log_level_name(c->error_level));
     if (c->access_log == NULL || c->access_format == ATR_ACCESS_OFF) {
         fputs("access_log off;\n", out);
     } else {
