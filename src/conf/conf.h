@@ -12,6 +12,7 @@
 
 #include "base/log.h"
 #include "base/registry.h"
+#include "balancer/balancer.h"
 
 /* Where a directive was written, for messages "FILE:LINE:COL: ...". */
 typedef struct atr_conf_pos {
@@ -45,12 +46,10 @@ typedef struct atr_conf_server {
     atr_conf_pos_t pos;
 } atr_conf_server_t;
 
-enum atr_lb_method { ATR_LB_ROUND_ROBIN = 0, ATR_LB_LEAST_CONN, ATR_LB_RANDOM2 };
-
 /* `upstream NAME { ... }` */
 typedef struct atr_conf_upstream {
     char *name;
-    enum atr_lb_method balance;    /* balance round_robin|least_conn|random2; */
+    const atr_lb_ops_t *balance;   /* `balance NAME;` from atr_lb_registry; default its first */
     enum atr_proto protocol;       /* protocol http|https|fastcgi|scgi; */
     atr_conf_server_t *servers;
     int nservers;

@@ -141,12 +141,11 @@ static void dump_main(const atr_conf_t *c, FILE *out)
 
 static void dump_upstream(const atr_conf_upstream_t *u, FILE *out)
 {
-    static const char *const methods[] = { "round_robin", "least_conn", "random2" };
     const char *in = "    ";
     fputs("\nupstream ", out);
     word(out, u->name);
     fputs(" {\n", out);
-    fprintf(out, "%sbalance %s;\n", in, methods[u->balance]);
+    fprintf(out, "%sbalance %s;\n", in, u->balance->name);
     fprintf(out, "%sprotocol %s;\n", in, atr_conf_proto_name(u->protocol));
     duration(out, in, "connect_timeout", u->connect_timeout);
     duration(out, in, "read_timeout", u->read_timeout);

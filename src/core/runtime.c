@@ -171,7 +171,7 @@ static void cgi_upstreams(atr_gen_t *g)
             u->name = atr_xmalloc(n);
             snprintf(u->name, n, "cgi:%s", rt->cgi_dir);
             u->protocol = ATR_PROTO_CGI;
-            u->balance = ATR_LB_ROUND_ROBIN;
+            u->balance = atr_lb_ops_at(0);
             u->servers = atr_xcalloc(1, sizeof *u->servers);
             u->servers[0].text = rt->cgi_dir;
             u->servers[0].weight = 1;
@@ -193,19 +193,10 @@ static void cgi_upstreams(atr_gen_t *g)
 
 static void gen_upstream(atr_gen_upstream_t *gu, const atr_conf_upstream_t *u);
 
-static const char *lb_name(enum atr_lb_method m)
-{
-    switch (m) {
-    case ATR_LB_LEAST_CONN: return "least_conn";
-    case ATR_LB_RANDOM2: return "random2";
-    default: return "round_robin";
-    }
-}
-
 static void gen_upstream(atr_gen_upstream_t *gu, const atr_conf_upstream_t *u)
 {
     gu->conf = u;
-    gu->lb_ops = atr_lb_find(lb_name(u->balance));
+    gu->lb_ops = u->balance;
     gu->servers = atr_xcalloc((size_t)u->nservers, sizeof *gu->servers);
     for (int j = 0; j < u->nservers; j++) {
         atr_lb_server_t *s = &gu->servers[j];
