@@ -2,10 +2,12 @@
  * request head and framing request-body data for the wire. Responses come
  * back through the shared response-head parser (status line or CGI block)
  * and the shared body decoder, so a protocol that speaks HTTP-ish responses
- * needs nothing more. The registry is an explicit array (backend.c). */
+ * needs nothing more. The protocols `protocol NAME;` names are listed in one
+ * explicit array (registry.c). */
 #ifndef ATR_BACKEND_H
 #define ATR_BACKEND_H
 
+#include "base/registry.h"
 #include "net/conn.h"
 
 #define ATR_FRAME_SCRATCH 24
@@ -15,7 +17,10 @@
 #define ATR_FRAME_MAX_VIEWS 96
 
 typedef struct atr_backend_ops {
-    const char *name;
+    const char *name; /* as written in `protocol NAME;`; first: a registry entry */
+    /* 1 when the connection to the backend is TLS (https): refused by the
+     * runtime's check until TLS lands. */
+    int tls;
     /* 0 when a connection carries one request only (SCGI): never pooled. */
     int reuse;
     /* 1 when the protocol must know the body length before the body
@@ -56,12 +61,16 @@ typedef struct atr_backend_ops {
 } atr_backend_ops_t;
 
 extern const atr_backend_ops_t atr_backend_http;
+extern const atr_backend_ops_t atr_backend_https;
 extern const atr_backend_ops_t atr_backend_fastcgi;
 extern const atr_backend_ops_t atr_backend_scgi;
+/* Internal: the upstream of a `cgi DIR;` route (not a `protocol` name). */
 extern const atr_backend_ops_t atr_backend_cgi;
 
-/* The ops for an upstream's protocol. */
-const atr_backend_ops_t *atr_backend_for(enum atr_proto p);
+/* The protocols `protocol NAME;` accepts, entries atr_backend_ops_t, in the
+ * order messages list them; the first (http) is the default. main registers
+ * it with the config (atr_conf_use_protocols) before loading one. */
+extern const atr_registry_t atr_backend_registry;
 
 /* The response head to send to the client for a backend response m
  * (hop-by-hop fields removed, route response_header ops applied, framing

@@ -146,7 +146,7 @@ static void dump_upstream(const atr_conf_upstream_t *u, FILE *out)
     word(out, u->name);
     fputs(" {\n", out);
     fprintf(out, "%sbalance %s;\n", in, u->balance->name);
-    fprintf(out, "%sprotocol %s;\n", in, atr_conf_proto_name(u->protocol));
+    fprintf(out, "%sprotocol %s;\n", in, atr_registry_name(u->protocol));
     duration(out, in, "connect_timeout", u->connect_timeout);
     duration(out, in, "read_timeout", u->read_timeout);
     duration(out, in, "send_timeout", u->send_timeout);

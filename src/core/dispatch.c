@@ -6,6 +6,7 @@
 
 #include "net/conn.h"
 #include "base/log.h"
+#include "backends/backend.h"
 #include "backends/proxy.h"
 #include "http/path.h"
 #include "handlers/status.h"
@@ -251,7 +252,7 @@ static void dispatch(atr_req_t *r, char *path, size_t cap)
     case ATR_ROUTE_CGI:
         r->ups = atr_gen_route_upstream(g, r->route);
         r->upstream = g->ups[r->ups].conf;
-        if (r->upstream->protocol != ATR_PROTO_HTTP)
+        if (r->upstream->protocol != &atr_backend_http)
             r->norm_path = atr_xstrndup(path, plen); /* SCRIPT_NAME / PATH_INFO */
         atr_proxy_start(r);
         return;

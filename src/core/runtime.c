@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "backends/cgi.h"
 #include "net/listener.h"
 #include "core/supervisor.h"
 #include "net/worker.h"
@@ -170,7 +171,7 @@ static void cgi_upstreams(atr_gen_t *g)
             size_t n = strlen(rt->cgi_dir) + 5;
             u->name = atr_xmalloc(n);
             snprintf(u->name, n, "cgi:%s", rt->cgi_dir);
-            u->protocol = ATR_PROTO_CGI;
+            u->protocol = &atr_backend_cgi;
             u->balance = atr_lb_ops_at(0);
             u->servers = atr_xcalloc(1, sizeof *u->servers);
             u->servers[0].text = rt->cgi_dir;
@@ -405,7 +406,7 @@ static int check_supported(const atr_conf_t *conf, char *err, size_t errlen)
                 return -1;
             }
         }
-        if (u->protocol == ATR_PROTO_HTTPS) {
+        if (u->protocol->tls) {
             snprintf(err, errlen, "%s:%d:%d: upstream '%s': protocol https is not supported yet",
                      u->pos.file, u->pos.line, u->pos.col, u->name);
             return -1;

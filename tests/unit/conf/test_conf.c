@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "backends/backend.h"
 #include "conf/conf.h"
 #include "t.h"
 
@@ -228,7 +229,7 @@ static void test_defaults(void)
     T_CHECK(__LINE__, c->nlistens == 1 && c->listens[0].tls == 0, "listens");
     T_CHECK(__LINE__, c->nupstreams == 1, "%d", c->nupstreams);
     const atr_conf_upstream_t *u = &c->upstreams[0];
-    T_CHECK(__LINE__, u->balance == &atr__lb_round_robin && u->protocol == ATR_PROTO_HTTP, "lb");
+    T_CHECK(__LINE__, u->balance == &atr__lb_round_robin && u->protocol == &atr_backend_http, "lb");
     T_CHECK(__LINE__, u->connect_timeout == 2000, "%llu", (unsigned long long)u->connect_timeout);
     T_CHECK(__LINE__, u->read_timeout == 60000, "%llu", (unsigned long long)u->read_timeout);
     T_CHECK(__LINE__, u->send_timeout == 60000, "%llu", (unsigned long long)u->send_timeout);
@@ -373,7 +374,7 @@ static void test_full(void)
     const atr_conf_upstream_t *u = atr_conf_find_upstream(c, "app");
     T_CHECK(__LINE__, u == &c->upstreams[0], "app");
     if (u != NULL) {
-        T_CHECK(__LINE__, u->balance == &atr__lb_least_conn && u->protocol == ATR_PROTO_FASTCGI,
+        T_CHECK(__LINE__, u->balance == &atr__lb_least_conn && u->protocol == &atr_backend_fastcgi,
                 "lb");
         T_CHECK(__LINE__, u->connect_timeout == 1000 && u->read_timeout == 30000, "timeouts");
         T_CHECK(__LINE__, u->send_timeout == 31000 && u->keepalive_timeout == 32000, "timeouts");
@@ -403,9 +404,9 @@ static void test_full(void)
     }
     const atr_conf_upstream_t *o = atr_conf_find_upstream(c, "other one");
     T_CHECK(__LINE__, o != NULL && o->balance == &atr__lb_random2, "other");
-    T_CHECK(__LINE__, o != NULL && o->protocol == ATR_PROTO_SCGI, "other");
+    T_CHECK(__LINE__, o != NULL && o->protocol == &atr_backend_scgi, "other");
     o = atr_conf_find_upstream(c, "unused");
-    T_CHECK(__LINE__, o != NULL && o->protocol == ATR_PROTO_HTTPS, "unused");
+    T_CHECK(__LINE__, o != NULL && o->protocol == &atr_backend_https, "unused");
 
     /* hosts and routes */
     T_CHECK(__LINE__, c->nhosts == 3, "%d", c->nhosts);
@@ -849,7 +850,7 @@ static void test_bad(void)
     }
 }
 
-/* `balance` takes exactly the names of its registry: each
+/* `balance` and `protocol` take exactly the names of their registry: each
  * loads as that entry and dumps as its name; an unknown one is refused with
  * the registry's names listed; the default is the registry's first entry.
  * error_log takes debug..crit as named by the log's own table. */
@@ -901,6 +902,8 @@ static void test_registries(void)
 {
     registry_directive(__LINE__, "balance", &atr_lb_registry,
                        offsetof(atr_conf_upstream_t, balance));
+    registry_directive(__LINE__, "protocol", &atr_backend_registry,
+                       offsetof(atr_conf_upstream_t, protocol));
     for (enum atr_log_level l = ATR_LOG_DEBUG; l <= ATR_LOG_ALERT; l++) {
         char text[128], want[64];
         snprintf(text, sizeof(text), "error_log stderr %s; listen 8080;\n"
@@ -1054,6 +1057,7 @@ static void teardown(void)
 
 int main(void)
 {
+    atr_conf_use_protocols(&atr_backend_registry); /* as main.c does */
     setup();
     test_values();
     test_defaults();
