@@ -11,6 +11,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "backends/backend.h"
 #include "conf/conf.h"
 #include "core/modules.h"
 #include "core/runtime.h"
@@ -71,6 +72,7 @@ int main(int argc, char **argv)
     }
     atr_modules_register();
     char err[1024] = "";
+    atr_conf_use_protocols(&atr_backend_registry); /* before any load, reloads included */
     atr_conf_t *conf = atr_conf_load(path, err, sizeof err);
     if (conf == NULL) {
         fprintf(stderr, "%s\n", err);

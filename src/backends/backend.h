@@ -3,7 +3,8 @@
  * back through the shared response-head parser (status line or CGI block)
  * and the shared body decoder, so a protocol that speaks HTTP-ish responses
  * needs nothing more. The core never asks which protocol it talks to: what
- * differs is a field here. */
+ * differs is a field here. The protocols `protocol NAME;` names are listed
+ * in one explicit array (registry.c). */
 #ifndef ATR_BACKEND_H
 #define ATR_BACKEND_H
 
@@ -11,6 +12,7 @@
 #include <sys/uio.h>
 
 #include "backends/frame.h"
+#include "base/registry.h"
 #include "net/conn.h"
 #include "net/sock.h"
 
@@ -20,7 +22,10 @@
 #define ATR_FRAME_MAX_VIEWS 96
 
 typedef struct atr_backend_ops {
-    const char *name;
+    const char *name; /* as written in `protocol NAME;`; first: a registry entry */
+    /* 1 when the connection to the backend is TLS (https): refused by the
+     * runtime's check until TLS lands. */
+    int tls;
     /* 0 when a connection carries one request only (SCGI): never pooled. */
     int reuse;
     /* 1 when responses are CGI output (FastCGI, SCGI, CGI): a header block
@@ -89,12 +94,16 @@ typedef struct atr_backend_ops {
 } atr_backend_ops_t;
 
 extern const atr_backend_ops_t atr_backend_http;
+extern const atr_backend_ops_t atr_backend_https;
 extern const atr_backend_ops_t atr_backend_fastcgi;
 extern const atr_backend_ops_t atr_backend_scgi;
+/* Internal: the upstream of a `cgi DIR;` route (not a `protocol` name). */
 extern const atr_backend_ops_t atr_backend_cgi;
 
-/* The ops for an upstream's protocol. */
-const atr_backend_ops_t *atr_backend_for(enum atr_proto p);
+/* The protocols `protocol NAME;` accepts, entries atr_backend_ops_t, in the
+ * order messages list them; the first (http) is the default. main registers
+ * it with the config (atr_conf_use_protocols) before loading one. */
+extern const atr_registry_t atr_backend_registry;
 
 /* The response head to send to the client for a backend response m
  * (hop-by-hop fields removed, route response_header ops applied, framing

@@ -202,16 +202,16 @@ const atr_backend_ops_t atr_backend_http = {
     .upgrade = 1,
 };
 
-/* The registry: one ops table per protocol (https comes with TLS). */
-const atr_backend_ops_t *atr_backend_for(enum atr_proto p)
-{
-    switch (p) {
-    case ATR_PROTO_FASTCGI: return &atr_backend_fastcgi;
-    case ATR_PROTO_SCGI: return &atr_backend_scgi;
-    case ATR_PROTO_CGI: return &atr_backend_cgi;
-    default: return &atr_backend_http;
-    }
-}
+/* HTTP over TLS: the same encoding. Accepted by the config, refused by the
+ * runtime's check until TLS lands. */
+const atr_backend_ops_t atr_backend_https = {
+    .name = "https",
+    .tls = 1,
+    .reuse = 1,
+    .encode_head = encode_head,
+    .frame_body = atr_frame_http,
+    .upgrade = 1,
+};
 
 /* Fields the client head regenerates. */
 static const uint32_t resp_regen = ATR_HK_BIT(ATR_HK_CONTENT_LENGTH) | ATR_HK_BIT(ATR_HK_VIA);

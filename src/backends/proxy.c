@@ -672,7 +672,7 @@ void atr_proxy_start(atr_req_t *r)
     atr_wgen_ref(px->wg);
     px->ups = r->ups;
     px->u = u;
-    px->ops = atr_backend_for(u->protocol);
+    px->ops = u->protocol;
     px->server = -1;
     size_t ntried = u->nservers > 0 ? (size_t)u->nservers : 1;
     if (ntried <= sizeof px->tried_inline) {

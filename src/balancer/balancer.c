@@ -4,28 +4,27 @@
 #include "balancer/balancer.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include "base/util.h"
 
-/* Explicit list, in the order `-T` and error messages show them. */
-static const atr_lb_ops_t *const registry[] = {
+/* Explicit list, in the order `-T` and error messages show them; the first
+ * is the default. */
+static const void *const methods[] = {
     &atr__lb_round_robin,
     &atr__lb_least_conn,
     &atr__lb_random2,
 };
 
+const atr_registry_t atr_lb_registry = { "balance method", methods, ATR_ARRAY_SIZE(methods) };
+
 const atr_lb_ops_t *atr_lb_find(const char *name)
 {
-    for (size_t i = 0; i < ATR_ARRAY_SIZE(registry); i++)
-        if (strcmp(registry[i]->name, name) == 0)
-            return registry[i];
-    return NULL;
+    return atr_registry_find(&atr_lb_registry, name);
 }
 
 const atr_lb_ops_t *atr_lb_ops_at(size_t i)
 {
-    return i < ATR_ARRAY_SIZE(registry) ? registry[i] : NULL;
+    return i < atr_lb_registry.n ? atr_lb_registry.entries[i] : NULL;
 }
 
 /* splitmix64: spreads small or similar seeds (worker 1, 2, 3) over the whole

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/registry.h"
+
 /* Runtime state of one server, shared by all workers and carried over reloads
  * by (upstream name, server text). Owned by the control loop's registry,
  * refcounted so an old generation can still point at it. */
@@ -40,7 +42,7 @@ typedef struct atr_lb_server {
 typedef struct atr_lb atr_lb_t;
 
 typedef struct atr_lb_ops {
-    const char *name;            /* as written in `balance NAME;` */
+    const char *name;            /* as written in `balance NAME;`; first: a registry entry */
     size_t size;                 /* sizeof the method's state struct (embeds atr_lb_t first) */
     /* Set up method state after the base fields are filled. */
     void (*init)(atr_lb_t *lb);
@@ -61,11 +63,16 @@ struct atr_lb {
     unsigned char *ok;           /* nservers bytes of scratch for atr_lb_pick, owned by the lb */
 };
 
+/* Every method, in the order `-T` and error messages show them; entries are
+ * atr_lb_ops_t. The first is the default `balance`. The config looks names up
+ * here and lists them in its messages, so a method's name is spelled only in
+ * its own file. */
+extern const atr_registry_t atr_lb_registry;
+
 /* Registry lookup by name; NULL when unknown. */
 const atr_lb_ops_t *atr_lb_find(const char *name);
 
-/* The i-th registered method, NULL past the end: lets the config builder list
- * the valid names in its error message. */
+/* The i-th registered method, NULL past the end. */
 const atr_lb_ops_t *atr_lb_ops_at(size_t i);
 
 /* Create a balancer over servers[0..n) (array borrowed, must outlive it).

@@ -35,6 +35,17 @@ const char *atr_log_level_name(enum atr_log_level l)
     return (unsigned)l < ATR_ARRAY_SIZE(level_names) ? level_names[l] : "unknown";
 }
 
+int atr_log_level_find(const char *name, enum atr_log_level *out)
+{
+    for (size_t i = 0; i < ATR_ARRAY_SIZE(level_names); i++) {
+        if (strcmp(level_names[i], name) == 0) {
+            *out = (enum atr_log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 int atr__log_open_file(const char *path)
 {
     int fd;

@@ -12,8 +12,12 @@
 #define ATR_LOG_H
 
 #include <stdint.h>
-#include "conf/conf.h"
 #include "base/util.h"
+
+enum atr_log_level { ATR_LOG_DEBUG = 0, ATR_LOG_INFO, ATR_LOG_NOTICE, ATR_LOG_WARN,
+                     ATR_LOG_ERROR, ATR_LOG_CRIT, ATR_LOG_ALERT };
+
+enum atr_access_format { ATR_ACCESS_OFF = 0, ATR_ACCESS_COMBINED, ATR_ACCESS_JSON };
 
 /* Set where the error log goes ("stderr" or a path) and its threshold.
  * Opens the new file first and swaps only if that worked; returns 0 or
@@ -37,7 +41,13 @@ void atr_log(enum atr_log_level level, const char *fmt, ...)
 #define ATR_ERROR(...) atr_log_at(ATR_LOG_ERROR, __VA_ARGS__)
 #define ATR_CRIT(...) atr_log_at(ATR_LOG_CRIT, __VA_ARGS__)
 
+/* The level's name as lines and the config write it ("warn"); "unknown"
+ * for a value outside the enum. Static storage. */
 const char *atr_log_level_name(enum atr_log_level l);
+
+/* The level named `name` into *out: 0, or -1 (and *out untouched) when no
+ * level has that name. The one table of level names is log.c's. */
+int atr_log_level_find(const char *name, enum atr_log_level *out);
 
 /* ---- access log ---- */
 

@@ -10,16 +10,17 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "base/log.h"
+#include "base/registry.h"
+#include "balancer/balancer.h"
+
+struct atr_backend_ops; /* backends/backend.h: a layer above this one */
+
 /* Where a directive was written, for messages "FILE:LINE:COL: ...". */
 typedef struct atr_conf_pos {
     const char *file; /* owned by the conf (interned) */
     int line, col;    /* 1-based */
 } atr_conf_pos_t;
-
-enum atr_log_level { ATR_LOG_DEBUG = 0, ATR_LOG_INFO, ATR_LOG_NOTICE, ATR_LOG_WARN,
-                     ATR_LOG_ERROR, ATR_LOG_CRIT, ATR_LOG_ALERT };
-
-enum atr_access_format { ATR_ACCESS_OFF = 0, ATR_ACCESS_COMBINED, ATR_ACCESS_JSON };
 
 /* `listen ADDR:PORT [tls];` — "[::1]:8080", "127.0.0.1:8080", "*:8080" (= 0.0.0.0) */
 typedef struct atr_conf_listen {
@@ -29,11 +30,6 @@ typedef struct atr_conf_listen {
     int tls;
     atr_conf_pos_t pos;
 } atr_conf_listen_t;
-
-enum atr_proto { ATR_PROTO_HTTP = 0, ATR_PROTO_HTTPS, ATR_PROTO_FASTCGI, ATR_PROTO_SCGI,
-                 ATR_PROTO_CGI /* internal: the upstream of a `cgi DIR;` route */ };
-/* "http", "https", "fastcgi", "scgi", "cgi". */
-const char *atr_conf_proto_name(enum atr_proto p);
 
 /* `server ADDR:PORT [weight=N] [max_conns=N] [backup] [resolve];` or `server unix:/path ...;` */
 typedef struct atr_conf_server {
@@ -47,13 +43,13 @@ typedef struct atr_conf_server {
     atr_conf_pos_t pos;
 } atr_conf_server_t;
 
-enum atr_lb_method { ATR_LB_ROUND_ROBIN = 0, ATR_LB_LEAST_CONN, ATR_LB_RANDOM2 };
-
 /* `upstream NAME { ... }` */
 typedef struct atr_conf_upstream {
     char *name;
-    enum atr_lb_method balance;    /* balance round_robin|least_conn|random2; */
-    enum atr_proto protocol;       /* protocol http|https|fastcgi|scgi; */
+    const atr_lb_ops_t *balance;   /* `balance NAME;` from atr_lb_registry; default its first */
+    /* `protocol NAME;` from the registered protocols (atr_conf_use_protocols), default
+     * their first; the runtime's internal upstreams of `cgi DIR;` routes point at cgi's */
+    const struct atr_backend_ops *protocol;
     atr_conf_server_t *servers;
     int nservers;
     uint64_t connect_timeout;      /* connect_timeout 2s; -> 502/504 */
@@ -153,6 +149,13 @@ typedef struct atr_conf {
     atr_conf_upstream_t *upstreams; int nupstreams;
     atr_conf_host_t *hosts; int nhosts; /* in file order; exactly one may be "*" */
 } atr_conf_t;
+
+/* The backend protocols `protocol NAME;` may name: a registry whose entries
+ * are atr_backend_ops_t, the first being the default. The layer that
+ * implements them (above this one) registers it once, before any config is
+ * loaded; the registry is borrowed for the life of the process. Until then
+ * no protocol name is accepted and upstreams get a NULL protocol. */
+void atr_conf_use_protocols(const atr_registry_t *protocols);
 
 /* Read, parse and check PATH (and its includes) exactly as a start would.
  * On success returns a new conf. On error returns NULL and writes one line

@@ -196,9 +196,22 @@ static int d_path(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__con
     return 0;
 }
 
-static const char *const log_levels[] = {
-    "debug", "info", "notice", "warn", "error", "crit", NULL
-};
+/* A threshold for error_log: debug up to crit, the names base/log.c gives
+ * them. alert is not offered: it has never been a threshold the config took. */
+static int log_level_arg(atr__conf_bctx_t *b, const atr__conf_tok_t *t, enum atr_log_level *out)
+{
+    const char *names[ATR_LOG_CRIT + 1];
+    char list[128];
+    enum atr_log_level lv;
+    if (atr_log_level_find(t->s, &lv) == 0 && lv <= ATR_LOG_CRIT) {
+        *out = lv;
+        return 0;
+    }
+    for (size_t i = 0; i < ATR_ARRAY_SIZE(names); i++)
+        names[i] = atr_log_level_name((enum atr_log_level)i);
+    return atr__conf_fail(b, &t->pos, "unknown log level '%s' (expected %s)", t->s,
+                          atr_words_join(names, ATR_ARRAY_SIZE(names), list, sizeof(list)));
+}
 
 static int d_error_log(atr__conf_bctx_t *b, const atr__conf_node_t *n,
                        const atr__conf_directive_t *d, void *obj)
@@ -207,15 +220,8 @@ static int d_error_log(atr__conf_bctx_t *b, const atr__conf_node_t *n,
     if (d_path(b, n, d, obj) < 0)
         return -1;
     c->error_log_pos = n->args[0].pos;
-    if (n->nargs == 2) {
-        int lv = atr__conf_lookup(log_levels, n->args[1].s);
-        if (lv < 0)
-            return atr__conf_fail(
-                b, &n->args[1].pos,
-                "unknown log level '%s' (expected debug, info, notice, warn, error or crit)",
-                n->args[1].s);
-        c->error_level = (enum atr_log_level)lv;
-    }
+    if (n->nargs == 2 && log_level_arg(b, &n->args[1], &c->error_level) < 0)
+        return -1;
     return 0;
 }
 

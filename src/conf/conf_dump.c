@@ -81,8 +81,6 @@ static void duration(FILE *out, const char *indent, const char *name, uint64_t m
 
 static void dump_main(const atr_conf_t *c, FILE *out)
 {
-    static const char *const levels[] = { "debug", "info", "notice", "warn",
-                                          "error", "crit", "alert" };
     if (c->workers == 0)
         fputs("workers auto;\n", out);
     else
@@ -99,7 +97,7 @@ static void dump_main(const atr_conf_t *c, FILE *out)
     }
     fputs("error_log ", out);
     word(out, c->error_log);
-    fprintf(out, " %s;\n", levels[c->error_level]);
+    fprintf(out, " %s;\n", atr_log_level_name(c->error_level));
     if (c->access_log == NULL || c->access_format == ATR_ACCESS_OFF) {
         fputs("access_log off;\n", out);
     } else {
@@ -143,13 +141,12 @@ static void dump_main(const atr_conf_t *c, FILE *out)
 
 static void dump_upstream(const atr_conf_upstream_t *u, FILE *out)
 {
-    static const char *const methods[] = { "round_robin", "least_conn", "random2" };
     const char *in = "    ";
     fputs("\nupstream ", out);
     word(out, u->name);
     fputs(" {\n", out);
-    fprintf(out, "%sbalance %s;\n", in, methods[u->balance]);
-    fprintf(out, "%sprotocol %s;\n", in, atr_conf_proto_name(u->protocol));
+    fprintf(out, "%sbalance %s;\n", in, u->balance->name);
+    fprintf(out, "%sprotocol %s;\n", in, atr_registry_name(u->protocol));
     duration(out, in, "connect_timeout", u->connect_timeout);
     duration(out, in, "read_timeout", u->read_timeout);
     duration(out, in, "send_timeout", u->send_timeout);

@@ -147,26 +147,37 @@ int atr__conf_d_listen(atr__conf_bctx_t *b, const atr__conf_node_t *n,
 
 /* ---- upstream ------------------------------------------------------------- */
 
-static const char *const lb_methods[] = { "round_robin", "least_conn", "random2", NULL };
-static const char *const protocols[] = { "http", "https", "fastcgi", "scgi", NULL };
+/* Until the layer that implements protocols registers them, none is known. */
+static const atr_registry_t no_protocols = { "protocol", NULL, 0 };
+static const atr_registry_t *protocols = &no_protocols;
 
-const char *atr_conf_proto_name(enum atr_proto p)
+void atr_conf_use_protocols(const atr_registry_t *reg)
 {
-    return p == ATR_PROTO_CGI ? "cgi" : protocols[p];
+    protocols = reg != NULL ? reg : &no_protocols;
+}
+
+/* The entry of reg named by t into *out, or the error listing every name the
+ * registry holds. */
+static int registry_arg(atr__conf_bctx_t *b, const atr__conf_tok_t *t, const atr_registry_t *reg,
+                        const void **out)
+{
+    char names[256];
+    *out = atr_registry_find(reg, t->s);
+    if (*out != NULL)
+        return 0;
+    return atr__conf_fail(b, &t->pos, "unknown %s '%s' (expected %s)", reg->kind, t->s,
+                          atr_registry_names(reg, names, sizeof(names)));
 }
 
 static int d_balance(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
                      void *obj)
 {
     atr_conf_upstream_t *u = obj;
-    int m = atr__conf_lookup(lb_methods, n->args[0].s);
+    const void *m;
     (void)d;
-    if (m < 0)
-        return atr__conf_fail(
-            b, &n->args[0].pos,
-            "unknown balance method '%s' (expected round_robin, least_conn or random2)",
-            n->args[0].s);
-    u->balance = (enum atr_lb_method)m;
+    if (registry_arg(b, &n->args[0], &atr_lb_registry, &m) < 0)
+        return -1;
+    u->balance = m;
     return 0;
 }
 
@@ -174,13 +185,11 @@ static int d_protocol(atr__conf_bctx_t *b, const atr__conf_node_t *n,
                       const atr__conf_directive_t *d, void *obj)
 {
     atr_conf_upstream_t *u = obj;
-    int m = atr__conf_lookup(protocols, n->args[0].s);
+    const void *p;
     (void)d;
-    if (m < 0)
-        return atr__conf_fail(b, &n->args[0].pos,
-                              "unknown protocol '%s' (expected http, https, fastcgi or scgi)",
-                              n->args[0].s);
-    u->protocol = (enum atr_proto)m;
+    if (registry_arg(b, &n->args[0], protocols, &p) < 0)
+        return -1;
+    u->protocol = p;
     return 0;
 }
 
@@ -333,8 +342,8 @@ static int d_spawn(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__co
 
 static void upstream_defaults(atr_conf_upstream_t *u)
 {
-    u->balance = ATR_LB_ROUND_ROBIN;
-    u->protocol = ATR_PROTO_HTTP;
+    u->balance = atr_lb_ops_at(0);
+    u->protocol = protocols->n > 0 ? protocols->entries[0] : NULL;
     u->connect_timeout = 2000;
     u->read_timeout = 60000;
     u->send_timeout = 60000;

@@ -151,7 +151,7 @@ static void dispatch(atr_req_t *r, char *path, size_t cap)
     case ATR_ROUTE_CGI:
         r->ups = atr_gen_route_upstream(g, r->route);
         r->upstream = g->ups[r->ups].conf;
-        if (atr_backend_for(r->upstream->protocol)->needs_path)
+        if (r->upstream->protocol->needs_path)
             r->norm_path = atr_xstrndup(path, plen); /* SCRIPT_NAME / PATH_INFO */
         atr_proxy_start(r);
         return;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "backends/cgi.h"
 #include "net/listener.h"
 #include "core/supervisor.h"
 #include "net/worker.h"
@@ -110,8 +111,8 @@ static void cgi_upstreams(atr_gen_t *g)
             size_t n = strlen(rt->cgi_dir) + 5;
             u->name = atr_xmalloc(n);
             snprintf(u->name, n, "cgi:%s", rt->cgi_dir);
-            u->protocol = ATR_PROTO_CGI;
-            u->balance = ATR_LB_ROUND_ROBIN;
+            u->protocol = &atr_backend_cgi;
+            u->balance = atr_lb_ops_at(0);
             u->servers = atr_xcalloc(1, sizeof *u->servers);
             u->servers[0].text = rt->cgi_dir;
             u->servers[0].weight = 1;
@@ -133,19 +134,10 @@ static void cgi_upstreams(atr_gen_t *g)
 
 static void gen_upstream(atr_gen_upstream_t *gu, const atr_conf_upstream_t *u);
 
-static const char *lb_name(enum atr_lb_method m)
-{
-    switch (m) {
-    case ATR_LB_LEAST_CONN: return "least_conn";
-    case ATR_LB_RANDOM2: return "random2";
-    default: return "round_robin";
-    }
-}
-
 static void gen_upstream(atr_gen_upstream_t *gu, const atr_conf_upstream_t *u)
 {
     gu->conf = u;
-    gu->lb_ops = atr_lb_find(lb_name(u->balance));
+    gu->lb_ops = u->balance;
     gu->servers = atr_xcalloc((size_t)u->nservers, sizeof *gu->servers);
     for (int j = 0; j < u->nservers; j++) {
         atr_lb_server_t *s = &gu->servers[j];
@@ -354,7 +346,7 @@ static int check_supported(const atr_conf_t *conf, char *err, size_t errlen)
                 return -1;
             }
         }
-        if (u->protocol == ATR_PROTO_HTTPS) {
+        if (u->protocol->tls) {
             snprintf(err, errlen, "%s:%d:%d: upstream '%s': protocol https is not supported yet",
                      u->pos.file, u->pos.line, u->pos.col, u->name);
             return -1;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "backends/backend.h"
 #include "http/headers.h"
 #include "net/worker.h"
 
@@ -106,7 +107,7 @@ static void server_family(atr_buf_t *b, const atr_gen_t *g, uint64_t now, const 
             atr_buf_t lab = { 0 };
             atr_buf_puts(&lab, "upstream=\"");
             label_value(&lab, uc->name);
-            atr_buf_printf(&lab, "\",protocol=\"%s\",server=\"", atr_conf_proto_name(uc->protocol));
+            atr_buf_printf(&lab, "\",protocol=\"%s\",server=\"", uc->protocol->name);
             label_value(&lab, uc->servers[s].text);
             atr_buf_put(&lab, "\"", 1);
             size_t base = lab.n;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backends/backend.h"
 #include "conf/conf.h"
 
 #include "fuzz.h"
@@ -41,6 +42,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
+    atr_conf_use_protocols(&atr_backend_registry); /* as main.c does */
     CHECK(mkdtemp(dir) != NULL);
     CHECK(chdir(dir) == 0);
     atexit(cleanup);

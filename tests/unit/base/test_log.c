@@ -275,6 +275,19 @@ static void test_error_log_misc(void)
     T_CHECK(__LINE__, strcmp(atr_log_level_name(ATR_LOG_CRIT), "crit") == 0, "crit");
     T_CHECK(__LINE__, strcmp(atr_log_level_name((enum atr_log_level)42), "unknown") == 0, "42");
 
+    /* Every name comes back to its level; anything else is refused untouched. */
+    for (enum atr_log_level l = ATR_LOG_DEBUG; l <= ATR_LOG_ALERT; l++) {
+        enum atr_log_level got = (enum atr_log_level)99;
+        T_CHECK(__LINE__, atr_log_level_find(atr_log_level_name(l), &got) == 0 && got == l,
+                "%s", atr_log_level_name(l));
+    }
+    static const char *const not_levels[] = { "", "Warn", "warning", "unknown", "crit " };
+    for (size_t i = 0; i < ATR_ARRAY_SIZE(not_levels); i++) {
+        enum atr_log_level got = ATR_LOG_NOTICE;
+        T_CHECK(__LINE__, atr_log_level_find(not_levels[i], &got) == -1 && got == ATR_LOG_NOTICE,
+                "'%s'", not_levels[i]);
+    }
+
     /* A long message is cut to one line of 2047 bytes ending "...\n". */
     T_CHECK(__LINE__, atr_log_open(path, ATR_LOG_INFO) == 0, "open");
     memset(msg, 'x', sizeof(msg) - 1);

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "backends/backend.h"
 #include "conf/conf.h"
 #include "t.h"
 
@@ -227,7 +229,7 @@ static void test_defaults(void)
     T_CHECK(__LINE__, c->nlistens == 1 && c->listens[0].tls == 0, "listens");
     T_CHECK(__LINE__, c->nupstreams == 1, "%d", c->nupstreams);
     const atr_conf_upstream_t *u = &c->upstreams[0];
-    T_CHECK(__LINE__, u->balance == ATR_LB_ROUND_ROBIN && u->protocol == ATR_PROTO_HTTP, "lb");
+    T_CHECK(__LINE__, u->balance == &atr__lb_round_robin && u->protocol == &atr_backend_http, "lb");
     T_CHECK(__LINE__, u->connect_timeout == 2000, "%llu", (unsigned long long)u->connect_timeout);
     T_CHECK(__LINE__, u->read_timeout == 60000, "%llu", (unsigned long long)u->read_timeout);
     T_CHECK(__LINE__, u->send_timeout == 60000, "%llu", (unsigned long long)u->send_timeout);
@@ -372,7 +374,7 @@ static void test_full(void)
     const atr_conf_upstream_t *u = atr_conf_find_upstream(c, "app");
     T_CHECK(__LINE__, u == &c->upstreams[0], "app");
     if (u != NULL) {
-        T_CHECK(__LINE__, u->balance == ATR_LB_LEAST_CONN && u->protocol == ATR_PROTO_FASTCGI,
+        T_CHECK(__LINE__, u->balance == &atr__lb_least_conn && u->protocol == &atr_backend_fastcgi,
                 "lb");
         T_CHECK(__LINE__, u->connect_timeout == 1000 && u->read_timeout == 30000, "timeouts");
         T_CHECK(__LINE__, u->send_timeout == 31000 && u->keepalive_timeout == 32000, "timeouts");
@@ -401,10 +403,10 @@ static void test_full(void)
                 s[4].pos.col);
     }
     const atr_conf_upstream_t *o = atr_conf_find_upstream(c, "other one");
-    T_CHECK(__LINE__, o != NULL && o->balance == ATR_LB_RANDOM2, "other");
-    T_CHECK(__LINE__, o != NULL && o->protocol == ATR_PROTO_SCGI, "other");
+    T_CHECK(__LINE__, o != NULL && o->balance == &atr__lb_random2, "other");
+    T_CHECK(__LINE__, o != NULL && o->protocol == &atr_backend_scgi, "other");
     o = atr_conf_find_upstream(c, "unused");
-    T_CHECK(__LINE__, o != NULL && o->protocol == ATR_PROTO_HTTPS, "unused");
+    T_CHECK(__LINE__, o != NULL && o->protocol == &atr_backend_https, "unused");
 
     /* hosts and routes */
     T_CHECK(__LINE__, c->nhosts == 3, "%d", c->nhosts);
@@ -848,6 +850,81 @@ static void test_bad(void)
     }
 }
 
+/* `balance` and `protocol` take exactly the names of their registry: each
+ * loads as that entry and dumps as its name; an unknown one is refused with
+ * the registry's names listed; the default is the registry's first entry.
+ * error_log takes debug..crit as named by the log's own table. */
+/* The ops pointer at offset `field` of the first upstream. */
+static const void *upstream_ops(const atr_conf_t *c, size_t field)
+{
+    return *(const void *const *)(const void *)((const char *)&c->upstreams[0] + field);
+}
+
+static void registry_directive(int line, const char *directive, const atr_registry_t *reg,
+                               size_t field)
+{
+    char text[256], want[256], names[128];
+    for (size_t i = 0; i < reg->n; i++) {
+        const char *name = atr_registry_name(reg->entries[i]);
+        snprintf(text, sizeof(text),
+                 "listen 8080; upstream u { %s %s; server 127.0.0.1:1; }\n"
+                 "host * { route / { proxy u; } }",
+                 directive, name);
+        atr_conf_t *c = load(text);
+        T_CHECK(line, c != NULL, "%s %s: %s", directive, name, err);
+        if (c == NULL)
+            continue;
+        T_CHECK(line, upstream_ops(c, field) == reg->entries[i], "%s %s: another entry", directive,
+                name);
+        char *d = dump(c);
+        snprintf(want, sizeof(want), "    %s %s;\n", directive, name);
+        T_CHECK(line, strstr(d, want) != NULL, "%s %s: not in dump:\n%s", directive, name, d);
+        free(d);
+        atr_conf_free(c);
+    }
+    atr_conf_t *c = load("listen 8080; upstream u { server 127.0.0.1:1; }\n"
+                         "host * { route / { proxy u; } }");
+    T_CHECK(line, c != NULL, "%s", err);
+    if (c != NULL) {
+        T_CHECK(line, upstream_ops(c, field) == reg->entries[0], "%s: default is not the first entry",
+                directive);
+        atr_conf_free(c);
+    }
+    snprintf(text, sizeof(text), "listen 8080; upstream u { %s nope; }", directive);
+    snprintf(want, sizeof(want), "t.conf:1:%zu: unknown %s 'nope' (expected %s)",
+             27 + strlen(directive) + 1, reg->kind, atr_registry_names(reg, names, sizeof(names)));
+    c = load(text);
+    T_CHECK(line, c == NULL && strcmp(err, want) == 0, "\n  got  %s\n  want %s", err, want);
+    atr_conf_free(c);
+}
+
+static void test_registries(void)
+{
+    registry_directive(__LINE__, "balance", &atr_lb_registry,
+                       offsetof(atr_conf_upstream_t, balance));
+    registry_directive(__LINE__, "protocol", &atr_backend_registry,
+                       offsetof(atr_conf_upstream_t, protocol));
+    for (enum atr_log_level l = ATR_LOG_DEBUG; l <= ATR_LOG_ALERT; l++) {
+        char text[128], want[64];
+        snprintf(text, sizeof(text), "error_log stderr %s; listen 8080;\n"
+                 "host * { route / { return 204; } }", atr_log_level_name(l));
+        atr_conf_t *c = load(text);
+        if (l == ATR_LOG_ALERT) { /* never a threshold the config took */
+            T_CHECK(__LINE__, c == NULL && strstr(err, "unknown log level 'alert'") != NULL,
+                    "%s", err);
+        } else {
+            T_CHECK(__LINE__, c != NULL && c->error_level == l, "%s: %s", text, err);
+        }
+        if (c != NULL) {
+            char *d = dump(c);
+            snprintf(want, sizeof(want), "error_log stderr %s;\n", atr_log_level_name(l));
+            T_CHECK(__LINE__, strstr(d, want) != NULL, "not in dump:\n%s", d);
+            free(d);
+        }
+        atr_conf_free(c);
+    }
+}
+
 /* Nesting is bounded before the grammar's stack is. */
 static void test_nesting(void)
 {
@@ -980,6 +1057,7 @@ static void teardown(void)
 
 int main(void)
 {
+    atr_conf_use_protocols(&atr_backend_registry); /* as main.c does */
     setup();
     test_values();
     test_defaults();
@@ -987,6 +1065,7 @@ int main(void)
     test_good();
     test_dump();
     test_bad();
+    test_registries();
     test_nesting();
     test_includes();
     teardown();

@@ -1,0 +1,14 @@
+/* The backend protocols a config may name with `protocol NAME;`, in the order
+ * messages list them; the first is the default. Adding a protocol: its file
+ * in this folder, one line here, one in meson.build (docs/balancer.md). The
+ * internal cgi protocol is not here: only `cgi DIR;` routes use it. */
+#include "backends/backend.h"
+
+static const void *const protocols[] = {
+    &atr_backend_http,
+    &atr_backend_https,
+    &atr_backend_fastcgi,
+    &atr_backend_scgi,
+};
+
+const atr_registry_t atr_backend_registry = { "protocol", protocols, ATR_ARRAY_SIZE(protocols) };
