@@ -30,7 +30,8 @@ typedef struct atr_cgi_child atr_cgi_child_t;
 struct atr_cgi_child {
     pid_t pid;
     atr_cgi_child_t *next;   /* the worker's list of children not yet freed */
-    uv_pipe_t in, err;
+    uv_pipe_t in;      /* its stdin: the exchange's sock writes here */
+    atr_drain_t err;   /* its stderr, to the error log */
     uv_timer_t kill_timer;
     int handles;       /* open handles; freed when 0 and exited */
     int exited, released, in_closed;
@@ -41,7 +42,6 @@ struct atr_cgi_child {
     uint32_t stderr_logged;
     uint32_t stderr_rate;
     char upstream[64];
-    char errbuf[512];
 };
 
 /* ---- planning (request head still valid) ---- */
@@ -299,21 +299,14 @@ static void watch_children(uv_loop_t *loop)
     uv_unref((uv_handle_t *)&children.sigchld); /* it must not keep a stopping worker alive */
 }
 
-static void on_err_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void on_stderr(atr_drain_t *d, const char *p, ssize_t n)
 {
-    atr_cgi_child_t *c = h->data;
-    (void)suggested;
-    *buf = uv_buf_init(c->errbuf, sizeof c->errbuf);
-}
-
-static void on_err_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-    atr_cgi_child_t *c = s->data;
+    atr_cgi_child_t *c = d->pipe.data;
     if (n > 0)
-        atr_gateway_log_stderr(c->upstream, "cgi", buf->base, (size_t)n, &c->stderr_logged,
+        atr_gateway_log_stderr(c->upstream, "cgi", p, (size_t)n, &c->stderr_logged,
                                c->stderr_rate);
-    else if (n < 0)
-        close_handle(c, (uv_handle_t *)&c->err);
+    else
+        close_handle(c, (uv_handle_t *)&c->err.pipe);
 }
 
 static void on_kill_timer(uv_timer_t *t)
@@ -394,7 +387,6 @@ static int spawn(atr_req_t *r, atr_sock_t *s, void **child, atomic_int *slot,
 {
     cgi_plan_t *p = r->backend_data;
     uv_loop_t *loop = s->io.handle.loop;
-    uv_pipe_t *out = &s->io.pipe;
     int fds[3];
     if (p == NULL)
         return UV_EINVAL;
@@ -408,22 +400,18 @@ static int spawn(atr_req_t *r, atr_sock_t *s, void **child, atomic_int *slot,
     snprintf(c->upstream, sizeof c->upstream, "%s", p->upstream);
     c->pid = pid;
     c->stderr_rate = r->wg->gen->conf->stderr_log_rate;
-    uv_pipe_init(loop, &c->in, 0);
-    uv_pipe_init(loop, &c->err, 0);
     uv_timer_init(loop, &c->kill_timer);
-    c->in.data = c->err.data = c->kill_timer.data = c;
+    atr_sock_open_pipes(s, fds[1], &c->in, fds[0]);
+    c->err.on_data = on_stderr;
+    atr_drain_start(&c->err, loop, fds[2]);
+    c->in.data = c->err.pipe.data = c->kill_timer.data = c;
     c->handles = 3; /* in, err, kill_timer */
-    uv_pipe_open(&c->in, fds[0]);
-    uv_pipe_open(out, fds[1]);
-    uv_pipe_open(&c->err, fds[2]);
     c->slot = slot;
     c->kick = kick;
     c->kick_arg = arg;
     c->next = children.head;
     children.head = c;
-    uv_read_start((uv_stream_t *)&c->err, on_err_alloc, on_err_read);
     *child = c;
-    s->out = (uv_stream_t *)&c->in;
     /* A child that ended before it was on the list is found now. */
     on_sigchld(&children.sigchld, SIGCHLD);
     return 0;
@@ -462,7 +450,7 @@ static void reap_all(atr_worker_t *w)
         c->released = 1;
         c->handles++; /* hold c while its handles close */
         close_handle(c, (uv_handle_t *)&c->in);
-        close_handle(c, (uv_handle_t *)&c->err);
+        close_handle(c, (uv_handle_t *)&c->err.pipe);
         if (!c->exited) {
             int wstatus = 0;
             kill(-c->pid, SIGKILL);

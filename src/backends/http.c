@@ -128,7 +128,7 @@ static int canonical_line(const atr_http_header_t *h)
  * out as one copy: most heads are written that way, and a copy per run is
  * cheaper than re-assembling every line. */
 static void copy_fields(atr_buf_t *b, const atr_http_msg_t *m, uint32_t regen,
-                        const atr_conf_hdr_op_t *ops, int nops, int drop_underscores)
+                        const atr_hdr_op_t *ops, int nops, int drop_underscores)
 {
     atr_hdr_filter_t f;
     const char *run = NULL, *run_end = NULL; /* input bytes to copy as they are */

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "base/log.h"
+#include "http/headers.h"
 #include "base/registry.h"
 #include "balancer/balancer.h"
 
@@ -70,14 +71,6 @@ typedef struct atr_conf_upstream {
     atr_conf_pos_t pos;
 } atr_conf_upstream_t;
 
-enum atr_hdr_op_kind { ATR_HDR_SET = 0, ATR_HDR_ADD, ATR_HDR_REMOVE };
-
-/* request_header set|add|remove NAME [VALUE];  response_header set|add|remove NAME [VALUE]; */
-typedef struct atr_conf_hdr_op {
-    enum atr_hdr_op_kind op;
-    char *name;  /* as written */
-    char *value; /* NULL for remove */
-} atr_conf_hdr_op_t;
 
 enum atr_route_kind {
     ATR_ROUTE_PROXY = 0,
@@ -99,8 +92,8 @@ typedef struct atr_conf_route {
     char *cgi_dir;                  /* ATR_ROUTE_CGI: `cgi DIR;` scripts directory (checked to exist) */
     int return_status;              /* ATR_ROUTE_RETURN */
     char *return_body;              /* ATR_ROUTE_RETURN, may be NULL */
-    atr_conf_hdr_op_t *req_hdr;  int nreq_hdr;
-    atr_conf_hdr_op_t *resp_hdr; int nresp_hdr;
+    atr_hdr_op_t *req_hdr;  int nreq_hdr;
+    atr_hdr_op_t *resp_hdr; int nresp_hdr;
     atr_conf_pos_t pos;
 } atr_conf_route_t;
 

@@ -175,7 +175,7 @@ static void dump_upstream(const atr_conf_upstream_t *u, FILE *out)
     fputs("}\n", out);
 }
 
-static void dump_headers(FILE *out, const char *dir, const atr_conf_hdr_op_t *h, int n)
+static void dump_headers(FILE *out, const char *dir, const atr_hdr_op_t *h, int n)
 {
     static const char *const ops[] = { "set", "add", "remove" };
     for (int i = 0; i < n; i++) {

@@ -16,7 +16,7 @@
 
 /* Header operations being collected for a host or a route. */
 typedef struct hdr_target {
-    atr_conf_hdr_op_t *req, *resp;
+    atr_hdr_op_t *req, *resp;
     int nreq, nresp;
 } hdr_target_t;
 
@@ -64,7 +64,7 @@ static int d_header(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__c
                 return atr__conf_fail(b, &n->args[2].pos,
                                       "invalid header value (control character)");
     int resp = strcmp(d->name, "response_header") == 0;
-    atr_conf_hdr_op_t *h = resp ? &ht->resp[ht->nresp++] : &ht->req[ht->nreq++];
+    atr_hdr_op_t *h = resp ? &ht->resp[ht->nresp++] : &ht->req[ht->nreq++];
     h->op = (enum atr_hdr_op_kind)op;
     h->name = atr__conf_tokdup(b, name);
     h->value = n->nargs == 3 ? atr__conf_tokdup(b, &n->args[2]) : NULL;

@@ -530,6 +530,46 @@ static int cpu_count(void)
     return n > 0 ? (int)n : 1;
 }
 
+static uv_signal_t *const signals[] = { &rt.sig_hup, &rt.sig_term, &rt.sig_int, &rt.sig_usr1 };
+static const int signums[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1 };
+
+static void watch_signals(void)
+{
+    for (size_t i = 0; i < ATR_ARRAY_SIZE(signals); i++) {
+        uv_signal_init(rt.loop, signals[i]);
+        uv_signal_start(signals[i], on_signal, signums[i]);
+    }
+}
+
+static void unwatch_signals(void)
+{
+    for (size_t i = 0; i < ATR_ARRAY_SIZE(signals); i++)
+        uv_close((uv_handle_t *)signals[i], NULL);
+}
+
+static void write_pid_file(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        ATR_ERROR("pid_file %s: %s", path, strerror(errno));
+        return;
+    }
+    fprintf(f, "%d\n", (int)getpid());
+    fclose(f);
+}
+
+/* After the last worker: the generation, the server states, the listener keys. */
+static void release_state(void)
+{
+    atr_gen_unref(rt.gen);
+    rt.gen = NULL;
+    states_prune();
+    for (int i = 0; i < rt.nkeys; i++)
+        free(rt.keys[i].key);
+    free(rt.keys);
+    free(rt.states);
+}
+
 int atr_runtime_run(atr_conf_t *conf)
 {
     char err[1024] = "";
@@ -549,14 +589,7 @@ int atr_runtime_run(atr_conf_t *conf)
 
     /* Handlers first: a signal that arrives the moment a listener accepts
      * is queued for the loop instead of killing the process. */
-    uv_signal_init(rt.loop, &rt.sig_hup);
-    uv_signal_init(rt.loop, &rt.sig_term);
-    uv_signal_init(rt.loop, &rt.sig_int);
-    uv_signal_init(rt.loop, &rt.sig_usr1);
-    uv_signal_start(&rt.sig_hup, on_signal, SIGHUP);
-    uv_signal_start(&rt.sig_term, on_signal, SIGTERM);
-    uv_signal_start(&rt.sig_int, on_signal, SIGINT);
-    uv_signal_start(&rt.sig_usr1, on_signal, SIGUSR1);
+    watch_signals();
     const char *user = conf->user ? atr_xstrdup(conf->user) : NULL;
     const char *pid_file = conf->pid_file ? atr_xstrdup(conf->pid_file) : NULL;
     if (user && getuid() == 0) {
@@ -575,15 +608,8 @@ int atr_runtime_run(atr_conf_t *conf)
         ATR_ERROR("%s", err);
         return 1;
     }
-    if (pid_file) { /* before the privilege drop: its directory is often root's */
-        FILE *f = fopen(pid_file, "w");
-        if (f) {
-            fprintf(f, "%d\n", (int)getpid());
-            fclose(f);
-        } else {
-            ATR_ERROR("pid_file %s: %s", pid_file, strerror(errno));
-        }
-    }
+    if (pid_file) /* before the privilege drop: its directory is often root's */
+        write_pid_file(pid_file);
     if (user && getuid() == 0 && drop_privileges(user) < 0)
         return 1;
     for (int i = 0; i < atr_process.nworkers; i++)
@@ -598,19 +624,10 @@ int atr_runtime_run(atr_conf_t *conf)
      * are done (signals that come meanwhile are caught and dropped). */
     for (int i = 0; i < atr_process.nworkers; i++)
         atr_worker_join_free(atr_process.workers[i]);
-    uv_close((uv_handle_t *)&rt.sig_hup, NULL);
-    uv_close((uv_handle_t *)&rt.sig_term, NULL);
-    uv_close((uv_handle_t *)&rt.sig_int, NULL);
-    uv_close((uv_handle_t *)&rt.sig_usr1, NULL);
+    unwatch_signals();
     uv_run(rt.loop, UV_RUN_DEFAULT); /* the close callbacks */
     free(atr_process.workers);
-    atr_gen_unref(rt.gen);
-    rt.gen = NULL;
-    states_prune();
-    for (int i = 0; i < rt.nkeys; i++)
-        free(rt.keys[i].key);
-    free(rt.keys);
-    free(rt.states);
+    release_state();
     if (pid_file)
         unlink(pid_file);
     free((void *)pid_file);

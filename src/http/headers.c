@@ -130,7 +130,7 @@ void atr_buf_put_u64(atr_buf_t *b, uint64_t v)
     atr_buf_put(b, tmp + i, sizeof tmp - (size_t)i);
 }
 
-int atr_hdr_overridden(const atr_conf_hdr_op_t *ops, int n, atr_str_t name)
+int atr_hdr_overridden(const atr_hdr_op_t *ops, int n, atr_str_t name)
 {
     for (int i = 0; i < n; i++)
         if (ops[i].op != ATR_HDR_ADD && name.n == strlen(ops[i].name) &&
@@ -139,7 +139,7 @@ int atr_hdr_overridden(const atr_conf_hdr_op_t *ops, int n, atr_str_t name)
     return 0;
 }
 
-void atr_hdr_apply(atr_buf_t *b, const atr_conf_hdr_op_t *ops, int n)
+void atr_hdr_apply(atr_buf_t *b, const atr_hdr_op_t *ops, int n)
 {
     for (int i = 0; i < n; i++) {
         if (ops[i].op == ATR_HDR_REMOVE || ops[i].value == NULL)

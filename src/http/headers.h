@@ -5,8 +5,17 @@
 
 #include <string.h>
 
-#include "conf/conf.h"
 #include "http/http_parse.h"
+
+/* A header operation of a route (conf/: request_header, response_header). */
+enum atr_hdr_op_kind { ATR_HDR_SET = 0, ATR_HDR_ADD, ATR_HDR_REMOVE };
+
+/* request_header set|add|remove NAME [VALUE];  response_header set|add|remove NAME [VALUE]; */
+typedef struct atr_hdr_op {
+    enum atr_hdr_op_kind op;
+    char *name;  /* as written */
+    char *value; /* NULL for remove */
+} atr_hdr_op_t;
 
 typedef struct atr_buf {
     char *p;
@@ -50,10 +59,10 @@ int atr_hdr_filter_drop(const atr_hdr_filter_t *f, uint32_t i);
 void atr_buf_put_u64(atr_buf_t *b, uint64_t v);
 
 /* 1 when a set/remove op of ops[] names this field (the op replaces it). */
-int atr_hdr_overridden(const atr_conf_hdr_op_t *ops, int n, atr_str_t name);
+int atr_hdr_overridden(const atr_hdr_op_t *ops, int n, atr_str_t name);
 
 /* Append the set/add values of ops[]. */
-void atr_hdr_apply(atr_buf_t *b, const atr_conf_hdr_op_t *ops, int n);
+void atr_hdr_apply(atr_buf_t *b, const atr_hdr_op_t *ops, int n);
 
 /* 1 when the field name contains '_' (dropped unless underscores_in_headers). */
 int atr_hdr_has_underscore(atr_str_t name);

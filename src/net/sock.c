@@ -216,6 +216,40 @@ void atr_sock_write_now(atr_sock_t *s, const char *p, size_t n)
     s->tp->try_write(s, &bp, &nb);
 }
 
+/* ---- a process's pipes ---- */
+
+int atr_sock_open_pipes(atr_sock_t *s, int fd_out, uv_pipe_t *in, int fd_in)
+{
+    uv_pipe_init(s->io.handle.loop, in, 0);
+    s->out = (uv_stream_t *)in;
+    int rc = uv_pipe_open(in, fd_in);
+    int rc2 = uv_pipe_open(&s->io.pipe, fd_out);
+    return rc < 0 ? rc : rc2;
+}
+
+static void drain_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    atr_drain_t *d = (atr_drain_t *)h;
+    (void)suggested;
+    *buf = uv_buf_init(d->buf, sizeof d->buf);
+}
+
+static void drain_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    atr_drain_t *d = (atr_drain_t *)st;
+    if (n < 0)
+        uv_read_stop(st);
+    if (n != 0)
+        d->on_data(d, buf->base, n);
+}
+
+int atr_drain_start(atr_drain_t *d, uv_loop_t *loop, int fd)
+{
+    uv_pipe_init(loop, &d->pipe, 0);
+    int rc = uv_pipe_open(&d->pipe, fd);
+    return rc < 0 ? rc : uv_read_start((uv_stream_t *)&d->pipe, drain_alloc, drain_read);
+}
+
 /* ---- the stream transports ---- */
 
 static int stream_try_write(atr_sock_t *s, uv_buf_t **bufs, unsigned *n)

@@ -108,6 +108,23 @@ int atr_sock_connect(atr_sock_t *s, const struct sockaddr *addr);
 void atr_sock_read_start(atr_sock_t *s);   /* no-op when reading, closing or at EOF */
 void atr_sock_read_stop(atr_sock_t *s);
 
+/* A spawned process's pipes (CGI). s (atr_transport_pipe) reads the
+ * process's stdout from fd_out; in, a pipe handle the caller owns (so that
+ * it can close the process's stdin on its own), is set up on fd_in and
+ * becomes s->out. Both fds are owned from here on. 0 or a libuv error. */
+int atr_sock_open_pipes(atr_sock_t *s, int fd_out, uv_pipe_t *in, int fd_in);
+
+/* A pipe read until its end, each piece handed over (a process's stderr).
+ * pipe.data is the caller's; close the pipe with uv_close like any handle. */
+typedef struct atr_drain atr_drain_t;
+struct atr_drain {
+    uv_pipe_t pipe;
+    /* n bytes at p; n < 0 once: the end (reading stopped) */
+    void (*on_data)(atr_drain_t *d, const char *p, ssize_t n);
+    char buf[512];
+};
+int atr_drain_start(atr_drain_t *d, uv_loop_t *loop, int fd);
+
 /* Try the write directly; queue what is left (the views must stay alive
  * until on_written). 0 = all written (no callback), 1 = pending (on_written
  * follows; a reference is held meanwhile), <0 error. */
