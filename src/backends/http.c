@@ -164,7 +164,7 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
 {
     const atr_conf_t *conf = r->wg->gen->conf;
     const atr_conf_route_t *rt = r->route;
-    atr_buf_t b = { atr_cache_head_get(r->c->w), 0, ATR_HEAD_CAP };
+    atr_buf_t b = { atr_cache_head_get(r->wg->w), 0, ATR_HEAD_CAP };
     atr_str_t target = origin_form(m->target);
     PUTV(&b, m->method_str);
     PUT(&b, " ");
@@ -221,7 +221,7 @@ char *atr_http_client_head(atr_req_t *r, const atr_http_msg_t *m, int with_lengt
 {
     const atr_conf_t *conf = r->wg->gen->conf;
     const atr_conf_route_t *rt = r->route;
-    atr_buf_t b = { atr_cache_head_get(r->c->w), 0, ATR_HEAD_CAP };
+    atr_buf_t b = { atr_cache_head_get(r->wg->w), 0, ATR_HEAD_CAP };
     /* the parser took 100..599 only */
     char status[4] = { (char)('0' + m->status / 100), (char)('0' + m->status / 10 % 10),
                        (char)('0' + m->status % 10), ' ' };

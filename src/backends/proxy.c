@@ -5,17 +5,18 @@
  * pool only after a cleanly framed, fully consumed exchange. Backpressure
  * both ways: one write in flight per direction, and the side that feeds it
  * stops reading until that write is done, so memory per request is two
- * buffers. This file: worker-generation state, backend connections and
- * pools, server accounting, queueing, dispatch and the request side. */
+ * buffers. This file: the proxy's per-generation state, server accounting,
+ * queueing, choosing a server and the request side of the exchange; the
+ * backend connections are proxy_conn.c's, the response side
+ * proxy_response.c's. */
 #include "backends/proxy.h"
 
-#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "base/log.h"
 #include "backends/proxy_priv.h"
+#include "base/log.h"
 #include "base/metrics.h"
 #include "net/hooks.h"
 
@@ -486,7 +487,7 @@ void atr__arm_read_timer(atr_proxy_t *px)
     if (px->bc && !px->bc->s.write_pending && px->req_body_done) {
         if (px->bc->child)
             px->ops->spawn_input_done(px->bc->child); /* the script sees the end of its input */
-        atr_deadline_set(&px->bc->s.timer, BT_READ, px->u->read_timeout);
+        atr_sock_deadline(&px->bc->s, BT_READ, px->u->read_timeout);
     }
 }
 
@@ -522,8 +523,8 @@ void atr__px_on_written(atr_proxy_t *px, int status)
         atr_req_body_consumed(px->r);
     /* The backend took it: the send deadline ends here (the next queued write
      * arms its own; the response's starts once the request is out). */
-    if (bc->s.timer.kind == BT_SEND)
-        atr_deadline_set(&bc->s.timer, BT_NONE, 0);
+    if (bc->s.timer_kind == BT_SEND)
+        atr_sock_deadline(&bc->s, BT_NONE, 0);
     atr__arm_read_timer(px);
     px_pump_request(px);
 }
@@ -662,7 +663,7 @@ void atr_proxy_start(atr_req_t *r)
 {
     const atr_conf_upstream_t *u = r->upstream;
     atr_http_msg_t *m = r->msg;
-    atr_proxy_t *px = atr_cache_get(r->c->w, ATR_CACHE_PROXY);
+    atr_proxy_t *px = atr_cache_get(r->wg->w, ATR_CACHE_PROXY);
     if (px)
         memset(px, 0, offsetof(atr_proxy_t, scratch)); /* scratch, tried_inline: no clearing */
     else

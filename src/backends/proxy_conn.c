@@ -81,7 +81,7 @@ void atr__bc_park(atr_bconn_t *bc)
     bc->next = p->idle;
     p->idle = bc;
     p->nidle++;
-    atr_deadline_set(&bc->s.timer, BT_IDLE, u->keepalive_timeout);
+    atr_sock_deadline(&bc->s, BT_IDLE, u->keepalive_timeout);
     atr_sock_read_start(&bc->s); /* to notice the server closing it */
 }
 
@@ -96,7 +96,7 @@ atr_bconn_t *atr__bc_take_idle(atr_proxy_t *px, int s)
     if (p->idle == NULL)
         return NULL;
     atr_bconn_t *bc = pool_pop(p);
-    atr_deadline_set(&bc->s.timer, BT_NONE, 0);
+    atr_sock_deadline(&bc->s, BT_NONE, 0);
     bc->px = px;
     return bc;
 }
@@ -142,15 +142,15 @@ static void on_connect(atr_sock_t *s, int status)
     atr_bconn_t *bc = (atr_bconn_t *)s;
     if (bc->px == NULL)
         return;
-    atr_deadline_set(&bc->s.timer, BT_NONE, 0);
+    atr_sock_deadline(&bc->s, BT_NONE, 0);
     if (status == 0)
         bc->connected = 1;
     atr__px_on_connect(bc->px, status);
 }
 
-static void on_timer(atr_deadline_t *d, int kind)
+static void on_timer(atr_sock_t *s, int kind)
 {
-    atr_bconn_t *bc = d->data;
+    atr_bconn_t *bc = (atr_bconn_t *)s;
     if (kind == BT_IDLE) {
         pool_remove(pool_of(bc), bc);
         atr__bc_close(bc);
@@ -164,13 +164,14 @@ static const atr_sock_cbs_t bc_cbs = {
     .on_written = on_written,
     .on_connect = on_connect,
     .grow_limit = grow_limit,
+    .on_timer = on_timer,
     .on_free = bc_free,
 };
 
 static atr_bconn_t *bc_new(atr_proxy_t *px, int s, const atr_transport_t *tp)
 {
     atr_bconn_t *bc = atr_xcalloc(1, sizeof *bc);
-    atr_sock_init(&bc->s, px->wg->w, tp, &bc_cbs, on_timer, bc);
+    atr_sock_init(&bc->s, px->wg->w, tp, &bc_cbs);
     bc->wg = px->wg;
     bc->ops = px->ops;
     bc->ups = px->ups;
@@ -227,7 +228,7 @@ atr_bconn_t *atr__bc_connect(atr_proxy_t *px, int s)
         atr__bc_close(bc);
         return NULL;
     }
-    atr_deadline_set(&bc->s.timer, BT_CONNECT, px->u->connect_timeout);
+    atr_sock_deadline(&bc->s, BT_CONNECT, px->u->connect_timeout);
     return bc;
 }
 
@@ -238,7 +239,7 @@ int atr__bc_write(atr_proxy_t *px, uv_buf_t *bufs, unsigned n)
     int rc = atr_sock_write(&bc->s, bufs, n);
     if (rc == 1) {
         px->req_writing = 1;
-        atr_deadline_set(&bc->s.timer, BT_SEND, px->u->send_timeout);
+        atr_sock_deadline(&bc->s, BT_SEND, px->u->send_timeout);
     }
     return rc;
 }

@@ -124,7 +124,7 @@ void atr__px_end(atr_proxy_t *px);               /* detach from the request and 
 void atr__server_release(atr_proxy_t *px);       /* give the server slot back, wake the queue */
 void atr__server_count_response(atr_proxy_t *px, int status); /* the server's stats */
 void atr__arm_read_timer(atr_proxy_t *px);       /* the request is out: time the response */
-void atr__queue_kick(atr_wgen_t *wg, int ups);   /* a slot is free: start the next waiting request */
+void atr__queue_kick(atr_wgen_t *wg, int ups);   /* a slot is free: start the next waiter */
 /* Events of px's backend connection (proxy_conn.c calls these). */
 void atr__px_on_connect(atr_proxy_t *px, int status);
 void atr__px_on_written(atr_proxy_t *px, int status);

@@ -102,7 +102,8 @@ void atr__px_pump_response(atr_proxy_t *px)
         if (!last && atr__px_ended(px) && bc->s.off == bc->s.len) {
             /* The backend closed (or reset) before the body ended: the client
              * must see a truncated transfer, never a complete one. */
-            atr__px_fail(px, 502, bc->s.reset ? "backend reset mid-body" : "backend closed mid-body");
+            atr__px_fail(px, 502,
+                         bc->s.reset ? "backend reset mid-body" : "backend closed mid-body");
             return;
         }
         if (rc == ATR_DONE && !stream_done && px->ops->decode && bc->s.off < bc->s.len) {
@@ -138,7 +139,7 @@ void atr__px_pump_response(atr_proxy_t *px)
         if (wrc == 1) {
             px->resp_writing = 1;
             atr_sock_read_stop(&bc->s);
-            atr_deadline_set(&bc->s.timer, BT_NONE, 0);
+            atr_sock_deadline(&bc->s, BT_NONE, 0);
             return;
         }
         if (bc->s.off == bc->s.len)
@@ -158,7 +159,7 @@ static void px_complete(atr_proxy_t *px)
     if (bc) {
         bc->px = NULL;
         px->bc = NULL;
-        atr_deadline_set(&bc->s.timer, BT_NONE, 0);
+        atr_sock_deadline(&bc->s, BT_NONE, 0);
         if (px->reusable && px->req_body_done && !bc->s.write_pending)
             atr__bc_park(bc);
         else
@@ -224,7 +225,7 @@ static void px_response_head(atr_proxy_t *px)
     }
     if (!px->req_body_done && !r->body.done)
         r->resp_close = 1; /* early response: the rest of the request body is unread */
-    if (r->c->w->stopping)
+    if (r->wg->w->stopping)
         r->resp_close = 1;
     r->resp_no_body = head_req || m->body == ATR_BODY_NONE;
     px->client_head = atr_http_client_head(r, m, with_length, length, &px->client_head_len);
@@ -315,7 +316,7 @@ void atr__px_on_backend_data(atr_proxy_t *px, ssize_t nread)
         }
         break;
     }
-    atr_deadline_set(&bc->s.timer, BT_NONE, 0);
+    atr_sock_deadline(&bc->s, BT_NONE, 0);
     px_response_head(px);
 }
 
@@ -338,7 +339,7 @@ static void start_tunnel(atr_proxy_t *px)
     px->req_body_done = 1;
     char *head = atr_http_client_head(r, px->rmsg, 0, 0, &hl);
     px->phase = PX_TUNNEL;
-    atr_deadline_set(&px->bc->s.timer, BT_NONE, 0);
+    atr_sock_deadline(&px->bc->s, BT_NONE, 0);
     int rc = atr_req_send(r, head, hl, NULL, 0, 0, on_client_written);
     if (rc < 0) {
         atr__px_end(px);

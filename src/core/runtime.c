@@ -193,7 +193,8 @@ static int conn_cap(const atr_conf_t *conf)
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
         return 0; /* no limit to derive one from */
-    long n = ((long)rl.rlim_cur - 64) / (2L * (atr_process.nworkers > 0 ? atr_process.nworkers : 1));
+    long workers = atr_process.nworkers > 0 ? atr_process.nworkers : 1;
+    long n = ((long)rl.rlim_cur - 64) / (2L * workers);
     return n < 16 ? 16 : n > 10000000 ? 10000000 : (int)n;
 }
 
@@ -615,8 +616,8 @@ int atr_runtime_run(atr_conf_t *conf)
     for (int i = 0; i < atr_process.nworkers; i++)
         atr_worker_start(atr_process.workers[i]);
 
-    ATR_NOTICE("atrium %s started: %d worker(s), generation %llu", ATR_VERSION, atr_process.nworkers,
-               (unsigned long long)rt.gen->id);
+    ATR_NOTICE("atrium %s started: %d worker(s), generation %llu", ATR_VERSION,
+               atr_process.nworkers, (unsigned long long)rt.gen->id);
 
     uv_run(rt.loop, UV_RUN_DEFAULT);
 

@@ -20,14 +20,14 @@ static void update_reading(atr_conn_t *c);
 
 static const atr_conf_t *conf_of(atr_conn_t *c)
 {
-    return c->w->wgen->gen->conf;
+    return atr_conn_worker(c)->wgen->gen->conf;
 }
 
 /* The last reference is gone (the input buffer is back already). */
 static void conn_free(atr_sock_t *s)
 {
     atr_conn_t *c = (atr_conn_t *)s;
-    atr_worker_t *w = c->w;
+    atr_worker_t *w = atr_conn_worker(c);
     if (c->parser) {
         atr_http_parser_reset(c->parser);
         atr_cache_put(w, ATR_CACHE_REQ_PARSER, c->parser);
@@ -40,27 +40,27 @@ static void conn_free(atr_sock_t *s)
 
 /* ---- timers ---- */
 
-static void on_timer(atr_deadline_t *d, int phase);
+static void on_timer(atr_sock_t *s, int phase);
 
 static void timer_set(atr_conn_t *c, int phase, uint64_t ms)
 {
-    atr_deadline_set(&c->s.timer, phase, ms);
+    atr_sock_deadline(&c->s, phase, ms);
 }
 
 /* ---- requests ---- */
 
 static atr_req_t *req_new(atr_conn_t *c)
 {
-    c->w->requests++;
-    atr_req_t *r = atr_cache_get(c->w, ATR_CACHE_REQ);
+    atr_conn_worker(c)->requests++;
+    atr_req_t *r = atr_cache_get(atr_conn_worker(c), ATR_CACHE_REQ);
     if (r)
         memset(r, 0, offsetof(atr_req_t, sizeline)); /* sizeline: no clearing */
     else
         r = atr_xcalloc(1, sizeof *r);
     r->c = c;
-    r->wg = c->w->wgen;
+    r->wg = atr_conn_worker(c)->wgen;
     atr_wgen_ref(r->wg);
-    r->msg = atr_cache_get(c->w, ATR_CACHE_MSG);
+    r->msg = atr_cache_get(atr_conn_worker(c), ATR_CACHE_MSG);
     if (r->msg == NULL)
         r->msg = atr_xmalloc(sizeof *r->msg);
     r->upstream_time_us = -1;
@@ -78,7 +78,7 @@ static void req_free(atr_req_t *r)
 {
     if (r->cleanup)
         r->cleanup(r);
-    atr_worker_t *w = r->c->w;
+    atr_worker_t *w = atr_conn_worker(r->c);
     atr_cache_put(w, ATR_CACHE_MSG, r->msg);
     atr_cache_head_put(w, r->out_head);
     free(r->log_method);
@@ -99,7 +99,7 @@ void atr_req_head_done(atr_req_t *r)
     if (r->redirect_buf) {
         /* An internal redirect's head is ours, not the client's bytes: the
          * access log keeps the request the client sent. */
-        atr_cache_put(c->w, ATR_CACHE_MSG, r->msg);
+        atr_cache_put(atr_conn_worker(c), ATR_CACHE_MSG, r->msg);
         r->msg = NULL;
         return;
     }
@@ -110,7 +110,7 @@ void atr_req_head_done(atr_req_t *r)
      * local redirect (it needs the Host). No copies on the plain path. */
     if (r->wg->gen->access_log || (r->route && r->route->kind == ATR_ROUTE_CGI))
         copy_log_strings(r, m);
-    atr_cache_put(c->w, ATR_CACHE_MSG, r->msg);
+    atr_cache_put(atr_conn_worker(c), ATR_CACHE_MSG, r->msg);
     r->msg = NULL;
     atr_http_parser_reset(c->parser);
 }
@@ -139,7 +139,7 @@ static void copy_log_strings(atr_req_t *r, const atr_http_msg_t *m)
  * let the log hooks see it. */
 static void request_done(atr_req_t *r)
 {
-    atr_metrics_t *mt = &r->c->w->metrics;
+    atr_metrics_t *mt = &atr_conn_worker(r->c)->metrics;
     atr_metric_add(&mt->requests, 1);
     atr_metric_add(&mt->responses[atr_status_class(r->status)], 1);
     atr_metric_add(&mt->bytes_sent, r->bytes_sent);
@@ -165,7 +165,7 @@ static void on_written(atr_sock_t *s, int status)
 {
     atr_conn_t *c = (atr_conn_t *)s;
     atr_req_t *r = c->req;
-    if (c->s.timer.kind == T_SEND) {
+    if (c->s.timer_kind == T_SEND) {
         /* A request body still coming (a backend answering early) is timed
          * again: with nothing to write and no backend timer, nothing else is. */
         if (r && r->body_wanted && c->s.reading)
@@ -174,7 +174,7 @@ static void on_written(atr_sock_t *s, int status)
             timer_set(c, T_NONE, 0);
     }
     if (r) {
-        atr_cache_head_put(c->w, r->out_head);
+        atr_cache_head_put(atr_conn_worker(c), r->out_head);
         r->out_head = NULL;
         void (*cb)(atr_req_t *, int) = r->write_cb;
         r->write_cb = NULL;
@@ -201,7 +201,7 @@ int atr_req_send(atr_req_t *r, char *head, size_t headlen, const atr_str_t *v, i
     uv_buf_t bufs[2 + 3 * ATR_MAX_OUT_BUFS];
     unsigned nb = 0;
     if (c->s.closing) {
-        atr_cache_head_put(c->w, head);
+        atr_cache_head_put(atr_conn_worker(c), head);
         return UV_ECANCELED;
     }
     if (head) {
@@ -231,9 +231,9 @@ int atr_req_send(atr_req_t *r, char *head, size_t headlen, const atr_str_t *v, i
     /* A tunnel is idle only when neither side sends: bytes the server pushes
      * count as activity (a WebSocket whose client only listens was cut after
      * body_timeout). */
-    if (rc == 0 && r->upgraded && c->s.timer.kind == T_BODY)
+    if (rc == 0 && r->upgraded && c->s.timer_kind == T_BODY)
         timer_set(c, T_BODY, conf_of(c)->body_timeout);
-    atr_cache_head_put(c->w, r->out_head);
+    atr_cache_head_put(atr_conn_worker(c), r->out_head);
     r->out_head = NULL;
     return rc;
 }
@@ -313,12 +313,12 @@ void atr_req_respond_simple(atr_req_t *r, int status, const char *body, int clos
 static void go_idle(atr_conn_t *c)
 {
     if (c->s.off == c->s.len) {
-        atr_cache_buf_put(c->w, c->s.buf, c->s.cap);
+        atr_cache_buf_put(atr_conn_worker(c), c->s.buf, c->s.cap);
         c->s.buf = NULL;
         c->s.len = c->s.off = c->s.cap = 0;
         if (c->parser) {
             atr_http_parser_reset(c->parser);
-            atr_cache_put(c->w, ATR_CACHE_REQ_PARSER, c->parser);
+            atr_cache_put(atr_conn_worker(c), ATR_CACHE_REQ_PARSER, c->parser);
             c->parser = NULL;
         }
         timer_set(c, T_IDLE, conf_of(c)->keepalive_timeout);
@@ -332,7 +332,7 @@ void atr_req_finish(atr_req_t *r)
      * request it sent whole: go on while bytes are buffered (process closes at
      * an incomplete head). */
     int keep = !r->resp_close && (!c->s.eof || c->s.off < c->s.len) && !c->s.closing &&
-               !c->w->stopping && r->body.done && r->version_minor >= 0 &&
+               !atr_conn_worker(c)->stopping && r->body.done && r->version_minor >= 0 &&
                c->nreqs < (uint32_t)conf_of(c)->keepalive_requests;
     if (r->msg != NULL)
         keep = 0; /* the head was never consumed (error before dispatch) */
@@ -396,7 +396,7 @@ int atr_req_body_read(atr_req_t *r, atr_str_t *v, int max, int *n)
     }
     if (rc == ATR_DONE) {
         r->body_wanted = 0;
-        if (c->s.timer.kind == T_BODY)
+        if (c->s.timer_kind == T_BODY)
             timer_set(c, T_NONE, 0);
         return ATR_DONE;
     }
@@ -466,9 +466,9 @@ static void on_read(atr_sock_t *s, ssize_t nread)
         return;
     }
     c->s.len += (uint32_t)nread;
-    if (c->s.timer.kind == T_IDLE)
+    if (c->s.timer_kind == T_IDLE)
         timer_set(c, T_HEAD, conf_of(c)->header_timeout);
-    else if (c->s.timer.kind == T_BODY)
+    else if (c->s.timer_kind == T_BODY)
         timer_set(c, T_BODY, conf_of(c)->body_timeout);
     process(c);
 }
@@ -478,6 +478,7 @@ static const atr_sock_cbs_t conn_cbs = {
     .on_written = on_written,
     .may_compact = may_compact,
     .grow_limit = grow_limit,
+    .on_timer = on_timer,
     .on_free = conn_free,
 };
 
@@ -498,24 +499,22 @@ static int want_read(atr_conn_t *c)
 static void update_reading(atr_conn_t *c)
 {
     int want = want_read(c);
-    if (want && !c->s.reading) {
+    if (want)
         atr_sock_read_start(&c->s);
-    } else if (!want && c->s.reading) {
-        c->s.tp->read_stop(&c->s); /* not atr_sock_read_stop: nothing waits unread that matters */
-        c->s.reading = 0;
-    }
+    else
+        atr_sock_read_stop(&c->s);
     /* Not reading because the buffer is full of body the backend has not taken:
      * the wait is the backend's (its send_timeout), not the client's. */
-    if (!want && c->s.timer.kind == T_BODY)
+    if (!want && c->s.timer_kind == T_BODY)
         timer_set(c, T_NONE, 0);
-    if (want && c->req && c->req->body_wanted && c->s.timer.kind != T_SEND)
+    if (want && c->req && c->req->body_wanted && c->s.timer_kind != T_SEND)
         timer_set(c, T_BODY, conf_of(c)->body_timeout);
 }
 
 static void head_error(atr_req_t *r, int status, const char *why)
 {
-    ATR_INFO("%s c%llu: %s: %d %s", r->c->w->name, (unsigned long long)r->c->id, r->c->peer,
-             status, why);
+    ATR_INFO("%s c%llu: %s: %d %s", atr_conn_worker(r->c)->name, (unsigned long long)r->c->id,
+             r->c->peer, status, why);
     r->body.done = 1;
     r->resp_close = 1;
     /* Out of the head phase: bytes arriving while the answer is written are
@@ -547,16 +546,16 @@ static void process(atr_conn_t *c)
         if (c->s.off == c->s.len)
             break;
         if (r == NULL) {
-            if (c->w->wgen == NULL)
+            if (atr_conn_worker(c)->wgen == NULL)
                 break;
             r = c->req = req_new(c);
             if (c->parser == NULL)
-                c->parser = atr_cache_get(c->w, ATR_CACHE_REQ_PARSER);
+                c->parser = atr_cache_get(atr_conn_worker(c), ATR_CACHE_REQ_PARSER);
             if (c->parser == NULL)
                 c->parser = atr_http_parser_new(0, &r->wg->gen->req_limits);
             else /* kept from before: the limits in force now, not its first generation's */
                 atr_http_parser_set_limits(c->parser, &r->wg->gen->req_limits);
-            if (c->s.timer.kind != T_HEAD)
+            if (c->s.timer_kind != T_HEAD)
                 timer_set(c, T_HEAD, conf_of(c)->header_timeout);
         }
         int status = 0;
@@ -578,7 +577,7 @@ static void process(atr_conn_t *c)
         r->version_minor = r->msg->version_minor;
         /* Decide now whether this is the connection's last response, so
          * every handler's head can say Connection: close. */
-        if (!r->msg->keep_alive || c->w->stopping ||
+        if (!r->msg->keep_alive || atr_conn_worker(c)->stopping ||
             c->nreqs >= (uint32_t)conf_of(c)->keepalive_requests)
             r->resp_close = 1;
         r->expect_continue = r->msg->expect_continue;
@@ -595,7 +594,7 @@ void atr_req_dispatch(atr_req_t *r)
 {
     if (atr_hooks_run_request(r) == ATR_HOOK_DONE)
         return;
-    ATR_CRIT("%s c%llu: no handler took the request", r->c->w->name,
+    ATR_CRIT("%s c%llu: no handler took the request", atr_conn_worker(r->c)->name,
              (unsigned long long)r->c->id);
     atr_req_head_done(r);
     atr_req_respond_simple(r, 500, NULL, 1);
@@ -605,7 +604,7 @@ void atr_req_redirect_local(atr_req_t *r, const char *location)
 {
     const atr_gen_t *g = r->wg->gen;
     if (++r->redirects > 10) {
-        ATR_WARN("%s c%llu: too many local redirects (last %s)", r->c->w->name,
+        ATR_WARN("%s c%llu: too many local redirects (last %s)", atr_conn_worker(r->c)->name,
                  (unsigned long long)r->c->id, location);
         atr_req_respond_simple(r, 500, NULL, !r->body.done);
         return;
@@ -621,7 +620,7 @@ void atr_req_redirect_local(atr_req_t *r, const char *location)
     int rc = atr_http_parse(p, head, (size_t)len, m, &status, &why);
     atr_http_parser_free(p);
     if (rc != ATR_DONE) {
-        ATR_WARN("%s c%llu: bad local redirect target %s", r->c->w->name,
+        ATR_WARN("%s c%llu: bad local redirect target %s", atr_conn_worker(r->c)->name,
                  (unsigned long long)r->c->id, location);
         free(head);
         free(m);
@@ -650,9 +649,9 @@ void atr_req_redirect_local(atr_req_t *r, const char *location)
 
 /* ---- timers ---- */
 
-static void on_timer(atr_deadline_t *d, int phase)
+static void on_timer(atr_sock_t *s, int phase)
 {
-    atr_conn_t *c = d->data;
+    atr_conn_t *c = (atr_conn_t *)s;
     atr_req_t *r = c->req;
     switch (phase) {
     case T_HEAD:
@@ -666,7 +665,8 @@ static void on_timer(atr_deadline_t *d, int phase)
         return;
     case T_BODY:
         if (r && !r->resp_head_sent) {
-            ATR_INFO("%s c%llu: request body timeout", c->w->name, (unsigned long long)c->id);
+            ATR_INFO("%s c%llu: request body timeout", atr_conn_worker(c)->name,
+                     (unsigned long long)c->id);
             handler_client_gone(r);
             r->body.done = 1;
             atr_req_respond_simple(r, 408, NULL, 1);
@@ -743,9 +743,8 @@ void atr_conn_accept(atr_listener_t *l, int fd, const struct sockaddr *peer)
     atr_worker_t *w = l->w;
     static uint64_t next_id; /* per process; ids only need to be distinct in logs */
     atr_conn_t *c = atr_slab_alloc(&w->conn_slab);
-    c->w = w;
     c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
-    atr_sock_init(&c->s, w, &atr_transport_tcp, &conn_cbs, on_timer, c);
+    atr_sock_init(&c->s, w, &atr_transport_tcp, &conn_cbs);
     if (w->wgen == NULL || atr_sock_open(&c->s, fd) < 0) {
         close(fd);
         c->refused = 1; /* never counted: freed without telling the worker */
@@ -769,7 +768,7 @@ void atr_conn_close(atr_conn_t *c)
     if (c->s.closing)
         return;
     c->s.closing = 1;
-    atr_worker_t *w = c->w;
+    atr_worker_t *w = atr_conn_worker(c);
     atr_req_t *r = c->req;
     if (r) {
         handler_client_gone(r);

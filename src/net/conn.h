@@ -105,14 +105,13 @@ struct atr_req {
 
 struct atr_conn {
     atr_sock_t s;                    /* first: the transport (input buffer s.buf, [s.off, s.len)
-                                      * unconsumed; s.timer's kind = the phase timed) */
-    atr_worker_t *w;
+                                      * unconsumed; s.timer_kind = the phase timed) */
     atr_conn_t *next, *prev;         /* worker list */
     atr_http_parser_t *parser;       /* NULL while idle */
     atr_req_t *req;                  /* current request */
     uint32_t nreqs;
-    int in_process, process_again;   /* process() re-entrancy guard */
-    int refused;                     /* accept refused: never counted as a connection */
+    unsigned in_process : 1, process_again : 1; /* process() re-entrancy guard */
+    unsigned refused : 1;            /* accept refused: never counted as a connection */
     uint64_t id;
     char peer[46];                   /* client address text */
     uint8_t peer_len;                /* strlen(peer) */
@@ -121,6 +120,12 @@ struct atr_conn {
     uint8_t local_family;            /* AF_INET or AF_INET6 */
     uint8_t local_addr[16];          /* the address the client connected to */
 };
+
+/* The worker the connection lives on (its loop's). */
+static inline atr_worker_t *atr_conn_worker(const atr_conn_t *c)
+{
+    return atr_sock_worker(&c->s);
+}
 
 /* ---- used by handlers (static, return, proxy) ---- */
 

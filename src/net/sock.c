@@ -4,7 +4,6 @@
 #include "net/sock.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
@@ -32,11 +31,6 @@ static void on_handle_closed(uv_handle_t *h)
     atr_sock_release(h->data);
 }
 
-static void on_timer_closed(uv_handle_t *h)
-{
-    atr_deadline_t *d = h->data;
-    atr_sock_release((atr_sock_t *)((char *)d - offsetof(atr_sock_t, timer)));
-}
 
 void atr_sock_close(atr_sock_t *s)
 {
@@ -45,21 +39,53 @@ void atr_sock_close(atr_sock_t *s)
     s->closing = s->closed = 1;
     s->refs += 2; /* one per handle; the creator's reference is dropped below */
     uv_close(&s->io.handle, on_handle_closed);
-    uv_close((uv_handle_t *)&s->timer.timer, on_timer_closed);
+    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
     atr_sock_release(s);
 }
 
 void atr_sock_init(atr_sock_t *s, atr_worker_t *w, const atr_transport_t *tp,
-                   const atr_sock_cbs_t *cb, atr_deadline_cb timer_cb, void *owner)
+                   const atr_sock_cbs_t *cb)
 {
     s->tp = tp;
     s->cb = cb;
-    s->w = w;
     s->refs = 1;
     tp->init(s, &w->loop);
     s->io.handle.data = s;
-    s->out = &s->io.stream;
-    atr_deadline_init(&w->loop, &s->timer, timer_cb, owner);
+    uv_timer_init(&w->loop, &s->timer);
+    s->timer.data = s;
+}
+
+/* ---- the deadline ---- */
+
+static void on_deadline(uv_timer_t *t)
+{
+    atr_sock_t *s = t->data;
+    if (s->timer_kind == 0)
+        return; /* cancelled since armed: let the timer rest */
+    uint64_t now = uv_now(t->loop);
+    if (now < s->due) {
+        uv_timer_start(t, on_deadline, s->due - now, 0); /* moved later since armed */
+        return;
+    }
+    int kind = s->timer_kind;
+    s->timer_kind = 0;
+    atr_sock_hold(s);
+    s->cb->on_timer(s, kind);
+    atr_sock_release(s);
+}
+
+void atr_sock_deadline(atr_sock_t *s, int kind, uint64_t ms)
+{
+    if (kind == 0 || ms == 0) {
+        s->timer_kind = 0;
+        return;
+    }
+    uint64_t now = uv_now(s->timer.loop);
+    s->timer_kind = (uint8_t)kind;
+    s->due = now + ms;
+    /* Re-arm only when the armed expiry is later than the new deadline. */
+    if (!uv_is_active((uv_handle_t *)&s->timer) || now + uv_timer_get_due_in(&s->timer) > s->due)
+        uv_timer_start(&s->timer, on_deadline, ms, 0);
 }
 
 int atr_sock_open(atr_sock_t *s, int fd)
@@ -104,7 +130,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     atr_sock_t *s = h->data;
     (void)suggested;
     if (s->buf == NULL) {
-        s->buf = atr_cache_buf_get(s->w, &s->cap);
+        s->buf = atr_cache_buf_get(atr_sock_worker(s), &s->cap);
         s->len = s->off = 0;
     }
     if (s->len == s->cap && s->off > 0 && (s->cb->may_compact == NULL || s->cb->may_compact(s))) {
@@ -161,7 +187,7 @@ void atr_sock_read_stop(atr_sock_t *s)
 
 void atr_sock_buf_drop(atr_sock_t *s)
 {
-    atr_cache_buf_put(s->w, s->buf, s->cap);
+    atr_cache_buf_put(atr_sock_worker(s), s->buf, s->cap);
     s->buf = NULL;
     s->len = s->off = s->cap = 0;
 }
@@ -181,7 +207,7 @@ int atr_sock_unusable(atr_sock_t *s)
 static void on_write(uv_write_t *wr, int status)
 {
     atr_sock_t *s = wr->data;
-    atr_cache_put(s->w, ATR_CACHE_WRITE, wr);
+    atr_cache_put(atr_sock_worker(s), ATR_CACHE_WRITE, wr);
     s->write_pending = 0;
     if (!s->closing)
         s->cb->on_written(s, status);
@@ -195,13 +221,13 @@ int atr_sock_write(atr_sock_t *s, uv_buf_t *bufs, unsigned n)
         return rc;
     /* The write request lives only while a write is pending, so an idle
      * connection does not carry its 192 bytes. */
-    uv_write_t *wr = atr_cache_get(s->w, ATR_CACHE_WRITE);
+    uv_write_t *wr = atr_cache_get(atr_sock_worker(s), ATR_CACHE_WRITE);
     if (wr == NULL)
         wr = atr_xmalloc(sizeof *wr);
     wr->data = s;
     rc = s->tp->write(s, wr, bufs, n);
     if (rc < 0) {
-        atr_cache_put(s->w, ATR_CACHE_WRITE, wr);
+        atr_cache_put(atr_sock_worker(s), ATR_CACHE_WRITE, wr);
         return rc;
     }
     atr_sock_hold(s);
@@ -252,12 +278,18 @@ int atr_drain_start(atr_drain_t *d, uv_loop_t *loop, int fd)
 
 /* ---- the stream transports ---- */
 
+static uv_stream_t *out_of(atr_sock_t *s)
+{
+    return s->out ? s->out : &s->io.stream;
+}
+
 static int stream_try_write(atr_sock_t *s, uv_buf_t **bufs, unsigned *n)
 {
+    uv_stream_t *out = out_of(s);
     uv_buf_t *b = *bufs;
     unsigned left = *n;
     while (left > 0) {
-        int rc = uv_try_write(s->out, b, left);
+        int rc = uv_try_write(out, b, left);
         if (rc == UV_EAGAIN)
             break;
         if (rc < 0)
@@ -282,7 +314,7 @@ static int stream_try_write(atr_sock_t *s, uv_buf_t **bufs, unsigned *n)
 
 static int stream_write(atr_sock_t *s, uv_write_t *wr, const uv_buf_t *bufs, unsigned n)
 {
-    return uv_write(wr, s->out, bufs, n, on_write);
+    return uv_write(wr, out_of(s), bufs, n, on_write);
 }
 
 static int stream_read_start(atr_sock_t *s)

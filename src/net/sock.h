@@ -20,7 +20,6 @@
 #include <sys/uio.h>
 #include <uv.h>
 
-#include "net/deadline.h"
 
 typedef struct atr_sock atr_sock_t;
 typedef struct atr_worker atr_worker_t;
@@ -43,6 +42,8 @@ typedef struct atr_sock_cbs {
     /* The buffer is full and compacted: how large may it grow (a head larger
      * than one buffer)? 0 or NULL: not at all. */
     uint32_t (*grow_limit)(atr_sock_t *s);
+    /* The deadline set with atr_sock_deadline(s, kind, ms) expired. */
+    void (*on_timer)(atr_sock_t *s, int kind);
     /* The last reference is gone (handles closed, buffer returned): free the
      * owner. */
     void (*on_free)(atr_sock_t *s);
@@ -80,12 +81,13 @@ struct atr_sock {
     } io;
     const atr_transport_t *tp;
     const atr_sock_cbs_t *cb;
-    atr_worker_t *w;              /* input buffers and write requests come from its caches */
-    uv_stream_t *out;             /* where writes go: &io.stream, or a script's stdin */
-    atr_deadline_t timer;         /* the owner's phase timer (kind: the owner's tag) */
+    uv_stream_t *out;             /* where writes go when not &io (a script's stdin), else NULL */
+    uv_timer_t timer;             /* the deadline (see atr_sock_deadline) */
+    uint64_t due;                 /* loop time (ms) at which timer_kind expires */
     char *buf;                    /* input buffer, NULL while idle */
     uint32_t len, cap, off;       /* bytes [off, len) unconsumed */
     int refs;
+    uint8_t timer_kind;           /* the owner's tag for what is timed; 0 = nothing */
     unsigned reading : 1, eof : 1, reset : 1, write_pending : 1;
     unsigned closing : 1;         /* no more I/O: set by atr_sock_close, or earlier by an owner
                                    * that closes in steps */
@@ -94,11 +96,26 @@ struct atr_sock {
                                    * after it: bytes may wait in the kernel */
 };
 
-/* Set up s for loop (handle and timer). timer_cb(d, kind) with d->data =
- * owner runs when the owner's deadline expires. One reference (the
- * creator's), dropped by atr_sock_close. */
+/* The worker whose loop s is on (its caches give buffers and write requests). */
+static inline atr_worker_t *atr_sock_worker(const atr_sock_t *s)
+{
+    return s->io.handle.loop->data;
+}
+
+/* Set up s on w's loop (handle and timer). One reference (the creator's),
+ * dropped by atr_sock_close. */
 void atr_sock_init(atr_sock_t *s, atr_worker_t *w, const atr_transport_t *tp,
-                   const atr_sock_cbs_t *cb, atr_deadline_cb timer_cb, void *owner);
+                   const atr_sock_cbs_t *cb);
+
+/* The deadline: one lazy timer per connection whose expiry moves with the
+ * owner's phase (head, body, send, idle; connect, read, ...) without a timer
+ * heap operation per move. Time `kind` (1..255) for ms from now, replacing
+ * whatever was timed; kind 0 or ms 0 cancels. Setting a later deadline, or
+ * cancelling, touches nothing; a timer that fires early re-arms for what is
+ * left. cb->on_timer(s, kind) runs once when it expires. (A keep-alive
+ * connection thus costs about no timer work per request: the libuv timer
+ * heap showed up at several percent of a proxied request.) */
+void atr_sock_deadline(atr_sock_t *s, int kind, uint64_t ms);
 
 /* Adopt an accepted socket (tcp): 0 or a negative libuv error. */
 int atr_sock_open(atr_sock_t *s, int fd);

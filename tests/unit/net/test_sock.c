@@ -18,7 +18,7 @@ typedef struct owner {
     atr_sock_t s;               /* first, as the real owners have it */
     uint32_t grow_to;           /* what grow_limit answers */
     size_t got;                 /* bytes kept */
-    int reads, enobufs, ends, written, write_status, connected, freed;
+    int reads, enobufs, ends, written, write_status, connected, freed, timed;
 } owner_t;
 
 static void on_read(atr_sock_t *s, ssize_t nread)
@@ -57,10 +57,9 @@ static void on_free(atr_sock_t *s)
     ((owner_t *)s)->freed++; /* the owners here live on the stack */
 }
 
-static void on_timer(atr_deadline_t *d, int kind)
+static void on_timer(atr_sock_t *s, int kind)
 {
-    (void)d;
-    (void)kind;
+    ((owner_t *)s)->timed = kind;
 }
 
 static const atr_sock_cbs_t cbs = {
@@ -68,6 +67,7 @@ static const atr_sock_cbs_t cbs = {
     .on_written = on_written,
     .on_connect = on_connect,
     .grow_limit = grow_limit,
+    .on_timer = on_timer,
     .on_free = on_free,
 };
 
@@ -100,7 +100,7 @@ static void start(owner_t *o, int fd, uint32_t grow_to)
 {
     memset(o, 0, sizeof *o);
     o->grow_to = grow_to;
-    atr_sock_init(&o->s, w, &atr_transport_tcp, &cbs, on_timer, o);
+    atr_sock_init(&o->s, w, &atr_transport_tcp, &cbs);
     T_CHECK(__LINE__, atr_sock_open(&o->s, fd) == 0, "open");
 }
 
@@ -255,7 +255,7 @@ static void test_connect(void)
     T_CHECK(__LINE__, atr_transport_for((struct sockaddr *)&sa) == &atr_transport_tcp, "tcp");
     owner_t o;
     memset(&o, 0, sizeof o);
-    atr_sock_init(&o.s, w, &atr_transport_tcp, &cbs, on_timer, &o);
+    atr_sock_init(&o.s, w, &atr_transport_tcp, &cbs);
     T_CHECK(__LINE__, atr_sock_connect(&o.s, (struct sockaddr *)&sa) == 0, "connect");
     RUN_UNTIL(o.connected);
     T_CHECK(__LINE__, o.connected == 1, "connected");
@@ -264,10 +264,40 @@ static void test_connect(void)
 
     /* Refused: the callback says so, nothing leaks. */
     memset(&o, 0, sizeof o);
-    atr_sock_init(&o.s, w, &atr_transport_tcp, &cbs, on_timer, &o);
+    atr_sock_init(&o.s, w, &atr_transport_tcp, &cbs);
     T_CHECK(__LINE__, atr_sock_connect(&o.s, (struct sockaddr *)&sa) == 0, "connect");
     RUN_UNTIL(o.connected);
     T_CHECK(__LINE__, o.connected == -1, "refused");
+    finish(&o);
+}
+
+/* The deadline: a later one or a cancel costs nothing and still holds; an
+ * earlier one fires on time; the kind given is the kind reported, once. */
+static void test_deadline(void)
+{
+    int a, b;
+    tcp_pair(&a, &b);
+    owner_t o;
+    start(&o, a, 0);
+    atr_sock_deadline(&o.s, 3, 20);
+    atr_sock_deadline(&o.s, 4, 60); /* moved later: the 20 ms timer re-arms when it fires */
+    uint64_t t0 = uv_now(&w->loop);
+    while (!o.timed)
+        uv_run(&w->loop, UV_RUN_ONCE);
+    uv_update_time(&w->loop);
+    T_CHECK(__LINE__, o.timed == 4 && uv_now(&w->loop) - t0 >= 60, "kind %d after %llu ms",
+            o.timed, (unsigned long long)(uv_now(&w->loop) - t0));
+    T_CHECK(__LINE__, o.s.timer_kind == 0, "once");
+    o.timed = 0;
+    atr_sock_deadline(&o.s, 5, 10);
+    atr_sock_deadline(&o.s, 0, 0); /* cancelled */
+    t0 = uv_now(&w->loop);
+    while (uv_now(&w->loop) - t0 < 40) {
+        uv_run(&w->loop, UV_RUN_NOWAIT);
+        uv_update_time(&w->loop);
+    }
+    T_CHECK(__LINE__, o.timed == 0, "a cancelled deadline does not fire (%d)", o.timed);
+    close(b);
     finish(&o);
 }
 
@@ -286,6 +316,7 @@ int main(void)
     test_reset_and_unusable();
     test_close_late();
     test_connect();
+    test_deadline();
     uv_walk(&w->loop, walk_close, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     atr_cache_flush(w);
