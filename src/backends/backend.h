@@ -88,6 +88,9 @@ typedef struct atr_backend_ops {
      * when no response came at all (e.g. 503 for FastCGI "overloaded") is
      * *status. */
     int (*dec_end)(void *state, int *status);
+    /* Optional: the exchange is over for the request (answered, failed or
+     * redirected): free what encode_head attached to r (r->backend_data). */
+    void (*exchange_done)(atr_req_t *r);
     /* Optional: bytes to send when the client goes away mid-exchange
      * (FastCGI ABORT_REQUEST); returns their length (<= 16) or 0. */
     size_t (*abort_bytes)(char *out);

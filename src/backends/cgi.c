@@ -175,7 +175,6 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
     atr_cgi_env_free(&env);
     plan_free(r);
     r->backend_data = p;
-    r->cleanup = plan_free;
     /* Nothing is written before the body: the "head" is the spawn. */
     *len = 0;
     return atr_xmalloc(1);
@@ -481,6 +480,7 @@ const atr_backend_ops_t atr_backend_cgi = {
     .spawn = spawn,
     .spawn_input_done = close_stdin,
     .spawn_release = release,
+    .exchange_done = plan_free,
 };
 
 void atr_cgi_register(void)

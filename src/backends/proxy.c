@@ -183,9 +183,12 @@ static void px_free(atr_proxy_t *px)
 
 static void px_detach(atr_proxy_t *px)
 {
-    if (px->r) {
-        px->r->handler = NULL;
-        px->r->handler_data = NULL;
+    atr_req_t *r = px->r;
+    if (r) {
+        if (px->ops->exchange_done)
+            px->ops->exchange_done(r);
+        r->handler = NULL;
+        r->handler_data = NULL;
     }
     px->r = NULL;
 }

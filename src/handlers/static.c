@@ -57,6 +57,11 @@ static void cleanup(atr_req_t *r)
     r->handler_data = NULL;
 }
 
+static const atr_handler_t static_handler = {
+    .name = "static",
+    .cleanup = cleanup,
+};
+
 static void on_written(atr_req_t *r, int status)
 {
     if (status < 0) {
@@ -198,8 +203,8 @@ void atr_static_handle(atr_req_t *r)
     f->left = (uint64_t)st.st_size;
     f->cap = r->wg->gen->conf->buffer_size;
     f->buf = atr_xmalloc(f->cap);
+    r->handler = &static_handler;
     r->handler_data = f;
-    r->cleanup = cleanup;
     r->status = 200;
     r->resp_no_body = m == ATR_M_HEAD;
 

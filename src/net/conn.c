@@ -74,10 +74,19 @@ static atr_req_t *req_new(atr_conn_t *c)
     return r;
 }
 
+/* Let the handler free its state, if it is still attached. */
+static void handler_cleanup(atr_req_t *r)
+{
+    const atr_handler_t *h = r->handler;
+    if (h && h->cleanup)
+        h->cleanup(r);
+    r->handler = NULL;
+    r->handler_data = NULL;
+}
+
 static void req_free(atr_req_t *r)
 {
-    if (r->cleanup)
-        r->cleanup(r);
+    handler_cleanup(r);
     atr_worker_t *w = atr_conn_worker(r->c);
     atr_cache_put(w, ATR_CACHE_MSG, r->msg);
     atr_cache_head_put(w, r->out_head);
@@ -628,9 +637,7 @@ void atr_req_redirect_local(atr_req_t *r, const char *location)
         return;
     }
     /* Forget the first handler; keep the client's request for the log. */
-    if (r->cleanup)
-        r->cleanup(r);
-    r->cleanup = NULL;
+    handler_cleanup(r);
     free(r->norm_path);
     r->norm_path = NULL;
     free(r->redirect_buf);

@@ -35,6 +35,9 @@ typedef struct atr_handler {
     /* The connection is closing under the request (timeout, reset, stop):
      * drop what the handler holds for it; answer nothing. */
     void (*client_gone)(atr_req_t *r);
+    /* The request ends (or is redirected) with the handler still attached:
+     * free r->handler_data. */
+    void (*cleanup)(atr_req_t *r);
 } atr_handler_t;
 
 enum atr_req_phase { ATR_RP_HEAD = 0, ATR_RP_HANDLING, ATR_RP_RESPONDING, ATR_RP_DONE };
@@ -57,7 +60,8 @@ struct atr_req {
     const atr_conf_upstream_t *upstream; /* proxy and cgi routes: the upstream (r->wg->gen's) */
     int ups;                        /* its index in r->wg->gen->ups */
     int refuse_status;              /* why a backend could not encode the request (400, 431) */
-    void *backend_data;             /* a backend's per-request plan (CGI), freed by cleanup */
+    void *backend_data;             /* a backend's per-request plan (CGI), freed by its
+                                     * exchange_done when the proxy lets go */
     char *redirect_buf;             /* the head of an internal redirect (msg views point here) */
     int redirects;                  /* CGI local redirects followed so far */
     atr_http_msg_t *msg;            /* head views into c->s.buf; valid until atr_req_head_done() */
@@ -86,7 +90,6 @@ struct atr_req {
     void *handler_data;             /* the handler's own state (proxy exchange, open file) */
     int upgraded;                   /* tunnel after 101 */
     int upgrade_requested;          /* the client asked for an Upgrade */
-    void (*cleanup)(atr_req_t *r);  /* handler state to free when the request ends early */
 
     /* copies for the access log */
     enum atr_http_method method;
