@@ -15,6 +15,10 @@ typedef struct req_hook {
 static struct {
     req_hook_t req[ATR_NPHASES][ATR_MAX_HOOKS];
     int nreq[ATR_NPHASES];
+    /* Every phase's hooks in the order they run, rebuilt at each
+     * registration: a request walks one short array. */
+    atr_req_hook_fn run[ATR_NPHASES * ATR_MAX_HOOKS];
+    int nrun;
     atr_log_hook_fn log[ATR_MAX_HOOKS];
     int nlog;
     void (*wgen_init[ATR_MAX_HOOKS])(atr_wgen_t *wg);
@@ -44,6 +48,10 @@ void atr_hook_request(enum atr_phase phase, enum atr_hook_order order, atr_req_h
     }
     list[i] = (req_hook_t){ fn, (int)order };
     hooks.nreq[phase] = n + 1;
+    hooks.nrun = 0;
+    for (int p = 0; p < ATR_NPHASES; p++)
+        for (int k = 0; k < hooks.nreq[p]; k++)
+            hooks.run[hooks.nrun++] = hooks.req[p][k].fn;
 }
 
 void atr_hook_log(atr_log_hook_fn fn)
@@ -77,10 +85,9 @@ int atr_wgen_slot_new(void)
 
 int atr_hooks_run_request(atr_req_t *r)
 {
-    for (int p = 0; p < ATR_NPHASES; p++)
-        for (int i = 0; i < hooks.nreq[p]; i++)
-            if (hooks.req[p][i].fn(r) == ATR_HOOK_DONE)
-                return ATR_HOOK_DONE;
+    for (int i = 0; i < hooks.nrun; i++)
+        if (hooks.run[i](r) == ATR_HOOK_DONE)
+            return ATR_HOOK_DONE;
     return ATR_HOOK_DECLINED;
 }
 

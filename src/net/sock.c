@@ -204,6 +204,15 @@ int atr_sock_unusable(atr_sock_t *s)
 
 /* ---- writing ---- */
 
+static int stream_try_write(atr_sock_t *s, uv_buf_t **bufs, unsigned *n);
+
+/* The transport's try_write; the plain stream's is called directly, so that
+ * it inlines on the hot path. */
+static int try_write(atr_sock_t *s, uv_buf_t **bufs, unsigned *n)
+{
+    return s->tp->try_write ? s->tp->try_write(s, bufs, n) : stream_try_write(s, bufs, n);
+}
+
 static void on_write(uv_write_t *wr, int status)
 {
     atr_sock_t *s = wr->data;
@@ -216,7 +225,7 @@ static void on_write(uv_write_t *wr, int status)
 
 int atr_sock_write(atr_sock_t *s, uv_buf_t *bufs, unsigned n)
 {
-    int rc = s->tp->try_write(s, &bufs, &n);
+    int rc = try_write(s, &bufs, &n);
     if (rc <= 0)
         return rc;
     /* The write request lives only while a write is pending, so an idle
@@ -239,7 +248,7 @@ void atr_sock_write_now(atr_sock_t *s, const char *p, size_t n)
 {
     uv_buf_t b = uv_buf_init((char *)p, (unsigned)n), *bp = &b;
     unsigned nb = 1;
-    s->tp->try_write(s, &bp, &nb);
+    try_write(s, &bp, &nb);
 }
 
 /* ---- a process's pipes ---- */
@@ -354,7 +363,6 @@ const atr_transport_t atr_transport_tcp = {
     .connect = tcp_connect,
     .read_start = stream_read_start,
     .read_stop = stream_read_stop,
-    .try_write = stream_try_write,
     .write = stream_write,
 };
 
@@ -364,7 +372,6 @@ const atr_transport_t atr_transport_unix = {
     .connect = unix_connect,
     .read_start = stream_read_start,
     .read_stop = stream_read_stop,
-    .try_write = stream_try_write,
     .write = stream_write,
 };
 
@@ -373,7 +380,6 @@ const atr_transport_t atr_transport_pipe = {
     .init = pipe_init,
     .read_start = stream_read_start,
     .read_stop = stream_read_stop,
-    .try_write = stream_try_write,
     .write = stream_write,
 };
 

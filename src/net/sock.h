@@ -58,7 +58,8 @@ typedef struct atr_transport {
     int (*read_start)(atr_sock_t *s);
     void (*read_stop)(atr_sock_t *s);
     /* Write what the peer takes now; advance *bufs and *n past it. 0 all
-     * written, 1 some left, <0 error. */
+     * written, 1 some left, <0 error. NULL: the bytes go to the stream as
+     * they are (TCP, unix, pipe; a filter such as TLS sets its own). */
     int (*try_write)(atr_sock_t *s, uv_buf_t **bufs, unsigned *n);
     /* Queue the rest (bufs alive until on_written). 0 or <0. */
     int (*write)(atr_sock_t *s, uv_write_t *wr, const uv_buf_t *bufs, unsigned n);
