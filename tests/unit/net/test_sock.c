@@ -82,14 +82,22 @@ static atr_worker_t *w;
 
 /* A connected pair over loopback: *a is accepted (to be adopted by a sock),
  * *b is the plain peer socket the test drives with blocking calls. */
-static void tcp_pair(int *a, int *b)
+/* A listening socket on a free loopback port; its address in *sa. */
+static int listener(struct sockaddr_in *sa)
 {
     int l = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof sa;
-    bind(l, (struct sockaddr *)&sa, sizeof sa);
+    socklen_t len = sizeof *sa;
+    *sa = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    bind(l, (struct sockaddr *)sa, sizeof *sa);
     listen(l, 1);
-    getsockname(l, (struct sockaddr *)&sa, &len);
+    getsockname(l, (struct sockaddr *)sa, &len);
+    return l;
+}
+
+static void tcp_pair(int *a, int *b)
+{
+    struct sockaddr_in sa;
+    int l = listener(&sa);
     *b = socket(AF_INET, SOCK_STREAM, 0);
     connect(*b, (struct sockaddr *)&sa, sizeof sa);
     *a = accept(l, NULL, NULL);
@@ -246,12 +254,8 @@ static void test_close_late(void)
 
 static void test_connect(void)
 {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof sa;
-    bind(l, (struct sockaddr *)&sa, sizeof sa);
-    listen(l, 1);
-    getsockname(l, (struct sockaddr *)&sa, &len);
+    struct sockaddr_in sa;
+    int l = listener(&sa);
     T_CHECK(__LINE__, atr_transport_for((struct sockaddr *)&sa) == &atr_transport_tcp, "tcp");
     owner_t o;
     memset(&o, 0, sizeof o);
