@@ -96,10 +96,6 @@ typedef struct atr_backend_ops {
     size_t (*abort_bytes)(char *out);
 } atr_backend_ops_t;
 
-extern const atr_backend_ops_t atr_backend_http;
-extern const atr_backend_ops_t atr_backend_https;
-extern const atr_backend_ops_t atr_backend_fastcgi;
-extern const atr_backend_ops_t atr_backend_scgi;
 /* Internal: the upstream of a `cgi DIR;` route (not a `protocol` name). */
 extern const atr_backend_ops_t atr_backend_cgi;
 

@@ -7,6 +7,13 @@
 
 #include "base/util.h"
 
+/* The methods, one file each. Not static only because this array names
+ * them, so they are declared here, beside it: adding a method touches its
+ * file, the two lines here and meson.build (docs/balancer.md). */
+extern const atr_lb_ops_t atr__lb_round_robin;
+extern const atr_lb_ops_t atr__lb_least_conn;
+extern const atr_lb_ops_t atr__lb_random2;
+
 /* Explicit list, in the order `-T` and error messages show them; the first
  * is the default. */
 static const void *const methods[] = {

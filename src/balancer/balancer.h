@@ -106,10 +106,4 @@ uint64_t atr_lb_random(atr_lb_t *lb);
  * `active` is a relaxed atomic load each call: other workers move it. */
 int atr__lb_load_cmp(const atr_lb_t *lb, int a, int b);
 
-/* The methods, one file each, listed in balancer.c's registry. Not static
- * only because the registry array must name them. */
-extern const atr_lb_ops_t atr__lb_round_robin;
-extern const atr_lb_ops_t atr__lb_least_conn;
-extern const atr_lb_ops_t atr__lb_random2;
-
 #endif

@@ -18,6 +18,12 @@
 #include "conf/conf.h"
 #include "t.h"
 
+/* A registered protocol's ops, by name. */
+static const void *proto(const char *name)
+{
+    return atr_registry_find(&atr_backend_registry, name);
+}
+
 static char dir[PATH_MAX]; /* a scratch directory under /tmp */
 static char err[1024];
 
@@ -229,7 +235,7 @@ static void test_defaults(void)
     T_CHECK(__LINE__, c->nlistens == 1 && c->listens[0].tls == 0, "listens");
     T_CHECK(__LINE__, c->nupstreams == 1, "%d", c->nupstreams);
     const atr_conf_upstream_t *u = &c->upstreams[0];
-    T_CHECK(__LINE__, u->balance == &atr__lb_round_robin && u->protocol == &atr_backend_http, "lb");
+    T_CHECK(__LINE__, u->balance == atr_lb_find("round_robin") && u->protocol == proto("http"), "lb");
     T_CHECK(__LINE__, u->connect_timeout == 2000, "%llu", (unsigned long long)u->connect_timeout);
     T_CHECK(__LINE__, u->read_timeout == 60000, "%llu", (unsigned long long)u->read_timeout);
     T_CHECK(__LINE__, u->send_timeout == 60000, "%llu", (unsigned long long)u->send_timeout);
@@ -374,7 +380,7 @@ static void test_full(void)
     const atr_conf_upstream_t *u = atr_conf_find_upstream(c, "app");
     T_CHECK(__LINE__, u == &c->upstreams[0], "app");
     if (u != NULL) {
-        T_CHECK(__LINE__, u->balance == &atr__lb_least_conn && u->protocol == &atr_backend_fastcgi,
+        T_CHECK(__LINE__, u->balance == atr_lb_find("least_conn") && u->protocol == proto("fastcgi"),
                 "lb");
         T_CHECK(__LINE__, u->connect_timeout == 1000 && u->read_timeout == 30000, "timeouts");
         T_CHECK(__LINE__, u->send_timeout == 31000 && u->keepalive_timeout == 32000, "timeouts");
@@ -403,10 +409,10 @@ static void test_full(void)
                 s[4].pos.col);
     }
     const atr_conf_upstream_t *o = atr_conf_find_upstream(c, "other one");
-    T_CHECK(__LINE__, o != NULL && o->balance == &atr__lb_random2, "other");
-    T_CHECK(__LINE__, o != NULL && o->protocol == &atr_backend_scgi, "other");
+    T_CHECK(__LINE__, o != NULL && o->balance == atr_lb_find("random2"), "other");
+    T_CHECK(__LINE__, o != NULL && o->protocol == proto("scgi"), "other");
     o = atr_conf_find_upstream(c, "unused");
-    T_CHECK(__LINE__, o != NULL && o->protocol == &atr_backend_https, "unused");
+    T_CHECK(__LINE__, o != NULL && o->protocol == proto("https"), "unused");
 
     /* hosts and routes */
     T_CHECK(__LINE__, c->nhosts == 3, "%d", c->nhosts);
