@@ -7,7 +7,7 @@ static const uint32_t regen =
     ATR_HK_BIT(ATR_HK_X_FORWARDED_FOR) | ATR_HK_BIT(ATR_HK_X_FORWARDED_PROTO) |
     ATR_HK_BIT(ATR_HK_X_FORWARDED_HOST) | ATR_HK_BIT(ATR_HK_FORWARDED) | ATR_HK_BIT(ATR_HK_VIA);
 
-static atr_str_t origin_form(atr_str_t target)
+static inline atr_str_t origin_form(atr_str_t target)
 {
     if (target.n > 0 && target.p[0] != '/' && !(target.n == 1 && target.p[0] == '*')) {
         const char *p = memchr(target.p, ':', target.n), *end = target.p + target.n;

@@ -204,11 +204,13 @@ int atr_sock_unusable(atr_sock_t *s)
 
 /* ---- writing ---- */
 
-static int stream_try_write(atr_sock_t *s, uv_buf_t **bufs, unsigned *n);
+static inline __attribute__((always_inline)) int stream_try_write(atr_sock_t *s, uv_buf_t **bufs,
+                                                                  unsigned *n);
 
 /* The transport's try_write; the plain stream's is called directly, so that
  * it inlines on the hot path. */
-static int try_write(atr_sock_t *s, uv_buf_t **bufs, unsigned *n)
+static inline __attribute__((always_inline)) int try_write(atr_sock_t *s, uv_buf_t **bufs,
+                                                           unsigned *n)
 {
     return s->tp->try_write ? s->tp->try_write(s, bufs, n) : stream_try_write(s, bufs, n);
 }
@@ -292,7 +294,8 @@ static uv_stream_t *out_of(atr_sock_t *s)
     return s->out ? s->out : &s->io.stream;
 }
 
-static int stream_try_write(atr_sock_t *s, uv_buf_t **bufs, unsigned *n)
+static inline __attribute__((always_inline)) int stream_try_write(atr_sock_t *s, uv_buf_t **bufs,
+                                                                  unsigned *n)
 {
     uv_stream_t *out = out_of(s);
     uv_buf_t *b = *bufs;
