@@ -27,11 +27,6 @@ static atr_gen_upstream_t *gups(atr_proxy_t *px)
     return &px->wg->gen->ups[px->ups];
 }
 
-static const atr_conf_server_t *server_conf(atr_wgen_t *wg, int ups, int s)
-{
-    return &wg->gen->ups[ups].conf->servers[s];
-}
-
 /* ---- worker generation state ---- */
 
 int atr__px_slot;
@@ -140,8 +135,8 @@ static void server_mark_down(atr_proxy_t *px, int s, const char *why)
     atomic_fetch_add(&st->failures, 1);
     if (atomic_exchange(&st->logged_down, 1) == 0)
         ATR_WARN("upstream %s: server %s marked down for %llums: %s", px->u->name,
-                 server_conf(px->wg, px->ups, s)->text, (unsigned long long)px->u->fail_timeout,
-                 why);
+                 atr__server_conf(px->wg, px->ups, s)->text,
+                 (unsigned long long)px->u->fail_timeout, why);
 }
 
 static void server_mark_up(atr_proxy_t *px, int s)
@@ -151,7 +146,7 @@ static void server_mark_up(atr_proxy_t *px, int s)
         atomic_store(&st->down_until, 0);
     if (atomic_exchange(&st->logged_down, 0) == 1)
         ATR_NOTICE("upstream %s: server %s is up again", px->u->name,
-                   server_conf(px->wg, px->ups, s)->text);
+                   atr__server_conf(px->wg, px->ups, s)->text);
 }
 
 /* ---- the proxy object ---- */
@@ -400,8 +395,6 @@ void atr__px_on_connect(atr_proxy_t *px, int status)
     px_send_head(px);
 }
 
-static void px_write_failed(atr_proxy_t *px);
-
 void atr__px_on_timeout(atr_proxy_t *px, int kind)
 {
     switch (kind) {
@@ -443,7 +436,7 @@ void atr__px_dispatch(atr_proxy_t *px)
     px->attempts++;
     px->server = s;
     if (px->wg->gen->access_log) {
-        const char *text = server_conf(px->wg, px->ups, s)->text;
+        const char *text = atr__server_conf(px->wg, px->ups, s)->text;
         size_t n = ATR_MIN(strlen(text), sizeof px->r->upstream_addr - 1);
         memcpy(px->r->upstream_addr, text, n);
         px->r->upstream_addr[n] = '\0';

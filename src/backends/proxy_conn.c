@@ -8,11 +8,6 @@
 #include "backends/proxy_priv.h"
 #include "base/log.h"
 
-static const atr_conf_server_t *server_conf(atr_wgen_t *wg, int ups, int s)
-{
-    return &wg->gen->ups[ups].conf->servers[s];
-}
-
 /* ---- life and death ---- */
 
 static void bc_free(atr_sock_t *s)
@@ -222,7 +217,8 @@ atr_bconn_t *atr__bc_spawn(atr_proxy_t *px, int s)
 
 atr_bconn_t *atr__bc_connect(atr_proxy_t *px, int s)
 {
-    const struct sockaddr *addr = (const struct sockaddr *)&server_conf(px->wg, px->ups, s)->addr;
+    const atr_conf_server_t *sc = atr__server_conf(px->wg, px->ups, s);
+    const struct sockaddr *addr = (const struct sockaddr *)&sc->addr;
     atr_bconn_t *bc = bc_new(px, s, atr_transport_for(addr));
     if (atr_sock_connect(&bc->s, addr) < 0) {
         atr__bc_close(bc);

@@ -26,6 +26,12 @@ static inline atr_px_wgen_t *atr__pxw(const atr_wgen_t *wg)
     return wg->slots[atr__px_slot];
 }
 
+/* Server s of upstream ups, as configured. */
+static inline const atr_conf_server_t *atr__server_conf(const atr_wgen_t *wg, int ups, int s)
+{
+    return &wg->gen->ups[ups].conf->servers[s];
+}
+
 /* The proxy exchange a request's handler state holds (NULL once detached). */
 static inline atr_proxy_t *atr__px_of(const atr_req_t *r)
 {
