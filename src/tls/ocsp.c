@@ -378,7 +378,8 @@ static const char *delegate_problem(X509 *cert, X509 *issuer, int64_t now)
     if (!(X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) ||
         !(X509_get_extended_key_usage(cert) & XKU_OCSP_SIGN))
         return "the responder certificate lacks extended key usage id-kp-OCSPSigning";
-    if (X509_cmp_time(X509_get0_notBefore(cert), &t) > 0 ||
+    /* X509_cmp_time: -1 earlier or equal, 1 later, 0 unparsable (refused) */
+    if (X509_cmp_time(X509_get0_notBefore(cert), &t) >= 0 ||
         X509_cmp_time(X509_get0_notAfter(cert), &t) <= 0)
         return "the responder certificate is not valid now";
     return NULL;

@@ -175,6 +175,8 @@ static const struct vcase {
       "signature does not verify" },
     { __LINE__, "resp-noeku.der", "leaf.pem", "ca.pem", 0, -EBADMSG, 0, "id-kp-OCSPSigning" },
     { __LINE__, "resp-other.der", "leaf.pem", "ca.pem", 0, -EBADMSG, 0, "not issued by" },
+    { __LINE__, "resp-delegated.der", "leaf.pem", "ca.pem", 101 * YEAR, -EBADMSG, 0,
+      "responder certificate is not valid now" },
     /* a valid issuer's signature, but for the wrong issuer */
     { __LINE__, "resp-good.der", "leaf.pem", "other.pem", 0, -EBADMSG, 0, "not issued by" },
     /* authentic, but about another certificate */
