@@ -353,6 +353,9 @@ static int add_server(const atr_cgi_input_t *in, atr_cgi_env_t *env)
         return rc;
     if (in->https && (rc = add_s(env, "HTTPS", "on")) < 0)
         return rc;
+    for (const char *const *kv = in->tls_vars; kv && kv[0]; kv += 2)
+        if ((rc = add_s(env, kv[0], kv[1])) < 0)
+            return rc;
     if (in->has_body && (rc = add_u(env, "CONTENT_LENGTH", in->content_length)) < 0)
         return rc;
     ct = atr_http_find(in->msg, "content-type");

@@ -19,6 +19,7 @@ typedef struct atr_cgi_input {
     const char *server_addr;      /* SERVER_ADDR (the listener's address) */
     int server_port;              /* SERVER_PORT */
     int https;                    /* HTTPS=on, REQUEST_SCHEME=https */
+    const char *const *tls_vars;  /* SSL_* name, value, name, value, ..., NULL (mod_ssl's) */
     uint64_t content_length;      /* CONTENT_LENGTH when has_body */
     int has_body;
     int pass_authorization;       /* export HTTP_AUTHORIZATION (FastCGI: PHP needs it; CGI: no) */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "base/log.h"
+#include "net/tls.h"
 
 /* dst = a + b + NUL; 0, or -1 when it does not fit. */
 static int join2(char *dst, size_t cap, const char *a, size_t an, const char *b)
@@ -50,7 +51,10 @@ int atr_gateway_env(atr_req_t *r, const atr_http_msg_t *m, enum atr_gateway_styl
     in.remote_port = peer_port;
     in.server_addr = local;
     in.server_port = local_port;
-    in.https = 0;
+    const char *tls_vars[2 * ATR_TLS_VARS + 1];
+    char tls_buf[2048];
+    in.https = atr_tls_vars(&r->c->s, tls_vars, tls_buf, sizeof tls_buf) > 0;
+    in.tls_vars = tls_vars;
     in.has_body = m->body == ATR_BODY_LENGTH;
     in.content_length = m->content_length;
     in.pass_authorization = pass_authorization;

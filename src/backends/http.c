@@ -5,6 +5,7 @@
 #include "backends/backend.h"
 #include "backends/frame.h"
 #include "backends/http_proto.h"
+#include "net/tls.h"
 
 static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_body body,
                          size_t *len)
@@ -23,6 +24,7 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
         .nops = rt->nreq_hdr,
         .drop_underscores = !conf->underscores_in_headers,
         .via = conf->via,
+        .https = atr_tls_ssl(&c->s) != NULL,
     };
     atr_buf_t b = { atr_cache_head_get(r->wg->w), 0, ATR_HEAD_CAP };
     atr_http_encode_request(&b, &f);

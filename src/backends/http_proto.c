@@ -69,7 +69,10 @@ static void forwarding(atr_buf_t *b, const atr_http_fwd_t *f)
     PUT(b, "X-Forwarded-For: ");
     existing(b, m, ATR_HK_X_FORWARDED_FOR, ", ");
     PUTV(b, f->peer);
-    PUT(b, "\r\nX-Forwarded-Proto: http\r\n");
+    if (f->https)
+        PUT(b, "\r\nX-Forwarded-Proto: https\r\n");
+    else
+        PUT(b, "\r\nX-Forwarded-Proto: http\r\n");
     if (m->host.n) {
         PUT(b, "X-Forwarded-Host: ");
         PUTV(b, m->host);
@@ -94,7 +97,10 @@ static void forwarding(atr_buf_t *b, const atr_http_fwd_t *f)
             PUT(b, "\"");
         PUT(b, ";");
     }
-    PUT(b, "proto=http\r\n");
+    if (f->https)
+        PUT(b, "proto=https\r\n");
+    else
+        PUT(b, "proto=http\r\n");
     if (f->via)
         via(b, m, m->version_minor, f->via);
 }

@@ -22,6 +22,7 @@ typedef struct atr_http_fwd {
     int nops;
     int drop_underscores;        /* drop fields whose name has '_' */
     const char *via;             /* Via pseudonym, NULL = none */
+    int https;                   /* the client came over TLS: proto https */
 } atr_http_fwd_t;
 
 /* Append the request head (request line to the empty line) to b. */

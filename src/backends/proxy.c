@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "net/hooks.h"
+#include "net/tls.h"
 
 static void px_pump_request(atr_proxy_t *px);
 
@@ -388,7 +389,10 @@ static void connect_failed(atr_proxy_t *px, int status, const char *why)
 void atr__px_on_connect(atr_proxy_t *px, int status)
 {
     if (status < 0) {
-        connect_failed(px, 502, uv_strerror(status));
+        char why[192];
+        int tls = status == UV_EPROTO && atr_tls_ssl(&px->bc->s);
+        connect_failed(px, 502, tls ? atr_tls_why(&px->bc->s, why, sizeof why)
+                                    : uv_strerror(status));
         return;
     }
     server_mark_up(px, px->server);

@@ -7,6 +7,8 @@
 
 #include "backends/proxy_priv.h"
 #include "base/log.h"
+#include "net/tls.h"
+#include "tls/ctx.h"
 
 /* ---- life and death ---- */
 
@@ -219,7 +221,18 @@ atr_bconn_t *atr__bc_connect(atr_proxy_t *px, int s)
 {
     const atr_conf_server_t *sc = atr__server_conf(px->wg, px->ups, s);
     const struct sockaddr *addr = (const struct sockaddr *)&sc->addr;
-    atr_bconn_t *bc = bc_new(px, s, atr_transport_for(addr));
+    atr_tls_client_t *cl = px->wg->gen->ups[px->ups].tls;
+    atr_bconn_t *bc = bc_new(px, s, cl ? &atr_transport_tls : atr_transport_for(addr));
+    if (cl) {
+        SSL_SESSION *sess = atr_tls_client_session(cl, s);
+        int rc = atr_tls_client(&bc->s, atr_tls_client_ctx(cl), atr_tls_client_name(cl, s), sess);
+        SSL_SESSION_free(sess); /* the SSL holds its own reference */
+        if (rc < 0) {
+            atr__bc_close(bc);
+            return NULL;
+        }
+        atr_tls_client_watch(cl, atr_tls_ssl(&bc->s), s);
+    }
     if (atr_sock_connect(&bc->s, addr) < 0) {
         atr__bc_close(bc);
         return NULL;

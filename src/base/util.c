@@ -1,6 +1,10 @@
 #include "base/util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -70,5 +74,50 @@ int atr_write_all(int fd, const char *p, size_t n)
         p += w;
         n -= (size_t)w;
     }
+    return 0;
+}
+
+char *atr_sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t n)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+        snprintf(out, n, "%s:%u", ip, ntohs(a->sin_port));
+    } else {
+        const struct sockaddr_in6 *a = (const void *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+        snprintf(out, n, "[%s]:%u", ip, ntohs(a->sin6_port));
+    }
+    return out;
+}
+
+int atr_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0 || (size_t)st.st_size > max) {
+        int e = (size_t)st.st_size > max ? EFBIG : errno;
+        close(fd);
+        return -e;
+    }
+    char *p = atr_xmalloc((size_t)st.st_size + 1);
+    size_t n = 0;
+    while (n < (size_t)st.st_size) {
+        ssize_t r = read(fd, p + n, (size_t)st.st_size - n);
+        if (r <= 0) {
+            int e = r < 0 ? errno : EIO;
+            close(fd);
+            free(p);
+            return -e;
+        }
+        n += (size_t)r;
+    }
+    close(fd);
+    p[n] = '\0';
+    *out = p;
+    *len = n;
     return 0;
 }

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 
+struct sockaddr_storage;
+
 /* ATR_ASAN: built with AddressSanitizer (gcc says so one way, clang another).
  * Its allocator replaces malloc, so code that manages memory itself (slabs,
  * malloc_trim) steps aside. */
@@ -64,5 +66,12 @@ int atr_write_all(int fd, const char *p, size_t n);
 
 /* Monotonic clock in milliseconds (for code that has no loop at hand). */
 uint64_t atr_now_ms(void);
+
+/* "127.0.0.1:8080" or "[::1]:8080" into out (n >= 64 always fits); returns out. */
+char *atr_sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t n);
+
+/* A whole file of at most max bytes into a malloc'ed buffer (*out, NUL
+ * after the last byte, *len without it): 0, or a negative errno (-EFBIG). */
+int atr_read_file(const char *path, size_t max, char **out, size_t *len);
 
 #endif

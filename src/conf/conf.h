@@ -32,6 +32,34 @@ typedef struct atr_conf_listen {
     atr_conf_pos_t pos;
 } atr_conf_listen_t;
 
+/* `certificate FILE; key FILE;` in a host's tls block: a certificate (its
+ * chain after it in the same file) and its private key. */
+typedef struct atr_conf_cert {
+    char *cert, *key;
+    atr_conf_pos_t cert_pos, key_pos;
+} atr_conf_cert_t;
+
+enum atr_client_verify { ATR_CLIENT_VERIFY_OFF = 0, ATR_CLIENT_VERIFY_OPTIONAL,
+                         ATR_CLIENT_VERIFY_REQUIRED };
+
+/* `tls { ... }` in a host: what clients reaching it by SNI are shown. */
+typedef struct atr_conf_tls {
+    atr_conf_cert_t *certs; int ncerts;  /* several pairs (ECDSA, RSA): chosen per client */
+    int stapling;                   /* stapling on|off|FILE */
+    char *stapling_file;            /* a DER OCSP response to staple instead of fetching one */
+    atr_conf_pos_t stapling_pos;
+    char *client_ca;                /* client_certificate FILE: the CAs client certificates chain to */
+    atr_conf_pos_t client_ca_pos;
+    enum atr_client_verify client_verify; /* client_verify off|optional|required; default
+                                     * required once client_certificate is set */
+    int client_ocsp;                /* client_ocsp on|off */
+    int client_ocsp_fail_open;      /* client_ocsp_fail open|closed; default closed */
+    atr_conf_pos_t pos;
+} atr_conf_tls_t;
+
+enum atr_session_cache { ATR_SESSION_CACHE_SHARED = 0, ATR_SESSION_CACHE_OFF,
+                         ATR_SESSION_CACHE_MEMCACHED };
+
 /* `server ADDR:PORT [weight=N] [max_conns=N] [backup] [resolve];` or `server unix:/path ...;` */
 typedef struct atr_conf_server {
     char *text;                   /* as written: the server's name, used to carry state over reloads */
@@ -68,6 +96,12 @@ typedef struct atr_conf_upstream {
                                     * children that accept on it (fd 0, the FastCGI convention) */
     int spawn_children;            /* children=N, default 1 */
     atr_conf_pos_t spawn_pos;
+    /* protocol https: how the backend is verified and what is shown to it */
+    char *tls_trust;               /* tls_trust FILE; NULL = the system's trust store */
+    char *tls_server_name;         /* tls_server_name NAME; NULL = each server's host */
+    int tls_verify;                /* tls_verify on|off; default on */
+    char *tls_client_cert, *tls_client_key; /* tls_client_certificate / tls_client_key */
+    atr_conf_pos_t tls_trust_pos, tls_client_cert_pos, tls_client_key_pos;
     atr_conf_pos_t pos;
 } atr_conf_upstream_t;
 
@@ -101,6 +135,7 @@ typedef struct atr_conf_route {
 typedef struct atr_conf_host {
     char **names; int nnames;       /* lowercased; "*" for the default; "*.example.com" wildcard */
     atr_conf_route_t *routes; int nroutes; /* sorted by prefix length, longest first */
+    atr_conf_tls_t *tls;            /* NULL: no tls block */
     atr_conf_pos_t pos;
 } atr_conf_host_t;
 
@@ -138,6 +173,16 @@ typedef struct atr_conf {
     int cgi_queue;                  /* cgi_queue 256;           requests waiting for a CGI slot (per worker) */
     uint64_t cgi_timeout;           /* cgi_timeout 30s;         script output inactivity -> SIGTERM, 504 */
 
+    /* TLS, process-wide (hosts have their own blocks) */
+    uint64_t tls_handshake_timeout; /* tls_handshake_timeout 10s */
+    char *tls_ticket_keys;          /* tls_ticket_keys FILE; NULL = keys made in memory */
+    atr_conf_pos_t tls_ticket_keys_pos;
+    uint64_t tls_ticket_rotate;     /* tls_ticket_rotate 1h (keys made in memory) */
+    enum atr_session_cache tls_session_cache; /* tls_session_cache shared SIZE|memcached ADDR...|off */
+    uint64_t tls_session_cache_size;          /* shared: bytes, default 10m */
+    struct sockaddr_storage *tls_memcached;   /* memcached: the servers */
+    int ntls_memcached;
+
     atr_conf_listen_t *listens; int nlistens;
     atr_conf_upstream_t *upstreams; int nupstreams;
     atr_conf_host_t *hosts; int nhosts; /* in file order; exactly one may be "*" */
@@ -174,6 +219,17 @@ void atr_conf_dump(const atr_conf_t *c, FILE *out);
 
 /* Lookups used by the runtime. */
 const atr_conf_upstream_t *atr_conf_find_upstream(const atr_conf_t *c, const char *name);
+
+/* The host a name (a Host value, an SNI name; a port after it is allowed)
+ * selects, as operators expect (and nginx does): an exact name first, the
+ * name with a port before the bare one, then the longest matching wildcard.
+ * NULL when none matches: the caller picks its default. A trailing dot is
+ * ignored. */
+const atr_conf_host_t *atr_conf_match_host(const atr_conf_t *c, const char *name, size_t len);
+
+/* The host TLS handshakes without a known SNI name get: `host *` when it has
+ * a tls block, else the first host with one; NULL when none has. */
+const atr_conf_host_t *atr_conf_default_tls_host(const atr_conf_t *c);
 
 /* Parse a size ("64k", "1m", "512") / duration ("750ms", "2s", "5m", "1h",
  * bare number = seconds). Return 0 on success, -1 if malformed,

@@ -187,8 +187,8 @@ static int d_user(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__con
     return 0;
 }
 
-static int d_path(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
-                  void *obj)
+int atr__conf_d_path(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                     const atr__conf_directive_t *d, void *obj)
 {
     if (n->args[0].len == 0)
         return atr__conf_fail(b, &n->args[0].pos, "'%s' needs a path", d->name);
@@ -217,7 +217,7 @@ static int d_error_log(atr__conf_bctx_t *b, const atr__conf_node_t *n,
                        const atr__conf_directive_t *d, void *obj)
 {
     atr_conf_t *c = obj;
-    if (d_path(b, n, d, obj) < 0)
+    if (atr__conf_d_path(b, n, d, obj) < 0)
         return -1;
     c->error_log_pos = n->args[0].pos;
     if (n->nargs == 2 && log_level_arg(b, &n->args[1], &c->error_level) < 0)
@@ -236,7 +236,7 @@ static int d_access_log(atr__conf_bctx_t *b, const atr__conf_node_t *n,
         c->access_format = ATR_ACCESS_OFF;
         return 0;
     }
-    if (d_path(b, n, d, obj) < 0)
+    if (atr__conf_d_path(b, n, d, obj) < 0)
         return -1;
     c->access_log_pos = n->args[0].pos;
     c->access_format = ATR_ACCESS_COMBINED;
@@ -297,7 +297,7 @@ static int d_host(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__con
 static const atr__conf_directive_t main_tab[] = {
     { "workers", 1, 1, 0, 0, d_int_or_auto, ATR__CONF_NONE, offsetof(MAIN, workers), 1, 1024 },
     ATR__CONF_ONE("user", d_user),
-    { "pid_file", 1, 1, 0, 0, d_path, ATR__CONF_NONE, offsetof(MAIN, pid_file), 0, 0 },
+    { "pid_file", 1, 1, 0, 0, atr__conf_d_path, ATR__CONF_NONE, offsetof(MAIN, pid_file), 0, 0 },
     { "error_log", 1, 2, 0, 0, d_error_log, ATR__CONF_NONE, offsetof(MAIN, error_log), 0, 0 },
     { "access_log", 1, 2, 0, 0, d_access_log, ATR__CONF_NONE, offsetof(MAIN, access_log), 0, 0 },
     ATR__CONF_SIZE("max_request_line", MAIN, max_request_line, 64, 1 * ATR__MB),
@@ -320,6 +320,11 @@ static const atr__conf_directive_t main_tab[] = {
     ATR__CONF_DUR("cgi_timeout", MAIN, cgi_timeout, 1),
     ATR__CONF_INT("stderr_log_rate", MAIN, stderr_log_rate, 1, 1000000),
     ATR__CONF_ONE("spool_dir", d_spool_dir),
+    ATR__CONF_DUR("tls_handshake_timeout", MAIN, tls_handshake_timeout, 1),
+    { "tls_ticket_keys", 1, 1, 0, 0, atr__conf_d_tls_file, ATR__CONF_NONE,
+      offsetof(MAIN, tls_ticket_keys), offsetof(MAIN, tls_ticket_keys_pos), 0 },
+    ATR__CONF_DUR("tls_ticket_rotate", MAIN, tls_ticket_rotate, 60000),
+    { "tls_session_cache", 1, 17, 0, 0, atr__conf_d_session_cache, ATR__CONF_NONE, 0, 0, 0 },
     { "listen", 1, 2, 0, 1, atr__conf_d_listen, ATR__CONF_NONE, 0, 0, 0 },
     { "upstream", 1, 1, 1, 1, atr__conf_d_upstream, ATR__CONF_NONE, 0, 0, 0 },
     { "host", 1, -1, 1, 1, d_host, ATR__CONF_NONE, 0, 0, 0 },
@@ -337,6 +342,7 @@ static const struct context {
       &atr__conf_upstream_ntab },
     { "in host block", "in a host block", atr__conf_host_tab, &atr__conf_host_ntab },
     { "in route block", "in a route block", atr__conf_route_tab, &atr__conf_route_ntab },
+    { "in tls block", "in a tls block", atr__conf_tls_tab, &atr__conf_tls_ntab },
 };
 
 static const atr__conf_directive_t *find(enum atr__conf_ctx ctx, const char *name)
@@ -375,7 +381,7 @@ static int bad_count(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__
 int atr__conf_run_block(atr__conf_bctx_t *b, enum atr__conf_ctx ctx, const atr__conf_node_t *list,
                         void *obj)
 {
-    atr_conf_pos_t seen[32]; /* per table entry: where it was first written */
+    atr_conf_pos_t seen[64]; /* per table entry: where it was first written */
     memset(seen, 0, sizeof(seen));
     for (const atr__conf_node_t *n = list; n != NULL; n = n->next) {
         const atr__conf_directive_t *d = find(ctx, n->name.s);
@@ -425,6 +431,10 @@ static void conf_defaults(atr_conf_t *c, atr__conf_arena_t *a)
     c->cgi_timeout = 30000;
     c->stderr_log_rate = 100;
     c->spool_dir = atr__conf_strdup(a, "/tmp");
+    c->tls_handshake_timeout = 10000;
+    c->tls_ticket_rotate = 3600000;
+    c->tls_session_cache = ATR_SESSION_CACHE_SHARED;
+    c->tls_session_cache_size = 10 * ATR__MB;
 }
 
 /* Where the main file ends, for "nothing was said" errors. */
@@ -460,7 +470,7 @@ static int build(atr__conf_bctx_t *b, const atr__conf_node_t *root, atr_conf_pos
         return atr__conf_fail(b, &eof, "no listen directive (expected e.g. listen 8080;)");
     if (c->nhosts == 0)
         return atr__conf_fail(b, &eof, "no host block (expected e.g. host * { route / { ... } })");
-    return 0;
+    return atr__conf_check_tls(b);
 }
 
 static atr_conf_t *load(const char *file, const char *text, size_t len, const char *dir,

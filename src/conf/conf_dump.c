@@ -4,7 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "conf/conf_priv.h"
+
+static void dump_tls_main(const atr_conf_t *c, FILE *out);
 
 char *atr__conf_fmt_size(char *buf, size_t n, uint64_t v)
 {
@@ -134,9 +137,71 @@ static void dump_main(const atr_conf_t *c, FILE *out)
     fputs(";\n", out);
     fprintf(out, "cgi_queue %d;\n", c->cgi_queue);
     duration(out, "", "cgi_timeout", c->cgi_timeout);
+    dump_tls_main(c, out);
     fputc('\n', out);
     for (int i = 0; i < c->nlistens; i++)
         fprintf(out, "listen %s%s;\n", c->listens[i].text, c->listens[i].tls ? " tls" : "");
+}
+
+/* `IN NAME VALUE;` when value is set. */
+static void opt_word(FILE *out, const char *in, const char *name, const char *value)
+{
+    if (value == NULL)
+        return;
+    fprintf(out, "%s%s ", in, name);
+    word(out, value);
+    fputs(";\n", out);
+}
+
+static void dump_tls_main(const atr_conf_t *c, FILE *out)
+{
+    char buf[64];
+    duration(out, "", "tls_handshake_timeout", c->tls_handshake_timeout);
+    opt_word(out, "", "tls_ticket_keys", c->tls_ticket_keys);
+    duration(out, "", "tls_ticket_rotate", c->tls_ticket_rotate);
+    switch (c->tls_session_cache) {
+    case ATR_SESSION_CACHE_OFF: fputs("tls_session_cache off;\n", out); break;
+    case ATR_SESSION_CACHE_SHARED:
+        fprintf(out, "tls_session_cache shared %s;\n",
+                atr__conf_fmt_size(buf, sizeof buf, c->tls_session_cache_size));
+        break;
+    case ATR_SESSION_CACHE_MEMCACHED:
+        fputs("tls_session_cache memcached", out);
+        for (int i = 0; i < c->ntls_memcached; i++)
+            fprintf(out, " %s", atr_sockaddr_text(&c->tls_memcached[i], buf, sizeof buf));
+        fputs(";\n", out);
+        break;
+    }
+}
+
+static void dump_tls_upstream(const atr_conf_upstream_t *u, FILE *out)
+{
+    const char *in = "    ";
+    opt_word(out, in, "tls_trust", u->tls_trust);
+    opt_word(out, in, "tls_server_name", u->tls_server_name);
+    fprintf(out, "%stls_verify %s;\n", in, u->tls_verify ? "on" : "off");
+    opt_word(out, in, "tls_client_certificate", u->tls_client_cert);
+    opt_word(out, in, "tls_client_key", u->tls_client_key);
+}
+
+static void dump_tls_host(const atr_conf_tls_t *t, FILE *out)
+{
+    static const char *const verify[] = { "off", "optional", "required" };
+    const char *in = "        ";
+    fputs("    tls {\n", out);
+    for (int i = 0; i < t->ncerts; i++) {
+        opt_word(out, in, "certificate", t->certs[i].cert);
+        opt_word(out, in, "key", t->certs[i].key);
+    }
+    if (t->stapling_file)
+        opt_word(out, in, "stapling", t->stapling_file);
+    else
+        fprintf(out, "%sstapling %s;\n", in, t->stapling ? "on" : "off");
+    opt_word(out, in, "client_certificate", t->client_ca);
+    fprintf(out, "%sclient_verify %s;\n", in, verify[t->client_verify]);
+    fprintf(out, "%sclient_ocsp %s;\n", in, t->client_ocsp ? "on" : "off");
+    fprintf(out, "%sclient_ocsp_fail %s;\n", in, t->client_ocsp_fail_open ? "open" : "closed");
+    fputs("    }\n", out);
 }
 
 static void dump_upstream(const atr_conf_upstream_t *u, FILE *out)
@@ -165,6 +230,7 @@ static void dump_upstream(const atr_conf_upstream_t *u, FILE *out)
     duration(out, in, "queue_timeout", u->queue_timeout);
     fprintf(out, "%sretries %d;\n", in, u->retries);
     duration(out, in, "fail_timeout", u->fail_timeout);
+    dump_tls_upstream(u, out);
     for (int i = 0; i < u->nservers; i++) {
         const atr_conf_server_t *s = &u->servers[i];
         fprintf(out, "%sserver ", in);
@@ -253,6 +319,8 @@ void atr_conf_dump(const atr_conf_t *c, FILE *out)
             word(out, h->names[j]);
         }
         fputs(" {\n", out);
+        if (h->tls)
+            dump_tls_host(h->tls, out);
         for (int j = 0; j < h->nroutes; j++)
             dump_route(&h->routes[j], out);
         fputs("}\n", out);

@@ -245,6 +245,13 @@ static int build_route(atr__conf_bctx_t *b, host_build_t *hb, const atr__conf_no
     return 0;
 }
 
+static int d_tls(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
+                 void *obj)
+{
+    (void)d;
+    return atr__conf_build_tls(b, n, &((host_build_t *)obj)->h->tls);
+}
+
 static int d_route(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
                    void *obj)
 {
@@ -345,6 +352,7 @@ int atr__conf_build_host(atr__conf_bctx_t *b, const atr__conf_node_t *n)
 
 const atr__conf_directive_t atr__conf_host_tab[] = {
     { "route", 1, 1, 1, 1, d_route, ATR__CONF_NONE, 0, 0, 0 },
+    { "tls", 0, 0, 1, 0, d_tls, ATR__CONF_NONE, 0, 0, 0 },
     { "request_header", 2, 3, 0, 1, d_header, ATR__CONF_NONE, 0, 0, 0 },
     { "response_header", 2, 3, 0, 1, d_header, ATR__CONF_NONE, 0, 0, 0 },
 };

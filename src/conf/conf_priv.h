@@ -150,6 +150,7 @@ enum atr__conf_ctx {
     ATR__CONF_UPSTREAM,
     ATR__CONF_HOST,
     ATR__CONF_ROUTE,
+    ATR__CONF_TLS,
     ATR__CONF_NCTX
 };
 
@@ -191,8 +192,9 @@ struct atr__conf_directive {
 #define ATR__CONF_ONOFF(nm, type, field) ATR__CONF_FIELD(nm, ATR__CONF_ONOFF, type, field, 0, 1)
 
 extern const atr__conf_directive_t atr__conf_upstream_tab[], atr__conf_host_tab[],
-    atr__conf_route_tab[];
-extern const size_t atr__conf_upstream_ntab, atr__conf_host_ntab, atr__conf_route_ntab;
+    atr__conf_route_tab[], atr__conf_tls_tab[];
+extern const size_t atr__conf_upstream_ntab, atr__conf_host_ntab, atr__conf_route_ntab,
+    atr__conf_tls_ntab;
 
 /* Check every directive of `list` against the context's table and run its handler. */
 int atr__conf_run_block(atr__conf_bctx_t *b, enum atr__conf_ctx ctx, const atr__conf_node_t *list,
@@ -218,6 +220,22 @@ int atr__conf_d_listen(atr__conf_bctx_t *b, const atr__conf_node_t *n,
 int atr__conf_d_upstream(atr__conf_bctx_t *b, const atr__conf_node_t *n,
                          const atr__conf_directive_t *d, void *obj);
 int atr__conf_build_host(atr__conf_bctx_t *b, const atr__conf_node_t *n);
+/* A host's `tls { ... }` block (conf_tls.c). */
+int atr__conf_build_tls(atr__conf_bctx_t *b, const atr__conf_node_t *n, atr_conf_tls_t **out);
+int atr__conf_d_session_cache(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                              const atr__conf_directive_t *d, void *obj);
+/* After the whole file: every tls listener has a host with certificates. */
+int atr__conf_check_tls(atr__conf_bctx_t *b);
+/* A string-valued directive: a non-empty path into the char * at d->off. */
+int atr__conf_d_path(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                     const atr__conf_directive_t *d, void *obj);
+/* A file named in a TLS directive: the path into the char * at d->off and
+ * its position into the atr_conf_pos_t at d->lo (tls/ctx.c reads the file
+ * and reports against it). */
+int atr__conf_d_tls_file(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                         const atr__conf_directive_t *d, void *obj);
+/* "IP:PORT" or "[IPv6]:PORT", numeric: 0 or -1. */
+int atr__conf_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 
 /* The argument names an existing directory; `what` names it in the message.
  * 0, or -1 with the error set. */

@@ -101,6 +101,16 @@ static int parse_listen_addr(const char *s, atr_conf_listen_t *l)
     return numeric_addr(host, br ? AF_INET6 : AF_INET, port, &l->addr, &l->addrlen);
 }
 
+int atr__conf_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[256];
+    int br;
+    unsigned port;
+    if (split_hostport(s, host, sizeof(host), &br, &port) < 0)
+        return -1;
+    return numeric_addr(host, br ? AF_INET6 : AF_INET, port, ss, len);
+}
+
 static int same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
     if (a->ss_family != b->ss_family)
@@ -353,6 +363,7 @@ static void upstream_defaults(atr_conf_upstream_t *u)
     u->queue = 128;
     u->queue_timeout = 5000;
     u->retries = 2;
+    u->tls_verify = 1;
     u->fail_timeout = 10000;
 }
 
@@ -406,5 +417,14 @@ const atr__conf_directive_t atr__conf_upstream_tab[] = {
     ATR__CONF_INT("keepalive_requests", UP, keepalive_requests, 1, 1000000000),
     ATR__CONF_INT("queue", UP, queue, 0, 1000000),
     ATR__CONF_INT("retries", UP, retries, 0, 100),
+    { "tls_trust", 1, 1, 0, 0, atr__conf_d_tls_file, ATR__CONF_NONE, offsetof(UP, tls_trust),
+      offsetof(UP, tls_trust_pos), 0 },
+    { "tls_server_name", 1, 1, 0, 0, atr__conf_d_path, ATR__CONF_NONE,
+      offsetof(UP, tls_server_name), 0, 0 },
+    ATR__CONF_ONOFF("tls_verify", UP, tls_verify),
+    { "tls_client_certificate", 1, 1, 0, 0, atr__conf_d_tls_file, ATR__CONF_NONE,
+      offsetof(UP, tls_client_cert), offsetof(UP, tls_client_cert_pos), 0 },
+    { "tls_client_key", 1, 1, 0, 0, atr__conf_d_tls_file, ATR__CONF_NONE,
+      offsetof(UP, tls_client_key), offsetof(UP, tls_client_key_pos), 0 },
 };
 const size_t atr__conf_upstream_ntab = ATR_ARRAY_SIZE(atr__conf_upstream_tab);

@@ -14,56 +14,16 @@
 #include "handlers/static.h"
 #include "handlers/status.h"
 #include "http/path.h"
+#include "net/tls.h"
+#include "tls/ctx.h"
 
-/* "*.example.com" matches "a.example.com" (not "example.com") */
-static int wildcard_matches(const char *name, atr_str_t host)
-{
-    size_t nl = strlen(name);
-    return host.n > nl - 1 &&
-           atr_str_ieq((atr_str_t){ host.p + host.n - (nl - 1), nl - 1 }, name + 1);
-}
-
-/* The host for a Host value, as operators expect (and nginx does): an exact
- * name first, the name with a port before the bare one, then the longest
- * matching wildcard, then the default. A trailing dot is ignored. */
+/* The host for a Host value (atr_conf_match_host), else the default. */
 static const atr_conf_host_t *find_host(const atr_gen_t *g, atr_str_t host)
 {
     if (g->only_default_host)
         return g->default_host;
-    /* the port; IPv6 literals keep their brackets */
-    atr_str_t bare = host;
-    for (size_t i = host.n; i > 0; i--) {
-        if (host.p[i - 1] == ':') {
-            bare.n = i - 1;
-            break;
-        }
-        if (host.p[i - 1] == ']')
-            break;
-    }
-    if (bare.n > 1 && bare.p[bare.n - 1] == '.')
-        bare.n--;
-    const atr_conf_host_t *wild = NULL;
-    size_t wild_len = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        atr_str_t want = pass == 0 ? host : bare;
-        for (int i = 0; i < g->conf->nhosts; i++) {
-            const atr_conf_host_t *h = &g->conf->hosts[i];
-            for (int j = 0; j < h->nnames; j++) {
-                const char *name = h->names[j];
-                if (name[0] == '*') {
-                    size_t nl = strlen(name);
-                    if (pass == 1 && name[1] == '.' && nl > wild_len &&
-                        wildcard_matches(name, bare)) {
-                        wild = h;
-                        wild_len = nl;
-                    }
-                } else if (atr_str_ieq(want, name)) {
-                    return h;
-                }
-            }
-        }
-    }
-    return wild ? wild : g->default_host;
+    const atr_conf_host_t *h = atr_conf_match_host(g->conf, host.p, host.n);
+    return h ? h : g->default_host;
 }
 
 static const atr_conf_route_t *find_route(const atr_conf_host_t *h, const char *path, size_t n)
@@ -119,6 +79,14 @@ static void dispatch(atr_req_t *r, char *path, size_t cap)
         return;
     }
     r->host = find_host(g, m->host);
+    SSL *ssl = atr_tls_ssl(&r->c->s);
+    if (ssl && r->host && r->host->tls && r->host != atr_tls_sni_host(g->conf, ssl)) {
+        /* Host names another TLS host than the one this connection's
+         * handshake was for (its certificate, its client verification). */
+        atr_req_head_done(r);
+        atr_req_respond_simple(r, 421, NULL, 0);
+        return;
+    }
     r->route = find_route(r->host, path, plen);
     if (r->route == NULL) {
         atr_req_head_done(r);

@@ -20,6 +20,7 @@
 #include "backends/cgi.h"
 #include "net/listener.h"
 #include "core/supervisor.h"
+#include "core/tls_setup.h"
 #include "net/worker.h"
 
 typedef struct state_entry {
@@ -41,6 +42,7 @@ static struct {
     state_entry_t *states;
     int nstates;
     uv_signal_t sig_hup, sig_term, sig_int, sig_usr1;
+    uv_timer_t ticket_timer;   /* rotates the ticket keys made in memory */
     int stopping;
 } rt;
 
@@ -237,20 +239,6 @@ static atr_gen_t *gen_build(atr_conf_t *conf, char *err, size_t errlen)
 
 /* ---- listeners ---- */
 
-static void addr_key(const struct sockaddr_storage *ss, char *out, size_t n)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const void *)ss;
-        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-        snprintf(out, n, "%s:%u", ip, ntohs(a->sin_port));
-    } else {
-        const struct sockaddr_in6 *a = (const void *)ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-        snprintf(out, n, "[%s]:%u", ip, ntohs(a->sin6_port));
-    }
-}
-
 static int have_key(const char *key)
 {
     for (int i = 0; i < rt.nkeys; i++)
@@ -293,7 +281,7 @@ static atr_listen_fd_t **listen_sets(const atr_conf_t *conf, char *err, size_t e
     for (int i = 0; i < n; i++) {
         const atr_conf_listen_t *l = &conf->listens[i];
         char key[80];
-        addr_key(&l->addr, key, sizeof key);
+        atr_sockaddr_text(&l->addr, key, sizeof key);
         int fresh = !have_key(key);
         for (int w = 0; w < nw; w++) {
             sets[w][i].key = atr_xstrdup(key);
@@ -320,7 +308,7 @@ static void remember_keys(const atr_conf_t *conf)
     rt.nkeys = conf->nlistens;
     for (int i = 0; i < conf->nlistens; i++) {
         char key[80];
-        addr_key(&conf->listens[i].addr, key, sizeof key);
+        atr_sockaddr_text(&conf->listens[i].addr, key, sizeof key);
         rt.keys[i].key = atr_xstrdup(key);
     }
 }
@@ -329,14 +317,6 @@ static void remember_keys(const atr_conf_t *conf)
 
 static int check_supported(const atr_conf_t *conf, char *err, size_t errlen)
 {
-    for (int i = 0; i < conf->nlistens; i++) {
-        const atr_conf_listen_t *l = &conf->listens[i];
-        if (l->tls) {
-            snprintf(err, errlen, "%s:%d:%d: tls listeners are not supported yet", l->pos.file,
-                     l->pos.line, l->pos.col);
-            return -1;
-        }
-    }
     for (int i = 0; i < conf->nupstreams; i++) {
         const atr_conf_upstream_t *u = &conf->upstreams[i];
         for (int j = 0; j < u->nservers; j++) {
@@ -346,11 +326,6 @@ static int check_supported(const atr_conf_t *conf, char *err, size_t errlen)
                          "supported yet", sv->pos.file, sv->pos.line, sv->pos.col, sv->text);
                 return -1;
             }
-        }
-        if (u->protocol->tls) {
-            snprintf(err, errlen, "%s:%d:%d: upstream '%s': protocol https is not supported yet",
-                     u->pos.file, u->pos.line, u->pos.col, u->name);
-            return -1;
         }
     }
     return 0;
@@ -369,7 +344,7 @@ int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
         }
         close(fd);
     }
-    if (check_error_log(conf, err, errlen) < 0)
+    if (check_error_log(conf, err, errlen) < 0 || atr_tls_check(conf, err, errlen) < 0)
         return -1;
     /* What a start opens that binding alone does not show: the access log, and
      * the directory of a spawned set's unix socket (not bound here: that
@@ -428,6 +403,12 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
         atr_conf_free(conf);
         return -1;
     }
+    atr_tls_ticket_keys_t keys;
+    if (atr_tls_gen_build(g, &keys, err, errlen) < 0) {
+        free_sets(sets, conf->nlistens);
+        atr_gen_unref(g); /* owns conf */
+        return -1;
+    }
     if (atr_spawn_apply(rt.loop, conf, err, errlen) < 0) {
         atr_spawn_prune(running); /* the sets this configuration started */
         free_sets(sets, conf->nlistens);
@@ -437,6 +418,7 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
     atr_spawn_commit();
     if (atr_log_open(conf->error_log, conf->error_level) < 0)
         ATR_ERROR("error_log %s: cannot open, keeping the current one", conf->error_log);
+    atr_tls_gen_commit(g, &keys, uv_now(rt.loop));
     for (int w = 0; w < atr_process.nworkers; w++)
         atr_worker_post(atr_process.workers[w], g, sets[w], conf->nlistens);
     free(sets);
@@ -511,6 +493,12 @@ static void on_signal(uv_signal_t *h, int signum)
     }
 }
 
+static void on_ticket_timer(uv_timer_t *t)
+{
+    if (rt.gen)
+        atr_tls_tickets_rotate(uv_now(t->loop), rt.gen->conf->tls_ticket_rotate);
+}
+
 static int drop_privileges(const char *user)
 {
     struct passwd *pw = getpwnam(user);
@@ -546,6 +534,7 @@ static void unwatch_signals(void)
 {
     for (size_t i = 0; i < ATR_ARRAY_SIZE(signals); i++)
         uv_close((uv_handle_t *)signals[i], NULL);
+    uv_close((uv_handle_t *)&rt.ticket_timer, NULL);
 }
 
 static void write_pid_file(const char *path)
@@ -615,6 +604,9 @@ int atr_runtime_run(atr_conf_t *conf)
         return 1;
     for (int i = 0; i < atr_process.nworkers; i++)
         atr_worker_start(atr_process.workers[i]);
+    uv_timer_init(rt.loop, &rt.ticket_timer);
+    uv_timer_start(&rt.ticket_timer, on_ticket_timer, 60000, 60000);
+    uv_unref((uv_handle_t *)&rt.ticket_timer);
 
     ATR_NOTICE("atrium %s started: %d worker(s), generation %llu", ATR_VERSION,
                atr_process.nworkers, (unsigned long long)rt.gen->id);

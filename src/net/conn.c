@@ -12,8 +12,10 @@
 
 #include "base/log.h"
 #include "net/hooks.h"
+#include "net/tls.h"
+#include "tls/ctx.h"
 
-enum { T_NONE = 0, T_IDLE, T_HEAD, T_BODY, T_SEND };
+enum { T_NONE = 0, T_IDLE, T_HEAD, T_BODY, T_SEND, T_HANDSHAKE };
 
 static void process(atr_conn_t *c);
 static void update_reading(atr_conn_t *c);
@@ -33,6 +35,8 @@ static void conn_free(atr_sock_t *s)
         atr_cache_put(w, ATR_CACHE_REQ_PARSER, c->parser);
     }
     int counted = !c->refused;
+    if (c->hs_gen)
+        atr_gen_unref(c->hs_gen);
     atr_slab_free(&w->conn_slab, c);
     if (counted)
         atr_worker_conn_gone(w);
@@ -482,8 +486,22 @@ static void on_read(atr_sock_t *s, ssize_t nread)
     process(c);
 }
 
+/* A TLS handshake is done: the head's time starts. */
+static void on_handshake(atr_sock_t *s, int status)
+{
+    atr_conn_t *c = (atr_conn_t *)s;
+    (void)status;
+    if (c->hs_gen) {
+        atr_gen_unref(c->hs_gen);
+        c->hs_gen = NULL;
+    }
+    if (c->s.timer_kind == T_HANDSHAKE)
+        timer_set(c, T_HEAD, conf_of(c)->header_timeout);
+}
+
 static const atr_sock_cbs_t conn_cbs = {
     .on_read = on_read,
+    .on_connect = on_handshake,
     .on_written = on_written,
     .may_compact = may_compact,
     .grow_limit = grow_limit,
@@ -750,10 +768,14 @@ void atr_conn_accept(atr_listener_t *l, int fd, const struct sockaddr *peer)
     atr_worker_t *w = l->w;
     static uint64_t next_id; /* per process; ids only need to be distinct in logs */
     atr_conn_t *c = atr_slab_alloc(&w->conn_slab);
+    atr_gen_t *g = w->wgen ? w->wgen->gen : NULL;
+    int tls = g && g->tls && atr_gen_listener_tls(g, l->key);
     c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
-    atr_sock_init(&c->s, w, &atr_transport_tcp, &conn_cbs);
-    if (w->wgen == NULL || atr_sock_open(&c->s, fd) < 0) {
-        close(fd);
+    atr_sock_init(&c->s, w, tls ? &atr_transport_tls : &atr_transport_tcp, &conn_cbs);
+    int opened = g != NULL && atr_sock_open(&c->s, fd) == 0;
+    if (!opened || (tls && atr_tls_accept(&c->s, atr_tls_server_ctx(g->tls)) < 0)) {
+        if (!opened)
+            close(fd);
         c->refused = 1; /* never counted: freed without telling the worker */
         atr_sock_close(&c->s);
         return;
@@ -766,7 +788,13 @@ void atr_conn_accept(atr_listener_t *l, int fd, const struct sockaddr *peer)
     w->nconns++;
     atr_metric_add(&w->metrics.accepted, 1);
     atr_metric_add(&w->metrics.connections, 1);
-    timer_set(c, T_HEAD, conf_of(c)->header_timeout);
+    if (tls) {
+        c->hs_gen = g;
+        atr_gen_ref(g);
+        timer_set(c, T_HANDSHAKE, g->conf->tls_handshake_timeout);
+    } else {
+        timer_set(c, T_HEAD, conf_of(c)->header_timeout);
+    }
     update_reading(c);
 }
 

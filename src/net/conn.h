@@ -112,6 +112,8 @@ struct atr_conn {
     atr_conn_t *next, *prev;         /* worker list */
     atr_http_parser_t *parser;       /* NULL while idle */
     atr_req_t *req;                  /* current request */
+    atr_gen_t *hs_gen;               /* ref held while a TLS handshake runs: its contexts
+                                      * call back into the generation's hosts */
     uint32_t nreqs;
     unsigned in_process : 1, process_again : 1; /* process() re-entrancy guard */
     unsigned refused : 1;            /* accept refused: never counted as a connection */

@@ -2,6 +2,9 @@
 #include "net/gen.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+#include "tls/ctx.h"
 
 void atr_server_state_unref(atr_server_state_t *st)
 {
@@ -19,6 +22,7 @@ void atr_gen_unref(atr_gen_t *g)
     if (atomic_fetch_sub(&g->refs, 1) != 1)
         return;
     for (int i = 0; i < g->nups; i++) {
+        atr_tls_client_free(g->ups[i].tls);
         for (int j = 0; j < g->ups[i].conf->nservers; j++)
             atr_server_state_unref(g->ups[i].servers[j].state);
         free(g->ups[i].servers);
@@ -30,10 +34,22 @@ void atr_gen_unref(atr_gen_t *g)
     free(g->cgi_ups);
     free(g->cgi_routes);
     free(g->ups);
+    atr_tls_server_free(g->tls);
+    for (int i = 0; i < g->ntls_listens; i++)
+        free(g->tls_listens[i]);
+    free(g->tls_listens);
     if (g->access_log)
         atr_access_log_unref(g->access_log);
     atr_conf_free(g->conf);
     free(g);
+}
+
+int atr_gen_listener_tls(const atr_gen_t *g, const char *key)
+{
+    for (int i = 0; i < g->ntls_listens; i++)
+        if (strcmp(g->tls_listens[i], key) == 0)
+            return 1;
+    return 0;
 }
 
 int atr_gen_route_upstream(const atr_gen_t *g, const atr_conf_route_t *rt)

@@ -14,8 +14,12 @@
 #include "conf/conf.h"
 #include "http/http_parse.h"
 
+struct atr_tls_server; /* tls/ctx.h */
+struct atr_tls_client;
+
 typedef struct atr_gen_upstream {
     const atr_conf_upstream_t *conf;
+    struct atr_tls_client *tls;     /* protocol https: the client context, else NULL */
     const atr_lb_ops_t *lb_ops;
     atr_lb_server_t *servers;   /* conf->nservers entries; ->state shared, carried over by name */
 } atr_gen_upstream_t;
@@ -35,7 +39,13 @@ typedef struct atr_gen {
     const atr_conf_host_t *default_host;
     int only_default_host;          /* no host has a name other than "*": no lookup per request */
     int max_conns;                  /* client connections per worker (max_connections or auto) */
+    struct atr_tls_server *tls;     /* the hosts' TLS contexts; NULL when no host has TLS */
+    char **tls_listens;             /* listener keys ("127.0.0.1:443") of `listen ... tls` */
+    int ntls_listens;
 } atr_gen_t;
+
+/* 1 when the listener with this key takes TLS in g. */
+int atr_gen_listener_tls(const atr_gen_t *g, const char *key);
 
 /* Take/drop a reference (any thread). The last unref frees the generation. */
 void atr_gen_ref(atr_gen_t *g);

@@ -22,6 +22,8 @@ void atr_sock_release(atr_sock_t *s)
 {
     if (--s->refs > 0)
         return;
+    if (s->tp->destroy)
+        s->tp->destroy(s);
     atr_sock_buf_drop(s);
     s->cb->on_free(s);
 }
@@ -125,10 +127,8 @@ int atr_sock_connect(atr_sock_t *s, const struct sockaddr *addr)
 
 /* ---- reading ---- */
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+void atr_sock_room(atr_sock_t *s, char **base, size_t *len)
 {
-    atr_sock_t *s = h->data;
-    (void)suggested;
     if (s->buf == NULL) {
         s->buf = atr_cache_buf_get(atr_sock_worker(s), &s->cap);
         s->len = s->off = 0;
@@ -146,15 +146,20 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
             s->buf = atr_xrealloc(s->buf, s->cap);
         }
     }
-    buf->base = s->buf + s->len;
-    buf->len = s->cap - s->len;
+    *base = s->buf + s->len;
+    *len = s->cap - s->len;
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    atr_sock_t *s = stream->data;
-    if (nread == 0 || s->closing)
-        return;
+    size_t len;
+    (void)suggested;
+    atr_sock_room(h->data, &buf->base, &len);
+    buf->len = len;
+}
+
+void atr_sock_deliver(atr_sock_t *s, ssize_t nread, int full)
+{
     atr_sock_hold(s);
     if (nread < 0) {
         if (nread != UV_ENOBUFS) {
@@ -164,10 +169,18 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         s->tp->read_stop(s);
         s->reading = 0;
     } else {
-        s->maybe_unread = (size_t)nread == buf->len;
+        s->maybe_unread = full;
     }
     s->cb->on_read(s, nread);
     atr_sock_release(s);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    atr_sock_t *s = stream->data;
+    if (nread == 0 || s->closing)
+        return;
+    atr_sock_deliver(s, nread, nread > 0 && (size_t)nread == buf->len);
 }
 
 void atr_sock_read_start(atr_sock_t *s)
@@ -215,7 +228,7 @@ static inline __attribute__((always_inline)) int try_write(atr_sock_t *s, uv_buf
     return s->tp->try_write ? s->tp->try_write(s, bufs, n) : stream_try_write(s, bufs, n);
 }
 
-static void on_write(uv_write_t *wr, int status)
+void atr_sock_written(uv_write_t *wr, int status)
 {
     atr_sock_t *s = wr->data;
     atr_cache_put(atr_sock_worker(s), ATR_CACHE_WRITE, wr);
@@ -251,6 +264,40 @@ void atr_sock_write_now(atr_sock_t *s, const char *p, size_t n)
     uv_buf_t b = uv_buf_init((char *)p, (unsigned)n), *bp = &b;
     unsigned nb = 1;
     try_write(s, &bp, &nb);
+}
+
+/* ---- kicks: a filter's held input, on a later turn ---- */
+
+void atr_sock_kick(atr_sock_t *s)
+{
+    if (s->kicked || s->closing)
+        return;
+    atr_worker_t *w = atr_sock_worker(s);
+    if (w->nkicks == w->kicks_cap) {
+        w->kicks_cap = w->kicks_cap ? w->kicks_cap * 2 : 16;
+        w->kicks = atr_xrealloc(w->kicks, sizeof *w->kicks * (size_t)w->kicks_cap);
+    }
+    s->kicked = 1;
+    atr_sock_hold(s);
+    w->kicks[w->nkicks++] = s;
+    atr_worker_want_kicks(w);
+}
+
+void atr_sock_run_kicks(atr_worker_t *w)
+{
+    /* A kick may ask for another: those wait for the next turn. */
+    int n = w->nkicks;
+    atr_sock_t **list = w->kicks;
+    w->kicks = NULL;
+    w->nkicks = w->kicks_cap = 0;
+    for (int i = 0; i < n; i++) {
+        atr_sock_t *s = list[i];
+        s->kicked = 0;
+        if (!s->closing)
+            s->tp->kick(s);
+        atr_sock_release(s);
+    }
+    free(list);
 }
 
 /* ---- a process's pipes ---- */
@@ -326,7 +373,7 @@ static inline __attribute__((always_inline)) int stream_try_write(atr_sock_t *s,
 
 static int stream_write(atr_sock_t *s, uv_write_t *wr, const uv_buf_t *bufs, unsigned n)
 {
-    return uv_write(wr, out_of(s), bufs, n, on_write);
+    return uv_write(wr, out_of(s), bufs, n, atr_sock_written);
 }
 
 static int stream_read_start(atr_sock_t *s)

@@ -61,8 +61,12 @@ typedef struct atr_transport {
      * written, 1 some left, <0 error. NULL: the bytes go to the stream as
      * they are (TCP, unix, pipe; a filter such as TLS sets its own). */
     int (*try_write)(atr_sock_t *s, uv_buf_t **bufs, unsigned *n);
-    /* Queue the rest (bufs alive until on_written). 0 or <0. */
+    /* Queue the rest (bufs alive until on_written); complete wr with
+     * atr_sock_written. 0 or <0. */
     int (*write)(atr_sock_t *s, uv_write_t *wr, const uv_buf_t *bufs, unsigned n);
+    /* Optional, for a filter with state of its own (s->tp_state): */
+    void (*kick)(atr_sock_t *s);    /* the loop's turn asked for with atr_sock_kick */
+    void (*destroy)(atr_sock_t *s); /* the last reference is going: free tp_state */
 } atr_transport_t;
 
 extern const atr_transport_t atr_transport_tcp;
@@ -82,6 +86,7 @@ struct atr_sock {
     } io;
     const atr_transport_t *tp;
     const atr_sock_cbs_t *cb;
+    void *tp_state;               /* a filter transport's own (TLS), NULL for plain streams */
     uv_stream_t *out;             /* where writes go when not &io (a script's stdin), else NULL */
     uv_timer_t timer;             /* the deadline (see atr_sock_deadline) */
     uint64_t due;                 /* loop time (ms) at which timer_kind expires */
@@ -95,6 +100,7 @@ struct atr_sock {
     unsigned closed : 1;          /* atr_sock_close ran */
     unsigned maybe_unread : 1;    /* the last read filled the buffer, or reading was stopped
                                    * after it: bytes may wait in the kernel */
+    unsigned kicked : 1;          /* on the worker's kick list */
 };
 
 /* The worker whose loop s is on (its caches give buffers and write requests). */
@@ -169,6 +175,23 @@ void atr_sock_buf_drop(atr_sock_t *s);
 /* 1 when an idle connection has been closed or reset by the peer, or has
  * bytes nobody asked for waiting (a peek, no read). */
 int atr_sock_unusable(atr_sock_t *s);
+
+/* ---- for transports (net/tls.c) ---- */
+
+/* The free tail of the input buffer, taken, compacted and grown as the owner
+ * allows: *len 0 when it is full and may not grow. */
+void atr_sock_room(atr_sock_t *s, char **base, size_t *len);
+/* Hand the owner what was read into the room: nread bytes (full: the room
+ * was filled), or nread < 0, the end (UV_EOF clean, other errors a reset)
+ * or UV_ENOBUFS, as cb->on_read describes. */
+void atr_sock_deliver(atr_sock_t *s, ssize_t nread, int full);
+/* The uv_write_cb that completes an atr_sock_write queued by tp->write. */
+void atr_sock_written(uv_write_t *wr, int status);
+/* Call tp->kick(s) on a later turn of the loop (reference held meanwhile):
+ * input a filter holds when the owner starts reading again. */
+void atr_sock_kick(atr_sock_t *s);
+/* Worker side of the kicks (net/worker.c). */
+void atr_sock_run_kicks(atr_worker_t *w);
 
 void atr_sock_hold(atr_sock_t *s);
 void atr_sock_release(atr_sock_t *s);

@@ -325,6 +325,18 @@ static void on_idle_tick(uv_timer_t *t)
     w->requests_at_tick = w->requests;
 }
 
+static void on_kick_idle(uv_idle_t *h)
+{
+    atr_worker_t *w = h->data;
+    uv_idle_stop(h);
+    atr_sock_run_kicks(w);
+}
+
+void atr_worker_want_kicks(atr_worker_t *w)
+{
+    uv_idle_start(&w->kick_idle, on_kick_idle);
+}
+
 static void thread_main(void *arg)
 {
     atr_worker_t *w = arg;
@@ -351,6 +363,8 @@ atr_worker_t *atr_worker_new(int id)
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
     atr_slab_init(&w->conn_slab, sizeof(atr_conn_t));
+    uv_idle_init(&w->loop, &w->kick_idle);
+    w->kick_idle.data = w;
     uv_timer_init(&w->loop, &w->idle_timer);
     w->idle_timer.data = w;
     uv_timer_start(&w->idle_timer, on_idle_tick, 500, 500);

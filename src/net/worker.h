@@ -88,6 +88,9 @@ typedef struct atr_worker {
     uint64_t seed;
     atr_cache_t caches[ATR_CACHE_NKINDS];
     atr_slab_t conn_slab;          /* client connection structs */
+    uv_idle_t kick_idle;           /* runs the kicks (net/sock.h atr_sock_kick) */
+    struct atr_sock **kicks;
+    int nkicks, kicks_cap;
     atr_metrics_t metrics;         /* written by this loop only; read by any worker's status page */
     char name[8];              /* "w1" for log lines */
 } atr_worker_t;
@@ -137,6 +140,9 @@ void atr_wgen_ref(atr_wgen_t *wg);
 void atr_wgen_unref(atr_wgen_t *wg);
 /* A connection went away; once stopping and none left, the worker exits. */
 void atr_worker_conn_gone(atr_worker_t *w);
+
+/* Socks were kicked (atr_sock_kick): run them on the loop's next turn. */
+void atr_worker_want_kicks(atr_worker_t *w);
 
 /* At max_connections: stop taking connections (they wait in the listen
  * backlog) until one closes. */
