@@ -283,6 +283,10 @@ static const char *full_conf =
     "buffer_size 64K;\n"
     "via edge-1;\n"
     "underscores_in_headers on;\n"
+    "tls_handshake_timeout 5s;\n"
+    "tls_ticket_keys /etc/atrium/ticket.keys;\n"
+    "tls_ticket_rotate 2h;\n"
+    "tls_session_cache memcached 10.0.0.5:11211 [::1]:11212;\n"
     "listen 127.0.0.1:8080;\n"
     "listen [::1]:8443 tls;\n"
     "listen *:9000;\n"
@@ -307,8 +311,17 @@ static const char *full_conf =
     "    retries 0;\n"
     "}\n"
     "upstream \"other one\" { balance random2; protocol scgi; server 127.0.0.2:1; }\n"
-    "upstream unused { protocol https; server 127.0.0.3:443; }\n"
+    "upstream unused { protocol https; server 127.0.0.3:443; tls_trust /etc/ca.pem;\n"
+    "    tls_server_name backend.internal; tls_verify off;\n"
+    "    tls_client_certificate /etc/c.pem; tls_client_key /etc/c.key; }\n"
     "host Example.COM www.example.com {\n"
+    "    tls {\n"
+    "        certificate /etc/ec.pem; key /etc/ec.key;\n"
+    "        certificate /etc/rsa.pem; key '/etc/rsa key';\n"
+    "        stapling /etc/ocsp.der;\n"
+    "        client_certificate /etc/clients.pem; client_verify optional;\n"
+    "        client_ocsp on; client_ocsp_fail open;\n"
+    "    }\n"
     "    request_header set X-Host-A a;\n"
     "    response_header remove Server;\n"
     "    route / { proxy app; }\n"
@@ -363,7 +376,7 @@ static void test_full(void)
         T_CHECK(__LINE__, l[0].addr.ss_family == AF_INET && port_of(&l[0].addr) == 8080, "l0");
         T_CHECK(__LINE__, strcmp(ip_of(&l[0].addr, ip, sizeof(ip)), "127.0.0.1") == 0, "%s", ip);
         T_CHECK(__LINE__, l[0].addrlen == sizeof(struct sockaddr_in) && !l[0].tls, "l0");
-        T_CHECK(__LINE__, l[0].pos.line == 20 && l[0].pos.col == 1, "%d:%d", l[0].pos.line,
+        T_CHECK(__LINE__, l[0].pos.line == 24 && l[0].pos.col == 1, "%d:%d", l[0].pos.line,
                 l[0].pos.col);
         T_CHECK(__LINE__, strcmp(l[0].pos.file, "t.conf") == 0, "%s", l[0].pos.file);
         T_CHECK(__LINE__, l[1].addr.ss_family == AF_INET6 && port_of(&l[1].addr) == 8443, "l1");
@@ -388,7 +401,7 @@ static void test_full(void)
         T_CHECK(__LINE__, u->keepalive == 0 && u->keepalive_requests == 9, "keepalive");
         T_CHECK(__LINE__, u->queue == 0 && u->retries == 0, "queue");
         T_CHECK(__LINE__, u->nservers == 5, "%d", u->nservers);
-        T_CHECK(__LINE__, u->pos.line == 24 && u->pos.col == 1, "pos");
+        T_CHECK(__LINE__, u->pos.line == 28 && u->pos.col == 1, "pos");
     }
     if (u != NULL && u->nservers == 5) {
         const atr_conf_server_t *s = u->servers;
@@ -405,7 +418,7 @@ static void test_full(void)
         T_CHECK(__LINE__, strcmp(s[3].text, "unix:/run/app.sock") == 0, "%s", s[3].text);
         T_CHECK(__LINE__, s[4].resolve == 1 && s[4].addrlen == 0, "s4 resolve");
         T_CHECK(__LINE__, strcmp(s[4].text, "app.internal:8000") == 0, "%s", s[4].text);
-        T_CHECK(__LINE__, s[4].pos.line == 31 && s[4].pos.col == 5, "%d:%d", s[4].pos.line,
+        T_CHECK(__LINE__, s[4].pos.line == 35 && s[4].pos.col == 5, "%d:%d", s[4].pos.line,
                 s[4].pos.col);
     }
     const atr_conf_upstream_t *o = atr_conf_find_upstream(c, "other one");
@@ -539,6 +552,16 @@ static void test_dump(void)
         "drain_timeout 0s;\n",
         "buffer_size 64k;\n",
         "listen [::1]:8443 tls;\n",
+        "tls_handshake_timeout 5s;\n",
+        "tls_ticket_keys /etc/atrium/ticket.keys;\n",
+        "tls_session_cache memcached 10.0.0.5:11211 [::1]:11212;\n",
+        "    tls_server_name backend.internal;\n    tls_verify off;\n"
+        "    tls_client_certificate /etc/c.pem;\n    tls_client_key /etc/c.key;\n",
+        "    tls {\n        certificate /etc/ec.pem;\n        key /etc/ec.key;\n"
+        "        certificate /etc/rsa.pem;\n        key \"/etc/rsa key\";\n"
+        "        stapling /etc/ocsp.der;\n        client_certificate /etc/clients.pem;\n"
+        "        client_verify optional;\n        client_ocsp on;\n"
+        "        client_ocsp_fail open;\n    }\n",
         "upstream \"other one\" {\n",
         "    server 10.0.0.2:9002 weight=2 max_conns=100;\n",
         "    server app.internal:8000 weight=1 max_conns=0 resolve;\n",
@@ -581,6 +604,9 @@ static void test_dump(void)
                                         "spool_dir /tmp;\n"
                                         "cgi_queue 256;\n"
                                         "cgi_timeout 30s;\n"
+                                        "tls_handshake_timeout 10s;\n"
+                                        "tls_ticket_rotate 1h;\n"
+                                        "tls_session_cache shared 10m;\n"
                                         "\n"
                                         "listen 8080;\n"
                                         "\n"
@@ -692,6 +718,35 @@ static const struct {
       "t.conf:1:8: invalid listen address '::1:80' (expected e.g. 127.0.0.1:8080, [::1]:8080, "
       "*:8080 or 8080)" },
     { __LINE__, "listen 80 ssl;", "t.conf:1:11: unknown listen parameter 'ssl' (expected tls)" },
+    /* TLS */
+    { __LINE__, "listen 8443 tls;\n" H,
+      "t.conf:1:1: listen 8443 tls: no host has a tls block (expected tls { certificate FILE; "
+      "key FILE; } in a host)" },
+    { __LINE__, "listen 80;\nhost * { tls { } route / { return 200; } }",
+      "t.conf:2:10: tls block has no certificate (expected certificate FILE; key FILE;)" },
+    { __LINE__, "listen 80;\nhost * { tls { certificate a.pem; } route / { return 200; } }",
+      "t.conf:2:28: certificate a.pem has no key (expected key FILE; after it)" },
+    { __LINE__, "listen 80;\nhost * { tls { certificate a; certificate b; key c; } route / { return 200; } }",
+      "t.conf:2:31: certificate a has no key (expected key FILE; after each certificate)" },
+    { __LINE__, "listen 80;\nhost * { tls { key k; certificate a; } route / { return 200; } }",
+      "t.conf:2:16: key without a certificate before it" },
+    { __LINE__, "listen 80;\nhost * { tls { certificate a; key k; client_verify required; } route / { return 200; } }",
+      "t.conf:2:10: client_verify needs client_certificate FILE (the CAs client certificates must "
+      "chain to)" },
+    { __LINE__, "listen 80;\nhost * { tls { certificate a; key k; client_verify maybe; } route / { return 200; } }",
+      "t.conf:2:52: invalid client_verify 'maybe' (expected off, optional or required)" },
+    { __LINE__, "listen 80;\nhost * { tls { certificate a; key k; client_ocsp on; } route / { return 200; } }",
+      "t.conf:2:10: client_ocsp needs client certificates (client_certificate FILE;)" },
+    { __LINE__, "tls_session_cache shared 1k;\nlisten 80;\n" H,
+      "t.conf:1:26: invalid tls_session_cache size '1k' (expected 64k to 64g, e.g. 10m)" },
+    { __LINE__, "tls_session_cache memcached example.com:11211;\nlisten 80;\n" H,
+      "t.conf:1:29: invalid memcached address 'example.com:11211' (expected IP:PORT, e.g. "
+      "10.0.0.5:11211)" },
+    { __LINE__, "tls_session_cache redis;\nlisten 80;\n" H,
+      "t.conf:1:19: invalid tls_session_cache (expected off, shared SIZE or memcached "
+      "ADDR:PORT...)" },
+    { __LINE__, "listen 80;\nhost * { route / { tls { } return 200; } }",
+      "t.conf:2:20: 'tls' is not allowed in route block (it belongs in a host block)" },
     { __LINE__, "listen 127.0.0.1:8080;\nlisten 127.0.0.1:8080 tls;",
       "t.conf:2:8: duplicate listen 127.0.0.1:8080 (first at t.conf:1:1)" },
     { __LINE__, "listen 8080;\n  listen *:8080;",
