@@ -142,19 +142,14 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
     /* SCRIPT_NAME is the URL path up to the script, PATH_INFO the rest. */
     size_t script_url_len = (size_t)(rest - path) + used;
     atr_cgi_input_t in;
-    char local[64] = "";
-    int local_port = 0, peer_port = 0;
+    atr_gateway_scratch_t sc;
     memset(&in, 0, sizeof in);
-    atr_conn_addrs(r->c, local, sizeof local, &local_port, &peer_port);
+    atr_gateway_conn_vars(r, &in, &sc);
     in.msg = m;
     in.script_name = (atr_str_t){ path, script_url_len };
     in.path_info = (atr_str_t){ path + script_url_len, strlen(path + script_url_len) };
     in.script_filename = script;
     in.document_root = r->route->cgi_dir;
-    in.remote_addr = r->c->peer;
-    in.remote_port = peer_port;
-    in.server_addr = local;
-    in.server_port = local_port;
     in.has_body = m->body == ATR_BODY_LENGTH;
     in.content_length = m->content_length;
     in.pass_authorization = 0; /* RFC 3875 §4.1.18: credentials stay with the server */

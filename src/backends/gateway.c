@@ -4,7 +4,6 @@
 #include <stdlib.h>
 
 #include "base/log.h"
-#include "net/tls.h"
 
 /* dst = a + b + NUL; 0, or -1 when it does not fit. */
 static int join2(char *dst, size_t cap, const char *a, size_t an, const char *b)
@@ -15,6 +14,19 @@ static int join2(char *dst, size_t cap, const char *a, size_t an, const char *b)
     memcpy(dst, a, an);
     memcpy(dst + an, b, bn + 1);
     return 0;
+}
+
+void atr_gateway_conn_vars(atr_req_t *r, atr_cgi_input_t *in, atr_gateway_scratch_t *sc)
+{
+    int local_port = 0, peer_port = 0;
+    sc->local[0] = '\0';
+    atr_conn_addrs(r->c, sc->local, sizeof sc->local, &local_port, &peer_port);
+    in->remote_addr = r->c->peer;
+    in->remote_port = peer_port;
+    in->server_addr = sc->local;
+    in->server_port = local_port;
+    in->https = atr_tls_vars(&r->c->s, sc->tls_vars, sc->tls_buf, sizeof sc->tls_buf) > 0;
+    in->tls_vars = sc->tls_vars;
 }
 
 int atr_gateway_env(atr_req_t *r, const atr_http_msg_t *m, enum atr_gateway_style style,
@@ -44,17 +56,8 @@ int atr_gateway_env(atr_req_t *r, const atr_http_msg_t *m, enum atr_gateway_styl
         in.path_info = (atr_str_t){ path, plen };
         in.document_root = rt->root;
     }
-    char local[64] = "";
-    int local_port = 0, peer_port = 0;
-    atr_conn_addrs(r->c, local, sizeof local, &local_port, &peer_port);
-    in.remote_addr = r->c->peer;
-    in.remote_port = peer_port;
-    in.server_addr = local;
-    in.server_port = local_port;
-    const char *tls_vars[2 * ATR_TLS_VARS + 1];
-    char tls_buf[2048];
-    in.https = atr_tls_vars(&r->c->s, tls_vars, tls_buf, sizeof tls_buf) > 0;
-    in.tls_vars = tls_vars;
+    atr_gateway_scratch_t sc;
+    atr_gateway_conn_vars(r, &in, &sc);
     in.has_body = m->body == ATR_BODY_LENGTH;
     in.content_length = m->content_length;
     in.pass_authorization = pass_authorization;

@@ -8,11 +8,22 @@
 
 #include "backends/backend.h"
 #include "backends/cgi_env.h"
+#include "net/tls.h"
 
 enum atr_gateway_style {
     ATR_GW_SCRIPT,   /* SCRIPT_NAME = path (+ index), SCRIPT_FILENAME = root + it (FastCGI/PHP) */
     ATR_GW_MOUNT     /* SCRIPT_NAME = "", PATH_INFO = path (SCGI/WSGI apps mounted at /) */
 };
+
+/* What the connection tells every gateway: the addresses and ports, and
+ * over TLS HTTPS=on and the SSL_* variables. in's views point into sc,
+ * which must live as long as in is used. */
+typedef struct atr_gateway_scratch {
+    char local[64];
+    const char *tls_vars[2 * ATR_TLS_VARS + 1];
+    char tls_buf[2048];
+} atr_gateway_scratch_t;
+void atr_gateway_conn_vars(atr_req_t *r, atr_cgi_input_t *in, atr_gateway_scratch_t *sc);
 
 /* Build the environment for r from its parsed head m. 0, or an HTTP status
  * to answer (431 when the environment is too large). */

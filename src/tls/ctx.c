@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <openssl/bytestring.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -183,10 +184,17 @@ static int load_pair(SSL_CTX *ctx, const atr_conf_cert_t *c, int *ecdsa, char *e
         return fail(err, errlen, &c->cert_pos, "certificate %s: expired", c->cert);
     if (X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0)
         return fail(err, errlen, &c->cert_pos, "certificate %s: not valid yet", c->cert);
-    if (SSL_CTX_use_PrivateKey_file(ctx, c->key, SSL_FILETYPE_PEM) != 1)
+    /* Read the key ourselves: BoringSSL's own loader checks it against the
+     * certificate and says only KEY_TYPE_MISMATCH. */
+    BIO *b = BIO_new_file(c->key, "r");
+    EVP_PKEY *key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    if (key == NULL)
         return fail(err, errlen, &c->key_pos, "key %s: %s", c->key,
                     why_file(c->key, buf, sizeof buf));
-    if (SSL_CTX_check_private_key(ctx) != 1)
+    int ok = SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+    EVP_PKEY_free(key);
+    if (!ok)
         return fail(err, errlen, &c->key_pos, "key %s does not match certificate %s", c->key,
                     c->cert);
     EVP_PKEY *pk = X509_get_pubkey(leaf);
