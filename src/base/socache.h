@@ -46,7 +46,8 @@ typedef struct atr_socache_local atr_socache_local_t;
  * miss): UV_ETIMEDOUT no answer in time, UV_EHOSTDOWN server marked down
  * (nothing tried), UV_ECANCELED the local was detached, UV_ENOBUFS too many
  * requests waiting, UV_EINVAL key too long, UV_EPROTO a reply not
- * understood, or the connect's error. The callback may call the cache again
+ * understood, or the connection's error (UV_ECONNREFUSED, UV_EOF: closed
+ * by the server, ...). The callback may call the cache again
  * (get, set, del on the same local). */
 typedef void (*atr_socache_get_cb)(void *arg, int status, const uint8_t *val, size_t len);
 

@@ -13,7 +13,8 @@
  *
  * Failure must cost a miss, never a stall (a TLS handshake waits on the
  * answer): the deadline is the oldest waiting get's send time plus the
- * timeout; when it passes, the connection is closed and every waiting get
+ * timeout (while connecting, at most the connect's start plus the timeout);
+ * when it passes, the connection is closed and every waiting get
  * answers UV_ETIMEDOUT. A refused or failed connect, or a timeout, marks the
  * server down for MC_BACKOFF_MS for every worker (an atomic time in the
  * shared server entry), during which its gets answer UV_EHOSTDOWN at once and
@@ -213,6 +214,7 @@ static void on_connect(atr_sock_t *s, int status)
     }
     mark_up(sv);
     c->connected = 1;
+    conn_arm(c); /* from the connect's deadline to the oldest get's, if any */
     atr_sock_read_start(s);
     conn_flush(c);
 }
@@ -285,6 +287,9 @@ static mc_conn_t *conn_for(mc_local_t *l, int i, int *err)
         *err = rc;
         return NULL;
     }
+    /* A connect nobody answers (a dead host) must not hold sets forever
+     * either: it gets the same deadline as a get. */
+    atr_sock_deadline(&c->s, MC_T_REPLY, cache_of(l)->timeout_ms);
     l->conns[i] = c;
     return c;
 }
