@@ -4,7 +4,9 @@
  * `stats` count them), expiry, 100 pipelined gets answered in order, a
  * detach answering what waits, a stalled server (SIGSTOP) answering by the
  * timeout, a killed one, and an address where nothing listens (a quick miss,
- * then misses without a connect during the back-off). Timing is asserted
+ * then misses without a connect during the back-off), a connect nobody
+ * answers, replies memcached never sends, and the cap on waiting gets.
+ * Timing is asserted
  * only against generous bounds; the times seen are printed.
  *
  * Skipped (exit 77, meson's skip) when no memcached binary is installed. The
@@ -347,6 +349,115 @@ static void test_nothing_listening(void)
     atr_socache_free(c);
 }
 
+/* A listening socket on a free loopback port, non-blocking; *addr set. */
+static int fake_listener(struct sockaddr_storage *addr, int backlog)
+{
+    struct sockaddr_in *sa = (struct sockaddr_in *)addr;
+    socklen_t len = sizeof *sa;
+    memset(addr, 0, sizeof *addr);
+    sa->sin_family = AF_INET;
+    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    bind(fd, (struct sockaddr *)sa, sizeof *sa);
+    listen(fd, backlog);
+    getsockname(fd, (struct sockaddr *)sa, &len);
+    return fd;
+}
+
+/* A server that answers what memcached never would: the connection is
+ * dropped and the get answers UV_EPROTO; so does a value over the maximum.
+ * The request bytes are checked too (hex key, one line). */
+static void test_bad_replies(void)
+{
+    static const char *bad[] = { "ERROR\r\n", "VALUE 6b 0 99999\r\n", "END\r\nEND\r\n" };
+    struct sockaddr_storage addr;
+    int lfd = fake_listener(&addr, 8);
+    atr_socache_t *c = atr_socache_memcached_new(&addr, 1, 1000);
+    atr_socache_local_t *l = atr_socache_attach(c, &w->loop);
+    for (size_t i = 0; i < ATR_ARRAY_SIZE(bad); i++) {
+        static answer_t a;
+        memset(&a, 0, sizeof a);
+        atr_socache_get(l, (const uint8_t *)"k", 1, on_get, &a);
+        int fd = -1;
+        RUN_UNTIL((fd = accept(lfd, NULL, NULL)) >= 0, 2000);
+        char req[64] = "";
+        ssize_t n = -1;
+        for (int k = 0; k < 200 && n <= 0; k++, usleep(1000)) {
+            uv_run(&w->loop, UV_RUN_NOWAIT);
+            n = recv(fd, req, sizeof req - 1, MSG_DONTWAIT);
+        }
+        T_CHECK(__LINE__, n == 8 && memcmp(req, "get 6b\r\n", 8) == 0, "request: %.*s",
+                (int)(n > 0 ? n : 0), req);
+        write(fd, bad[i], strlen(bad[i]));
+        RUN_UNTIL(a.calls, 2000);
+        T_CHECK(__LINE__, a.calls == 1 && a.status == (i < 2 ? UV_EPROTO : 0), "%zu: status %d", i,
+                a.status);
+        if (i == 2) { /* the stray END is seen once the loop reads it */
+            RUN_UNTIL(recv(fd, req, 1, MSG_DONTWAIT) == 0, 2000);
+            T_CHECK(__LINE__, recv(fd, req, 1, MSG_DONTWAIT) == 0, "closed after a stray reply");
+        }
+        close(fd);
+    }
+    atr_socache_detach(l);
+    RUN_UNTIL(0, 50);
+    atr_socache_free(c);
+    close(lfd);
+}
+
+/* Gets past the cap of one connection answer UV_ENOBUFS at once; the rest
+ * are still answered. */
+static void test_pending_cap(void)
+{
+    enum { N = 300 };
+    atr_socache_t *c = atr_socache_memcached_new(&s1.addr, 1, 1000);
+    atr_socache_local_t *l = atr_socache_attach(c, &w->loop);
+    static answer_t a[N];
+    memset(a, 0, sizeof a);
+    answered = 0;
+    int refused = 0;
+    for (int i = 0; i < N; i++) {
+        atr_socache_get(l, (const uint8_t *)"cap", 3, on_get, &a[i]);
+        refused += a[i].calls == 1 && a[i].status == UV_ENOBUFS;
+    }
+    RUN_UNTIL(answered == N, 3000);
+    int misses = 0;
+    for (int i = 0; i < N; i++)
+        misses += a[i].calls == 1 && a[i].status == 0;
+    T_CHECK(__LINE__, refused == N - 256 && misses == 256, "%d refused, %d answered", refused,
+            misses);
+    atr_socache_detach(l);
+    RUN_UNTIL(0, 50);
+    atr_socache_free(c);
+}
+
+/* A connect nobody answers (the listener's queue is full, so its SYN is
+ * dropped: a dead host, as seen from here) ends by the timeout. */
+static void test_connect_unanswered(void)
+{
+    struct sockaddr_storage addr;
+    int lfd = fake_listener(&addr, 0), fill[4];
+    for (int i = 0; i < 4; i++) { /* fill the accept queue */
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fill[i], (struct sockaddr *)&addr, sizeof(struct sockaddr_in));
+    }
+    nap(20);
+    atr_socache_t *c = atr_socache_memcached_new(&addr, 1, 100);
+    atr_socache_local_t *l = atr_socache_attach(c, &w->loop);
+    uint64_t t0 = atr_now_ms();
+    answer_t *a = get_wait(l, "k");
+    uint64_t took = atr_now_ms() - t0;
+    T_CHECK(__LINE__, a->calls == 1 && a->status < 0, "an error: %d", a->status);
+    T_CHECK(__LINE__, took < 2000, "by the timeout (%llu ms)", (unsigned long long)took);
+    printf("memcached: unanswered connect, timeout 100 ms: status %d after %llu ms\n", a->status,
+           (unsigned long long)took);
+    atr_socache_detach(l);
+    RUN_UNTIL(0, 50);
+    atr_socache_free(c);
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(lfd);
+}
+
 static void walk_close(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -386,6 +497,9 @@ int main(void)
     test_detach_pending(c);
     atr_socache_free(c);
     test_pipelining();
+    test_pending_cap();
+    test_bad_replies();
+    test_connect_unanswered();
     test_stalled_then_killed(bin);
     test_nothing_listening();
     server_stop(&s1);
