@@ -6,8 +6,8 @@
  * timeout, a killed one, and an address where nothing listens (a quick miss,
  * then misses without a connect during the back-off), a connect nobody
  * answers, replies memcached never sends, and the cap on waiting gets.
- * Timing is asserted
- * only against generous bounds; the times seen are printed.
+ * Timing is asserted only against generous bounds; the times seen are
+ * printed.
  *
  * Skipped (exit 77, meson's skip) when no memcached binary is installed. The
  * loop must close with no handle left. */
