@@ -323,8 +323,10 @@ static void mc_get(atr_socache_local_t *base, const uint8_t *key, size_t klen,
     mc_local_t *l = (mc_local_t *)base;
     int err = 0;
     mc_conn_t *c = conn_for_key(l, key, klen, ATR_MC_WKEY_MAX + 8, &err);
-    if (c && c->count == MC_PENDING_MAX)
-        c = NULL, err = UV_ENOBUFS;
+    if (c && c->count == MC_PENDING_MAX) {
+        c = NULL;
+        err = UV_ENOBUFS;
+    }
     if (c == NULL) {
         cb(arg, err, NULL, 0);
         return;

@@ -5,6 +5,7 @@
  * exact command bytes, the reply parser on whole, split and broken replies,
  * the consistent hash). The memcached provider against real servers is
  * test_socache_memcached.c. */
+#include "base/util.h"
 #include "net/memcached_proto.h"
 #include "net/socache.h"
 #include "t.h"
@@ -217,6 +218,7 @@ static void test_shared_threads(void)
 {
     atr_socache_t *c = atr_socache_shared_new(256 * 1024); /* smaller than the key set: evictions */
     hammer_t h[4];
+    uint64_t t0 = atr_now_ms();
     for (int i = 0; i < 4; i++) {
         h[i] = (hammer_t){ .c = c, .seed = 7u + (unsigned)i };
         uv_thread_create(&h[i].t, hammer_main, &h[i]);
@@ -229,7 +231,8 @@ static void test_shared_threads(void)
     }
     T_CHECK(__LINE__, bad == 0, "%d corrupt values", bad);
     T_CHECK(__LINE__, hits > 1000, "only %d hits", hits);
-    printf("shared: 4 threads x %d ops, %d hits\n", HAMMER_OPS, hits);
+    printf("shared: 4 threads x %d ops, %d hits, %llu ms\n", HAMMER_OPS, hits,
+           (unsigned long long)(atr_now_ms() - t0));
     atr_socache_free(c);
 }
 

@@ -244,7 +244,9 @@ static void test_pipelining(void)
         atr_socache_get(l, (const uint8_t *)k, strlen(k), on_get, &a[i]);
     }
     T_CHECK(__LINE__, answered == 0, "none answered before the loop runs (%d)", answered);
+    uint64_t t0 = uv_hrtime();
     RUN_UNTIL(answered == N, 3000);
+    printf("memcached: %d pipelined gets (connect included) answered in %.2f ms\n", N, (uv_hrtime() - t0) / 1e6);
     int wrong = 0, out_of_order = 0;
     for (int i = 0; i < N; i++) {
         char v[16];
