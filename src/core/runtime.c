@@ -418,6 +418,7 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
     atr_spawn_commit();
     if (atr_log_open(conf->error_log, conf->error_level) < 0)
         ATR_ERROR("error_log %s: cannot open, keeping the current one", conf->error_log);
+    atr_tls_gen_session_cache(g);
     atr_tls_gen_commit(g, &keys, uv_now(rt.loop));
     for (int w = 0; w < atr_process.nworkers; w++)
         atr_worker_post(atr_process.workers[w], g, sets[w], conf->nlistens);
@@ -553,6 +554,7 @@ static void release_state(void)
 {
     atr_gen_unref(rt.gen);
     rt.gen = NULL;
+    atr_tls_release();
     states_prune();
     for (int i = 0; i < rt.nkeys; i++)
         free(rt.keys[i].key);

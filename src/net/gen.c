@@ -4,12 +4,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/socache.h"
 #include "tls/ctx.h"
 
 void atr_server_state_unref(atr_server_state_t *st)
 {
     if (atomic_fetch_sub(&st->refs, 1) == 1)
         free(st);
+}
+
+void atr_gen_cache_ref(atr_gen_cache_t *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+}
+
+void atr_gen_cache_unref(atr_gen_cache_t *c)
+{
+    if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    atr_socache_free(c->cache);
+    free(c);
 }
 
 void atr_gen_ref(atr_gen_t *g)
@@ -35,6 +49,7 @@ void atr_gen_unref(atr_gen_t *g)
     free(g->cgi_routes);
     free(g->ups);
     atr_tls_server_free(g->tls);
+    atr_gen_cache_unref(g->session_cache);
     for (int i = 0; i < g->ntls_listens; i++)
         free(g->tls_listens[i]);
     free(g->tls_listens);

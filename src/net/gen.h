@@ -24,6 +24,17 @@ typedef struct atr_gen_upstream {
     atr_lb_server_t *servers;   /* conf->nservers entries; ->state shared, carried over by name */
 } atr_gen_upstream_t;
 
+/* A small-object cache (the TLS session cache) shared by generations while
+ * their config says the same, and attached by each worker: refcounted,
+ * freed (ops->free) by the last reference, after every worker detached. */
+struct atr_socache;
+typedef struct atr_gen_cache {
+    struct atr_socache *cache;
+    atomic_int refs;
+} atr_gen_cache_t;
+void atr_gen_cache_ref(atr_gen_cache_t *c);
+void atr_gen_cache_unref(atr_gen_cache_t *c); /* NULL is fine */
+
 typedef struct atr_gen {
     atomic_int refs;
     uint64_t id;
@@ -40,12 +51,14 @@ typedef struct atr_gen {
     int only_default_host;          /* no host has a name other than "*": no lookup per request */
     int max_conns;                  /* client connections per worker (max_connections or auto) */
     struct atr_tls_server *tls;     /* the hosts' TLS contexts; NULL when no host has TLS */
+    atr_gen_cache_t *session_cache; /* tls_session_cache; NULL when off or no TLS (ref held) */
     char **tls_listens;             /* listener keys ("127.0.0.1:443") of `listen ... tls` */
     int ntls_listens;
 } atr_gen_t;
 
 /* 1 when the listener with this key takes TLS in g. */
 int atr_gen_listener_tls(const atr_gen_t *g, const char *key);
+
 
 /* Take/drop a reference (any thread). The last unref frees the generation. */
 void atr_gen_ref(atr_gen_t *g);

@@ -19,7 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/socache.h"
 #include "base/util.h"
+#include "net/worker.h"
+#include "tls/ctx.h"
 
 /* "10.0.0.7", "::1": an address, not a name. */
 static int is_ip_literal(const char *s)
@@ -39,6 +42,8 @@ typedef struct tls {
     uint8_t nowner;
     int write_status;         /* the first error of the queued writes */
     uint32_t err;             /* the error that failed the handshake (ERR_get_error) */
+    SSL_SESSION *found;       /* a session cache lookup's answer, until BoringSSL asks again */
+    uint8_t lookup;           /* LOOKUP_*: the session cache lookup of this handshake */
     unsigned client : 1, handshake_done : 1, raw_reading : 1, raw_eof : 1, raw_reset : 1,
         failed : 1, connecting : 1;
 } tls_t;
@@ -60,6 +65,8 @@ static __thread struct {
     char buf[STAGE];
     size_t len;
 } stage;
+
+enum { LOOKUP_NONE = 0, LOOKUP_PENDING, LOOKUP_SYNC, LOOKUP_DONE };
 
 static tls_t *tls_of(const atr_sock_t *s)
 {
@@ -236,6 +243,7 @@ static void tls_destroy(atr_sock_t *s)
     if (t == NULL)
         return;
     SSL_free(t->ssl);
+    SSL_SESSION_free(t->found);
     free(t->stash);
     free(t);
     s->tp_state = NULL;
@@ -298,9 +306,9 @@ static int handshake(atr_sock_t *s)
         return !s->closing;
     }
     int e = SSL_get_error(t->ssl, rc);
-    if (e == SSL_ERROR_WANT_READ && !t->raw_eof) {
+    if ((e == SSL_ERROR_WANT_READ && !t->raw_eof) || e == SSL_ERROR_PENDING_SESSION) {
         flush(s);
-        return 0;
+        return 0; /* the peer's next bytes, or the session cache's answer (a kick) */
     }
     fail(s);
     if (t->connecting)
@@ -559,6 +567,87 @@ const atr_transport_t atr_transport_tls = {
     .kick = tls_kick,
     .destroy = tls_destroy,
 };
+
+/* ---- TLS 1.2 session IDs in the worker's session cache ---- */
+
+static atr_sock_t *sock_of_ssl(SSL *ssl)
+{
+    return BIO_get_data(SSL_get_rbio(ssl));
+}
+
+/* "tls:" + the session ID (at most 32 bytes). */
+static size_t session_key(uint8_t *key, const uint8_t *id, size_t len)
+{
+    memcpy(key, "tls:", 4);
+    memcpy(key + 4, id, len);
+    return 4 + len;
+}
+
+static int session_new(SSL *ssl, SSL_SESSION *sess)
+{
+    atr_worker_t *w = atr_sock_worker(sock_of_ssl(ssl));
+    unsigned idlen;
+    const uint8_t *id = SSL_SESSION_get_id(sess, &idlen);
+    uint8_t key[4 + SSL_MAX_SSL_SESSION_ID_LENGTH], *der;
+    size_t n;
+    if (w->session_local == NULL || idlen == 0 || idlen > SSL_MAX_SSL_SESSION_ID_LENGTH ||
+        !SSL_SESSION_to_bytes(sess, &der, &n))
+        return 0;
+    atr_socache_set(w->session_local, key, session_key(key, id, idlen), der, n,
+                    (uint32_t)SSL_SESSION_get_timeout(sess));
+    OPENSSL_free(der);
+    return 0; /* the session stays BoringSSL's */
+}
+
+static void session_found(void *arg, int status, const uint8_t *val, size_t len)
+{
+    atr_sock_t *s = arg;
+    tls_t *t = tls_of(s);
+    if (t && status == 1)
+        t->found = SSL_SESSION_from_bytes(val, len, SSL_get_SSL_CTX(t->ssl));
+    if (t) {
+        int async = t->lookup == LOOKUP_PENDING;
+        t->lookup = LOOKUP_DONE;
+        if (async)
+            atr_sock_kick(s); /* run the handshake on */
+    }
+    atr_sock_release(s);
+}
+
+/* BoringSSL asks for a session by ID: the answer when a lookup finished,
+ * "pending" while it runs (the handshake waits for a kick). */
+static SSL_SESSION *session_get(SSL *ssl, const uint8_t *id, int len, int *copy)
+{
+    atr_sock_t *s = sock_of_ssl(ssl);
+    tls_t *t = tls_of(s);
+    atr_worker_t *w = atr_sock_worker(s);
+    *copy = 0;
+    if (t->lookup == LOOKUP_NONE && w->session_local && len > 0 &&
+        len <= SSL_MAX_SSL_SESSION_ID_LENGTH) {
+        uint8_t key[4 + SSL_MAX_SSL_SESSION_ID_LENGTH];
+        t->lookup = LOOKUP_SYNC;
+        atr_sock_hold(s);
+        atr_socache_get(w->session_local, key, session_key(key, id, (size_t)len), session_found,
+                        s);
+        if (t->lookup == LOOKUP_SYNC)
+            t->lookup = LOOKUP_PENDING;
+    }
+    if (t->lookup == LOOKUP_PENDING)
+        return SSL_magic_pending_session_ptr();
+    SSL_SESSION *found = t->found; /* our reference goes to BoringSSL */
+    t->found = NULL;
+    return found;
+}
+
+static const atr_tls_session_hooks_t session_hooks = {
+    .new_session = session_new,
+    .get_session = session_get,
+};
+
+void atr_tls_sessions_register(void)
+{
+    atr_tls_use_session_hooks(&session_hooks);
+}
 
 /* ---- what gateways are told ---- */
 

@@ -38,6 +38,10 @@ static inline SSL *atr_tls_ssl(const atr_sock_t *s)
     return s->tp == &atr_transport_tls && s->tp_state ? *(SSL **)s->tp_state : NULL;
 }
 
+/* Keep TLS 1.2 sessions in the worker's session cache (atr_worker_t's
+ * session_local): registered with tls/ctx.h before contexts are made. */
+void atr_tls_sessions_register(void);
+
 /* mod_ssl's variables for gateways (SSL_PROTOCOL, SSL_CIPHER,
  * SSL_SESSION_RESUMED, SSL_TLS_SNI, SSL_CLIENT_VERIFY and, with a client
  * certificate, SSL_CLIENT_S_DN, SSL_CLIENT_I_DN, SSL_CLIENT_M_SERIAL) as

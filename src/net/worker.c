@@ -12,6 +12,7 @@
 #include "net/listener.h"
 #include "base/log.h"
 #include "net/hooks.h"
+#include "base/socache.h"
 #include "base/util.h"
 
 atr_process_t atr_process;
@@ -160,10 +161,27 @@ static void walk_close(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/* Attach the generation's session cache when it is another one. */
+static void use_session_cache(atr_worker_t *w, atr_gen_cache_t *c)
+{
+    if (c == w->session_cache)
+        return;
+    if (w->session_local)
+        atr_socache_detach(w->session_local);
+    atr_gen_cache_unref(w->session_cache);
+    w->session_cache = c;
+    w->session_local = NULL;
+    if (c) {
+        atr_gen_cache_ref(c);
+        w->session_local = atr_socache_attach(c->cache, &w->loop);
+    }
+}
+
 static void maybe_exit(atr_worker_t *w)
 {
     if (!w->stopping || w->nconns > 0)
         return;
+    use_session_cache(w, NULL);
     atr_hooks_worker_exit(w);
     if (w->wgen) {
         atr_wgen_t *wg = w->wgen;
@@ -279,6 +297,7 @@ static void on_wake(uv_async_t *a)
             apply_listeners(w, ls, nls);
         atr_cache_flush(w);
         w->wgen = wgen_new(w, gen);
+        use_session_cache(w, gen->session_cache);
         if (old && old->refs > 1)
             retire(w, old);
         maybe_resume_accept(w); /* the new generation's cap may be higher */

@@ -89,6 +89,8 @@ typedef struct atr_worker {
     atr_cache_t caches[ATR_CACHE_NKINDS];
     atr_slab_t conn_slab;          /* client connection structs */
     uv_idle_t kick_idle;           /* runs the kicks (net/sock.h atr_sock_kick) */
+    atr_gen_cache_t *session_cache;            /* the TLS session cache attached (ref held) */
+    struct atr_socache_local *session_local;   /* this loop's side of it */
     struct atr_sock **kicks;
     int nkicks, kicks_cap;
     atr_metrics_t metrics;         /* written by this loop only; read by any worker's status page */

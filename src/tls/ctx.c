@@ -152,6 +152,25 @@ static enum ssl_select_cert_result_t select_cert(const SSL_CLIENT_HELLO *ch)
     return ssl_select_cert_success;
 }
 
+static const atr_tls_session_hooks_t *session_hooks;
+
+void atr_tls_use_session_hooks(const atr_tls_session_hooks_t *hooks)
+{
+    session_hooks = hooks;
+}
+
+static void session_cache(SSL_CTX *ctx, const atr_conf_t *conf)
+{
+    if (conf->tls_session_cache == ATR_SESSION_CACHE_OFF) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    } else if (session_hooks) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
+        SSL_CTX_sess_set_new_cb(ctx, session_hooks->new_session);
+        SSL_CTX_sess_set_get_cb(ctx, session_hooks->get_session);
+        SSL_CTX_sess_set_remove_cb(ctx, session_hooks->remove_session);
+    }
+}
+
 /* What every server context shares: versions, suites, ALPN, tickets. */
 static SSL_CTX *server_ctx_new(atr_tls_server_t *srv)
 {
@@ -169,6 +188,7 @@ static SSL_CTX *server_ctx_new(atr_tls_server_t *srv)
     SSL_CTX_set_session_id_context(ctx, (const uint8_t *)"atrium", 6);
     SSL_CTX_set_tlsext_ticket_key_cb(ctx, atr_tls_ticket_cb);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    session_cache(ctx, srv->conf);
     return ctx;
 }
 

@@ -41,6 +41,18 @@ const char *atr_tls_client_name(const atr_tls_client_t *cl, int server);
 SSL_SESSION *atr_tls_client_session(atr_tls_client_t *cl, int server);
 void atr_tls_client_watch(atr_tls_client_t *cl, SSL *ssl, int server);
 
+/* TLS 1.2 session-ID resumption keeps sessions in the small-object cache
+ * (base/socache.h), which lives on the workers' loops, a layer above: that
+ * layer (net/tls.c) registers these once, and every server context made
+ * afterwards uses them unless `tls_session_cache off`. (TLS 1.3 resumes with
+ * tickets only, tls/tickets.h.) */
+typedef struct atr_tls_session_hooks {
+    int (*new_session)(SSL *ssl, SSL_SESSION *sess);
+    SSL_SESSION *(*get_session)(SSL *ssl, const uint8_t *id, int len, int *copy);
+    void (*remove_session)(SSL_CTX *ctx, SSL_SESSION *sess);
+} atr_tls_session_hooks_t;
+void atr_tls_use_session_hooks(const atr_tls_session_hooks_t *hooks);
+
 /* The SNI host of a handshake in conf: the host its server name selects
  * when that host has TLS, else the default TLS host (atr_conf_default_tls_host). */
 const atr_conf_host_t *atr_tls_sni_host(const atr_conf_t *conf, SSL *ssl);

@@ -11,6 +11,7 @@ resume sessions across them."""
 
 import hashlib
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (Reader, free_port, read_response, request_bytes, run_atrium, wait_until)
+from conftest import (Reader, free_port, port_open, read_response, request_bytes, run_atrium,
+                      wait_until)
 from pki import Pki
 
 HERE = Path(__file__).resolve().parent
@@ -353,3 +355,71 @@ def test_in_memory_ticket_keys_survive_a_reload(tls_atrium, pki, tmp_path):
     s_client_session(tls_atrium.port, sess, out=True)
     assert tls_atrium.reload()
     assert s_client_session(tls_atrium.port, sess, out=False)
+
+
+def s_client_tls12_id(port, sess, out):
+    """A TLS 1.2 connection without tickets: resumption can only be by session ID."""
+    args = ["openssl", "s_client", "-ign_eof", "-connect", "127.0.0.1:%d" % port, "-servername",
+            "example.test", "-tls1_2", "-no_ticket", "-sess_out" if out else "-sess_in", str(sess)]
+    t0 = time.monotonic()
+    r = subprocess.run(args, input=b"GET / HTTP/1.1\r\nHost: example.test\r\n"
+                       b"Connection: close\r\n\r\n", capture_output=True, timeout=20)
+    text = r.stdout.decode(errors="replace")
+    assert "HTTP/1.1 200" in text, text[-2000:]
+    return "Reused, TLSv1.2" in text, time.monotonic() - t0
+
+
+def test_session_ids_resume_on_every_worker_with_the_shared_cache(atrium, origin, pki, tmp_path):
+    o = origin("o1")
+    a = atrium("workers 2;\n" + tls_conf(pki, extra="tls_session_cache shared 1m;"),
+               origin=o.addr)
+    sess = tmp_path / "s.pem"
+    assert not s_client_tls12_id(a.port, sess, True)[0]
+    # connections land on either worker (SO_REUSEPORT): every one resumes
+    assert all(s_client_tls12_id(a.port, sess, False)[0] for _ in range(8))
+    off = atrium(tls_conf(pki, extra="tls_session_cache off;"), origin=o.addr)
+    s_client_tls12_id(off.port, sess, True)
+    assert not s_client_tls12_id(off.port, sess, False)[0]
+
+
+@pytest.fixture
+def memcached():
+    if not shutil.which("memcached"):
+        pytest.skip("memcached is not installed")
+    procs = []
+
+    def start():
+        port = free_port()
+        p = subprocess.Popen(["memcached", "-p", str(port), "-l", "127.0.0.1", "-U", "0",
+                              "-u", "root", "-m", "16"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        procs.append(p)
+        assert wait_until(lambda: port_open(port), 5)
+        return port, p
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait(5)
+
+
+def test_session_ids_resume_across_processes_through_memcached(atrium, origin, pki, tmp_path,
+                                                               memcached):
+    o = origin("o1")
+    (m1, _), (m2, p2) = memcached(), memcached()
+    conf = tls_conf(pki, extra="tls_session_cache memcached 127.0.0.1:%d 127.0.0.1:%d;"
+                    % (m1, m2))
+    a = atrium(conf, origin=o.addr)
+    b = atrium(conf, origin=o.addr)
+    for i in range(6):  # several sessions: their IDs hash to both servers
+        sess = tmp_path / ("s%d.pem" % i)
+        assert not s_client_tls12_id(a.port, sess, True)[0]
+        assert s_client_tls12_id(b.port, sess, False)[0], "a session made on A resumes on B"
+    # a dead memcached costs a full handshake, never a stalled one
+    p2.kill()
+    p2.wait(5)
+    for i in range(6):
+        sess = tmp_path / ("d%d.pem" % i)
+        reused, took = s_client_tls12_id(a.port, sess, True)
+        assert not reused and took < 5
+        s_client_tls12_id(b.port, sess, False)
+    assert a.alive() and b.alive()
