@@ -134,9 +134,9 @@ static void die(const char *what)
     exit(2);
 }
 
+#ifdef LG_TLS
 static void die_tls(const char *what)
 {
-#ifdef LG_TLS
     unsigned long e = ERR_get_error();
     if (e != 0) {
         char msg[256];
@@ -144,9 +144,9 @@ static void die_tls(const char *what)
         fprintf(stderr, "loadgen: %s: %s\n", what, msg);
         exit(2);
     }
-#endif
     die(what);
 }
+#endif
 
 /* Read what is there into c->buf: the byte count, 0 when the server closed, -1 when the
  * connection broke, LG_AGAIN when nothing (or only TLS handshake messages) came. */

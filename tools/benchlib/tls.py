@@ -411,7 +411,7 @@ def print_step(title, st, unit, idle=None):
     print(title)
     cols = ["proxy", unit + "/s", "cpu_us", "user_us", "load_cpu", "errors",
             "cpu_us@%d/s" % st["rate"], "p50@rate", "p99@rate", "errors@rate", "resumed",
-            "tickets/conn", "tls"]
+            "tickets/conn"]
     if idle is not None:
         cols.insert(6, "idle_B/conn")
     rows = []
@@ -422,12 +422,14 @@ def print_step(title, st, unit, idle=None):
                _f(t["load_busy_pct"], ".0f", "%"), str(t["errors"]), _f(f["cpu_us"], ".1f"),
                _f(f["p50_us"], ".0f", "us"), _f(f["p99_us"], ".0f", "us"),
                str(f["errors"] + f["non2xx"]), "%d/%d" % (t["resumed"] + f["resumed"], hs),
-               _f((t["tickets"] + f["tickets"]) / hs if hs else None, ".1f"), t["tls"]]
+               _f((t["tickets"] + f["tickets"]) / hs if hs else None, ".1f")]
         if idle is not None:
             i = idle.get(name)
             row.insert(6, _f(i["idle_bytes_per_conn"] if i else None, ".0f"))
         rows.append(tuple(row))
     print_rows(cols, rows)
+    seen = sorted(set(t["tls"] for t in st["saturated"].values()))
+    print("negotiated: %s" % " | ".join(seen))
     print()
 
 
