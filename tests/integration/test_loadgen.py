@@ -9,6 +9,7 @@ Run: ATRIUM_BIN=... python3 -m pytest tests/integration/test_loadgen.py
 import json
 import os
 import socket
+import ssl
 import subprocess
 import threading
 
@@ -52,9 +53,10 @@ def test_non_2xx_are_counted(origin):
     assert t["completed"] == 50 and t["non2xx"] == 50, t
 
 
-def run_against(handle, *args):
+def run_against(handle, *args, wrap=None):
     """loadgen against a server on a free port whose every accepted connection goes to
-    handle(sock) in a thread of its own; returns loadgen's one target."""
+    handle(sock) in a thread of its own (wrap(sock) first, if given: TLS); returns
+    loadgen's one target."""
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     port = free_port()
@@ -67,7 +69,16 @@ def run_against(handle, *args):
                 c, _ = srv.accept()
             except OSError:
                 return
-            threading.Thread(target=handle, args=(c,), daemon=True).start()
+            threading.Thread(target=serve_one, args=(c,), daemon=True).start()
+
+    def serve_one(c):
+        if wrap:
+            try:
+                c = wrap(c)
+            except OSError:
+                c.close()
+                return
+        handle(c)
 
     threading.Thread(target=serve, daemon=True).start()
     try:
@@ -146,6 +157,81 @@ def test_request_lost_to_the_keep_alive_race_is_sent_again_once():
 def test_bad_arguments_and_refused_connect():
     assert loadgen("-p", "0", "-r", 10, "-d", 1).returncode == 2
     assert loadgen("-p", "80,x", "-r", 10, "-d", 1).returncode == 2
-    assert loadgen("-p", "8080", "-r", 0, "-d", 1).returncode == 2
+    assert loadgen("-p", "8080", "-r", -1, "-d", 1).returncode == 2
     r = loadgen("-p", free_port(), "-r", 10, "-d", 1)
     assert r.returncode == 2 and b"connect" in r.stderr
+
+
+def keep_alive(c):
+    """Answer every request on c with a 2-byte body; close when the client asks to."""
+    buf = b""
+    try:
+        while True:
+            while b"\r\n\r\n" not in buf:
+                data = c.recv(4096)
+                if not data:
+                    return
+                buf += data
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            if b"connection: close" in head.lower():
+                return
+    except OSError:
+        pass
+    finally:
+        c.close()
+
+
+def test_closed_loop_keeps_every_connection_busy():
+    """-r 0: each connection sends its next request as soon as the answer is in."""
+    t = run_against(keep_alive, "-r", 0, "-d", 0.5, "-c", 2, "-w", 0)
+    assert t["completed"] > 50 and t["completed"] == t["answered"] == t["scheduled"], t
+    assert t["errors"] == 0 and t["non2xx"] == 0, t
+
+
+def test_new_connection_per_request():
+    """-n: every request on a connection of its own, sent with Connection: close; loadgen
+    waits for the server's close before it takes the next."""
+    accepted = []
+
+    def handle(c):
+        accepted.append(1)
+        keep_alive(c)
+
+    t = run_against(handle, "-n", "-r", 50, "-d", 0.4, "-c", 2, "-w", 0)
+    assert t["scheduled"] == 20 and t["completed"] == 20 and t["errors"] == 0, t
+    assert len(accepted) == 20
+
+
+@pytest.fixture
+def tls_server_ctx(tmp_path):
+    crt, key = str(tmp_path / "ec.pem"), str(tmp_path / "ec.key")
+    subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", key,
+                    "-out", crt], check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    return ctx     # sends session tickets: loadgen must count them and never use them
+
+
+def test_tls_full_handshakes_are_never_resumed(tls_server_ctx):
+    """-t -n: a full TLS 1.3 handshake per request (X25519), none resumed,
+    the server's session tickets counted and dropped."""
+    wrap = lambda c: tls_server_ctx.wrap_socket(c, server_side=True)  # noqa: E731
+    t = run_against(keep_alive, "-t", "-n", "-r", 50, "-d", 0.4, "-c", 2, "-w", 0, wrap=wrap)
+    assert t["completed"] == 20 and t["errors"] == 0, t
+    assert t["handshakes"] == 20 and t["resumed"] == 0 and t["tickets"] >= 20, t
+    # (this server prefers AES-256 to what loadgen offers first: the server chooses)
+    assert t["tls"].startswith("TLSv1.3 TLS_AES_") and " X25519 ecdsa" in t["tls"], t
+    t = run_against(keep_alive, "-t", "-V", "1.2", "-n", "-r", 50, "-d", 0.2, "-c", 2, "-w", 0,
+                    wrap=wrap)
+    assert t["completed"] == 10 and t["handshakes"] == 10 and t["resumed"] == 0, t
+    assert t["tls"].startswith("TLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256 X25519"), t
+
+
+def test_tls_keep_alive(tls_server_ctx):
+    """-t without -n: one handshake per connection, at the start, then requests on it."""
+    wrap = lambda c: tls_server_ctx.wrap_socket(c, server_side=True)  # noqa: E731
+    t = run_against(keep_alive, "-t", "-r", 50, "-d", 0.4, "-c", 2, "-w", 0, wrap=wrap)
+    assert t["completed"] == 20 and t["errors"] == 0 and t["idle_closed"] == 0, t
+    assert t["handshakes"] == 2 and t["resumed"] == 0, t

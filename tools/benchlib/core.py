@@ -8,6 +8,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -485,9 +486,9 @@ NGINX_SAME_HEADERS = """            proxy_set_header Host $http_host;
 """
 
 HAPROXY_SAME_HEADERS = """    option forwardfor
-    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Proto {scheme}
     http-request set-header X-Forwarded-Host %[req.hdr(host)]
-    http-request set-header Forwarded "for=%[src];host=\\"%[req.hdr(host)]\\";proto=http"
+    http-request set-header Forwarded "for=%[src];host=\\"%[req.hdr(host)]\\";proto={scheme}"
     http-request add-header Via "1.1 haproxy"
     http-response add-header Via "1.1 haproxy"
 """
@@ -540,7 +541,7 @@ backend be
     http-reuse always
 {same}    server origin 127.0.0.1:{oport}
 """.format(tmp=tmp, port=port, oport=origin_port, maxconn=maxconn,
-           same=HAPROXY_SAME_HEADERS)
+           same=HAPROXY_SAME_HEADERS.format(scheme="http"))
 
 
 def atrium_config(port, origin_port, workers, keepalive):
@@ -758,13 +759,15 @@ def rst_close(s):
     s.close()
 
 
-def light_warmup(port, conns=50, reqs=20):
+def light_warmup(port, conns=50, reqs=20, wrap=None):
     """A few keep-alive requests, then close: one-time lazy setup happens before
-    the RSS baseline, without heating the allocator the way a wrk run does."""
+    the RSS baseline, without heating the allocator the way a wrk run does.
+    wrap(sock) -> sock, if given, makes each connection a TLS one (--tls)."""
     socks = []
     try:
         for _ in range(conns):
-            socks.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            socks.append(wrap(s) if wrap else s)
         req = request_bytes(port)
         for _ in range(reqs):
             for s in socks:
@@ -776,7 +779,9 @@ def light_warmup(port, conns=50, reqs=20):
             rst_close(s)
 
 
-def idle_conn_bytes(server, n, batch=200):
+def idle_conn_bytes(server, n, batch=200, wrap=None):
+    """RSS growth of server's process tree per used-and-idle keep-alive connection, with
+    n of them held. wrap(sock) -> sock, if given, makes each a TLS connection (--tls)."""
     root = server.proc.pid
     # Quiet time before each reading: a proxy may hand freed memory back
     # when idle (Atrium does after half a second); both readings get the same.
@@ -793,6 +798,8 @@ def idle_conn_bytes(server, n, batch=200):
                 s.settimeout(10)
                 try:
                     s.connect(("127.0.0.1", server.port))
+                    if wrap:
+                        s = wrap(s)
                     s.sendall(req)
                 except OSError:
                     errors += 1
@@ -820,8 +827,8 @@ def idle_conn_bytes(server, n, batch=200):
                 if s.recv(1) == b"":
                     continue          # EOF: closed by the proxy
                 held += 1             # unexpected bytes, but still open
-            except BlockingIOError:
-                held += 1
+            except (BlockingIOError, ssl.SSLWantReadError):
+                held += 1             # (TLS: nothing, or only a session ticket, to read)
             except OSError:
                 pass
         after = tree_rss_bytes(root)
