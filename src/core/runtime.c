@@ -287,7 +287,7 @@ static atr_listen_fd_t **listen_sets(const atr_conf_t *conf, char *err, size_t e
             sets[w][i].key = atr_xstrdup(key);
             if (!fresh)
                 continue;
-            int fd = atr_listener_socket((const struct sockaddr *)&l->addr, l->addrlen);
+            int fd = atr_listener_socket((const struct sockaddr *)&l->addr, l->addrlen, l->tls);
             if (fd < 0) {
                 listen_error(l, fd, err, errlen);
                 free_sets(sets, n);
@@ -337,7 +337,7 @@ int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
         return -1;
     for (int i = 0; i < conf->nlistens; i++) {
         const atr_conf_listen_t *l = &conf->listens[i];
-        int fd = atr_listener_socket((const struct sockaddr *)&l->addr, l->addrlen);
+        int fd = atr_listener_socket((const struct sockaddr *)&l->addr, l->addrlen, l->tls);
         if (fd < 0) {
             listen_error(l, fd, err, errlen);
             return -1;

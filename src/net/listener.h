@@ -6,9 +6,10 @@
 
 #include "net/worker.h"
 
-/* socket + SO_REUSEADDR + SO_REUSEPORT + bind + listen. Returns the fd, or
- * -errno (the address is unusable: the config or reload is refused). */
-int atr_listener_socket(const struct sockaddr *addr, socklen_t len);
+/* socket + SO_REUSEADDR + SO_REUSEPORT + bind + listen (+ TCP_DEFER_ACCEPT
+ * for tls). Returns the fd, or -errno (the address is unusable: the config
+ * or reload is refused). */
+int atr_listener_socket(const struct sockaddr *addr, socklen_t len, int tls);
 
 /* Worker side: adopt fd as a listener of w (loop thread). The fd is owned by
  * the listener from here on, even on failure. */

@@ -188,6 +188,10 @@ static SSL_CTX *server_ctx_new(atr_tls_server_t *srv)
     SSL_CTX_set_session_id_context(ctx, (const uint8_t *)"atrium", 6);
     SSL_CTX_set_tlsext_ticket_key_cb(ctx, atr_tls_ticket_cb);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* One TLS 1.3 ticket per handshake, not BoringSSL's two: a client resumes
+     * one connection with it, and each ticket costs a session copy, a key
+     * derivation and an encryption on every full handshake. */
+    SSL_CTX_set_num_tickets(ctx, 1);
     session_cache(ctx, srv->conf);
     return ctx;
 }
