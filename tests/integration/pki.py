@@ -136,11 +136,11 @@ class Pki:
                 "-extensions", "v3_ca")
         return Ca(name, d, cert, k, cnf, ocsp_port)
 
-    def server(self, ca, name, dns_names: List[str], key="ecdsa-p256", expired=False):
+    def server(self, ca, name, dns_names: List[str], key="ecdsa-p256", expired=False, days=DAYS):
         """A server certificate (serverAuth) for dns_names, issued by ca."""
         san = ", ".join(f"DNS:{n}" for n in dns_names)
         return self._issue(ca, name, key, f"extendedKeyUsage = serverAuth\n"
-                           f"subjectAltName = {san}\n", expired)
+                           f"subjectAltName = {san}\n", expired, days)
 
     def client(self, ca, name, key="ecdsa-p256", expired=False):
         """A client certificate (clientAuth) with CN=name, issued by ca."""
@@ -173,7 +173,7 @@ class Pki:
             time.sleep(0.05)
         return resp
 
-    def _issue(self, ca, name, key, ext, expired):
+    def _issue(self, ca, name, key, ext, expired, days=DAYS):
         d = ca.dir
         k, csr, cert, chain = (d / f"{name}.key", d / f"{name}.csr", d / f"{name}.pem",
                                d / f"{name}.chain.pem")
@@ -188,7 +188,7 @@ class Pki:
                 "-subj", f"/CN={name}", "-config", str(ca.cnf))
         # openssl refuses negative -days; openssl ca takes explicit dates instead.
         dates = (["-startdate", "20200101000000Z", "-enddate", "20200102000000Z"] if expired
-                 else ["-days", DAYS])
+                 else ["-days", str(days)])
         openssl("ca", "-batch", "-notext", "-config", str(ca.cnf), "-cert", str(ca.cert),
                 "-keyfile", str(ca.key), "-in", str(csr), "-out", str(cert), *dates,
                 "-extfile", str(extfile), "-extensions", "leaf")

@@ -10,6 +10,7 @@ under load without a failed handshake; ticket keys shared by two processes
 resume sessions across them."""
 
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -424,3 +425,30 @@ def test_session_ids_resume_across_processes_through_memcached(atrium, origin, p
         assert not reused and took < 5
         s_client_tls12_id(b.port, sess, False)
     assert a.alive() and b.alive()
+
+
+def test_testssl_rates_nothing_high_or_critical(atrium, origin, pki, tmp_path):
+    """testssl.sh (Debian's) against the default TLS settings. The certificate is
+    a CA-issued one with an OCSP URL, so that only Atrium's settings are judged."""
+    testssl = shutil.which("testssl") or shutil.which("testssl.sh")
+    if testssl is None:
+        pytest.skip("testssl.sh is not installed")
+    ca = pki.ca("testssl-root", ocsp_port=free_port())
+    cert = pki.server(ca, "testssl", ["example.test"], days=365)
+    a = atrium("""
+listen 127.0.0.1:{{port}} tls;
+host example.test {
+    tls { certificate %s; key %s; }
+    route / { return 200 ok; }
+}
+""" % (cert.chain, cert.key))
+    out = tmp_path / "testssl.json"
+    r = subprocess.run([testssl, "--quiet", "--warnings", "off", "--color", "0", "--add-ca",
+                        str(ca.cert), "--jsonfile", str(out), "--ip", "127.0.0.1",
+                        "https://example.test:%d" % a.port], capture_output=True, timeout=600)
+    findings = json.loads(out.read_text())
+    bad = [(f["severity"], f["id"], f["finding"]) for f in findings
+           if f["severity"] in ("HIGH", "CRITICAL")]
+    assert not bad, bad
+    assert any(f["id"] == "TLS1_3" and "offered" in f["finding"] for f in findings)
+    assert r.returncode is not None
