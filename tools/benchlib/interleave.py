@@ -36,14 +36,19 @@ def loadgen_path(args):
     return os.path.join(os.path.dirname(os.path.abspath(args.atrium)), "loadgen")
 
 
-def run_loadgen(binary, ports, rate, seconds, slice_s, conns, cpus, tmp):
+def run_loadgen(binary, ports, rate, seconds, slice_s, conns, cpus, tmp, extra=(), warmup=1,
+                tag=None):
+    """tools/loadgen over ports (one slice each in turn); its JSON result. extra: more
+    arguments (-t for TLS, -n for a new connection per request)."""
     argv = [binary, "-p", ",".join(str(p) for p in ports), "-u", PATH, "-r", str(int(rate)),
-            "-d", str(seconds), "-s", str(slice_s), "-c", str(conns), "-w", "1"]
-    out = os.path.join(tmp, "loadgen.out")
-    err = os.path.join(tmp, "loadgen.err")
+            "-d", str(seconds), "-s", str(slice_s), "-c", str(conns), "-w", str(warmup)]
+    argv += list(extra)
+    name = "loadgen-%s" % tag if tag else "loadgen"
+    out = os.path.join(tmp, name + ".out")
+    err = os.path.join(tmp, name + ".err")
     p = spawn(argv, cpus, 65536, out, err)
     try:
-        p.wait(seconds * len(ports) + 30)
+        p.wait(seconds * len(ports) + warmup + 30)
     except subprocess.TimeoutExpired:
         pass
     rc = p.poll()

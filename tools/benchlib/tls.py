@@ -23,12 +23,12 @@ import ssl
 import subprocess
 import time
 
-from benchlib.core import (BODY_SIZE, CLK_TCK, HAPROXY_SAME_HEADERS, NGINX_SAME_HEADERS, PATH,
+from benchlib.core import (BODY_SIZE, haproxy_config, CLK_TCK, HAPROXY_SAME_HEADERS, NGINX_SAME_HEADERS, PATH,
                            Server, _median, _read_response, busy_pct, cpus_busy_ticks,
                            idle_conn_bytes, light_warmup, log, make_tmpdir, nginx_common,
                            nginx_http_temp, print_rows, request_bytes, spawn, start_server,
                            stop_proc, tail, tree_cpu_user_sys, free_port)
-from benchlib.interleave import loadgen_path
+from benchlib.interleave import loadgen_path, run_loadgen
 
 TARGET_HANDSHAKE = 0.5      # atrium cpu/handshake <= 0.5 x nginx (ECDSA)
 TARGET_KEEPALIVE = 0.8      # atrium cpu/request over TLS keep-alive <= 0.8 x nginx
@@ -88,31 +88,14 @@ def nginx_tls_config(tmp, port, oport, nofile, conns, keepalive, crt, key):
 def haproxy_tls_config(tmp, port, oport, maxconn, bundle):
     # HAProxy picks the cipher by its own preference (OpenSSL's list: AES-256 first);
     # AES-128-GCM first here, so that it runs the cipher the other two do ("tls" column).
-    return """global
-    nbthread 1
-    maxconn {maxconn}
-    pidfile {tmp}/haproxy.pid
-    ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
-
-defaults
-    mode http
-    option http-keep-alive
-    timeout connect 5s
-    timeout client 120s
-    timeout server 120s
-    timeout http-keep-alive 120s
-    http-reuse always
-
-frontend fe
-    bind 127.0.0.1:{port} ssl crt {bundle}
-    maxconn {maxconn}
-    default_backend be
-
-backend be
-    http-reuse always
-{same}    server origin 127.0.0.1:{oport}
-""".format(tmp=tmp, port=port, oport=oport, maxconn=maxconn, bundle=bundle,
-           same=HAPROXY_SAME_HEADERS.format(scheme="https"))
+    conf = haproxy_config(tmp, port, oport, maxconn)
+    conf = conf.replace("    pidfile %s/haproxy.pid\n" % tmp, "    pidfile %s/haproxy.pid\n"
+                        "    ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:"
+                        "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256\n" % tmp)
+    conf = conf.replace("    bind 127.0.0.1:%d\n" % port,
+                        "    bind 127.0.0.1:%d ssl crt %s\n" % (port, bundle))
+    return conf.replace(HAPROXY_SAME_HEADERS.format(scheme="http"),
+                        HAPROXY_SAME_HEADERS.format(scheme="https"))
 
 
 def atrium_tls_config(port, oport, keepalive, crt, key):
@@ -196,22 +179,8 @@ def probe_tls(ctx, port):
 
 def run_lg(binary, ports, rate, seconds, slice_s, conns, cpus, tmp, tag, newconn, version,
            warmup):
-    argv = [binary, "-p", ",".join(str(p) for p in ports), "-u", PATH, "-r", str(int(rate)),
-            "-d", str(seconds), "-s", str(slice_s), "-c", str(conns), "-w", str(warmup),
-            "-t", "-V", version] + (["-n"] if newconn else [])
-    out = os.path.join(tmp, "loadgen-%s.out" % tag)
-    err = os.path.join(tmp, "loadgen-%s.err" % tag)
-    p = spawn(argv, cpus, 65536, out, err)
-    try:
-        p.wait(seconds * len(ports) + warmup + 30)
-    except subprocess.TimeoutExpired:
-        pass
-    rc = p.poll()
-    stop_proc(p)
-    if rc != 0:
-        raise RuntimeError("loadgen exited with %s: %s" % (rc, tail(err) or tail(out)))
-    with open(out) as f:
-        return json.load(f)
+    extra = ["-t", "-V", version] + (["-n"] if newconn else [])
+    return run_loadgen(binary, ports, rate, seconds, slice_s, conns, cpus, tmp, extra, warmup, tag)
 
 
 def saturated(servers, args, lg, load_cpus, newconn, tag):
