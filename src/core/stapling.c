@@ -23,16 +23,16 @@
 typedef struct entry {
     struct entry *next;
     atr_ocsp_certid_t id;
-    X509 *leaf, *issuer;      /* references of our own */
-    char *url;                /* the responder; parsed views into it */
+    X509 *leaf, *issuer; /* references of our own */
+    char *url;           /* the responder; parsed views into it */
     atr_ocsp_url_t where;
-    char *what;               /* "host a.test certificate /x.pem", for logs */
-    uint8_t *der;             /* the last good response, NULL: none */
+    char *what;   /* "host a.test certificate /x.pem", for logs */
+    uint8_t *der; /* the last good response, NULL: none */
     size_t len;
-    int64_t good_until;       /* its nextUpdate */
-    atr_ocsp_fetch_t *fetch;  /* in flight, or NULL */
-    uv_timer_t *timer;        /* the next fetch (closed and freed with the entry) */
-    uint64_t retry_ms;        /* the next back-off after a failure */
+    int64_t good_until;      /* its nextUpdate */
+    atr_ocsp_fetch_t *fetch; /* in flight, or NULL */
+    uv_timer_t *timer;       /* the next fetch (closed and freed with the entry) */
+    uint64_t retry_ms;       /* the next back-off after a failure */
     unsigned used : 1, answered : 1;
 } entry_t;
 
@@ -83,7 +83,8 @@ static void on_timer(uv_timer_t *t)
     if (e->der && e->good_until <= (int64_t)time(NULL)) {
         char u[40];
         ATR_WARN("stapling: %s: the last good response expired at %s; not stapling until a "
-                 "fetch succeeds", e->what, utc(e->good_until, u, sizeof u));
+                 "fetch succeeds",
+                 e->what, utc(e->good_until, u, sizeof u));
         drop_staple(e);
     }
     fetch_now(e);
@@ -104,8 +105,9 @@ static void failed(entry_t *e, const char *why)
     e->retry_ms = ATR_MIN(ms * 2, (uint64_t)RETRY_MAX_MS);
     if (e->der) {
         ATR_WARN("stapling: %s: OCSP fetch from %s failed: %s; keeping the last good response "
-                 "until %s, retrying in %llus", e->what, e->url, why,
-                 utc(e->good_until, u, sizeof u), (unsigned long long)(ms / 1000));
+                 "until %s, retrying in %llus",
+                 e->what, e->url, why, utc(e->good_until, u, sizeof u),
+                 (unsigned long long)(ms / 1000));
         if (e->good_until > now && (uint64_t)(e->good_until - now) * 1000 < ms)
             ms = (uint64_t)(e->good_until - now) * 1000;
     } else {
@@ -120,8 +122,9 @@ static void good(entry_t *e, const uint8_t *der, size_t len, const atr_ocsp_resu
     char u[40], n[40];
     int64_t now = (int64_t)time(NULL);
     int64_t refresh = (r->next_update - now) / 2;
-    refresh = refresh < REFRESH_MIN_S ? REFRESH_MIN_S : refresh > REFRESH_MAX_S ? REFRESH_MAX_S
-                                                                                : refresh;
+    refresh = refresh < REFRESH_MIN_S   ? REFRESH_MIN_S
+              : refresh > REFRESH_MAX_S ? REFRESH_MAX_S
+                                        : refresh;
     free(e->der);
     e->der = atr_xmalloc(len);
     memcpy(e->der, der, len);
@@ -209,7 +212,8 @@ static entry_t *entry_for(const atr_tls_staple_pair_t *p)
     atr_ocsp_certid_t id;
     if (p->issuer == NULL) {
         ATR_WARN("stapling: %s: the file has no issuer certificate after the leaf; not "
-                 "stapling", what);
+                 "stapling",
+                 what);
         return NULL;
     }
     if (atr_ocsp_certid(p->leaf, p->issuer, &id) < 0)
@@ -305,7 +309,8 @@ void atr_stapling_wait_first(uv_loop_t *loop, uint64_t timeout_ms)
         uv_run(loop, UV_RUN_ONCE);
     if (!all_answered())
         ATR_WARN("stapling: no answer from a responder in %llu ms; serving without a staple "
-                 "until one comes", (unsigned long long)timeout_ms);
+                 "until one comes",
+                 (unsigned long long)timeout_ms);
     uv_close((uv_handle_t *)t, timer_closed);
 }
 

@@ -27,8 +27,8 @@ struct atr_ocsp_fetch {
     size_t req_len;
     uint8_t *resp;
     size_t resp_len;
-    int pending;  /* handles open and requests out; the fetch is freed at 0 */
-    int error;    /* a connect that failed at once, reported from the timer */
+    int pending; /* handles open and requests out; the fetch is freed at 0 */
+    int error;   /* a connect that failed at once, reported from the timer */
     unsigned done : 1, tcp_open : 1, resolving : 1;
 };
 

@@ -40,15 +40,15 @@
 enum { CHECK_RUNNING = 1, CHECK_DONE };
 
 typedef struct check {
-    atr_sock_t *s;            /* held while RUNNING */
-    X509 *leaf, *issuer;      /* references */
+    atr_sock_t *s;       /* held while RUNNING */
+    X509 *leaf, *issuer; /* references */
     atr_ocsp_certid_t id;
     uint8_t key[5 + 40 + sizeof(((atr_ocsp_certid_t *)0)->serial)];
     size_t klen;
-    char *url;                /* the responder, parsed into where */
+    char *url; /* the responder, parsed into where */
     atr_ocsp_url_t where;
     int state;
-    int sync;                 /* inside verify(): the answer needs no kick */
+    int sync; /* inside verify(): the answer needs no kick */
     enum ssl_verify_result_t result;
     uint8_t alert;
 } check_t;
@@ -100,9 +100,9 @@ static void no_answer(check_t *c, const char *why)
     SSL *ssl = ssl_of(c->s);
     const atr_conf_host_t *h = ssl ? atr_tls_ctx_host(SSL_get_SSL_CTX(ssl)) : NULL;
     int open = h && h->tls && h->tls->client_ocsp_fail_open;
-    ATR_WARN("client certificate %s: no OCSP answer from %s: %s; %s", subject(c->leaf, who,
-             sizeof who), c->url ? c->url : "-", why, open ? "allowed (client_ocsp_fail open)"
-                                                          : "refused (client_ocsp_fail closed)");
+    ATR_WARN("client certificate %s: no OCSP answer from %s: %s; %s",
+             subject(c->leaf, who, sizeof who), c->url ? c->url : "-", why,
+             open ? "allowed (client_ocsp_fail open)" : "refused (client_ocsp_fail closed)");
     conclude(c, open ? ssl_verify_ok : ssl_verify_invalid, SSL_AD_CERTIFICATE_UNKNOWN);
 }
 
@@ -111,8 +111,7 @@ static void answered(check_t *c, const atr_ocsp_result_t *r, const char *from)
 {
     char who[256];
     if (r->status == ATR_OCSP_GOOD) {
-        ATR_DEBUG("client certificate %s: OCSP good (%s)", subject(c->leaf, who, sizeof who),
-                  from);
+        ATR_DEBUG("client certificate %s: OCSP good (%s)", subject(c->leaf, who, sizeof who), from);
         conclude(c, ssl_verify_ok, 0);
         return;
     }
@@ -157,10 +156,10 @@ static void ask_responder(check_t *c)
         no_answer(c, "cannot build the request");
         return;
     }
-    atr_ocsp_fetch_t *f = atr_ocsp_fetch_start(c->s->io.handle.loop, c->where.host.p,
-                                               c->where.host.n, c->where.port, c->where.path.p,
-                                               c->where.path.n, req, len, CHECK_TIMEOUT_MS,
-                                               fetched, c);
+    atr_ocsp_fetch_t *f =
+        atr_ocsp_fetch_start(c->s->io.handle.loop, c->where.host.p, c->where.host.n, c->where.port,
+                             c->where.path.p, c->where.path.n, req, len, CHECK_TIMEOUT_MS, fetched,
+                             c);
     OPENSSL_free(req);
     if (f == NULL)
         no_answer(c, "cannot start the request");

@@ -34,8 +34,8 @@ static void body_table(void)
                                      &blen, &why);
         T_CHECK(cases[i].line, rc == cases[i].rc, "rc %d (%s)", rc, why ? why : "");
         if (rc == 0 && cases[i].body)
-            T_CHECK(cases[i].line, blen == strlen(cases[i].body) &&
-                                       memcmp(body, cases[i].body, blen) == 0,
+            T_CHECK(cases[i].line,
+                    blen == strlen(cases[i].body) && memcmp(body, cases[i].body, blen) == 0,
                     "body %.*s", (int)blen, (const char *)body);
     }
 }
@@ -49,7 +49,10 @@ static size_t ngot;
 static int status_seen = 1;
 static char body_seen[64];
 
-static void on_peer_closed(uv_handle_t *h) { (void)h; }
+static void on_peer_closed(uv_handle_t *h)
+{
+    (void)h;
+}
 
 static void peer_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
 {
@@ -117,9 +120,8 @@ static void fetch(int line, const char *answer, uint64_t timeout_ms, int cancel,
     reply = answer;
     ngot = 0;
     status_seen = 1;
-    atr_ocsp_fetch_t *f = atr_ocsp_fetch_start(&loop, "127.0.0.1", 9, ntohs(a.sin_port), "/ocsp",
-                                               5, (const uint8_t *)"REQ", 3, timeout_ms, done,
-                                               NULL);
+    atr_ocsp_fetch_t *f = atr_ocsp_fetch_start(&loop, "127.0.0.1", 9, ntohs(a.sin_port), "/ocsp", 5,
+                                               (const uint8_t *)"REQ", 3, timeout_ms, done, NULL);
     T_CHECK(line, f != NULL, "did not start");
     if (cancel)
         atr_ocsp_fetch_cancel(f);
@@ -131,9 +133,10 @@ static void fetch(int line, const char *answer, uint64_t timeout_ms, int cancel,
     if (expect_body)
         T_CHECK(line, strcmp(body_seen, expect_body) == 0, "body '%s'", body_seen);
     if (answer && answer != (const char *)1 && !cancel)
-        T_CHECK(line, strstr(got, "POST /ocsp HTTP/1.0\r\n") == got &&
-                          strstr(got, "Content-Type: application/ocsp-request\r\n") &&
-                          strstr(got, "Content-Length: 3\r\n"),
+        T_CHECK(line,
+                strstr(got, "POST /ocsp HTTP/1.0\r\n") == got &&
+                    strstr(got, "Content-Type: application/ocsp-request\r\n") &&
+                    strstr(got, "Content-Length: 3\r\n"),
                 "request %.*s", (int)ngot, got);
     T_CHECK(line, uv_loop_close(&loop) == 0, "handles left open");
     memset(&peer, 0, sizeof peer);
