@@ -20,6 +20,7 @@
 #include "backends/cgi.h"
 #include "net/listener.h"
 #include "core/supervisor.h"
+#include "core/stapling.h"
 #include "core/tls_setup.h"
 #include "net/worker.h"
 
@@ -420,6 +421,7 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
         ATR_ERROR("error_log %s: cannot open, keeping the current one", conf->error_log);
     atr_tls_gen_session_cache(g);
     atr_tls_gen_commit(g, &keys, uv_now(rt.loop));
+    atr_stapling_use(rt.loop, g); /* staples still valid are set before workers see g */
     for (int w = 0; w < atr_process.nworkers; w++)
         atr_worker_post(atr_process.workers[w], g, sets[w], conf->nlistens);
     free(sets);
@@ -454,6 +456,7 @@ static void stop_all(void)
         return;
     rt.stopping = 1;
     ATR_NOTICE("stopping: draining connections");
+    atr_stapling_stop();
     for (int w = 0; w < atr_process.nworkers; w++)
         atr_worker_stop(atr_process.workers[w]);
     atr_spawn_stop_all();
@@ -552,6 +555,7 @@ static void write_pid_file(const char *path)
 /* After the last worker: the generation, the server states, the listener keys. */
 static void release_state(void)
 {
+    atr_stapling_stop();
     atr_gen_unref(rt.gen);
     rt.gen = NULL;
     atr_tls_release();
@@ -600,6 +604,9 @@ int atr_runtime_run(atr_conf_t *conf)
         ATR_ERROR("%s", err);
         return 1;
     }
+    /* The first staples before the first client (bounded: a responder that
+     * does not answer delays the start by at most this, then staples late). */
+    atr_stapling_wait_first(rt.loop, ATR_STAPLING_TIMEOUT_MS + 500);
     if (pid_file) /* before the privilege drop: its directory is often root's */
         write_pid_file(pid_file);
     if (user && getuid() == 0 && drop_privileges(user) < 0)

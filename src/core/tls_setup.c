@@ -35,6 +35,7 @@ int atr_tls_gen_build(atr_gen_t *g, atr_tls_ticket_keys_t *keys, char *err, size
 {
     const atr_conf_t *conf = g->conf;
     atr_tls_sessions_register();
+    atr_tls_ocsp_register();
     g->tls = atr_tls_server_new(conf, err, errlen);
     if (g->tls == NULL && err[0] != '\0')
         return -1;

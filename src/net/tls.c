@@ -306,9 +306,10 @@ static int handshake(atr_sock_t *s)
         return !s->closing;
     }
     int e = SSL_get_error(t->ssl, rc);
-    if ((e == SSL_ERROR_WANT_READ && !t->raw_eof) || e == SSL_ERROR_PENDING_SESSION) {
+    if ((e == SSL_ERROR_WANT_READ && !t->raw_eof) || e == SSL_ERROR_PENDING_SESSION ||
+        e == SSL_ERROR_WANT_CERTIFICATE_VERIFY) {
         flush(s);
-        return 0; /* the peer's next bytes, or the session cache's answer (a kick) */
+        return 0; /* the peer's next bytes, or the session cache's or OCSP's answer (a kick) */
     }
     fail(s);
     if (t->connecting)

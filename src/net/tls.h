@@ -42,6 +42,13 @@ static inline SSL *atr_tls_ssl(const atr_sock_t *s)
  * session_local): registered with tls/ctx.h before contexts are made. */
 void atr_tls_sessions_register(void);
 
+/* Check client certificates with OCSP where a host says `client_ocsp on`
+ * (net/tls_ocsp.c): registered with tls/ctx.h before contexts are made.
+ * The check runs on the handshake's worker, asynchronously; verified
+ * responses are kept in the worker's session cache (session_local) until
+ * their nextUpdate. */
+void atr_tls_ocsp_register(void);
+
 /* mod_ssl's variables for gateways (SSL_PROTOCOL, SSL_CIPHER,
  * SSL_SESSION_RESUMED, SSL_TLS_SNI, SSL_CLIENT_VERIFY and, with a client
  * certificate, SSL_CLIENT_S_DN, SSL_CLIENT_I_DN, SSL_CLIENT_M_SERIAL) as

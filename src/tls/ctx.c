@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/util.h"
+#include "tls/ocsp.h"
 #include "tls/tickets.h"
 
 /* TLS 1.2 suites: forward secret AEADs only, server order. (TLS 1.3's are
@@ -23,9 +25,22 @@
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
+/* A staple fetched at run time (`stapling on`): set by the control loop
+ * while workers read it, so it lives here behind a lock and each handshake
+ * that asks for it gets a copy (SSL_set_ocsp_response). Replacing the
+ * SSL_CTX's own response instead would race with every SSL_new and
+ * SSL_set_SSL_CTX on the workers, which take it unlocked. */
+typedef struct staple {
+    pthread_mutex_t lock;
+    uint8_t *der; /* NULL: nothing to staple */
+    size_t len;
+} staple_t;
+
 typedef struct pair {
     SSL_CTX *ctx;
     int ecdsa; /* the key is an EC key */
+    staple_t *staple;
+    atr_tls_verify_cb verify; /* client_ocsp: the custom verification, else NULL */
 } pair_t;
 
 typedef struct tls_host {
@@ -39,15 +54,19 @@ struct atr_tls_server {
     tls_host_t *hosts;
     int nhosts;
     tls_host_t *def;         /* no SNI, or a name no TLS host has */
+    pair_t **all;            /* every pair of every host, in order (atr_tls_server_staple_pair) */
+    int nall;
 };
 
 static int srv_index = -1;
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 static int client_index = -1, server_no_index = -1; /* a client SSL's session slot */
+static int host_index = -1; /* a pair's SSL_CTX: its atr_conf_host_t */
 
 static void make_indexes(void)
 {
     srv_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    host_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     client_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     server_no_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
@@ -133,6 +152,15 @@ static tls_host_t *host_for_name(atr_tls_server_t *srv, const char *name)
     return srv->def;
 }
 
+/* The current staple, copied into this handshake (the client asked). */
+static void staple_apply(staple_t *st, SSL *ssl)
+{
+    pthread_mutex_lock(&st->lock);
+    if (st->der)
+        SSL_set_ocsp_response(ssl, st->der, st->len);
+    pthread_mutex_unlock(&st->lock);
+}
+
 /* Before the rest of the ClientHello is processed: the host by SNI, then
  * its certificate by what the client can verify. */
 static enum ssl_select_cert_result_t select_cert(const SSL_CLIENT_HELLO *ch)
@@ -147,12 +175,26 @@ static enum ssl_select_cert_result_t select_cert(const SSL_CLIENT_HELLO *ch)
             pick = &h->pairs[i];
             break;
         }
-    if (pick->ctx != SSL_get_SSL_CTX(ssl))
+    if (pick->ctx != SSL_get_SSL_CTX(ssl)) {
         SSL_set_SSL_CTX(ssl, pick->ctx);
+        /* SSL_set_SSL_CTX moves the certificate, not how the peer is verified */
+        SSL_set_custom_verify(ssl, SSL_CTX_get_verify_mode(pick->ctx), pick->verify);
+        SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(pick->ctx));
+    }
+    const uint8_t *p;
+    size_t n;
+    if (pick->staple && SSL_early_callback_ctx_extension_get(ch, TLSEXT_TYPE_status_request, &p, &n))
+        staple_apply(pick->staple, ssl);
     return ssl_select_cert_success;
 }
 
 static const atr_tls_session_hooks_t *session_hooks;
+static atr_tls_verify_cb verify_hook;
+
+void atr_tls_use_verify_hook(atr_tls_verify_cb cb)
+{
+    verify_hook = cb;
+}
 
 void atr_tls_use_session_hooks(const atr_tls_session_hooks_t *hooks)
 {
@@ -227,8 +269,9 @@ static int load_pair(SSL_CTX *ctx, const atr_conf_cert_t *c, int *ecdsa, char *e
     return 0;
 }
 
-static int load_client_ca(SSL_CTX *ctx, const atr_conf_tls_t *t, char *err, size_t errlen)
+static int load_client_ca(pair_t *p, const atr_conf_tls_t *t, char *err, size_t errlen)
 {
+    SSL_CTX *ctx = p->ctx;
     char buf[160];
     if (t->client_verify == ATR_CLIENT_VERIFY_OFF)
         return 0;
@@ -242,9 +285,25 @@ static int load_client_ca(SSL_CTX *ctx, const atr_conf_tls_t *t, char *err, size
     int mode = SSL_VERIFY_PEER;
     if (t->client_verify == ATR_CLIENT_VERIFY_REQUIRED)
         mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-    SSL_CTX_set_verify(ctx, mode, NULL);
+    if (t->client_ocsp && verify_hook) {
+        p->verify = verify_hook; /* the chain as below, then the leaf's status */
+        SSL_CTX_set_custom_verify(ctx, mode, verify_hook);
+    } else {
+        SSL_CTX_set_verify(ctx, mode, NULL);
+    }
     SSL_CTX_set_verify_depth(ctx, 5);
     return 0;
+}
+
+/* The certificate after the leaf in the chain file, when it issued the leaf. */
+static X509 *pair_issuer(SSL_CTX *ctx)
+{
+    STACK_OF(X509) *chain = NULL;
+    X509 *leaf = SSL_CTX_get0_certificate(ctx);
+    if (!SSL_CTX_get0_chain_certs(ctx, &chain) || sk_X509_num(chain) == 0)
+        return NULL;
+    X509 *issuer = sk_X509_value(chain, 0);
+    return X509_check_issued(issuer, leaf) == X509_V_OK ? issuer : NULL;
 }
 
 static int load_staple(SSL_CTX *ctx, const atr_conf_tls_t *t, char *err, size_t errlen)
@@ -257,8 +316,26 @@ static int load_staple(SSL_CTX *ctx, const atr_conf_tls_t *t, char *err, size_t 
     if (rc < 0)
         return fail(err, errlen, &t->stapling_pos, "stapling %s: %s", t->stapling_file,
                     strerror(-rc));
-    SSL_CTX_set_ocsp_response(ctx, (const uint8_t *)der, n);
+    /* A response that would not verify, or says anything but good, is
+     * worse than none: a client may refuse the handshake over it. */
+    X509 *issuer = pair_issuer(ctx);
+    atr_ocsp_result_t res;
+    rc = issuer ? atr_ocsp_verify((const uint8_t *)der, n, SSL_CTX_get0_certificate(ctx), issuer,
+                                  (int64_t)time(NULL), &res)
+                : -EINVAL;
+    if (rc == 0 && res.status == ATR_OCSP_GOOD)
+        SSL_CTX_set_ocsp_response(ctx, (const uint8_t *)der, n);
     free(der);
+    if (issuer == NULL)
+        return fail(err, errlen, &t->stapling_pos, "stapling %s: the certificate file has no "
+                    "issuer certificate after the leaf to verify it with", t->stapling_file);
+    if (rc < 0)
+        return fail(err, errlen, &t->stapling_pos, "stapling %s: %s", t->stapling_file,
+                    res.reason);
+    if (res.status != ATR_OCSP_GOOD)
+        return fail(err, errlen, &t->stapling_pos, "stapling %s: the certificate's status is "
+                    "%s, not good", t->stapling_file,
+                    res.status == ATR_OCSP_REVOKED ? "revoked" : "unknown");
     return 0;
 }
 
@@ -273,9 +350,16 @@ static int build_host(atr_tls_server_t *srv, tls_host_t *th, const atr_conf_host
         if ((p->ctx = server_ctx_new(srv)) == NULL)
             return fail(err, errlen, &t->pos, "cannot create a TLS context");
         th->npairs++;
+        SSL_CTX_set_ex_data(p->ctx, host_index, (void *)h);
+        srv->all = atr_xrealloc(srv->all, (size_t)(srv->nall + 1) * sizeof *srv->all);
+        srv->all[srv->nall++] = p;
         if (load_pair(p->ctx, &t->certs[i], &p->ecdsa, err, errlen) < 0 ||
-            load_client_ca(p->ctx, t, err, errlen) < 0 || load_staple(p->ctx, t, err, errlen) < 0)
+            load_client_ca(p, t, err, errlen) < 0 || load_staple(p->ctx, t, err, errlen) < 0)
             return -1;
+        if (t->stapling && t->stapling_file == NULL) {
+            p->staple = atr_xcalloc(1, sizeof *p->staple);
+            pthread_mutex_init(&p->staple->lock, NULL);
+        }
     }
     return 0;
 }
@@ -310,10 +394,18 @@ void atr_tls_server_free(atr_tls_server_t *srv)
     if (srv == NULL)
         return;
     for (int i = 0; i < srv->nhosts; i++) {
-        for (int j = 0; j < srv->hosts[i].npairs; j++)
-            SSL_CTX_free(srv->hosts[i].pairs[j].ctx);
+        for (int j = 0; j < srv->hosts[i].npairs; j++) {
+            pair_t *p = &srv->hosts[i].pairs[j];
+            SSL_CTX_free(p->ctx);
+            if (p->staple) {
+                pthread_mutex_destroy(&p->staple->lock);
+                free(p->staple->der);
+                free(p->staple);
+            }
+        }
         free(srv->hosts[i].pairs);
     }
+    free(srv->all);
     free(srv->hosts);
     free(srv);
 }
@@ -321,6 +413,50 @@ void atr_tls_server_free(atr_tls_server_t *srv)
 SSL_CTX *atr_tls_server_ctx(const atr_tls_server_t *srv)
 {
     return srv->def->pairs[0].ctx;
+}
+
+int atr_tls_server_npairs(const atr_tls_server_t *srv)
+{
+    return srv ? srv->nall : 0;
+}
+
+int atr_tls_server_staple_pair(const atr_tls_server_t *srv, int i, atr_tls_staple_pair_t *out)
+{
+    pair_t *p = srv->all[i];
+    if (p->staple == NULL)
+        return -1;
+    out->host = SSL_CTX_get_ex_data(p->ctx, host_index);
+    out->leaf = SSL_CTX_get0_certificate(p->ctx);
+    out->issuer = pair_issuer(p->ctx);
+    out->cert_file = NULL;
+    for (int h = 0; h < srv->nhosts; h++)
+        for (int k = 0; k < srv->hosts[h].npairs; k++)
+            if (&srv->hosts[h].pairs[k] == p)
+                out->cert_file = srv->hosts[h].conf->tls->certs[k].cert;
+    return 0;
+}
+
+void atr_tls_server_set_staple(atr_tls_server_t *srv, int i, const uint8_t *der, size_t len)
+{
+    staple_t *st = srv->all[i]->staple;
+    uint8_t *copy = der ? atr_xmalloc(len) : NULL;
+    if (st == NULL) {
+        free(copy);
+        return;
+    }
+    if (copy)
+        memcpy(copy, der, len);
+    pthread_mutex_lock(&st->lock);
+    uint8_t *old = st->der;
+    st->der = copy;
+    st->len = copy ? len : 0;
+    pthread_mutex_unlock(&st->lock);
+    free(old);
+}
+
+const atr_conf_host_t *atr_tls_ctx_host(const SSL_CTX *ctx)
+{
+    return host_index < 0 ? NULL : SSL_CTX_get_ex_data(ctx, host_index);
 }
 
 const atr_conf_host_t *atr_tls_sni_host(const atr_conf_t *conf, SSL *ssl)
