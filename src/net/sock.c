@@ -38,6 +38,8 @@ void atr_sock_close(atr_sock_t *s)
 {
     if (s->closed)
         return;
+    if (s->tp->closing)
+        s->tp->closing(s);
     s->closing = s->closed = 1;
     s->refs += 2; /* one per handle; the creator's reference is dropped below */
     uv_close(&s->io.handle, on_handle_closed);

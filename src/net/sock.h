@@ -66,6 +66,7 @@ typedef struct atr_transport {
     int (*write)(atr_sock_t *s, uv_write_t *wr, const uv_buf_t *bufs, unsigned n);
     /* Optional, for a filter with state of its own (s->tp_state): */
     void (*kick)(atr_sock_t *s);    /* the loop's turn asked for with atr_sock_kick */
+    void (*closing)(atr_sock_t *s); /* atr_sock_close is about to close the handles */
     void (*destroy)(atr_sock_t *s); /* the last reference is going: free tp_state */
 } atr_transport_t;
 

@@ -552,6 +552,23 @@ static int tls_write(atr_sock_t *s, uv_write_t *wr, const uv_buf_t *bufs, unsign
     return 0;
 }
 
+/* close_notify before the connection closes, so that the peer can tell our
+ * end from a cut (a body that ends with the connection needs it). Sent only
+ * when nothing is queued before it, and never queued itself. */
+static void tls_closing(atr_sock_t *s)
+{
+    tls_t *t = tls_of(s);
+    if (t == NULL || !t->handshake_done || t->failed || t->inflight > 0 || s->reset)
+        return;
+    SSL_shutdown(t->ssl);
+    ERR_clear_error();
+    if (stage.len > 0) {
+        uv_buf_t b = uv_buf_init(stage.buf, (unsigned)stage.len);
+        uv_try_write(&s->io.stream, &b, 1);
+        stage.len = 0;
+    }
+}
+
 static void tls_init(atr_sock_t *s, uv_loop_t *loop)
 {
     uv_tcp_init(loop, &s->io.tcp);
@@ -566,6 +583,7 @@ const atr_transport_t atr_transport_tls = {
     .try_write = tls_try_write,
     .write = tls_write,
     .kick = tls_kick,
+    .closing = tls_closing,
     .destroy = tls_destroy,
 };
 
