@@ -464,3 +464,19 @@ def test_close_sends_close_notify(tls_atrium, pki):
     out = r.stdout.decode(errors="replace")
     assert "HTTP/1.1 200" in out
     assert "<<< TLS 1.3, Alert [length 0002], warning close_notify" in out, out[-1500:]
+
+
+def test_curl(tls_atrium, pki):
+    """curl (GnuTLS or OpenSSL, whichever Debian's links) over TLS 1.2 and 1.3:
+    verified, ALPN http/1.1, keep-alive across two URLs on one connection."""
+    for version in ("--tlsv1.2", "--tlsv1.3"):
+        r = subprocess.run(["curl", "-sv", version, "--cacert", str(pki.root.cert), "--resolve",
+                            "example.test:%d:127.0.0.1" % tls_atrium.port,
+                            "https://example.test:%d/" % tls_atrium.port,
+                            "https://example.test:%d/echo" % tls_atrium.port],
+                           capture_output=True, timeout=30)
+        err = r.stderr.decode(errors="replace")
+        assert r.returncode == 0, err[-2000:]
+        assert r.stdout.startswith(b"example")
+        assert "ALPN: server accepted http/1.1" in err
+        assert "Re-using existing connection" in err
