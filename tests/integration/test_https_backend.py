@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, get, wait_port
+from conftest import free_port, get, wait_port, wait_until
 from pki import Pki
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -67,8 +67,12 @@ class Nginx:
                                      stderr=subprocess.DEVNULL)
         wait_port(self.port, 10, self.proc, "nginx")
 
-    def access(self):
-        return [l.split() for l in (self.dir / "access.log").read_text().splitlines()]
+    def access(self, want=0):
+        """The access log's lines split in fields, once it has at least `want` (nginx
+        writes a line after it has sent the response)."""
+        path = self.dir / "access.log"
+        wait_until(lambda: path.exists() and len(path.read_text().splitlines()) >= want, 5)
+        return [l.split() for l in path.read_text().splitlines()] if path.exists() else []
 
     def stop(self):
         self.proc.terminate()
@@ -106,7 +110,7 @@ def test_verified_backend_pooled_connections(atrium, nginx, pki):
     for i in range(5):
         r = get(a.port, "/r%d" % i)
         assert r.status == 200 and r.body == b"nginx-tls TLSv1.3 /r%d\n" % i
-    conns = {line[0] for line in n.access()}
+    conns = {line[0] for line in n.access(5)}
     assert len(conns) == 1, n.access()  # one pooled TLS connection served all five
 
 
@@ -115,7 +119,7 @@ def test_sessions_resume_on_new_connections(atrium, nginx, pki):
     a = atrium(conf(n, pki, "tls_server_name backend.test; keepalive 0;"))
     for i in range(4):
         assert get(a.port, "/n%d" % i).status == 200
-    lines = n.access()
+    lines = n.access(4)
     assert len({l[0] for l in lines}) == 4  # a new connection each time
     assert [l[2] for l in lines] == [".", "r", "r", "r"], lines
 
@@ -151,7 +155,7 @@ def test_client_certificate_for_mutual_tls(atrium, nginx, pki):
                             "tls_client_key %s;" % (pki.proxy.cert, pki.proxy.key)))
     r = get(with_cert.port, "/mtls")
     assert r.status == 200
-    assert "CN=atrium-proxy" in " ".join(n.access()[-1])
+    assert "CN=atrium-proxy" in " ".join(n.access(1)[-1])
     without = atrium(conf(n, pki, "tls_server_name backend.test;"))
     assert get(without.port, "/").status == 400  # nginx: no required SSL certificate was sent
 
