@@ -151,15 +151,17 @@ class Pki:
         openssl("ca", "-batch", "-config", str(cert.ca.cnf), "-keyfile", str(cert.ca.key),
                 "-cert", str(cert.ca.cert), "-revoke", str(cert.cert), "-crl_reason", reason)
 
-    def start_ocsp(self, ca, ndays=1, timeout=10.0):
+    def start_ocsp(self, ca, ndays=1, timeout=10.0, nmin=None):
         """Starts `openssl ocsp` for ca's index on 127.0.0.1:ca.ocsp_port, signing
-        with the CA key itself; returns once the port accepts."""
+        with the CA key itself (responses valid ndays days, or nmin minutes);
+        returns once the port accepts."""
         log = ca.dir / "ocsp.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [OPENSSL, "ocsp", "-index", str(ca.dir / "index.txt"), "-port",
                  str(ca.ocsp_port), "-rsigner", str(ca.cert), "-rkey", str(ca.key),
-                 "-CA", str(ca.cert), "-ndays", str(ndays), "-ignore_err"],
+                 "-CA", str(ca.cert), *(["-nmin", str(nmin)] if nmin else ["-ndays", str(ndays)]),
+                 "-ignore_err"],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         resp = Responder(proc, ca.ocsp_port, log)
         # Wait for its banner, not for the port: the responder serves one

@@ -89,6 +89,20 @@ def test_responder_down_at_start_staples_once_it_is_up(atrium, pki):
         assert stapled_good(out), out
 
 
+def test_refresh_before_next_update_keeps_the_last_good_one_when_the_responder_fails(atrium,
+                                                                                   pki):
+    """Responses valid for one minute: the refresh comes halfway (30 s); with the
+    responder gone by then, the fetch fails and the last good response is still
+    stapled, with a warning saying until when."""
+    with pki.start_ocsp(pki.root, nmin=1):
+        a = atrium(staple_conf(pki.srv))
+        assert stapled_good(s_client_status(a.port))
+    assert wait_until(lambda: "keeping the last good response until" in a.error_log, 45), \
+        a.error_log[-2000:]
+    out = s_client_status(a.port)
+    assert stapled_good(out), out
+
+
 def test_a_revoked_certificate_is_not_stapled(atrium, pki):
     with pki.start_ocsp(pki.root):
         a = atrium(staple_conf(pki.bad))
