@@ -56,7 +56,11 @@ typedef struct chunk {
 } chunk_t;
 
 /* Per thread: ciphertext read (used only inside one read callback), and
- * records written during one SSL call, sent together. */
+ * records made for one sock (stage.owner), sent together: the records of an
+ * SSL call, and a server's handshake end (its session ticket) with the
+ * answer to the request that came with the client's Finished, when the
+ * owner answers at once. Whoever stages for another sock sends the owner's
+ * bytes first, so nothing is held past the work that made it. */
 #define SCRATCH (32u << 10)
 #define STAGE (64u << 10)
 #define ONE_RECORD 16384
@@ -64,6 +68,7 @@ static __thread uint8_t scratch[SCRATCH];
 static __thread struct {
     char buf[STAGE];
     size_t len;
+    atr_sock_t *owner;
 } stage;
 
 enum { LOOKUP_NONE = 0, LOOKUP_PENDING, LOOKUP_SYNC, LOOKUP_DONE };
@@ -125,14 +130,29 @@ static int send_raw(atr_sock_t *s, const char *p, size_t n)
     return 0;
 }
 
-/* Send what the last SSL call staged. */
+/* Send what is staged, to the sock it was staged for. */
+static int stage_send(void)
+{
+    atr_sock_t *s = stage.owner;
+    size_t n = stage.len;
+    stage.owner = NULL;
+    stage.len = 0;
+    return n > 0 ? send_raw(s, stage.buf, n) : 0;
+}
+
+/* Send what was staged for s. */
 static int flush(atr_sock_t *s)
 {
-    if (stage.len == 0)
-        return 0;
-    size_t n = stage.len;
-    stage.len = 0;
-    return send_raw(s, stage.buf, n);
+    return stage.owner == s ? stage_send() : 0;
+}
+
+/* Forget what was staged for s (it is failing or going). */
+static void stage_drop(atr_sock_t *s)
+{
+    if (stage.owner == s) {
+        stage.owner = NULL;
+        stage.len = 0;
+    }
 }
 
 /* ---- the BIO between BoringSSL and the sock ---- */
@@ -158,8 +178,11 @@ static int bio_write(BIO *b, const char *p, int len)
 {
     atr_sock_t *s = BIO_get_data(b);
     BIO_clear_retry_flags(b);
+    if (stage.owner != s && stage.owner != NULL)
+        stage_send();
     if (stage.len + (size_t)len > sizeof stage.buf && flush(s) < 0)
         return -1;
+    stage.owner = s;
     if ((size_t)len > sizeof stage.buf)
         return send_raw(s, p, (size_t)len) < 0 ? -1 : len;
     memcpy(stage.buf + stage.len, p, (size_t)len);
@@ -242,6 +265,7 @@ static void tls_destroy(atr_sock_t *s)
     tls_t *t = tls_of(s);
     if (t == NULL)
         return;
+    stage_drop(s);
     SSL_free(t->ssl);
     SSL_SESSION_free(t->found);
     free(t->stash);
@@ -297,8 +321,9 @@ static int handshake(atr_sock_t *s)
     tls_t *t = tls_of(s);
     int rc = SSL_do_handshake(t->ssl);
     if (rc == 1) {
+        /* What the handshake's end wrote (a server's ticket, a client's
+         * Finished) waits for the owner's first bytes: drive flushes. */
         t->handshake_done = 1;
-        flush(s);
         if (t->connecting)
             connected(s, 0);
         else if (s->cb->on_connect)
@@ -333,7 +358,6 @@ static void pump(atr_sock_t *s)
         }
         int n = SSL_read(t->ssl, base, (int)ATR_MIN(room, (size_t)INT32_MAX));
         int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, n);
-        flush(s); /* a TLS 1.3 KeyUpdate answer, say */
         if (n > 0) {
             atr_sock_deliver(s, n, (size_t)n == room);
             continue;
@@ -372,11 +396,9 @@ static void keep_rest(tls_t *t)
 static void drive(atr_sock_t *s)
 {
     tls_t *t = tls_of(s);
-    if (t->failed)
-        return;
-    if (!t->handshake_done && handshake(s) <= 0)
-        return;
-    pump(s);
+    if (!t->failed && (t->handshake_done || handshake(s) > 0))
+        pump(s);
+    flush(s); /* what the handshake's end or a KeyUpdate left staged */
 }
 
 static void on_raw_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -485,6 +507,7 @@ static void on_tcp_connect(uv_connect_t *req, int status)
     t->connecting = 1;
     raw_start(s);
     handshake(s);
+    flush(s);
 }
 
 static int tls_connect(atr_sock_t *s, uv_connect_t *req, const struct sockaddr *addr)
@@ -526,7 +549,7 @@ static int tls_try_write(atr_sock_t *s, uv_buf_t **bufs, unsigned *n)
             int rc = SSL_write(t->ssl, b[i].base + off, chunk);
             if (rc <= 0) {
                 ERR_clear_error();
-                stage.len = 0;
+                stage_drop(s);
                 return t->write_status < 0 ? t->write_status : UV_EPROTO;
             }
             off += (size_t)rc;
@@ -558,14 +581,16 @@ static int tls_write(atr_sock_t *s, uv_write_t *wr, const uv_buf_t *bufs, unsign
 static void tls_closing(atr_sock_t *s)
 {
     tls_t *t = tls_of(s);
-    if (t == NULL || !t->handshake_done || t->failed || t->inflight > 0 || s->reset)
+    if (t == NULL || !t->handshake_done || t->failed || t->inflight > 0 || s->reset) {
+        stage_drop(s);
         return;
-    SSL_shutdown(t->ssl);
+    }
+    SSL_shutdown(t->ssl); /* staged after whatever waits there for s */
     ERR_clear_error();
-    if (stage.len > 0) {
+    if (stage.owner == s) {
         uv_buf_t b = uv_buf_init(stage.buf, (unsigned)stage.len);
         uv_try_write(&s->io.stream, &b, 1);
-        stage.len = 0;
+        stage_drop(s);
     }
 }
 
