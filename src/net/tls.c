@@ -360,6 +360,10 @@ static void pump(atr_sock_t *s)
         int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, n);
         if (n > 0) {
             atr_sock_deliver(s, n, (size_t)n == room);
+            /* Nothing read and not taken, nothing decrypted and not handed out:
+             * another SSL_read could only say "want read". */
+            if (t->in_len == 0 && !t->raw_eof && SSL_pending(t->ssl) == 0)
+                return;
             continue;
         }
         if (e == SSL_ERROR_WANT_READ && !t->raw_eof)
