@@ -94,10 +94,7 @@ void atr_sock_deadline(atr_sock_t *s, int kind, uint64_t ms)
 
 int atr_sock_open(atr_sock_t *s, int fd)
 {
-    int rc = uv_tcp_open(&s->io.tcp, fd);
-    if (rc == 0)
-        uv_tcp_nodelay(&s->io.tcp, 1);
-    return rc;
+    return uv_tcp_open(&s->io.tcp, fd); /* TCP_NODELAY comes from the listener */
 }
 
 /* ---- connecting ---- */

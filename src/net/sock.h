@@ -125,7 +125,9 @@ void atr_sock_init(atr_sock_t *s, atr_worker_t *w, const atr_transport_t *tp,
  * heap showed up at several percent of a proxied request.) */
 void atr_sock_deadline(atr_sock_t *s, int kind, uint64_t ms);
 
-/* Adopt an accepted socket (tcp): 0 or a negative libuv error. */
+/* Adopt an accepted socket (tcp): 0 or a negative libuv error. Its
+ * TCP_NODELAY is the listening socket's (atr_listener_socket sets it; an
+ * accepted socket inherits it, one system call less per connection). */
 int atr_sock_open(atr_sock_t *s, int fd);
 /* Connect (tcp, unix); on_connect follows unless this fails at once. */
 int atr_sock_connect(atr_sock_t *s, const struct sockaddr *addr);

@@ -4,12 +4,14 @@
  * reporting a full buffer otherwise), EOF against reset, the peek that tells
  * an idle connection is unusable, and close-late: the owner is freed once,
  * only after the last reference. The loop must close with no handle left. */
+#include "net/listener.h"
 #include "net/sock.h"
 #include "net/worker.h"
 #include "t.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -312,6 +314,37 @@ static void walk_close(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/* Accepted sockets get TCP_NODELAY from the listening socket (no system
+ * call of their own); a TLS listener defers accepting to the first bytes. */
+static void test_listener_options(void)
+{
+    for (int tls = 0; tls < 2; tls++) {
+        struct sockaddr_in sa = { .sin_family = AF_INET,
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof sa;
+        int l = atr_listener_socket((struct sockaddr *)&sa, sizeof sa, tls);
+        T_CHECK(__LINE__, l >= 0, "listener socket: %d", l);
+        int defer = 0, nodelay = 0;
+        socklen_t olen = sizeof defer;
+        getsockopt(l, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, &olen);
+        T_CHECK(__LINE__, (defer > 0) == tls, "defer accept %d (tls %d)", defer, tls);
+        getsockname(l, (struct sockaddr *)&sa, &len);
+        int b = socket(AF_INET, SOCK_STREAM, 0);
+        connect(b, (struct sockaddr *)&sa, sizeof sa);
+        if (tls)
+            write(b, "x", 1); /* a deferred accept waits for data */
+        int a = accept(l, NULL, NULL);
+        owner_t o;
+        start(&o, a, 0);
+        olen = sizeof nodelay;
+        getsockopt(a, IPPROTO_TCP, TCP_NODELAY, &nodelay, &olen);
+        T_CHECK(__LINE__, nodelay == 1, "accepted socket without TCP_NODELAY (tls %d)", tls);
+        finish(&o);
+        close(b);
+        close(l);
+    }
+}
+
 int main(void)
 {
     w = atr_worker_new(1);
@@ -321,6 +354,7 @@ int main(void)
     test_close_late();
     test_connect();
     test_deadline();
+    test_listener_options();
     uv_walk(&w->loop, walk_close, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     atr_cache_flush(w);
