@@ -369,12 +369,16 @@ void atr__queue_kick(atr_wgen_t *wg, int ups)
 
 static void px_send_head(atr_proxy_t *px);
 
-/* A connect failed: the server is down for fail_timeout; fail over to
- * another one while tries remain (nothing was sent, so any method may). */
-static void connect_failed(atr_proxy_t *px, int status, const char *why)
+/* The callers know the request may go again: nothing was sent, or it is
+ * idempotent and no body went out. */
+void atr__px_server_failed(atr_proxy_t *px, int status, const char *why, int down)
 {
     atr_bconn_t *bc = px->bc;
-    server_mark_down(px, px->server, why);
+    if (down)
+        server_mark_down(px, px->server, why);
+    else
+        ATR_INFO("%s: upstream %s: server %s: %s, trying the next one", px->wg->w->name,
+                 px->u->name, atr__server_conf(px->wg, px->ups, px->server)->text, why);
     px->fail_status = status;
     bc->px = NULL;
     atr__bc_close(bc);
@@ -391,8 +395,8 @@ void atr__px_on_connect(atr_proxy_t *px, int status)
     if (status < 0) {
         char why[192];
         int tls = status == UV_EPROTO && atr_tls_ssl(&px->bc->s);
-        connect_failed(px, 502, tls ? atr_tls_why(&px->bc->s, why, sizeof why)
-                                    : uv_strerror(status));
+        atr__px_server_failed(px, 502, tls ? atr_tls_why(&px->bc->s, why, sizeof why)
+                                           : uv_strerror(status), 1);
         return;
     }
     server_mark_up(px, px->server);
@@ -402,7 +406,7 @@ void atr__px_on_connect(atr_proxy_t *px, int status)
 void atr__px_on_timeout(atr_proxy_t *px, int kind)
 {
     switch (kind) {
-    case BT_CONNECT: connect_failed(px, 504, "connect timeout"); break;
+    case BT_CONNECT: atr__px_server_failed(px, 504, "connect timeout", 1); break;
     case BT_READ: atr__px_fail(px, 504, "response timeout"); break;
     case BT_SEND: atr__px_fail(px, 504, "request send timeout"); break;
     }

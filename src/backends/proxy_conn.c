@@ -82,6 +82,13 @@ void atr__bc_park(atr_bconn_t *bc)
     atr_sock_read_start(&bc->s); /* to notice the server closing it */
 }
 
+void atr__pool_close_idle(atr_wgen_t *wg, int ups, int s)
+{
+    atr_pool_t *p = &atr__pxw(wg)->pools[ups][s];
+    while (p->idle)
+        atr__bc_close(pool_pop(p));
+}
+
 /* An idle pooled connection to server s, or NULL. A request that must not be
  * retried takes no connection the backend has already closed (its FIN may
  * not have been read yet). */

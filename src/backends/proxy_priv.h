@@ -105,6 +105,8 @@ struct atr_proxy {
     int resp_done;
     int reusable;
     int fail_status;              /* 502 (refused) or 504 (timed out) once a try failed */
+    int stale_retried;            /* a pooled connection died unanswered: one fresh try on the
+                                   * same server was made (not counted in attempts) */
     uint64_t t_start;
     char *client_head;            /* response head waiting to go out with the first body bytes */
     size_t client_head_len;
@@ -126,6 +128,12 @@ struct atr_proxy {
 void atr__px_dispatch(atr_proxy_t *px);            /* pick a server and a connection (again) */
 void atr__px_use_server(atr_proxy_t *px);          /* a connection to the server px holds a slot on */
 void atr__px_fail(atr_proxy_t *px, int status, const char *why); /* answer status or cut the response */
+/* The server px tried failed this request before answering: drop the
+ * connection and go to the next server while tries remain, else answer
+ * status. down: the server cannot be reached (refused, timed out) and is
+ * skipped for fail_timeout; a server that took the connection and closed it
+ * unanswered is left to the next connect to judge. */
+void atr__px_server_failed(atr_proxy_t *px, int status, const char *why, int down);
 void atr__px_end(atr_proxy_t *px);               /* detach from the request and free */
 void atr__server_release(atr_proxy_t *px);       /* give the server slot back, wake the queue */
 void atr__server_count_response(atr_proxy_t *px, int status); /* the server's stats */
@@ -143,6 +151,7 @@ atr_bconn_t *atr__bc_spawn(atr_proxy_t *px, int s);     /* a process (ops->spawn
 int atr__bc_write(atr_proxy_t *px, uv_buf_t *bufs, unsigned n); /* 0, 1 pending (BT_SEND), <0 */
 void atr__bc_close(atr_bconn_t *bc);
 void atr__bc_park(atr_bconn_t *bc);              /* back to the pool, or close */
+void atr__pool_close_idle(atr_wgen_t *wg, int ups, int s); /* server s's idle ones, this worker */
 
 /* The head is final (m valid during the call): encode it, consume it, go. */
 void atr__px_begin(atr_proxy_t *px, const atr_http_msg_t *m);

@@ -78,6 +78,8 @@ static void on_client_written(atr_req_t *r, int status)
     atr__px_pump_response(px);
 }
 
+static int forget_unsent_response(atr_proxy_t *px);
+
 /* Decode what the backend buffer holds and send it to the client. */
 void atr__px_pump_response(atr_proxy_t *px)
 {
@@ -101,7 +103,13 @@ void atr__px_pump_response(atr_proxy_t *px)
                    (px->rbody.mode == ATR_BM_CLOSE && atr__px_ended(px) && !bc->s.reset);
         if (!last && atr__px_ended(px) && bc->s.off == bc->s.len) {
             /* The backend closed (or reset) before the body ended: the client
-             * must see a truncated transfer, never a complete one. */
+             * must see a truncated transfer, never a complete one; unless it
+             * has seen nothing yet, and the request may go elsewhere. */
+            if (px->client_head && forget_unsent_response(px)) {
+                atr__px_server_failed(px, 502, bc->s.reset ? "backend reset mid-body"
+                                                            : "backend closed mid-body", 0);
+                return;
+            }
             atr__px_fail(px, 502,
                          bc->s.reset ? "backend reset mid-body" : "backend closed mid-body");
             return;
@@ -233,14 +241,65 @@ static void px_response_head(atr_proxy_t *px)
     atr__px_pump_response(px);
 }
 
-/* After a failed write the request counts as sent (its body is given up, see
- * px_write_failed): only a request without a body can go again. (The head is
- * consumed by now: r->msg is gone, r->body says whether there was a body.) */
-static int px_can_retry(atr_proxy_t *px)
+/* May the request go again? Idempotent, no body byte sent, and after a
+ * failed write only without a body (its body is given up then, see
+ * px_write_failed; the head is consumed by now: r->body says whether there
+ * was a body). */
+static int px_may_resend(const atr_proxy_t *px)
 {
-    return px->bc && px->bc->nreqs > 1 && px->idempotent && !px->req_bytes_sent &&
-           px->bc->s.len == 0 && px->attempts <= px->u->retries + 1 &&
+    return px->idempotent && !px->req_bytes_sent &&
            !(px->write_failed && px->r && px->r->body.mode != ATR_BM_NONE);
+}
+
+/* The connection ended before any byte of the response. A pooled one may
+ * just have been closed by the server (its FIN not read yet), or the server
+ * died: its other idle connections go too, and the request goes once more
+ * to the same server on a new connection, keeping its slot (released, the
+ * slot would go to a queued request) and not counted as a try. A new
+ * connection that closes unanswered is the server failing the request: it
+ * is marked down and the request moves to the next server, within
+ * `retries`, as when a connect is refused. */
+/* The backend ended after (part of) a response head, but nothing of the
+ * response has gone to the client (its head waits for the first body
+ * bytes): forget what came, so the request can go again as if unanswered.
+ * 0 when the client has seen something, or the request may not go again. */
+static int forget_unsent_response(atr_proxy_t *px)
+{
+    atr_req_t *r = px->r;
+    if (r == NULL || r->resp_head_sent || px->phase == PX_TUNNEL || !px_may_resend(px))
+        return 0;
+    atr_cache_head_put(px->wg->w, px->client_head);
+    px->client_head = NULL;
+    px->resp_head_done = 0;
+    px->resp_done = 0;
+    px->dec_done = 0;
+    if (px->ops->dec_init)
+        px->ops->dec_init(px->dec, r);
+    r->resp_chunked = 0;
+    r->resp_no_body = 0;
+    r->status = 0;
+    return 1;
+}
+
+static void died_unanswered(atr_proxy_t *px)
+{
+    atr_bconn_t *bc = px->bc;
+    const char *why = bc->s.reset ? "backend reset without a response"
+                                  : "backend closed without a response";
+    if (!px_may_resend(px)) {
+        atr__px_fail(px, 502, why);
+        return;
+    }
+    if (bc->nreqs > 1 && !px->stale_retried) {
+        px->stale_retried = 1;
+        bc->px = NULL;
+        atr__bc_close(bc);
+        px->bc = NULL;
+        atr__pool_close_idle(px->wg, px->ups, px->server);
+        atr__px_use_server(px);
+        return;
+    }
+    atr__px_server_failed(px, 502, why, 0);
 }
 
 void atr__px_on_backend_data(atr_proxy_t *px, ssize_t nread)
@@ -256,19 +315,7 @@ void atr__px_on_backend_data(atr_proxy_t *px, ssize_t nread)
         return;
     }
     if (nread < 0 && bc->s.len == 0) {
-        if (px_can_retry(px)) {
-            /* A pooled connection the server had just closed: the request
-             * never reached it, so sending it again is safe. Same server, and
-             * the request keeps its slot there (released, the slot would go to
-             * a queued request and leave this one with nowhere to go). */
-            bc->px = NULL;
-            atr__bc_close(bc);
-            px->bc = NULL;
-            px->attempts++;
-            atr__px_use_server(px);
-            return;
-        }
-        atr__px_fail(px, 502, "backend closed without a response");
+        died_unanswered(px);
         return;
     }
     if (px->dec_done && bc->s.len == bc->s.off) {
@@ -284,7 +331,10 @@ void atr__px_on_backend_data(atr_proxy_t *px, ssize_t nread)
                                 &status, &why);
         if (rc == ATR_AGAIN) {
             if (atr__px_ended(px)) {
-                atr__px_fail(px, 502, "backend closed mid-head");
+                if (forget_unsent_response(px))
+                    atr__px_server_failed(px, 502, "backend closed mid-head", 0);
+                else
+                    atr__px_fail(px, 502, "backend closed mid-head");
                 return;
             }
             atr__arm_read_timer(px);

@@ -285,9 +285,10 @@ class Origin:
         hs = list(headers)
         if status not in (204, 304):
             hs = [("Content-Type", ctype), ("Content-Length", str(len(body)))] + hs
-        writer.write(self.head(status, hs, close))
-        if req.method != "HEAD" and status not in (204, 304):
-            writer.write(body)
+        # head and body in one write, as real servers send a short response
+        if req.method == "HEAD" or status in (204, 304):
+            body = b""
+        writer.write(self.head(status, hs, close) + body)
         await writer.drain()
 
     def wants_close(self, req):
