@@ -13,6 +13,8 @@
 extern const atr_lb_ops_t atr__lb_round_robin;
 extern const atr_lb_ops_t atr__lb_least_conn;
 extern const atr_lb_ops_t atr__lb_random2;
+extern const atr_lb_ops_t atr__lb_hash;
+extern const atr_lb_ops_t atr__lb_ewma;
 
 /* Explicit list, in the order `-T` and error messages show them; the first
  * is the default. */
@@ -20,6 +22,8 @@ static const void *const methods[] = {
     &atr__lb_round_robin,
     &atr__lb_least_conn,
     &atr__lb_random2,
+    &atr__lb_hash,
+    &atr__lb_ewma,
 };
 
 const atr_registry_t atr_lb_registry = { "balance method", methods, ATR_ARRAY_SIZE(methods) };
@@ -87,6 +91,28 @@ int atr__lb_load_cmp(const atr_lb_t *lb, int a, int b)
     return (la > lb_) - (la < lb_);
 }
 
+int atr__lb_draw(const atr_lb_t *lb, const unsigned char *ok, int skip, uint64_t r)
+{
+    uint64_t total = 0;
+    int last = -1;
+
+    for (int i = 0; i < lb->nservers; i++)
+        if (ok[i] && i != skip)
+            total += (uint64_t)lb->servers[i].weight;
+    if (total == 0)
+        return -1;
+    r %= total;
+    for (int i = 0; i < lb->nservers; i++) {
+        if (!ok[i] || i == skip)
+            continue;
+        last = i;
+        if (r < (uint64_t)lb->servers[i].weight)
+            return i;
+        r -= (uint64_t)lb->servers[i].weight;
+    }
+    return last;
+}
+
 /* Fill lb->ok for the servers of one class (backup or not). Returns how many
  * are usable; *full counts those skipped only because of max_conns. */
 static int filter(atr_lb_t *lb, int backup, uint64_t now_ms, const unsigned char *tried, int *full)
@@ -112,8 +138,22 @@ static int filter(atr_lb_t *lb, int backup, uint64_t now_ms, const unsigned char
 
 int atr_lb_pick(atr_lb_t *lb, uint64_t now_ms, const unsigned char *tried, int *all_full)
 {
+    return atr_lb_pick_key(lb, now_ms, tried, all_full, 0);
+}
+
+void atr_lb_observe(atr_lb_t *lb, int server, uint64_t now_ms, uint64_t rtt_us)
+{
+    if (lb->ops->observe != NULL && server >= 0 && server < lb->nservers)
+        lb->ops->observe(lb, server, now_ms, rtt_us);
+}
+
+int atr_lb_pick_key(atr_lb_t *lb, uint64_t now_ms, const unsigned char *tried, int *all_full,
+                    uint64_t key)
+{
     int full = 0, idx = -1;
 
+    lb->now_ms = now_ms;
+    lb->key = key;
     if (filter(lb, 0, now_ms, tried, &full) > 0)
         idx = lb->ops->pick(lb, lb->ok);
     else if (full == 0 && filter(lb, 1, now_ms, tried, &full) > 0)

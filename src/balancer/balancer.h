@@ -37,9 +37,43 @@ typedef struct atr_lb_server {
     int max_conns;               /* 0 = unlimited */
     int backup;
     atr_server_state_t *state;   /* shared; read with atomics */
+    const char *name;            /* the server as written (its `server` text), borrowed like the
+                                  * array; NULL = use the index. Key-hashing methods place a server
+                                  * by its name, so that removing another server, a reload or
+                                  * another worker does not move its keys. */
 } atr_lb_server_t;
 
 typedef struct atr_lb atr_lb_t;
+
+/* What a request's key is made of, for methods that hash one (`balance hash KEY;`). */
+enum atr_lb_key_kind {
+    ATR_LB_KEY_NONE = 0,  /* the method takes no key (every other method) */
+    ATR_LB_KEY_ADDR,      /* the client address */
+    ATR_LB_KEY_URI,       /* the request target as received */
+    ATR_LB_KEY_HEADER,    /* the value of the header `name` */
+    ATR_LB_KEY_COOKIE,    /* the value of the cookie `name` */
+};
+
+/* The arguments of `balance NAME ARG...;`, parsed by the method's ops->parse.
+ * Plain data (no pointers): the config keeps a copy per upstream. */
+typedef struct atr_lb_args {
+    enum atr_lb_key_kind key;
+    char name[64];               /* header or cookie name for HEADER and COOKIE, else "" */
+} atr_lb_args_t;
+
+/* A request's key inputs as plain strings, for atr_lb_key. Every field is
+ * borrowed for the call only; a NULL pointer means absent. */
+typedef struct atr_lb_key_in {
+    const char *addr;            /* client address as text, without the port */
+    size_t addr_len;
+    const char *uri;             /* request target as received (path and query) */
+    size_t uri_len;
+    const char *header;          /* value of the header args->name (HEADER keys) */
+    size_t header_len;
+    const char *cookie;          /* value of the Cookie header (COOKIE keys); several Cookie
+                                  * fields (HTTP/2) joined with "; " or the first one */
+    size_t cookie_len;
+} atr_lb_key_in_t;
 
 typedef struct atr_lb_ops {
     const char *name;            /* as written in `balance NAME;`; first: a registry entry */
@@ -53,6 +87,18 @@ typedef struct atr_lb_ops {
     /* Free what init allocated beyond `size` (NULL when nothing). Called by
      * atr_lb_free just before the state itself is freed. */
     void (*dispose)(atr_lb_t *lb);
+    /* Optional: take one argument of `balance NAME ARG...;` into *args
+     * (zeroed before the first), then once with arg NULL to settle the
+     * defaults. 0, or -1 with a message in err (no position: the config
+     * adds it). NULL: the method takes no argument. A method whose parse
+     * sets args->key hashes atr_lb_pick_key's key. */
+    int (*parse)(atr_lb_args_t *args, const char *arg, char *err, size_t errlen);
+    /* Optional: args as `-T` writes them after the name, each with a leading
+     * space, nothing for the defaults; NUL-terminated in buf[0..cap). */
+    void (*format)(const atr_lb_args_t *args, char *buf, size_t cap);
+    /* Optional: a response from `server` took rtt_us (request sent to
+     * response head), seen at now_ms. Runs on the worker's loop, like pick. */
+    void (*observe)(atr_lb_t *lb, int server, uint64_t now_ms, uint64_t rtt_us);
 } atr_lb_ops_t;
 
 struct atr_lb {
@@ -61,6 +107,9 @@ struct atr_lb {
     int nservers;
     uint64_t rng;                /* per-worker PRNG state (xorshift64*) for random methods */
     unsigned char *ok;           /* nservers bytes of scratch for atr_lb_pick, owned by the lb */
+    /* The request being placed, valid during ops->pick only. */
+    uint64_t now_ms;             /* as given to atr_lb_pick */
+    uint64_t key;                /* atr_lb_pick_key's key; 0 from atr_lb_pick */
 };
 
 /* Every method, in the order `-T` and error messages show them; entries are
@@ -97,6 +146,42 @@ void atr_lb_free(atr_lb_t *lb);
  * once it commits to the returned server. */
 int atr_lb_pick(atr_lb_t *lb, uint64_t now_ms, const unsigned char *tried, int *all_full);
 
+/* atr_lb_pick for a request whose key hash is `key` (atr_lb_key). Methods
+ * that hash (ops->parse sets a key kind) map equal keys to the same server;
+ * the others ignore it, so the caller may use this call for every method. */
+int atr_lb_pick_key(atr_lb_t *lb, uint64_t now_ms, const unsigned char *tried, int *all_full,
+                    uint64_t key);
+
+/* Report that a response from `server` (an index atr_lb_pick returned)
+ * took rtt_us, from the request's first byte sent to the response head,
+ * at now_ms. A no-op for methods without ops->observe; call it on the
+ * worker that owns lb. */
+void atr_lb_observe(atr_lb_t *lb, int server, uint64_t now_ms, uint64_t rtt_us);
+
+/* ---- keys (src/balancer/key.c) ---- */
+
+/* Parse `balance NAME ARG...;`'s arguments for ops into *args (zeroed
+ * first). 0, or -1 with err naming the refused argument and *bad its index;
+ * a method without ops->parse refuses any argument. */
+int atr_lb_parse_args(const atr_lb_ops_t *ops, atr_lb_args_t *args, const char *const *argv,
+                      int argc, int *bad, char *err, size_t errlen);
+
+/* `balance NAME ARG...` as `-T` prints it, without the trailing ';'. */
+void atr_lb_format(const atr_lb_ops_t *ops, const atr_lb_args_t *args, char *buf, size_t cap);
+
+/* The hash of a request's key, for atr_lb_pick_key: the input args->key
+ * names, taken from in. A HEADER or COOKIE key that the request lacks falls
+ * back to the client address, so such requests still stick per client.
+ * Stable across workers, reloads and restarts (no random seed). */
+uint64_t atr_lb_key(const atr_lb_args_t *args, const atr_lb_key_in_t *in);
+
+/* The hash atr_lb_key applies to bytes (64-bit FNV-1a, then a finalizer). */
+uint64_t atr_lb_hash(const void *data, size_t len);
+
+/* The value of cookie `name` in a Cookie header value ("a=1; b=2"), as a
+ * view into it: 0 with *val, *vlen set, or -1 when absent. */
+int atr_lb_cookie(const char *cookie, size_t len, const char *name, const char **val, size_t *vlen);
+
 /* Next PRNG value (xorshift64*), for methods. */
 uint64_t atr_lb_random(atr_lb_t *lb);
 
@@ -105,5 +190,10 @@ uint64_t atr_lb_random(atr_lb_t *lb);
  * Cross-multiplies (active_a * weight_b vs active_b * weight_a), no division.
  * `active` is a relaxed atomic load each call: other workers move it. */
 int atr__lb_load_cmp(const atr_lb_t *lb, int a, int b);
+
+/* For methods in src/balancer only. A server with ok[i] set, other than
+ * `skip` (-1: none), chosen by weight with r (any 64-bit value: random, or a
+ * key's hash for a deterministic choice); -1 when there is none. */
+int atr__lb_draw(const atr_lb_t *lb, const unsigned char *ok, int skip, uint64_t r);
 
 #endif

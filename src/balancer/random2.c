@@ -9,36 +9,13 @@ typedef struct random2 {
     atr_lb_t super; /* the PRNG lives in the base */
 } random2_t;
 
-/* A usable server other than `skip` (-1: none skipped), drawn by weight. */
-static int draw(atr_lb_t *lb, const unsigned char *ok, int skip)
-{
-    uint64_t total = 0, r;
-    int last = -1;
-
-    for (int i = 0; i < lb->nservers; i++)
-        if (ok[i] && i != skip)
-            total += (uint64_t)lb->servers[i].weight;
-    if (total == 0)
-        return -1;
-    r = atr_lb_random(lb) % total;
-    for (int i = 0; i < lb->nservers; i++) {
-        if (!ok[i] || i == skip)
-            continue;
-        last = i;
-        if (r < (uint64_t)lb->servers[i].weight)
-            return i;
-        r -= (uint64_t)lb->servers[i].weight;
-    }
-    return last;
-}
-
 static int pick(atr_lb_t *lb, const unsigned char *ok)
 {
-    int a = draw(lb, ok, -1), b;
+    int a = atr__lb_draw(lb, ok, -1, atr_lb_random(lb)), b;
 
     if (a < 0)
         return -1;
-    b = draw(lb, ok, a);
+    b = atr__lb_draw(lb, ok, a, atr_lb_random(lb));
     if (b < 0) /* a is the only usable server */
         return a;
     return atr__lb_load_cmp(lb, b, a) < 0 ? b : a;

@@ -76,6 +76,7 @@ typedef struct atr_conf_server {
 typedef struct atr_conf_upstream {
     char *name;
     const atr_lb_ops_t *balance;   /* `balance NAME;` from atr_lb_registry; default its first */
+    atr_lb_args_t balance_args;    /* `balance NAME ARG...;` as the method parsed them */
     /* `protocol NAME;` from the registered protocols (atr_conf_use_protocols), default
      * their first; the runtime's internal upstreams of `cgi DIR;` routes point at cgi's */
     const struct atr_backend_ops *protocol;

@@ -210,7 +210,9 @@ static void dump_upstream(const atr_conf_upstream_t *u, FILE *out)
     fputs("\nupstream ", out);
     word(out, u->name);
     fputs(" {\n", out);
-    fprintf(out, "%sbalance %s;\n", in, u->balance->name);
+    char lb[128];
+    atr_lb_format(u->balance, &u->balance_args, lb, sizeof(lb));
+    fprintf(out, "%sbalance %s;\n", in, lb);
     fprintf(out, "%sprotocol %s;\n", in, atr_registry_name(u->protocol));
     duration(out, in, "connect_timeout", u->connect_timeout);
     duration(out, in, "read_timeout", u->read_timeout);

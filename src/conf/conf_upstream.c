@@ -183,10 +183,17 @@ static int d_balance(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__
                      void *obj)
 {
     atr_conf_upstream_t *u = obj;
+    const char *argv[8];
+    char msg[160];
     const void *m;
+    int bad;
     (void)d;
     if (registry_arg(b, &n->args[0], &atr_lb_registry, &m) < 0)
         return -1;
+    for (int i = 1; i < n->nargs; i++)
+        argv[i - 1] = n->args[i].s;
+    if (atr_lb_parse_args(m, &u->balance_args, argv, n->nargs - 1, &bad, msg, sizeof(msg)) < 0)
+        return atr__conf_fail(b, &n->args[bad + 1 < n->nargs ? bad + 1 : 0].pos, "%s", msg);
     u->balance = m;
     return 0;
 }
@@ -403,7 +410,7 @@ int atr__conf_d_upstream(atr__conf_bctx_t *b, const atr__conf_node_t *n,
 
 #define UP atr_conf_upstream_t
 const atr__conf_directive_t atr__conf_upstream_tab[] = {
-    ATR__CONF_ONE("balance", d_balance),
+    { "balance", 1, 8, 0, 0, d_balance, ATR__CONF_NONE, 0, 0, 0 },
     ATR__CONF_ONE("protocol", d_protocol),
     { "spawn", 1, 64, 0, 0, d_spawn, ATR__CONF_NONE, 0, 0, 0 },
     { "server", 1, 5, 0, 1, d_server, ATR__CONF_NONE, 0, 0, 0 },

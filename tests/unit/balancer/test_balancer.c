@@ -1,6 +1,8 @@
 /* Balancers: exact round-robin orders, weighted distributions, least_conn and
  * random2 load choices, and the shared filtering (down, full, tried, backup). */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "balancer/balancer.h"
 #include "t.h"
@@ -68,6 +70,11 @@ static const struct {
     { __LINE__, "random2", { .n = 2, .weight = { 1, 1 }, .active = { 10, 0 } }, NULL, "11111111" },
     { __LINE__, "random2", { .n = 2, .weight = { 1, 1 }, .active = { 0, 7 } }, NULL, "00000000" },
     { __LINE__, "random2", { .n = 3, .weight = { 1, 1, 1 }, .down = { 1, 0, 1 } }, NULL, "1111" },
+    /* ewma before any response: the idle server wins, the busy one costs a penalty */
+    { __LINE__, "ewma", { .n = 2, .weight = { 1, 1 }, .active = { 10, 0 } }, NULL, "11111111" },
+    { __LINE__, "ewma", { .n = 2, .weight = { 1, 1 }, .active = { 0, 1 } }, NULL, "00000000" },
+    /* hash: one key (0 from atr_lb_pick) always goes to the same server */
+    { __LINE__, "hash", { .n = 1 }, NULL, "0000" },
 };
 
 static void test_sequences(void)
@@ -258,6 +265,8 @@ static const struct {
     { __LINE__, "round_robin", 1 },
     { __LINE__, "least_conn", 1 },
     { __LINE__, "random2", 1 },
+    { __LINE__, "hash", 1 },
+    { __LINE__, "ewma", 1 },
     { __LINE__, "random", 0 },
     { __LINE__, "ROUND_ROBIN", 0 },
     { __LINE__, "", 0 },
@@ -274,7 +283,335 @@ static void test_registry(void)
     }
     while (atr_lb_ops_at(n) != NULL)
         n++;
-    T_CHECK(__LINE__, n == 3, "%zu methods registered", n);
+    T_CHECK(__LINE__, n == 5, "%zu methods registered", n);
+}
+
+
+/* ---- hash: arguments, keys, placement ---- */
+
+static const struct {
+    int line;
+    const char *method, *args; /* space-separated */
+    int ok;
+    const char *dump;          /* atr_lb_format, or the error's start */
+} arg_cases[] = {
+    { __LINE__, "hash", "", 1, "hash" },
+    { __LINE__, "hash", "addr", 1, "hash" },
+    { __LINE__, "hash", "addr consistent", 1, "hash" },
+    { __LINE__, "hash", "consistent uri", 1, "hash uri" },
+    { __LINE__, "hash", "header=X-User", 1, "hash header=X-User" },
+    { __LINE__, "hash", "cookie=session consistent", 1, "hash cookie=session" },
+    { __LINE__, "hash", "header=", 0, "invalid name in 'header='" },
+    { __LINE__, "hash", "cookie=a,b", 0, "invalid name in 'cookie=a,b'" },
+    { __LINE__, "hash", "uri addr", 0, "a second key 'addr'" },
+    { __LINE__, "hash", "url", 0, "unknown hash key 'url'" },
+    { __LINE__, "round_robin", "", 1, "round_robin" },
+    { __LINE__, "ewma", "uri", 0, "'ewma' takes no argument" },
+};
+
+static void test_hash_args(void)
+{
+    for (size_t c = 0; c < ATR_ARRAY_SIZE(arg_cases); c++) {
+        char buf[128], err[160] = "", out[160];
+        const char *argv[8];
+        int argc = 0, bad = -1, rc;
+        atr_lb_args_t a;
+        const atr_lb_ops_t *ops = atr_lb_find(arg_cases[c].method);
+
+        snprintf(buf, sizeof(buf), "%s", arg_cases[c].args);
+        for (char *w = strtok(buf, " "); w != NULL; w = strtok(NULL, " "))
+            argv[argc++] = w;
+        rc = atr_lb_parse_args(ops, &a, argv, argc, &bad, err, sizeof(err));
+        T_CHECK(arg_cases[c].line, (rc == 0) == arg_cases[c].ok, "'%s': rc %d %s", arg_cases[c].args, rc, err);
+        if (rc == 0) {
+            atr_lb_format(ops, &a, out, sizeof(out));
+            T_CHECK(arg_cases[c].line, strcmp(out, arg_cases[c].dump) == 0, "dump '%s'", out);
+            T_CHECK(arg_cases[c].line, (a.key != ATR_LB_KEY_NONE) == (ops->parse != NULL), "key %d", a.key);
+        } else {
+            T_CHECK(arg_cases[c].line, strncmp(err, arg_cases[c].dump, strlen(arg_cases[c].dump)) == 0,
+                    "error '%s'", err);
+        }
+    }
+}
+
+static const struct {
+    int line;
+    const char *header, *name, *value; /* value NULL: absent */
+} cookie_cases[] = {
+    { __LINE__, "session=abc", "session", "abc" },
+    { __LINE__, "a=1; session=abc; b=2", "session", "abc" },
+    { __LINE__, "a=1;session=abc ;b=2", "session", "abc" },
+    { __LINE__, "xsession=abc; session=", "session", "" },
+    { __LINE__, "sessionx=abc", "session", NULL },
+    { __LINE__, "", "session", NULL },
+    { __LINE__, "session", "session", NULL },
+};
+
+static void test_cookies(void)
+{
+    for (size_t c = 0; c < ATR_ARRAY_SIZE(cookie_cases); c++) {
+        const char *h = cookie_cases[c].header, *v = NULL;
+        size_t vlen = 0;
+        int rc = atr_lb_cookie(h, strlen(h), cookie_cases[c].name, &v, &vlen);
+        if (cookie_cases[c].value == NULL)
+            T_CHECK(cookie_cases[c].line, rc < 0, "found '%.*s'", (int)vlen, v);
+        else
+            T_CHECK(cookie_cases[c].line, rc == 0 && vlen == strlen(cookie_cases[c].value) &&
+                                              memcmp(v, cookie_cases[c].value, vlen) == 0,
+                    "rc %d '%.*s'", rc, (int)vlen, v ? v : "");
+    }
+}
+
+static size_t len_of(const char *s)
+{
+    return s != NULL ? strlen(s) : 0;
+}
+
+#define IN(a, u, h, c) { a, len_of(a), u, len_of(u), h, len_of(h), c, len_of(c) }
+
+/* Each kind hashes its own input; a missing header or cookie hashes the address. */
+static void test_key(void)
+{
+    atr_lb_args_t addr = { ATR_LB_KEY_ADDR, "" }, uri = { ATR_LB_KEY_URI, "" };
+    atr_lb_args_t hdr = { ATR_LB_KEY_HEADER, "X-User" }, ck = { ATR_LB_KEY_COOKIE, "sid" };
+    atr_lb_key_in_t full = IN("10.0.0.1", "/a?b", "alice", "x=1; sid=42"), bare = IN("10.0.0.1", "/a?b", NULL, NULL);
+    atr_lb_key_in_t other = IN("10.0.0.2", "/a?c", "bob", "sid=43");
+    uint64_t h_addr = atr_lb_hash("10.0.0.1", 8);
+
+    T_CHECK(__LINE__, atr_lb_key(&addr, &full) == h_addr, "addr");
+    T_CHECK(__LINE__, atr_lb_key(&uri, &full) == atr_lb_hash("/a?b", 4), "uri");
+    T_CHECK(__LINE__, atr_lb_key(&hdr, &full) == atr_lb_hash("alice", 5), "header");
+    T_CHECK(__LINE__, atr_lb_key(&ck, &full) == atr_lb_hash("42", 2), "cookie");
+    T_CHECK(__LINE__, atr_lb_key(&hdr, &bare) == h_addr && atr_lb_key(&ck, &bare) == h_addr, "fallback");
+    T_CHECK(__LINE__, atr_lb_key(&addr, &other) != h_addr && atr_lb_key(&ck, &other) != atr_lb_hash("42", 2),
+            "different inputs, same hash");
+}
+
+#define NKEYS 10000
+static const char *const names5[] = { "10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80",
+                                      "10.0.0.5:80" };
+
+static uint64_t key_n(int k)
+{
+    char buf[32];
+    int len = snprintf(buf, sizeof(buf), "client-%d", k);
+    return atr_lb_hash(buf, (size_t)len);
+}
+
+static void setup_named(fixture_t *f, const char *method, const pool_t *p, const char *const *names)
+{
+    setup(f, "round_robin", p, 1); /* fills the arrays */
+    atr_lb_free(f->lb);
+    for (int i = 0; i < p->n; i++)
+        f->srv[i].name = names[i];
+    f->lb = atr_lb_new(atr_lb_find(method), f->srv, p->n, 1);
+}
+
+/* The same key goes to the same server, in another worker (seed) too. */
+static void test_hash_same_key(void)
+{
+    pool_t p = { .n = 5 };
+    fixture_t a, b;
+    int differ = 0, counts[MAXS] = { 0 };
+
+    setup_named(&a, "hash", &p, names5);
+    setup_named(&b, "hash", &p, names5);
+    atr_lb_free(b.lb);
+    b.lb = atr_lb_new(atr_lb_find("hash"), a.srv, p.n, 999);
+    for (int k = 0; k < NKEYS; k++) {
+        int x = atr_lb_pick_key(a.lb, NOW, NULL, NULL, key_n(k));
+        int y = atr_lb_pick_key(a.lb, NOW, NULL, NULL, key_n(k));
+        int z = atr_lb_pick_key(b.lb, NOW, NULL, NULL, key_n(k));
+        differ += x != y || x != z || x < 0;
+        counts[x < 0 ? MAXS - 1 : x]++;
+    }
+    T_CHECK(__LINE__, differ == 0, "%d keys moved between picks", differ);
+    for (int i = 0; i < 5; i++) /* and the keys do spread */
+        T_CHECK(__LINE__, abs(counts[i] - NKEYS / 5) <= NKEYS / 50, "server %d: %d keys", i, counts[i]);
+    atr_lb_free(a.lb);
+    atr_lb_free(b.lb);
+}
+
+/* 10k keys over weights 1,2,3,4: each share within 10% of its weight's. */
+static void test_hash_weights(void)
+{
+    pool_t p = { .n = 4, .weight = { 1, 2, 3, 4 } };
+    fixture_t f;
+    int counts[MAXS] = { 0 };
+
+    setup_named(&f, "hash", &p, names5);
+    for (int k = 0; k < NKEYS; k++)
+        counts[atr_lb_pick_key(f.lb, NOW, NULL, NULL, key_n(k))]++;
+    for (int i = 0; i < 4; i++) {
+        int want = NKEYS * (i + 1) / 10;
+        T_CHECK(__LINE__, abs(counts[i] - want) <= want / 10, "server %d: %d keys, want %d", i, counts[i], want);
+    }
+    atr_lb_free(f.lb);
+}
+
+/* Server 2 of 5 goes down: only its keys move, spread over the other four.
+ * Server 2 removed from the config (the others renumbered): its keys move
+ * and at most a few per cent of the others'. */
+static void test_hash_remove(void)
+{
+    static int before[NKEYS];
+    pool_t p5 = { .n = 5 }, p4 = { .n = 4 }, pdown = { .n = 5, .down = { 0, 0, 1, 0, 0 } };
+    const char *const names4[] = { names5[0], names5[1], names5[3], names5[4] };
+    const int renum[] = { 0, 1, -1, 2, 3 };
+    int moved_other = 0, moved_own = 0, own = 0, spread[MAXS] = { 0 };
+    fixture_t f;
+
+    setup_named(&f, "hash", &p5, names5);
+    for (int k = 0; k < NKEYS; k++)
+        before[k] = atr_lb_pick_key(f.lb, NOW, NULL, NULL, key_n(k));
+    atr_lb_free(f.lb);
+
+    setup_named(&f, "hash", &pdown, names5);
+    for (int k = 0; k < NKEYS; k++) {
+        int now = atr_lb_pick_key(f.lb, NOW, NULL, NULL, key_n(k));
+        if (before[k] == 2)
+            spread[now]++, own++;
+        else
+            moved_other += now != before[k];
+    }
+    T_CHECK(__LINE__, moved_other == 0 && spread[2] == 0, "down: %d other keys moved, %d stayed", moved_other,
+            spread[2]);
+    for (int i = 0; i < 5; i++)
+        if (i != 2)
+            T_CHECK(__LINE__, abs(spread[i] - own / 4) <= own / 8, "down: server %d got %d of %d", i, spread[i], own);
+    atr_lb_free(f.lb);
+
+    moved_other = 0;
+    setup_named(&f, "hash", &p4, names4);
+    for (int k = 0; k < NKEYS; k++) {
+        int now = atr_lb_pick_key(f.lb, NOW, NULL, NULL, key_n(k));
+        if (before[k] == 2)
+            moved_own++;
+        else
+            moved_other += now != renum[before[k]];
+    }
+    T_CHECK(__LINE__, moved_own + moved_other <= NKEYS / 5 + NKEYS / 20, "removed: %d + %d of %d keys moved",
+            moved_own, moved_other, NKEYS);
+    T_CHECK(__LINE__, moved_other <= NKEYS / 20, "removed: %d keys of other servers moved", moved_other);
+    atr_lb_free(f.lb);
+}
+
+/* A key whose server is tried, full or down gets another server, the same
+ * one every time, never an unusable one; backups keep their own table. */
+static void test_hash_skip(void)
+{
+    pool_t p = { .n = 5, .max_conns = { 0, 0, 0, 1, 0 }, .active = { 0, 0, 0, 1, 0 }, .down = { 0, 1, 0, 0, 0 } };
+    pool_t pb = { .n = 4, .backup = { 0, 0, 1, 1 }, .down = { 1, 1, 0, 0 } };
+    int bad = 0, unstable = 0, backups[MAXS] = { 0 };
+    fixture_t f;
+
+    setup_named(&f, "hash", &p, names5);
+    for (int k = 0; k < NKEYS; k++) {
+        unsigned char tried[MAXS] = { 0 };
+        int first = atr_lb_pick_key(f.lb, NOW, NULL, NULL, key_n(k)), again, second;
+        bad += first < 0 || first == 1 || first == 3;
+        tried[first < 0 ? 0 : first] = 1;
+        second = atr_lb_pick_key(f.lb, NOW, tried, NULL, key_n(k));
+        again = atr_lb_pick_key(f.lb, NOW, tried, NULL, key_n(k));
+        bad += second < 0 || second == 1 || second == 3 || second == first;
+        unstable += again != second;
+    }
+    T_CHECK(__LINE__, bad == 0 && unstable == 0, "%d unusable picks, %d unstable", bad, unstable);
+    atr_lb_free(f.lb);
+
+    setup_named(&f, "hash", &pb, names5);
+    for (int k = 0; k < NKEYS; k++) {
+        int s = atr_lb_pick_key(f.lb, NOW, NULL, NULL, key_n(k));
+        backups[s < 0 ? MAXS - 1 : s]++;
+    }
+    T_CHECK(__LINE__, backups[2] + backups[3] == NKEYS && abs(backups[2] - backups[3]) <= NKEYS / 10,
+            "backups got %d and %d", backups[2], backups[3]);
+    atr_lb_free(f.lb);
+}
+
+/* ---- ewma ---- */
+
+static void counts_of(atr_lb_t *lb, uint64_t now, int picks, int *count)
+{
+    for (int k = 0; k < picks; k++) {
+        int idx = atr_lb_pick(lb, now, NULL, NULL);
+        count[idx < 0 ? MAXS - 1 : idx]++;
+    }
+}
+
+/* The slow server of three is never the cheaper of a pair; the two fast
+ * ones share evenly. */
+static void test_ewma_latency(void)
+{
+    pool_t p = { .n = 3 };
+    int count[MAXS] = { 0 };
+    fixture_t f;
+
+    setup(&f, "ewma", &p, 5);
+    atr_lb_observe(f.lb, 0, NOW, 50000);
+    atr_lb_observe(f.lb, 1, NOW, 5000);
+    atr_lb_observe(f.lb, 2, NOW, 5000);
+    atr_lb_observe(f.lb, 7, NOW, 1); /* out of range: ignored */
+    counts_of(f.lb, NOW, 30000, count);
+    T_CHECK(__LINE__, count[0] == 0 && abs(count[1] - 15000) <= 750 && abs(count[2] - 15000) <= 750,
+            "got %d %d %d", count[0], count[1], count[2]);
+    atr_lb_free(f.lb);
+}
+
+/* A 100 ms spike loses to a 10 ms server with one request in flight; 60 s
+ * (6 half-lives) later the spike has decayed to ~1.6 ms and wins. */
+static void test_ewma_decay(void)
+{
+    pool_t p = { .n = 2, .active = { 0, 1 } };
+    fixture_t f;
+    int a, b;
+
+    setup(&f, "ewma", &p, 5);
+    atr_lb_observe(f.lb, 0, NOW, 100000);
+    atr_lb_observe(f.lb, 1, NOW, 10000);
+    a = atr_lb_pick(f.lb, NOW + 1000, NULL, NULL);
+    atr_lb_observe(f.lb, 1, NOW + 60000, 10000);
+    b = atr_lb_pick(f.lb, NOW + 60000, NULL, NULL);
+    T_CHECK(__LINE__, a == 1 && b == 0, "after 1 s: %d, after 60 s: %d", a, b);
+    atr_lb_free(f.lb);
+}
+
+/* One slow response counts at once; a fast one right after barely lowers it. */
+static void test_ewma_peak(void)
+{
+    pool_t p = { .n = 2 };
+    int count[MAXS] = { 0 };
+    fixture_t f;
+
+    setup(&f, "ewma", &p, 5);
+    atr_lb_observe(f.lb, 0, NOW, 10000);
+    atr_lb_observe(f.lb, 1, NOW, 10000);
+    atr_lb_observe(f.lb, 0, NOW + 1, 200000);
+    counts_of(f.lb, NOW + 1, 100, count);
+    atr_lb_observe(f.lb, 0, NOW + 2, 1000);
+    counts_of(f.lb, NOW + 2, 100, count);
+    T_CHECK(__LINE__, count[1] == 200, "fast server got %d of 200", count[1]);
+    atr_lb_free(f.lb);
+}
+
+/* Equal costs: picks split by weight (the tie goes to the first draw). */
+static void test_ewma_ties(void)
+{
+    pool_t p = { .n = 2 }, pw = { .n = 2, .weight = { 3, 1 } };
+    int count[MAXS] = { 0 }, cw[MAXS] = { 0 };
+    fixture_t f;
+
+    setup(&f, "ewma", &p, 5);
+    atr_lb_observe(f.lb, 0, NOW, 10000);
+    atr_lb_observe(f.lb, 1, NOW, 10000);
+    counts_of(f.lb, NOW, 20000, count);
+    T_CHECK(__LINE__, abs(count[0] - 10000) <= 500, "got %d %d", count[0], count[1]);
+    atr_lb_free(f.lb);
+
+    setup(&f, "ewma", &pw, 5); /* never observed, idle: cost 0 for both */
+    counts_of(f.lb, NOW, 20000, cw);
+    T_CHECK(__LINE__, abs(cw[0] - 15000) <= 750, "weights 3,1 got %d %d", cw[0], cw[1]);
+    atr_lb_free(f.lb);
 }
 
 int main(void)
@@ -285,5 +622,16 @@ int main(void)
     test_distributions();
     test_random2_filter();
     test_seeds();
+    test_hash_args();
+    test_cookies();
+    test_key();
+    test_hash_same_key();
+    test_hash_weights();
+    test_hash_remove();
+    test_hash_skip();
+    test_ewma_latency();
+    test_ewma_decay();
+    test_ewma_peak();
+    test_ewma_ties();
     T_DONE();
 }
