@@ -11,6 +11,7 @@
  * proxy_response.c's. */
 #include "backends/proxy.h"
 
+#include <ctype.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -418,7 +419,8 @@ void atr__px_dispatch(atr_proxy_t *px)
     int all_full = 0, s;
     uint64_t now = uv_now(&px->wg->w->loop);
     for (int lost = 0;; lost++) {
-        s = atr_lb_pick(atr__pxw(px->wg)->lbs[px->ups], now, px->tried, &all_full);
+        s = atr_lb_pick_key(atr__pxw(px->wg)->lbs[px->ups], now, px->tried, &all_full,
+                            px->lb_key);
         if (s < 0 || server_acquire(px, s))
             break;
         /* Another worker took the slot after the pick: the server now counts
@@ -550,7 +552,7 @@ static void px_send_head(atr_proxy_t *px)
     atr_http_parser_reset(px->rparser);
     atr_http_parser_set_request_method(px->rparser, px->idempotent == 2 ? ATR_M_HEAD : ATR_M_GET);
     atr_http_parser_set_lenient_lf(px->rparser, px->ops->cgi_response);
-    if (px->wg->gen->access_log)
+    if (px->wg->gen->access_log || px->u->balance->observe) /* the time is logged, or learnt */
         px->t_start = uv_hrtime();
     atr_sock_read_start(&px->bc->s);
     uv_buf_t b = uv_buf_init(px->head, (unsigned)px->head_len);
@@ -704,9 +706,35 @@ void atr_proxy_start(atr_req_t *r)
     atr__px_begin(px, m);
 }
 
+/* The balancing key of a `balance hash` upstream, while the head is there:
+ * the client's address, the target, a header's or a cookie's value. */
+static uint64_t lb_key(const atr_proxy_t *px, const atr_http_msg_t *m)
+{
+    const atr_lb_args_t *la = &px->u->balance_args;
+    if (la->key == ATR_LB_KEY_NONE)
+        return 0;
+    const atr_conn_t *c = px->r->c;
+    atr_lb_key_in_t in = { c->peer, c->peer_len, m->target.p, m->target.n, NULL, 0, NULL, 0 };
+    char lower[sizeof la->name];
+    size_t i = 0;
+    for (; la->name[i] && i + 1 < sizeof lower; i++)
+        lower[i] = (char)tolower((unsigned char)la->name[i]);
+    lower[i] = '\0';
+    const atr_http_header_t *h = NULL;
+    if (la->key == ATR_LB_KEY_HEADER && (h = atr_http_find(m, lower)) != NULL) {
+        in.header = h->value.p;
+        in.header_len = h->value.n;
+    } else if (la->key == ATR_LB_KEY_COOKIE && (h = atr_http_find(m, "cookie")) != NULL) {
+        in.cookie = h->value.p; /* the first Cookie field */
+        in.cookie_len = h->value.n;
+    }
+    return atr_lb_key(la, &in);
+}
+
 void atr__px_begin(atr_proxy_t *px, const atr_http_msg_t *m)
 {
     atr_req_t *r = px->r;
+    px->lb_key = lb_key(px, m);
     px->head = px->ops->encode_head(r, m, m->body, &px->head_len);
     if (px->head == NULL) {
         int status = r->refuse_status ? r->refuse_status : 431;

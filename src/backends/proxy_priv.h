@@ -105,6 +105,7 @@ struct atr_proxy {
     int resp_done;
     int reusable;
     int fail_status;              /* 502 (refused) or 504 (timed out) once a try failed */
+    uint64_t lb_key;              /* the request's balancing key (balance hash), 0 = none */
     int stale_retried;            /* a pooled connection died unanswered: one fresh try on the
                                    * same server was made (not counted in attempts) */
     uint64_t t_start;

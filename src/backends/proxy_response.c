@@ -187,6 +187,9 @@ static void px_response_head(atr_proxy_t *px)
     atr_req_t *r = px->r;
     atr_http_msg_t *m = px->rmsg;
     atr_bconn_t *bc = px->bc;
+    if (px->t_start) /* the time to the head is what balance ewma learns from */
+        atr_lb_observe(atr__pxw(px->wg)->lbs[px->ups], px->server, uv_now(&px->wg->w->loop),
+                       (uv_hrtime() - px->t_start) / 1000);
     r->upstream_status = m->status;
     r->status = m->status;
     atr__server_count_response(px, m->status);

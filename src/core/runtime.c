@@ -148,6 +148,7 @@ static void gen_upstream(atr_gen_upstream_t *gu, const atr_conf_upstream_t *u)
         s->max_conns = u->servers[j].max_conns;
         s->backup = u->servers[j].backup;
         s->state = state_get(u->name, u->servers[j].text);
+        s->name = u->servers[j].text; /* hash places a server by its name, not its index */
     }
 }
 
