@@ -123,7 +123,8 @@ static int filter(atr_lb_t *lb, int backup, uint64_t now_ms, const unsigned char
         lb->ok[i] = 0;
         if ((s->backup != 0) != backup || (tried != NULL && tried[i]))
             continue;
-        if (atomic_load_explicit(&s->state->down_until, memory_order_relaxed) > now_ms)
+        if (atomic_load_explicit(&s->state->down_until, memory_order_relaxed) > now_ms ||
+            atomic_load_explicit(&s->state->unhealthy, memory_order_relaxed))
             continue;
         if (s->max_conns > 0 &&
             atomic_load_explicit(&s->state->active, memory_order_relaxed) >= s->max_conns) {

@@ -29,6 +29,7 @@ typedef struct atr_server_state {
     atomic_uint_fast64_t errors;        /* 502/504 answered because of this server (stats) */
     atomic_uint_fast64_t responses[5];  /* response heads received, by class 1xx..5xx (stats) */
     atomic_int logged_down;             /* 1 while "server down" has been logged (log once per change) */
+    atomic_int unhealthy;               /* 1 while its health check fails (core/health.c) */
 } atr_server_state_t;
 
 /* What a balancer sees of one server: immutable for the life of the atr_lb_t. */

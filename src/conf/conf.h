@@ -103,6 +103,11 @@ typedef struct atr_conf_upstream {
     int tls_verify;                /* tls_verify on|off; default on */
     char *tls_client_cert, *tls_client_key; /* tls_client_certificate / tls_client_key */
     atr_conf_pos_t tls_trust_pos, tls_client_cert_pos, tls_client_key_pos;
+    /* health_check [path=/] [interval=2s] [timeout=1s] [fails=3] [passes=2]: an HTTP GET
+     * from the control loop to every server; 2xx/3xx passes */
+    char *hc_path;                 /* NULL: no active checks */
+    uint64_t hc_interval, hc_timeout;
+    int hc_fails, hc_passes;
     atr_conf_pos_t pos;
 } atr_conf_upstream_t;
 

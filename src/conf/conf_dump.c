@@ -232,6 +232,12 @@ static void dump_upstream(const atr_conf_upstream_t *u, FILE *out)
     duration(out, in, "queue_timeout", u->queue_timeout);
     fprintf(out, "%sretries %d;\n", in, u->retries);
     duration(out, in, "fail_timeout", u->fail_timeout);
+    if (u->hc_path) {
+        char iv[32], to[32];
+        fprintf(out, "%shealth_check path=%s interval=%s timeout=%s fails=%d passes=%d;\n", in,
+                u->hc_path, atr__conf_fmt_duration(iv, sizeof iv, u->hc_interval),
+                atr__conf_fmt_duration(to, sizeof to, u->hc_timeout), u->hc_fails, u->hc_passes);
+    }
     dump_tls_upstream(u, out);
     for (int i = 0; i < u->nservers; i++) {
         const atr_conf_server_t *s = &u->servers[i];

@@ -357,6 +357,53 @@ static int d_spawn(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__co
     return 0;
 }
 
+/* A request target to write as is: visible ASCII only. */
+static int plain_target(const char *s)
+{
+    for (; *s; s++)
+        if (*s <= 0x20 || *s >= 0x7f)
+            return 0;
+    return 1;
+}
+
+/* health_check [path=/P] [interval=D] [timeout=D] [fails=N] [passes=N] */
+static int d_health_check(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                          const atr__conf_directive_t *d, void *obj)
+{
+    atr_conf_upstream_t *u = obj;
+    (void)d;
+    u->hc_path = atr__conf_strdup(b->a, "/");
+    u->hc_interval = 2000;
+    u->hc_timeout = 1000;
+    u->hc_fails = 3;
+    u->hc_passes = 2;
+    for (int i = 0; i < n->nargs; i++) {
+        const atr__conf_tok_t *t = &n->args[i];
+        const char *eq = strchr(t->s, '=');
+        uint64_t v;
+        size_t k = eq ? (size_t)(eq - t->s) : 0;
+        if (eq && k == 4 && strncmp(t->s, "path", 4) == 0 && eq[1] == '/' && plain_target(eq + 1))
+            u->hc_path = atr__conf_strdup(b->a, eq + 1);
+        else if (eq && k == 8 && strncmp(t->s, "interval", 8) == 0 &&
+                 atr_conf_parse_duration(eq + 1, &v) == 0 && v >= 100 && v <= 3600000)
+            u->hc_interval = v;
+        else if (eq && k == 7 && strncmp(t->s, "timeout", 7) == 0 &&
+                 atr_conf_parse_duration(eq + 1, &v) == 0 && v >= 10 && v <= 60000)
+            u->hc_timeout = v;
+        else if (eq && k == 5 && strncmp(t->s, "fails", 5) == 0 &&
+                 atr__conf_uint(eq + 1, &v) == 0 && v >= 1 && v <= 100)
+            u->hc_fails = (int)v;
+        else if (eq && k == 6 && strncmp(t->s, "passes", 6) == 0 &&
+                 atr__conf_uint(eq + 1, &v) == 0 && v >= 1 && v <= 100)
+            u->hc_passes = (int)v;
+        else
+            return atr__conf_fail(b, &t->pos, "invalid health_check parameter '%s' (expected "
+                                  "path=/PATH, interval=100ms..1h, timeout=10ms..1m, fails=1..100 "
+                                  "or passes=1..100)", t->s);
+    }
+    return 0;
+}
+
 static void upstream_defaults(atr_conf_upstream_t *u)
 {
     u->balance = atr_lb_ops_at(0);
@@ -424,6 +471,7 @@ const atr__conf_directive_t atr__conf_upstream_tab[] = {
     ATR__CONF_INT("keepalive_requests", UP, keepalive_requests, 1, 1000000000),
     ATR__CONF_INT("queue", UP, queue, 0, 1000000),
     ATR__CONF_INT("retries", UP, retries, 0, 100),
+    { "health_check", 0, 5, 0, 0, d_health_check, ATR__CONF_NONE, 0, 0, 0 },
     { "tls_trust", 1, 1, 0, 0, atr__conf_d_tls_file, ATR__CONF_NONE, offsetof(UP, tls_trust),
       offsetof(UP, tls_trust_pos), 0 },
     { "tls_server_name", 1, 1, 0, 0, atr__conf_d_path, ATR__CONF_NONE,

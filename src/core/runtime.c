@@ -21,6 +21,7 @@
 #include "net/listener.h"
 #include "core/supervisor.h"
 #include "core/stapling.h"
+#include "core/health.h"
 #include "core/tls_setup.h"
 #include "net/worker.h"
 
@@ -427,6 +428,7 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
         atr_worker_post(atr_process.workers[w], g, sets[w], conf->nlistens);
     free(sets);
     remember_keys(conf);
+    atr_health_apply(rt.loop, g); /* before the generation before is let go: checks point into it */
     if (rt.gen)
         atr_gen_unref(rt.gen);
     rt.gen = g;
@@ -540,6 +542,7 @@ static void unwatch_signals(void)
     for (size_t i = 0; i < ATR_ARRAY_SIZE(signals); i++)
         uv_close((uv_handle_t *)signals[i], NULL);
     uv_close((uv_handle_t *)&rt.ticket_timer, NULL);
+    atr_health_stop();
 }
 
 static void write_pid_file(const char *path)

@@ -310,7 +310,8 @@ static const char *full_conf =
     "    queue 0;\n"
     "    retries 0;\n"
     "}\n"
-    "upstream \"other one\" { balance random2; protocol scgi; server 127.0.0.2:1; }\n"
+    "upstream \"other one\" { balance random2; protocol scgi; server 127.0.0.2:1;\n"
+    "    health_check path=/hz interval=500ms timeout=200ms fails=4 passes=3; }\n"
     "upstream unused { protocol https; server 127.0.0.3:443; tls_trust /etc/ca.pem;\n"
     "    tls_server_name backend.internal; tls_verify off;\n"
     "    tls_client_certificate /etc/c.pem; tls_client_key /etc/c.key; }\n"
@@ -563,6 +564,7 @@ static void test_dump(void)
         "        client_verify optional;\n        client_ocsp on;\n"
         "        client_ocsp_fail open;\n    }\n",
         "upstream \"other one\" {\n",
+        "    health_check path=/hz interval=500ms timeout=200ms fails=4 passes=3;\n",
         "    server 10.0.0.2:9002 weight=2 max_conns=100;\n",
         "    server app.internal:8000 weight=1 max_conns=0 resolve;\n",
         "host example.com www.example.com {\n",
