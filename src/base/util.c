@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,29 +94,36 @@ char *atr_sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t n)
 int atr_read_file(const char *path, size_t max, char **out, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
     if (fd < 0)
         return -errno;
-    if (fstat(fd, &st) < 0 || (size_t)st.st_size > max) {
-        int e = (size_t)st.st_size > max ? EFBIG : errno;
-        close(fd);
-        return -e;
-    }
-    char *p = atr_xmalloc((size_t)st.st_size + 1);
-    size_t n = 0;
-    while (n < (size_t)st.st_size) {
-        ssize_t r = read(fd, p + n, (size_t)st.st_size - n);
-        if (r <= 0) {
-            int e = r < 0 ? errno : EIO;
-            close(fd);
-            free(p);
-            return -e;
+    size_t cap = 4096, n = 0;
+    char *buf = atr_xmalloc(cap + 1);
+    int rc = 0;
+    for (;;) { /* to the end, not to a size from fstat: a pipe or /dev/stdin reads too */
+        if (n == cap) {
+            cap *= 2;
+            buf = atr_xrealloc(buf, cap + 1);
         }
-        n += (size_t)r;
+        ssize_t k = read(fd, buf + n, cap - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            rc = k < 0 ? -errno : 0;
+            break;
+        }
+        n += (size_t)k;
+        if (n > max) {
+            rc = -EFBIG;
+            break;
+        }
     }
     close(fd);
-    p[n] = '\0';
-    *out = p;
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
     *len = n;
     return 0;
 }

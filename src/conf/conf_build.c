@@ -517,7 +517,7 @@ atr_conf_t *atr_conf_load(const char *path, char *err, size_t errlen)
     atr_conf_pos_t top = { path, 1, 1 };
     if (err != NULL && errlen > 0)
         err[0] = '\0';
-    int rc = atr__conf_read_file(path, &text, &len);
+    int rc = atr_read_file(path, ATR__CONF_MAX_FILE, &text, &len);
     if (rc < 0) {
         atr__conf_err(err, errlen, &top, "cannot open '%s': %s", path,
                       rc == -EFBIG ? "file too large (more than 16m)" : strerror(-rc));

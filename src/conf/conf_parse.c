@@ -350,44 +350,6 @@ static int parse_text(atr__conf_arena_t *a, const char *file, const char *text, 
 
 /* ---- files and includes --------------------------------------------------- */
 
-int atr__conf_read_file(const char *path, char **out, size_t *outlen)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    size_t cap = 4096, n = 0;
-    char *buf = atr_xmalloc(cap + 1);
-    int rc = 0;
-    for (;;) {
-        if (n == cap) {
-            if (cap >= ATR__CONF_MAX_FILE) {
-                rc = -EFBIG;
-                break;
-            }
-            cap *= 2;
-            buf = atr_xrealloc(buf, cap + 1);
-        }
-        ssize_t k = read(fd, buf + n, cap - n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0) {
-            rc = -errno;
-            break;
-        }
-        if (k == 0)
-            break;
-        n += (size_t)k;
-    }
-    close(fd);
-    if (rc < 0) {
-        free(buf);
-        return rc;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *outlen = n;
-    return 0;
-}
 
 #define MAX_INCLUDE_DEPTH 16
 
@@ -412,7 +374,7 @@ static int include_file(ictx_t *ic, const atr__conf_tok_t *arg, const char *path
 {
     char *text;
     size_t len;
-    int rc = atr__conf_read_file(path, &text, &len);
+    int rc = atr_read_file(path, ATR__CONF_MAX_FILE, &text, &len);
     if (rc < 0)
         return atr__conf_err(ic->err, ic->errlen, &arg->pos, "cannot open '%s': %s", path,
                              file_error(rc));

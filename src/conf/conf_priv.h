@@ -70,10 +70,8 @@ int atr__conf_parse(atr__conf_arena_t *a, const char *file, const char *text, si
                     const char *dir, const char *realpath_self, atr__conf_node_t **out, char *err,
                     size_t errlen);
 
-/* Read a whole file (at most ATR__CONF_MAX_FILE bytes) into a malloc'ed,
- * NUL-terminated buffer. Returns 0, or a negative errno (-EFBIG when too big). */
+/* The largest config file read (atr_read_file, base/util.h). */
 #define ATR__CONF_MAX_FILE (16u << 20)
-int atr__conf_read_file(const char *path, char **out, size_t *outlen);
 
 /* Write "FILE:LINE:COL: message" into err (control bytes shown as '?').
  * Always returns -1 so callers can `return atr__conf_err(...)`. */

@@ -15,6 +15,7 @@
 #include "net/socache.h"
 #include "net/worker.h"
 #include "t.h"
+#include "worker_end.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -460,13 +461,6 @@ static void test_connect_unanswered(void)
     close(lfd);
 }
 
-static void walk_close(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
 static const char *find_memcached(void)
 {
     static const char *paths[] = { "/usr/bin/memcached", "/usr/local/bin/memcached",
@@ -507,11 +501,6 @@ int main(void)
     server_stop(&s1);
     server_stop(&s2);
 
-    uv_walk(&w->loop, walk_close, NULL);
-    uv_run(&w->loop, UV_RUN_DEFAULT);
-    atr_cache_flush(w);
-    T_CHECK(__LINE__, uv_loop_close(&w->loop) == 0, "loop closed with handles left");
-    uv_mutex_destroy(&w->lock);
-    free(w);
+    worker_end(w);
     T_DONE();
 }

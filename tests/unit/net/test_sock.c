@@ -8,6 +8,7 @@
 #include "net/sock.h"
 #include "net/worker.h"
 #include "t.h"
+#include "worker_end.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -307,13 +308,6 @@ static void test_deadline(void)
     finish(&o);
 }
 
-static void walk_close(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
 /* Accepted sockets get TCP_NODELAY from the listening socket (no system
  * call of their own); a TLS listener defers accepting to the first bytes. */
 static void test_listener_options(void)
@@ -355,11 +349,6 @@ int main(void)
     test_connect();
     test_deadline();
     test_listener_options();
-    uv_walk(&w->loop, walk_close, NULL);
-    uv_run(&w->loop, UV_RUN_DEFAULT);
-    atr_cache_flush(w);
-    T_CHECK(__LINE__, uv_loop_close(&w->loop) == 0, "loop closed with handles left");
-    uv_mutex_destroy(&w->lock);
-    free(w);
+    worker_end(w);
     T_DONE();
 }
