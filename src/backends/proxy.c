@@ -24,9 +24,15 @@
 
 static void px_pump_request(atr_proxy_t *px);
 
-static atr_gen_upstream_t *gups(atr_proxy_t *px)
+/* The shared state of member s of px's view. */
+static atr_server_state_t *member_state(const atr_proxy_t *px, int s)
 {
-    return &px->wg->gen->ups[px->ups];
+    return px->view->ms->servers[s].state;
+}
+
+static const char *member_name(const atr_proxy_t *px, int s)
+{
+    return px->view->ms->m[s].name;
 }
 
 /* ---- worker generation state ---- */
@@ -35,17 +41,13 @@ int atr__px_slot;
 
 static void px_wgen_init(atr_wgen_t *wg)
 {
-    const atr_gen_t *g = wg->gen;
-    int n = g->nups;
+    int n = wg->gen->nups;
     atr_px_wgen_t *pw = atr_xcalloc(1, sizeof *pw);
     wg->slots[atr__px_slot] = pw;
-    pw->lbs = atr_xcalloc((size_t)n, sizeof *pw->lbs);
-    pw->pools = atr_xcalloc((size_t)n, sizeof *pw->pools);
+    pw->views = atr_xcalloc((size_t)n, sizeof *pw->views);
     pw->queues = atr_xcalloc((size_t)n, sizeof *pw->queues);
+    atr__px_views_init(wg);
     for (int i = 0; i < n; i++) {
-        pw->lbs[i] = atr_lb_new(g->ups[i].lb_ops, g->ups[i].servers, g->ups[i].conf->nservers,
-                                wg->w->seed + (uint64_t)i * 7919);
-        pw->pools[i] = atr_xcalloc((size_t)g->ups[i].conf->nservers, sizeof(atr_pool_t));
         pw->queues[i] = atr_xcalloc(1, sizeof(atr_queue_t));
         pw->queues[i]->wg = wg;
         pw->queues[i]->ups = i;
@@ -55,24 +57,10 @@ static void px_wgen_init(atr_wgen_t *wg)
 static void px_wgen_free(atr_wgen_t *wg)
 {
     atr_px_wgen_t *pw = atr__pxw(wg);
-    int n = wg->gen->nups;
-    for (int i = 0; i < n; i++) {
-        for (int s = 0; s < wg->gen->ups[i].conf->nservers; s++) {
-            atr_pool_t *p = &pw->pools[i][s];
-            while (p->idle) {
-                atr_bconn_t *bc = p->idle;
-                p->idle = bc->next;
-                p->nidle--;
-                bc->next = NULL;
-                atr__bc_close(bc);
-            }
-        }
-        atr_lb_free(pw->lbs[i]);
-        free(pw->pools[i]);
+    atr__px_views_free(wg);
+    for (int i = 0; i < wg->gen->nups; i++)
         free(pw->queues[i]);
-    }
-    free(pw->lbs);
-    free(pw->pools);
+    free(pw->views);
     free(pw->queues);
     free(pw);
     wg->slots[atr__px_slot] = NULL;
@@ -82,6 +70,7 @@ void atr_proxy_register(void)
 {
     atr__px_slot = atr_wgen_slot_new();
     atr_hook_wgen(px_wgen_init, px_wgen_free);
+    atr_hook_members(atr__px_members_changed);
 }
 
 /* ---- server accounting ---- */
@@ -91,8 +80,8 @@ void atr_proxy_register(void)
  * the check and the increment are one compare-and-swap. */
 static int server_acquire(atr_proxy_t *px, int s)
 {
-    atr_server_state_t *st = gups(px)->servers[s].state;
-    int max = gups(px)->servers[s].max_conns;
+    atr_server_state_t *st = member_state(px, s);
+    int max = px->view->ms->servers[s].max_conns;
     if (max > 0) {
         int cur = atomic_load(&st->active);
         do {
@@ -110,7 +99,7 @@ static int server_acquire(atr_proxy_t *px, int s)
 void atr__server_count_response(atr_proxy_t *px, int status)
 {
     if (px->server >= 0) {
-        atr_server_state_t *st = gups(px)->servers[px->server].state;
+        atr_server_state_t *st = member_state(px, px->server);
         atomic_fetch_add_explicit(&st->responses[atr_status_class(status)], 1,
                                   memory_order_relaxed);
     }
@@ -124,34 +113,56 @@ void atr__server_release(atr_proxy_t *px)
         px->server = -1; /* the CGI child gives it back when it exits */
         return;
     }
-    atomic_fetch_sub(&gups(px)->servers[px->server].state->active, 1);
+    atomic_fetch_sub(&member_state(px, px->server)->active, 1);
     px->server = -1;
     atr__queue_kick(px->wg, px->ups);
 }
 
 static void server_mark_down(atr_proxy_t *px, int s, const char *why)
 {
-    atr_server_state_t *st = gups(px)->servers[s].state;
+    atr_server_state_t *st = member_state(px, s);
     uint64_t now = uv_now(&px->wg->w->loop);
     atomic_store(&st->down_until, now + px->u->fail_timeout);
     atomic_fetch_add(&st->failures, 1);
     if (atomic_exchange(&st->logged_down, 1) == 0)
         ATR_WARN("upstream %s: server %s marked down for %llums: %s", px->u->name,
-                 atr__server_conf(px->wg, px->ups, s)->text,
+                 member_name(px, s),
                  (unsigned long long)px->u->fail_timeout, why);
 }
 
 static void server_mark_up(atr_proxy_t *px, int s)
 {
-    atr_server_state_t *st = gups(px)->servers[s].state;
+    atr_server_state_t *st = member_state(px, s);
     if (atomic_load(&st->down_until) != 0)
         atomic_store(&st->down_until, 0);
     if (atomic_exchange(&st->logged_down, 0) == 1)
-        ATR_NOTICE("upstream %s: server %s is up again", px->u->name,
-                   atr__server_conf(px->wg, px->ups, s)->text);
+        ATR_NOTICE("upstream %s: server %s is up again", px->u->name, member_name(px, s));
 }
 
 /* ---- the proxy object ---- */
+
+/* Place px among the upstream's current members, none tried yet: at the
+ * start, and again when it leaves the queue (the members may have changed
+ * while it waited). Retries stay among the members it was placed among. */
+static void px_place(atr_proxy_t *px)
+{
+    atr_px_view_t *v = atr__px_view(px->wg, px->ups);
+    size_t n = (size_t)v->ms->n;
+    if (px->view != v) {
+        v->refs++;
+        atr__px_view_unref(px->view);
+        px->view = v;
+    }
+    if (px->tried != NULL && px->tried != px->tried_inline && px->ntried < n) {
+        free(px->tried);
+        px->tried = NULL;
+    }
+    if (px->tried == NULL || (px->tried == px->tried_inline && n > sizeof px->tried_inline)) {
+        px->tried = n <= sizeof px->tried_inline ? px->tried_inline : atr_xmalloc(n);
+        px->ntried = n;
+    }
+    memset(px->tried, 0, n);
+}
 
 static void px_free(atr_proxy_t *px)
 {
@@ -173,6 +184,7 @@ static void px_free(atr_proxy_t *px)
     atr_cache_head_put(px->wg->w, px->client_head);
     if (px->tried != px->tried_inline)
         free(px->tried);
+    atr__px_view_unref(px->view);
     atr_worker_t *w = px->wg->w;
     atr_wgen_unref(px->wg);
     atr_cache_put(w, ATR_CACHE_PROXY, px);
@@ -214,14 +226,14 @@ static __thread struct {
     int timer_ready;
 } waiting;
 
-/* Some server of the upstream that is up has a free slot now. */
+/* Some member of the upstream that is up has a free slot now. */
 static int slot_free(atr_wgen_t *wg, int ups)
 {
-    const atr_gen_upstream_t *gu = &wg->gen->ups[ups];
+    const atr_members_t *ms = atr__px_view(wg, ups)->ms;
     uint64_t now = uv_now(&wg->w->loop);
-    for (int s = 0; s < gu->conf->nservers; s++) {
-        const atr_server_state_t *st = gu->servers[s].state;
-        int max = gu->servers[s].max_conns;
+    for (int s = 0; s < ms->n; s++) {
+        const atr_server_state_t *st = ms->servers[s].state;
+        int max = ms->servers[s].max_conns;
         if (atomic_load(&st->down_until) <= now &&
             (max == 0 || atomic_load(&st->active) < max))
             return 1;
@@ -298,7 +310,7 @@ void atr__px_fail(atr_proxy_t *px, int status, const char *why)
     atr_req_t *r = px->r;
     ATR_WARN("%s: upstream %s: %s -> %d", px->wg->w->name, px->u->name, why, status);
     if (px->server >= 0 && (status == 502 || status == 504))
-        atomic_fetch_add_explicit(&gups(px)->servers[px->server].state->errors, 1,
+        atomic_fetch_add_explicit(&member_state(px, px->server)->errors, 1,
                                   memory_order_relaxed);
     if (px->phase == PX_QUEUED)
         queue_remove(px);
@@ -362,7 +374,7 @@ void atr__queue_kick(atr_wgen_t *wg, int ups)
     q->n--;
     px->qnext = NULL;
     queue_listed(q, q->n > 0);
-    memset(px->tried, 0, (size_t)px->u->nservers);
+    px_place(px); /* among the members of now, none tried */
     atr__px_dispatch(px);
 }
 
@@ -379,7 +391,7 @@ void atr__px_server_failed(atr_proxy_t *px, int status, const char *why, int dow
         server_mark_down(px, px->server, why);
     else
         ATR_INFO("%s: upstream %s: server %s: %s, trying the next one", px->wg->w->name,
-                 px->u->name, atr__server_conf(px->wg, px->ups, px->server)->text, why);
+                 px->u->name, member_name(px, px->server), why);
     px->fail_status = status;
     bc->px = NULL;
     atr__bc_close(bc);
@@ -419,8 +431,7 @@ void atr__px_dispatch(atr_proxy_t *px)
     int all_full = 0, s;
     uint64_t now = uv_now(&px->wg->w->loop);
     for (int lost = 0;; lost++) {
-        s = atr_lb_pick_key(atr__pxw(px->wg)->lbs[px->ups], now, px->tried, &all_full,
-                            px->lb_key);
+        s = atr_lb_pick_key(px->view->lb, now, px->tried, &all_full, px->lb_key);
         if (s < 0 || server_acquire(px, s))
             break;
         /* Another worker took the slot after the pick: the server now counts
@@ -446,7 +457,7 @@ void atr__px_dispatch(atr_proxy_t *px)
     px->attempts++;
     px->server = s;
     if (px->wg->gen->access_log) {
-        const char *text = atr__server_conf(px->wg, px->ups, s)->text;
+        const char *text = member_name(px, s);
         size_t n = ATR_MIN(strlen(text), sizeof px->r->upstream_addr - 1);
         memcpy(px->r->upstream_addr, text, n);
         px->r->upstream_addr[n] = '\0';
@@ -681,13 +692,7 @@ void atr_proxy_start(atr_req_t *r)
     px->u = u;
     px->ops = u->protocol;
     px->server = -1;
-    size_t ntried = u->nservers > 0 ? (size_t)u->nservers : 1;
-    if (ntried <= sizeof px->tried_inline) {
-        px->tried = px->tried_inline;
-        memset(px->tried, 0, ntried);
-    } else {
-        px->tried = atr_xcalloc(ntried, 1);
-    }
+    px_place(px);
     px->req_framing = m->body;
     switch (m->method) {
     case ATR_M_HEAD: px->idempotent = 2; break;

@@ -15,7 +15,8 @@
 static void bc_free(atr_sock_t *s)
 {
     /* Pools hold no wgen reference (the wgen owns them); only an active
-     * connection keeps its wgen alive. */
+     * connection keeps its wgen alive. Every connection holds its view. */
+    atr__px_view_unref(((atr_bconn_t *)s)->view);
     free(s);
 }
 
@@ -35,7 +36,7 @@ void atr__bc_close(atr_bconn_t *bc)
 
 static atr_pool_t *pool_of(atr_bconn_t *bc)
 {
-    return &atr__pxw(bc->wg)->pools[bc->ups][bc->server];
+    return &bc->view->pools[bc->server];
 }
 
 static void pool_remove(atr_pool_t *p, atr_bconn_t *bc)
@@ -59,12 +60,32 @@ static atr_bconn_t *pool_pop(atr_pool_t *p)
     return bc;
 }
 
+/* The members changed while bc was in use: it joins the current view if its
+ * member is still there. 0, or -1 when it must close. */
+static int bc_rejoin(atr_bconn_t *bc)
+{
+    atr_px_view_t *cur = atr__px_view(bc->wg, bc->ups);
+    int t = atr__px_view_find(cur, bc->view, bc->server);
+    if (t < 0)
+        return -1;
+    cur->refs++;
+    atr__px_view_unref(bc->view);
+    bc->view = cur;
+    bc->server = t;
+    return 0;
+}
+
 /* Keep a cleanly finished connection for the next request, or close it. */
 void atr__bc_park(atr_bconn_t *bc)
 {
     const atr_conf_upstream_t *u = bc->wg->gen->ups[bc->ups].conf;
-    atr_pool_t *p = pool_of(bc);
     bc->px = NULL;
+    if (bc->wg == bc->wg->w->wgen && bc->view != atr__px_view(bc->wg, bc->ups) &&
+        bc_rejoin(bc) < 0) {
+        atr__bc_close(bc); /* its member left the upstream: drained */
+        return;
+    }
+    atr_pool_t *p = pool_of(bc);
     /* A response that ended exactly where a full read ended, or read while
      * reading was paused for the client, may have bytes behind it in the
      * socket (a shorter last read left the socket empty). */
@@ -82,9 +103,9 @@ void atr__bc_park(atr_bconn_t *bc)
     atr_sock_read_start(&bc->s); /* to notice the server closing it */
 }
 
-void atr__pool_close_idle(atr_wgen_t *wg, int ups, int s)
+void atr__pool_close_idle(atr_px_view_t *v, int s)
 {
-    atr_pool_t *p = &atr__pxw(wg)->pools[ups][s];
+    atr_pool_t *p = &v->pools[s];
     while (p->idle)
         atr__bc_close(pool_pop(p));
 }
@@ -94,7 +115,7 @@ void atr__pool_close_idle(atr_wgen_t *wg, int ups, int s)
  * not have been read yet). */
 atr_bconn_t *atr__bc_take_idle(atr_proxy_t *px, int s)
 {
-    atr_pool_t *p = &atr__pxw(px->wg)->pools[px->ups][s];
+    atr_pool_t *p = &px->view->pools[s];
     while (p->idle && !px->idempotent && atr_sock_unusable(&p->idle->s))
         atr__bc_close(pool_pop(p));
     if (p->idle == NULL)
@@ -180,6 +201,8 @@ static atr_bconn_t *bc_new(atr_proxy_t *px, int s, const atr_transport_t *tp)
     bc->ops = px->ops;
     bc->ups = px->ups;
     bc->server = s;
+    bc->view = px->view;
+    bc->view->refs++;
     bc->px = px;
     return bc;
 }
@@ -211,7 +234,7 @@ atr_bconn_t *atr__bc_spawn(atr_proxy_t *px, int s)
     k->wg = px->wg;
     k->ups = px->ups;
     atr_wgen_ref(k->wg);
-    atomic_int *slot = &px->wg->gen->ups[px->ups].servers[s].state->active;
+    atomic_int *slot = &px->view->ms->servers[s].state->active;
     int rc = px->ops->spawn(px->r, &bc->s, &bc->child, slot, on_slot_free, k);
     if (rc < 0) {
         atr_wgen_unref(k->wg);
@@ -226,19 +249,22 @@ atr_bconn_t *atr__bc_spawn(atr_proxy_t *px, int s)
 
 atr_bconn_t *atr__bc_connect(atr_proxy_t *px, int s)
 {
-    const atr_conf_server_t *sc = atr__server_conf(px->wg, px->ups, s);
-    const struct sockaddr *addr = (const struct sockaddr *)&sc->addr;
+    const atr_member_t *m = &px->view->ms->m[s];
+    const struct sockaddr *addr = (const struct sockaddr *)&m->addr;
     atr_tls_client_t *cl = px->wg->gen->ups[px->ups].tls;
     atr_bconn_t *bc = bc_new(px, s, cl ? &atr_transport_tls : atr_transport_for(addr));
     if (cl) {
-        SSL_SESSION *sess = atr_tls_client_session(cl, s);
-        int rc = atr_tls_client(&bc->s, atr_tls_client_ctx(cl), atr_tls_client_name(cl, s), sess);
+        /* Names and sessions are per `server` line: the members of one
+         * name share them. */
+        SSL_SESSION *sess = atr_tls_client_session(cl, m->line);
+        int rc = atr_tls_client(&bc->s, atr_tls_client_ctx(cl), atr_tls_client_name(cl, m->line),
+                                sess);
         SSL_SESSION_free(sess); /* the SSL holds its own reference */
         if (rc < 0) {
             atr__bc_close(bc);
             return NULL;
         }
-        atr_tls_client_watch(cl, atr_tls_ssl(&bc->s), s);
+        atr_tls_client_watch(cl, atr_tls_ssl(&bc->s), m->line);
     }
     if (atr_sock_connect(&bc->s, addr) < 0) {
         atr__bc_close(bc);

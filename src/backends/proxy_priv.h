@@ -13,10 +13,20 @@ typedef struct atr_bconn atr_bconn_t;
 typedef struct atr_pool atr_pool_t;
 typedef struct atr_queue atr_queue_t;
 
+/* What a worker chooses from for one upstream: a set of members with its
+ * balancer and idle connections. When the members change (DNS), the worker
+ * makes a new view and moves the idle connections of the members that stay;
+ * requests placed from the old view finish on it (it lives while they do). */
+typedef struct atr_px_view {
+    int refs;              /* the generation's while current, + each exchange and connection on it */
+    atr_members_t *ms;     /* reference held */
+    atr_lb_t *lb;
+    atr_pool_t *pools;     /* ms->n: idle connections per member */
+} atr_px_view_t;
+
 /* The proxy core's state per worker generation (its slot in atr_wgen_t). */
 typedef struct atr_px_wgen {
-    atr_lb_t **lbs;        /* per upstream */
-    atr_pool_t **pools;    /* per upstream: per-server idle connection pools */
+    atr_px_view_t **views; /* per upstream: the current view */
     atr_queue_t **queues;  /* per upstream: requests waiting for max_conns */
 } atr_px_wgen_t;
 
@@ -26,10 +36,10 @@ static inline atr_px_wgen_t *atr__pxw(const atr_wgen_t *wg)
     return wg->slots[atr__px_slot];
 }
 
-/* Server s of upstream ups, as configured. */
-static inline const atr_conf_server_t *atr__server_conf(const atr_wgen_t *wg, int ups, int s)
+/* The current view of upstream ups in wg. */
+static inline atr_px_view_t *atr__px_view(const atr_wgen_t *wg, int ups)
 {
-    return &wg->gen->ups[ups].conf->servers[s];
+    return atr__pxw(wg)->views[ups];
 }
 
 /* The proxy exchange a request's handler state holds (NULL once detached). */
@@ -56,7 +66,8 @@ struct atr_bconn {
                                    * references); s.out is a script's stdin for CGI */
     atr_wgen_t *wg;               /* owner of the pool; may be gone once closing */
     const atr_backend_ops_t *ops; /* the protocol */
-    int ups, server;
+    int ups, server;              /* server: a member of view */
+    atr_px_view_t *view;          /* reference held */
     atr_proxy_t *px;              /* NULL while idle in the pool */
     atr_bconn_t *next;            /* pool list */
     void *child;                  /* a spawned backend's process (ops->spawn), NULL otherwise */
@@ -85,8 +96,10 @@ struct atr_proxy {
     const atr_conf_upstream_t *u;
     const atr_backend_ops_t *ops;
     enum px_phase phase;
-    int server;                   /* chosen index, -1 none */
-    unsigned char *tried;         /* per server: 1 once tried; tried_inline or the heap */
+    atr_px_view_t *view;          /* the members it is placed among (reference held) */
+    int server;                   /* chosen member of view, -1 none */
+    unsigned char *tried;         /* per member of view: 1 once tried; tried_inline or the heap */
+    size_t ntried;
     int attempts;
     atr_bconn_t *bc;
     char *head;                   /* encoded request head, kept for retries */
@@ -152,7 +165,17 @@ atr_bconn_t *atr__bc_spawn(atr_proxy_t *px, int s);     /* a process (ops->spawn
 int atr__bc_write(atr_proxy_t *px, uv_buf_t *bufs, unsigned n); /* 0, 1 pending (BT_SEND), <0 */
 void atr__bc_close(atr_bconn_t *bc);
 void atr__bc_park(atr_bconn_t *bc);              /* back to the pool, or close */
-void atr__pool_close_idle(atr_wgen_t *wg, int ups, int s); /* server s's idle ones, this worker */
+void atr__pool_close_idle(atr_px_view_t *v, int s);  /* member s's idle ones, this worker */
+
+/* proxy_view.c: views */
+atr_px_view_t *atr__px_view_new(atr_wgen_t *wg, int ups, atr_members_t *ms); /* takes ms's ref */
+void atr__px_view_unref(atr_px_view_t *v);
+void atr__px_views_init(atr_wgen_t *wg);
+void atr__px_views_free(atr_wgen_t *wg);
+void atr__px_members_changed(atr_wgen_t *wg);    /* the atr_hook_members hook */
+/* Where a connection of member s of view `from` belongs in view `to`: its
+ * index there, or -1 when it is no member any more. */
+int atr__px_view_find(const atr_px_view_t *to, const atr_px_view_t *from, int s);
 
 /* The head is final (m valid during the call): encode it, consume it, go. */
 void atr__px_begin(atr_proxy_t *px, const atr_http_msg_t *m);

@@ -188,7 +188,7 @@ static void px_response_head(atr_proxy_t *px)
     atr_http_msg_t *m = px->rmsg;
     atr_bconn_t *bc = px->bc;
     if (px->t_start) /* the time to the head is what balance ewma learns from */
-        atr_lb_observe(atr__pxw(px->wg)->lbs[px->ups], px->server, uv_now(&px->wg->w->loop),
+        atr_lb_observe(px->view->lb, px->server, uv_now(&px->wg->w->loop),
                        (uv_hrtime() - px->t_start) / 1000);
     r->upstream_status = m->status;
     r->status = m->status;
@@ -298,7 +298,7 @@ static void died_unanswered(atr_proxy_t *px)
         bc->px = NULL;
         atr__bc_close(bc);
         px->bc = NULL;
-        atr__pool_close_idle(px->wg, px->ups, px->server);
+        atr__pool_close_idle(px->view, px->server);
         atr__px_use_server(px);
         return;
     }

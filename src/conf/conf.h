@@ -68,7 +68,9 @@ typedef struct atr_conf_server {
     int weight;                   /* 1..1000, default 1 */
     int max_conns;                /* 0 = unlimited */
     int backup;                   /* used only when every non-backup server is down */
-    int resolve;                  /* hostname: every A/AAAA record is a member (DNS issue) */
+    int resolve;                  /* hostname: every A/AAAA record is a member (core/resolve.c) */
+    char *host;                   /* resolve: the name asked for; NULL otherwise */
+    int port;                     /* resolve: the port every member gets */
     atr_conf_pos_t pos;
 } atr_conf_server_t;
 
@@ -188,6 +190,11 @@ typedef struct atr_conf {
     uint64_t tls_session_cache_size;          /* shared: bytes, default 10m */
     struct sockaddr_storage *tls_memcached;   /* memcached: the servers */
     int ntls_memcached;
+    struct sockaddr_storage *resolvers; /* resolver ADDR...; none = /etc/resolv.conf's */
+    int nresolvers;
+    uint64_t resolve_ttl_min;       /* resolve_ttl_min 1s;  a record is asked for again no sooner */
+    uint64_t resolve_ttl_max;       /* resolve_ttl_max 5m;  ... and no later, whatever its TTL */
+    int resolve_max;                /* resolve_max 64;      members one `resolve` server may add */
 
     atr_conf_listen_t *listens; int nlistens;
     atr_conf_upstream_t *upstreams; int nupstreams;

@@ -282,6 +282,33 @@ static int d_spool_dir(atr__conf_bctx_t *b, const atr__conf_node_t *n,
     return 0;
 }
 
+/* `resolver ADDR[:PORT]...;` the DNS servers of `resolve` servers (port 53
+ * unless given). */
+static int d_resolver(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
+                      void *obj)
+{
+    atr_conf_t *c = obj;
+    (void)d;
+    c->resolvers = atr__conf_alloc(b->a, sizeof *c->resolvers * (size_t)n->nargs);
+    c->nresolvers = 0;
+    for (int i = 0; i < n->nargs; i++) {
+        const char *a = n->args[i].s;
+        char with_port[80];
+        socklen_t len;
+        struct sockaddr_storage *ss = &c->resolvers[c->nresolvers];
+        if (atr__conf_parse_addr(a, ss, &len) < 0) {
+            /* A bare address takes port 53: "10.0.0.1", "::1" or "[::1]". */
+            snprintf(with_port, sizeof with_port, strchr(a, ':') && a[0] != '[' ? "[%s]:53" : "%s:53",
+                     a);
+            if (strlen(a) >= 64 || atr__conf_parse_addr(with_port, ss, &len) < 0)
+                return atr__conf_fail(b, &n->args[i].pos, "invalid resolver address '%s' (expected "
+                                      "IP or IP:PORT, e.g. 127.0.0.1:53 or [::1]:53)", a);
+        }
+        c->nresolvers++;
+    }
+    return 0;
+}
+
 /* ---- the main context's table and the walker ------------------------------ */
 
 static int d_host(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
@@ -325,6 +352,10 @@ static const atr__conf_directive_t main_tab[] = {
       offsetof(MAIN, tls_ticket_keys), offsetof(MAIN, tls_ticket_keys_pos), 0 },
     ATR__CONF_DUR("tls_ticket_rotate", MAIN, tls_ticket_rotate, 60000),
     { "tls_session_cache", 1, 17, 0, 0, atr__conf_d_session_cache, ATR__CONF_NONE, 0, 0, 0 },
+    { "resolver", 1, 8, 0, 0, d_resolver, ATR__CONF_NONE, 0, 0, 0 },
+    ATR__CONF_DUR("resolve_ttl_min", MAIN, resolve_ttl_min, 1000),
+    ATR__CONF_DUR("resolve_ttl_max", MAIN, resolve_ttl_max, 1000),
+    ATR__CONF_INT("resolve_max", MAIN, resolve_max, 1, 4096),
     { "listen", 1, 2, 0, 1, atr__conf_d_listen, ATR__CONF_NONE, 0, 0, 0 },
     { "upstream", 1, 1, 1, 1, atr__conf_d_upstream, ATR__CONF_NONE, 0, 0, 0 },
     { "host", 1, -1, 1, 1, d_host, ATR__CONF_NONE, 0, 0, 0 },
@@ -423,6 +454,9 @@ static void conf_defaults(atr_conf_t *c, atr__conf_arena_t *a)
     c->keepalive_timeout = 75000;
     c->keepalive_requests = 1000;
     c->drain_timeout = 30000;
+    c->resolve_ttl_min = 1000;
+    c->resolve_ttl_max = 300000;
+    c->resolve_max = 64;
     c->buffer_size = 16 * 1024;
     c->via = atr__conf_strdup(a, "atrium");
     c->underscores_in_headers = 0;

@@ -123,6 +123,16 @@ static void dump_main(const atr_conf_t *c, FILE *out)
         fputs("max_connections auto;\n", out);
     duration(out, "", "drain_timeout", c->drain_timeout);
     size(out, "", "buffer_size", c->buffer_size);
+    if (c->nresolvers > 0) {
+        char buf[80];
+        fputs("resolver", out);
+        for (int i = 0; i < c->nresolvers; i++)
+            fprintf(out, " %s", atr_sockaddr_text(&c->resolvers[i], buf, sizeof buf));
+        fputs(";\n", out);
+    }
+    duration(out, "", "resolve_ttl_min", c->resolve_ttl_min);
+    duration(out, "", "resolve_ttl_max", c->resolve_ttl_max);
+    fprintf(out, "resolve_max %d;\n", c->resolve_max);
     fputs("via ", out);
     if (c->via != NULL)
         word(out, c->via); /* quoted when it needs to be: "a#b" must not dump as a comment */

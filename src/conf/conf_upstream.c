@@ -278,6 +278,8 @@ static int server_addr(atr__conf_bctx_t *b, const atr__conf_tok_t *t, atr_conf_s
     if (s->resolve) { /* the DNS pool fills the members in; no address now */
         memset(&s->addr, 0, sizeof(s->addr));
         s->addrlen = 0;
+        s->host = atr__conf_strdup(b->a, host);
+        s->port = port;
         return 0;
     }
     if (numeric)

@@ -40,8 +40,10 @@ typedef struct probe {
 struct checker {
     uv_timer_t tick;
     const atr_conf_upstream_t *u;
-    const atr_conf_server_t *sv;
-    atr_server_state_t *st;   /* ref held */
+    struct sockaddr_storage addr; /* the member's */
+    char *name;               /* the member's, for the log */
+    atr_server_state_t *st;   /* ref held; the member's identity */
+    int keep;                 /* still a member (atr_health_apply's sweep) */
     probe_t *probe;           /* in flight, or NULL */
     char *req;
     size_t reqlen;
@@ -64,13 +66,13 @@ static void verdict(checker_t *ck, int ok, const char *why)
         ck->fail_run = 0;
         if (++ck->ok_run >= ck->u->hc_passes && atomic_exchange(&ck->st->unhealthy, 0) == 1)
             ATR_NOTICE("upstream %s: server %s passes its health check again", ck->u->name,
-                       ck->sv->text);
+                       ck->name);
         return;
     }
     ck->ok_run = 0;
     if (++ck->fail_run >= ck->u->hc_fails && atomic_exchange(&ck->st->unhealthy, 1) == 0)
         ATR_WARN("upstream %s: server %s fails its health check (%s %s: %s), taken out",
-                 ck->u->name, ck->sv->text, "GET", ck->u->hc_path, why);
+                 ck->u->name, ck->name, "GET", ck->u->hc_path, why);
 }
 
 /* The probe's end: once, whatever ended it. */
@@ -148,7 +150,7 @@ static void probe_start(checker_t *ck)
 {
     uv_loop_t *loop = ck->tick.loop;
     probe_t *p = atr_xcalloc(1, sizeof *p);
-    const struct sockaddr *addr = (const struct sockaddr *)&ck->sv->addr;
+    const struct sockaddr *addr = (const struct sockaddr *)&ck->addr;
     p->ck = ck;
     p->handles = 2;
     p->io.h.data = p;
@@ -180,8 +182,20 @@ static void checker_free(uv_handle_t *h)
 {
     checker_t *ck = h->data;
     atr_server_state_unref(ck->st);
+    free(ck->name);
     free(ck->req);
     free(ck);
+}
+
+static void checker_stop(checker_t *ck)
+{
+    if (ck->probe) {
+        probe_t *p = ck->probe;
+        p->ck = NULL; /* its verdict goes nowhere */
+        ck->probe = NULL;
+        finish(p, 0, "stopped");
+    }
+    uv_close((uv_handle_t *)&ck->tick, checker_free);
 }
 
 void atr_health_stop(void)
@@ -189,30 +203,27 @@ void atr_health_stop(void)
     while (checkers) {
         checker_t *ck = checkers;
         checkers = ck->next;
-        if (ck->probe) {
-            probe_t *p = ck->probe;
-            p->ck = NULL; /* its verdict goes nowhere */
-            ck->probe = NULL;
-            finish(p, 0, "stopped");
-        }
-        uv_close((uv_handle_t *)&ck->tick, checker_free);
+        checker_stop(ck);
     }
 }
 
-static void checker_start(uv_loop_t *loop, const atr_conf_upstream_t *u, int j,
+/* Check member m of u (its `server` line: sv). */
+static void checker_start(uv_loop_t *loop, const atr_conf_upstream_t *u, const atr_member_t *m,
                           atr_server_state_t *st)
 {
+    const char *text = u->servers[m->line].text; /* Host: the name as written */
     checker_t *ck = atr_xcalloc(1, sizeof *ck);
     ck->u = u;
-    ck->sv = &u->servers[j];
+    ck->addr = m->addr;
+    ck->name = atr_xstrdup(m->name);
     ck->st = st;
+    ck->keep = 1;
     atomic_fetch_add(&st->refs, 1);
-    size_t n = strlen(u->hc_path) + strlen(ck->sv->text) + 128;
+    size_t n = strlen(u->hc_path) + strlen(text) + 128;
     ck->req = atr_xmalloc(n);
     ck->reqlen = (size_t)snprintf(ck->req, n, "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: atrium "
                                   "health check\r\nConnection: close\r\n\r\n", u->hc_path,
-                                  strncmp(ck->sv->text, "unix:", 5) == 0 ? "localhost"
-                                                                         : ck->sv->text);
+                                  strncmp(text, "unix:", 5) == 0 ? "localhost" : text);
     uv_timer_init(loop, &ck->tick);
     ck->tick.data = ck;
     /* the first probe at once, then every interval */
@@ -222,14 +233,40 @@ static void checker_start(uv_loop_t *loop, const atr_conf_upstream_t *u, int j,
     checkers = ck;
 }
 
+static checker_t *checker_find(const atr_conf_upstream_t *u, const atr_server_state_t *st)
+{
+    for (checker_t *ck = checkers; ck; ck = ck->next)
+        if (ck->u == u && ck->st == st)
+            return ck;
+    return NULL;
+}
+
 void atr_health_apply(uv_loop_t *loop, const atr_gen_t *g)
 {
-    atr_health_stop();
     for (int i = 0; i < g->conf->nupstreams; i++) {
         const atr_conf_upstream_t *u = &g->conf->upstreams[i];
-        for (int j = 0; u->hc_path && j < u->nservers; j++)
-            checker_start(loop, u, j, g->ups[i].servers[j].state);
-        for (int j = 0; !u->hc_path && j < u->nservers; j++)
-            atomic_store(&g->ups[i].servers[j].state->unhealthy, 0); /* checks removed */
+        atr_members_t *ms = atr_gen_members(&g->ups[i]);
+        for (int j = 0; j < ms->n; j++) {
+            atr_server_state_t *st = ms->servers[j].state;
+            checker_t *ck;
+            if (!u->hc_path)
+                atomic_store(&st->unhealthy, 0); /* checks removed */
+            else if ((ck = checker_find(u, st)) != NULL)
+                ck->keep = 1;
+            else if (ms->m[j].addrlen > 0) /* a name never resolved has nothing to check */
+                checker_start(loop, u, &ms->m[j], st);
+        }
+        atr_members_unref(ms);
+    }
+    /* Members that left (or a generation replaced): their checks stop. */
+    for (checker_t **pp = &checkers; *pp;) {
+        checker_t *ck = *pp;
+        if (ck->keep) {
+            ck->keep = 0;
+            pp = &ck->next;
+        } else {
+            *pp = ck->next;
+            checker_stop(ck);
+        }
     }
 }

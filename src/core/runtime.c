@@ -22,13 +22,10 @@
 #include "core/supervisor.h"
 #include "core/stapling.h"
 #include "core/health.h"
+#include "core/members.h"
+#include "core/resolve.h"
 #include "core/tls_setup.h"
 #include "net/worker.h"
-
-typedef struct state_entry {
-    char *key;                 /* "upstream|server text" */
-    atr_server_state_t *st;
-} state_entry_t;
 
 typedef struct listen_key {
     char *key;
@@ -41,55 +38,10 @@ static struct {
     uint64_t next_id;
     listen_key_t *keys;
     int nkeys;
-    state_entry_t *states;
-    int nstates;
     uv_signal_t sig_hup, sig_term, sig_int, sig_usr1;
     uv_timer_t ticket_timer;   /* rotates the ticket keys made in memory */
     int stopping;
 } rt;
-
-/* ---- shared server state, carried over reloads by name ---- */
-
-static atr_server_state_t *state_get(const char *upstream, const char *server)
-{
-    /* The whole key, however long: a cut one would let two servers share
-     * counters and down marks. */
-    size_t n = strlen(upstream) + strlen(server) + 2;
-    char *key = atr_xmalloc(n);
-    snprintf(key, n, "%s|%s", upstream, server);
-    for (int i = 0; i < rt.nstates; i++) {
-        if (strcmp(rt.states[i].key, key) == 0) {
-            free(key);
-            atomic_fetch_add(&rt.states[i].st->refs, 1);
-            return rt.states[i].st;
-        }
-    }
-    atr_server_state_t *st = aligned_alloc(64, (sizeof *st + 63) & ~(size_t)63);
-    if (st == NULL)
-        abort();
-    memset(st, 0, sizeof *st);
-    atomic_store(&st->refs, 2); /* the registry's and the caller's */
-    rt.states = atr_xrealloc(rt.states, (size_t)(rt.nstates + 1) * sizeof *rt.states);
-    rt.states[rt.nstates].key = key;
-    rt.states[rt.nstates].st = st;
-    rt.nstates++;
-    return st;
-}
-
-/* Drop registry entries no generation but the registry uses any more. */
-static void states_prune(void)
-{
-    int j = 0;
-    for (int i = 0; i < rt.nstates; i++) {
-        if (atomic_load(&rt.states[i].st->refs) == 1) {
-            atr_server_state_unref(rt.states[i].st);
-            free(rt.states[i].key);
-        } else {
-            rt.states[j++] = rt.states[i];
-        }
-    }
-    rt.nstates = j;
-}
 
 /* ---- generations ---- */
 
@@ -136,21 +88,37 @@ static void cgi_upstreams(atr_gen_t *g)
     }
 }
 
-static void gen_upstream(atr_gen_upstream_t *gu, const atr_conf_upstream_t *u);
-
 static void gen_upstream(atr_gen_upstream_t *gu, const atr_conf_upstream_t *u)
 {
     gu->conf = u;
     gu->lb_ops = u->balance;
-    gu->servers = atr_xcalloc((size_t)u->nservers, sizeof *gu->servers);
-    for (int j = 0; j < u->nservers; j++) {
-        atr_lb_server_t *s = &gu->servers[j];
-        s->weight = u->servers[j].weight > 0 ? u->servers[j].weight : 1;
-        s->max_conns = u->servers[j].max_conns;
-        s->backup = u->servers[j].backup;
-        s->state = state_get(u->name, u->servers[j].text);
-        s->name = u->servers[j].text; /* hash places a server by its name, not its index */
+    gu->members_ = atr_members_build(u);
+}
+
+/* A `resolve` name's addresses changed: the upstreams of the running
+ * generation whose members differ now get the new set, and the workers and
+ * the health checks follow. */
+static void on_names_changed(void)
+{
+    atr_gen_t *g = rt.gen;
+    int any = 0;
+    for (int i = 0; g && i < g->conf->nupstreams; i++) {
+        atr_members_t *ms = atr_members_build(&g->conf->upstreams[i]);
+        atr_members_t *cur = atr_gen_members(&g->ups[i]);
+        if (atr_members_same(ms, cur)) {
+            atr_members_unref(ms);
+        } else {
+            atr_gen_set_members(&g->ups[i], ms);
+            any = 1;
+        }
+        atr_members_unref(cur);
     }
+    if (!any)
+        return;
+    for (int w = 0; w < atr_process.nworkers; w++)
+        atr_worker_members_changed(atr_process.workers[w]);
+    atr_health_apply(rt.loop, g);
+    atr_states_prune();
 }
 
 /* The error log file can be opened (and is, created if missing), or -1 with
@@ -318,26 +286,8 @@ static void remember_keys(const atr_conf_t *conf)
 
 /* ---- applying a configuration ---- */
 
-static int check_supported(const atr_conf_t *conf, char *err, size_t errlen)
-{
-    for (int i = 0; i < conf->nupstreams; i++) {
-        const atr_conf_upstream_t *u = &conf->upstreams[i];
-        for (int j = 0; j < u->nservers; j++) {
-            const atr_conf_server_t *sv = &u->servers[j];
-            if (sv->resolve) {
-                snprintf(err, errlen, "%s:%d:%d: server %s: 'resolve' (DNS pools) is not "
-                         "supported yet", sv->pos.file, sv->pos.line, sv->pos.col, sv->text);
-                return -1;
-            }
-        }
-    }
-    return 0;
-}
-
 int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
 {
-    if (check_supported(conf, err, errlen) < 0)
-        return -1;
     for (int i = 0; i < conf->nlistens; i++) {
         const atr_conf_listen_t *l = &conf->listens[i];
         int fd = atr_listener_socket((const struct sockaddr *)&l->addr, l->addrlen, l->tls);
@@ -349,6 +299,7 @@ int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
     }
     if (check_error_log(conf, err, errlen) < 0 || atr_tls_check(conf, err, errlen) < 0)
         return -1;
+    atr_resolve_check(conf, stderr); /* a name that does not resolve is a warning, not an error */
     /* What a start opens that binding alone does not show: the access log, and
      * the directory of a spawned set's unix socket (not bound here: that
      * would disturb a running instance's socket). */
@@ -386,10 +337,6 @@ int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
  * request can reach them), then it is all committed. */
 static int apply(atr_conf_t *conf, char *err, size_t errlen)
 {
-    if (check_supported(conf, err, errlen) < 0) {
-        atr_conf_free(conf);
-        return -1;
-    }
     const atr_conf_t *running = rt.gen ? rt.gen->conf : NULL;
     if (check_error_log(conf, err, errlen) < 0) {
         atr_conf_free(conf);
@@ -419,6 +366,9 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
         return -1;
     }
     atr_spawn_commit();
+    /* The generation's members come from the answers known now; names new
+     * to this config are asked for now and fill in as they answer. */
+    atr_resolve_apply(rt.loop, conf, on_names_changed);
     if (atr_log_open(conf->error_log, conf->error_level) < 0)
         ATR_ERROR("error_log %s: cannot open, keeping the current one", conf->error_log);
     atr_tls_gen_session_cache(g);
@@ -433,7 +383,7 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
         atr_gen_unref(rt.gen);
     rt.gen = g;
     atr_spawn_prune(g->conf);
-    states_prune();
+    atr_states_prune();
     return 0;
 }
 
@@ -460,6 +410,7 @@ static void stop_all(void)
     rt.stopping = 1;
     ATR_NOTICE("stopping: draining connections");
     atr_stapling_stop();
+    atr_resolve_stop();
     for (int w = 0; w < atr_process.nworkers; w++)
         atr_worker_stop(atr_process.workers[w]);
     atr_spawn_stop_all();
@@ -563,11 +514,11 @@ static void release_state(void)
     atr_gen_unref(rt.gen);
     rt.gen = NULL;
     atr_tls_release();
-    states_prune();
+    atr_resolve_stop();
+    atr_states_free();
     for (int i = 0; i < rt.nkeys; i++)
         free(rt.keys[i].key);
     free(rt.keys);
-    free(rt.states);
 }
 
 int atr_runtime_run(atr_conf_t *conf)
@@ -611,6 +562,8 @@ int atr_runtime_run(atr_conf_t *conf)
     /* The first staples before the first client (bounded: a responder that
      * does not answer delays the start by at most this, then staples late). */
     atr_stapling_wait_first(rt.loop, ATR_STAPLING_TIMEOUT_MS + 500);
+    /* The first DNS answers too (each lookup is bounded: 2 tries of 1 s). */
+    atr_resolve_wait_first(rt.loop, 2500);
     if (pid_file) /* before the privilege drop: its directory is often root's */
         write_pid_file(pid_file);
     if (user && getuid() == 0 && drop_privileges(user) < 0)

@@ -3,6 +3,7 @@
  * fetch in flight and the timer of the next one; targets say which pairs of
  * the running generation staple which entry. */
 #include "core/stapling.h"
+#include "core/wait.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,11 +284,6 @@ void atr_stapling_use(uv_loop_t *loop, atr_gen_t *g)
     }
 }
 
-static void wait_over(uv_timer_t *t)
-{
-    *(int *)t->data = 1;
-}
-
 static int all_answered(void)
 {
     for (entry_t *e = st.entries; e; e = e->next)
@@ -298,20 +294,10 @@ static int all_answered(void)
 
 void atr_stapling_wait_first(uv_loop_t *loop, uint64_t timeout_ms)
 {
-    if (all_answered())
-        return;
-    int over = 0;
-    uv_timer_t *t = atr_xmalloc(sizeof *t);
-    uv_timer_init(loop, t);
-    t->data = &over;
-    uv_timer_start(t, wait_over, timeout_ms, 0);
-    while (!over && !all_answered())
-        uv_run(loop, UV_RUN_ONCE);
-    if (!all_answered())
+    if (!atr_wait_until(loop, timeout_ms, all_answered))
         ATR_WARN("stapling: no answer from a responder in %llu ms; serving without a staple "
                  "until one comes",
                  (unsigned long long)timeout_ms);
-    uv_close((uv_handle_t *)t, timer_closed);
 }
 
 void atr_stapling_stop(void)

@@ -103,12 +103,13 @@ static void server_family(atr_buf_t *b, const atr_gen_t *g, uint64_t now, const 
     family(b, name, type, help);
     for (int u = 0; u < g->nups; u++) {
         const atr_conf_upstream_t *uc = g->ups[u].conf;
-        for (int s = 0; s < uc->nservers; s++) {
+        atr_members_t *ms = atr_gen_members(&g->ups[u]);
+        for (int s = 0; s < ms->n; s++) {
             atr_buf_t lab = { 0 };
             atr_buf_puts(&lab, "upstream=\"");
             label_value(&lab, uc->name);
             atr_buf_printf(&lab, "\",protocol=\"%s\",server=\"", uc->protocol->name);
-            label_value(&lab, uc->servers[s].text);
+            label_value(&lab, ms->m[s].name);
             atr_buf_put(&lab, "\"", 1);
             size_t base = lab.n;
             for (int k = 0; k < (per_class ? 5 : 1); k++) {
@@ -116,10 +117,11 @@ static void server_family(atr_buf_t *b, const atr_gen_t *g, uint64_t now, const 
                 if (per_class)
                     atr_buf_printf(&lab, ",code=\"%s\"", class_names[k]);
                 atr_buf_put(&lab, "", 1); /* NUL */
-                sample(b, name, lab.p, get(g->ups[u].servers[s].state, now, k));
+                sample(b, name, lab.p, get(ms->servers[s].state, now, k));
             }
             free(lab.p);
         }
+        atr_members_unref(ms);
     }
 }
 

@@ -1,6 +1,7 @@
 /* Generations: references and the shared server state they hold. */
 #include "net/gen.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,57 @@ void atr_server_state_unref(atr_server_state_t *st)
 {
     if (atomic_fetch_sub(&st->refs, 1) == 1)
         free(st);
+}
+
+atr_members_t *atr_members_new(int n)
+{
+    atr_members_t *ms = atr_xcalloc(1, sizeof *ms);
+    atomic_init(&ms->refs, 1);
+    ms->n = n;
+    ms->m = atr_xcalloc((size_t)n, sizeof *ms->m);
+    ms->servers = atr_xcalloc((size_t)n, sizeof *ms->servers);
+    return ms;
+}
+
+void atr_members_ref(atr_members_t *ms)
+{
+    atomic_fetch_add(&ms->refs, 1);
+}
+
+void atr_members_unref(atr_members_t *ms)
+{
+    if (ms == NULL || atomic_fetch_sub(&ms->refs, 1) != 1)
+        return;
+    for (int i = 0; i < ms->n; i++) {
+        free(ms->m[i].name);
+        if (ms->servers[i].state)
+            atr_server_state_unref(ms->servers[i].state);
+    }
+    free(ms->m);
+    free(ms->servers);
+    free(ms);
+}
+
+/* One lock for every upstream's current-set pointer: taken a few times per
+ * change and per generation a worker takes, never per request. */
+static pthread_mutex_t members_lock = PTHREAD_MUTEX_INITIALIZER;
+
+atr_members_t *atr_gen_members(const atr_gen_upstream_t *gu)
+{
+    pthread_mutex_lock(&members_lock);
+    atr_members_t *ms = gu->members_;
+    atr_members_ref(ms);
+    pthread_mutex_unlock(&members_lock);
+    return ms;
+}
+
+void atr_gen_set_members(atr_gen_upstream_t *gu, atr_members_t *ms)
+{
+    pthread_mutex_lock(&members_lock);
+    atr_members_t *old = gu->members_;
+    gu->members_ = ms;
+    pthread_mutex_unlock(&members_lock);
+    atr_members_unref(old);
 }
 
 void atr_gen_cache_ref(atr_gen_cache_t *c)
@@ -37,9 +89,7 @@ void atr_gen_unref(atr_gen_t *g)
         return;
     for (int i = 0; i < g->nups; i++) {
         atr_tls_client_free(g->ups[i].tls);
-        for (int j = 0; j < g->ups[i].conf->nservers; j++)
-            atr_server_state_unref(g->ups[i].servers[j].state);
-        free(g->ups[i].servers);
+        atr_members_unref(g->ups[i].members_);
     }
     for (int k = 0; k < g->ncgi; k++) {
         free(g->cgi_ups[k].name);

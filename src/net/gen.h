@@ -17,12 +17,48 @@
 struct atr_tls_server; /* tls/ctx.h */
 struct atr_tls_client;
 
+/* One member of an upstream: where requests go. A `server` line is one
+ * member, except a `resolve` one, which is one member per address of its
+ * last good DNS answer (core/resolve.c), or a placeholder that is always
+ * down while its name has never resolved. */
+typedef struct atr_member {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;             /* 0: a placeholder (never chosen) */
+    int line;                      /* its `server` line: conf->servers[line] */
+    char *name;                    /* the line's text, or "TEXT/ADDR:PORT" for a resolved one (owned) */
+} atr_member_t;
+
+/* The members of an upstream at one moment: immutable, refcounted, shared
+ * by the control loop and every worker. A change of members is a new set;
+ * each worker moves to it on its loop (net/hooks.h atr_hook_members) while
+ * the requests already placed finish on the set they were placed from. */
+typedef struct atr_members {
+    atomic_int refs;
+    int n;                         /* >= 1 */
+    atr_member_t *m;               /* n entries */
+    atr_lb_server_t *servers;      /* n entries for the balancer: ->name is m[i].name, ->state
+                                    * a reference (shared per name, carried over reloads) */
+} atr_members_t;
+
+/* An empty set for n members (refs 1); the caller fills m[] and servers[]. */
+atr_members_t *atr_members_new(int n);
+void atr_members_ref(atr_members_t *ms);
+void atr_members_unref(atr_members_t *ms);   /* any thread; NULL is fine */
+
 typedef struct atr_gen_upstream {
     const atr_conf_upstream_t *conf;
     struct atr_tls_client *tls;     /* protocol https: the client context, else NULL */
     const atr_lb_ops_t *lb_ops;
-    atr_lb_server_t *servers;   /* conf->nservers entries; ->state shared, carried over by name */
+    atr_members_t *members_;        /* the current set: read with atr_gen_members */
 } atr_gen_upstream_t;
+
+/* The upstream's current members, with a reference for the caller (any
+ * thread; a short lock, never on a request's path: workers take it when a
+ * change is announced and when they take a generation). */
+atr_members_t *atr_gen_members(const atr_gen_upstream_t *gu);
+/* Control loop: make ms the current set (takes the caller's reference). The
+ * caller then tells the workers (atr_worker_members_changed). */
+void atr_gen_set_members(atr_gen_upstream_t *gu, atr_members_t *ms);
 
 /* A small-object cache (the TLS session cache) shared by generations while
  * their config says the same, and attached by each worker: refcounted,

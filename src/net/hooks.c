@@ -26,6 +26,8 @@ static struct {
     int nwgen;
     void (*exit[ATR_MAX_HOOKS])(atr_worker_t *w);
     int nexit;
+    void (*members[ATR_MAX_HOOKS])(atr_wgen_t *wg);
+    int nmembers;
     int nslots;
 } hooks;
 
@@ -74,6 +76,12 @@ void atr_hook_worker_exit(void (*fn)(atr_worker_t *w))
     hooks.exit[hooks.nexit++] = fn;
 }
 
+void atr_hook_members(void (*fn)(atr_wgen_t *wg))
+{
+    room(hooks.nmembers);
+    hooks.members[hooks.nmembers++] = fn;
+}
+
 int atr_wgen_slot_new(void)
 {
     if (hooks.nslots >= ATR_WGEN_SLOTS) {
@@ -115,4 +123,10 @@ void atr_hooks_worker_exit(atr_worker_t *w)
 {
     for (int i = 0; i < hooks.nexit; i++)
         hooks.exit[i](w);
+}
+
+void atr_hooks_members(atr_wgen_t *wg)
+{
+    for (int i = 0; i < hooks.nmembers; i++)
+        hooks.members[i](wg);
 }

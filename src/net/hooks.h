@@ -47,6 +47,9 @@ void atr_hook_log(atr_log_hook_fn fn);
 void atr_hook_wgen(void (*init)(atr_wgen_t *wg), void (*free)(atr_wgen_t *wg));
 /* A worker is ending, on its own thread, once its connections are gone. */
 void atr_hook_worker_exit(void (*fn)(atr_worker_t *w));
+/* Some upstream of the worker's current generation has a new set of
+ * members (atr_gen_members): runs on the worker's loop. */
+void atr_hook_members(void (*fn)(atr_wgen_t *wg));
 /* A slot in atr_wgen_t.slots for a module's per-generation state. */
 int atr_wgen_slot_new(void);
 
@@ -58,5 +61,6 @@ void atr_hooks_run_log(atr_req_t *r);
 void atr_hooks_wgen_init(atr_wgen_t *wg);
 void atr_hooks_wgen_free(atr_wgen_t *wg);
 void atr_hooks_worker_exit(atr_worker_t *w);
+void atr_hooks_members(atr_wgen_t *wg);
 
 #endif

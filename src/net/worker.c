@@ -285,7 +285,8 @@ static void on_wake(uv_async_t *a)
     uv_mutex_lock(&w->lock);
     atr_gen_t *gen = w->next_gen;
     atr_listen_fd_t *ls = w->next_listen;
-    int nls = w->next_nlisten, stop = w->stop_requested;
+    int nls = w->next_nlisten, stop = w->stop_requested, members = w->members_changed;
+    w->members_changed = 0;
     w->next_gen = NULL;
     w->next_listen = NULL;
     w->next_nlisten = 0;
@@ -314,6 +315,10 @@ static void on_wake(uv_async_t *a)
         }
         free(ls);
     }
+    /* A new generation read its members just now; an older one's change
+     * needs its hook. */
+    if (members && !gen && w->wgen && !w->stopping)
+        atr_hooks_members(w->wgen);
     if (stop)
         begin_stop(w);
 }
@@ -429,6 +434,14 @@ void atr_worker_stop(atr_worker_t *w)
 {
     uv_mutex_lock(&w->lock);
     w->stop_requested = 1;
+    uv_mutex_unlock(&w->lock);
+    uv_async_send(&w->wake);
+}
+
+void atr_worker_members_changed(atr_worker_t *w)
+{
+    uv_mutex_lock(&w->lock);
+    w->members_changed = 1;
     uv_mutex_unlock(&w->lock);
     uv_async_send(&w->wake);
 }

@@ -77,6 +77,7 @@ typedef struct atr_worker {
     atr_listen_fd_t *next_listen;
     int next_nlisten;
     int stop_requested;
+    int members_changed;       /* atr_worker_members_changed since the last wake */
 
     /* loop-owned */
     atr_wgen_t *wgen;          /* current */
@@ -104,6 +105,8 @@ typedef struct atr_process {
     int nworkers;
     uint64_t start_unix_ms;
     atomic_uint_fast64_t reloads_ok, reloads_failed;
+    atomic_uint_fast64_t dns_failures;   /* lookups of `resolve` names that failed */
+    atomic_int dns_failing;              /* names whose last lookup failed */
 } atr_process_t;
 extern atr_process_t atr_process;
 
@@ -114,6 +117,9 @@ int atr_worker_start(atr_worker_t *w);
  * worker) to the mailbox; the worker applies it on its own loop. */
 void atr_worker_post(atr_worker_t *w, atr_gen_t *gen, atr_listen_fd_t *ls, int nls);
 void atr_worker_stop(atr_worker_t *w);   /* graceful: drain, then exit the thread */
+/* An upstream of the current generation has new members (atr_gen_set_members):
+ * the worker runs the members hooks on its loop. */
+void atr_worker_members_changed(atr_worker_t *w);
 void atr_worker_join_free(atr_worker_t *w);
 
 /* Loop side. */

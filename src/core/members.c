@@ -1,0 +1,140 @@
+/* Upstream members and their shared state (core/members.h). A member's
+ * state (in flight, down, health, counters) is keyed by its upstream and its
+ * name, so a reload, or a DNS answer that still holds its address, finds the
+ * same state again. */
+#include "core/members.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "core/resolve.h"
+
+typedef struct state_entry {
+    char *key;                 /* "upstream|member name" */
+    atr_server_state_t *st;
+} state_entry_t;
+
+static struct {
+    state_entry_t *v;
+    int n;
+} states;
+
+static atr_server_state_t *state_get(const char *upstream, const char *member)
+{
+    /* The whole key, however long: a cut one would let two servers share
+     * counters and down marks. */
+    size_t n = strlen(upstream) + strlen(member) + 2;
+    char *key = atr_xmalloc(n);
+    snprintf(key, n, "%s|%s", upstream, member);
+    for (int i = 0; i < states.n; i++) {
+        if (strcmp(states.v[i].key, key) == 0) {
+            free(key);
+            atomic_fetch_add(&states.v[i].st->refs, 1);
+            return states.v[i].st;
+        }
+    }
+    atr_server_state_t *st = aligned_alloc(64, (sizeof *st + 63) & ~(size_t)63);
+    if (st == NULL)
+        abort();
+    memset(st, 0, sizeof *st);
+    atomic_store(&st->refs, 2); /* the registry's and the caller's */
+    states.v = atr_xrealloc(states.v, (size_t)(states.n + 1) * sizeof *states.v);
+    states.v[states.n].key = key;
+    states.v[states.n].st = st;
+    states.n++;
+    return st;
+}
+
+void atr_states_prune(void)
+{
+    int j = 0;
+    for (int i = 0; i < states.n; i++) {
+        if (atomic_load(&states.v[i].st->refs) == 1) {
+            atr_server_state_unref(states.v[i].st);
+            free(states.v[i].key);
+        } else {
+            states.v[j++] = states.v[i];
+        }
+    }
+    states.n = j;
+}
+
+void atr_states_free(void)
+{
+    atr_states_prune();
+    free(states.v);
+    states.v = NULL;
+    states.n = 0;
+}
+
+/* Member k of ms from line j of u, reaching addr (NULL: the placeholder of
+ * a name that never resolved, always down). */
+static void member_set(atr_members_t *ms, int k, const atr_conf_upstream_t *u, int j,
+                       const struct sockaddr_storage *addr, socklen_t addrlen, const char *name)
+{
+    const atr_conf_server_t *sv = &u->servers[j];
+    atr_member_t *m = &ms->m[k];
+    atr_lb_server_t *s = &ms->servers[k];
+    m->line = j;
+    m->name = atr_xstrdup(name);
+    if (addr) {
+        m->addr = *addr;
+        m->addrlen = addrlen;
+    }
+    s->weight = sv->weight > 0 ? sv->weight : 1;
+    s->max_conns = sv->max_conns;
+    s->backup = sv->backup;
+    s->state = state_get(u->name, name);
+    s->name = m->name; /* hash places a member by its name, not its index */
+    if (addr == NULL)
+        atomic_store(&s->state->down_until, UINT64_MAX);
+}
+
+static socklen_t addr_len(const struct sockaddr_storage *a)
+{
+    return a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+atr_members_t *atr_members_build(const atr_conf_upstream_t *u)
+{
+    int n = 0;
+    for (int j = 0; j < u->nservers; j++) {
+        int na = 1;
+        if (u->servers[j].resolve)
+            atr_resolve_addrs(u->servers[j].host, u->servers[j].port, &na);
+        n += na > 0 ? na : 1;
+    }
+    atr_members_t *ms = atr_members_new(n);
+    int k = 0;
+    for (int j = 0; j < u->nservers; j++) {
+        const atr_conf_server_t *sv = &u->servers[j];
+        if (!sv->resolve) {
+            member_set(ms, k++, u, j, &sv->addr, sv->addrlen, sv->text);
+            continue;
+        }
+        int na;
+        const struct sockaddr_storage *a = atr_resolve_addrs(sv->host, sv->port, &na);
+        char name[512], at[80];
+        if (na == 0) {
+            snprintf(name, sizeof name, "%s (unresolved)", sv->text);
+            member_set(ms, k++, u, j, NULL, 0, name);
+        }
+        for (int i = 0; i < na; i++) {
+            snprintf(name, sizeof name, "%s/%s", sv->text, atr_sockaddr_text(&a[i], at, sizeof at));
+            member_set(ms, k++, u, j, &a[i], addr_len(&a[i]), name);
+        }
+    }
+    return ms;
+}
+
+int atr_members_same(const atr_members_t *a, const atr_members_t *b)
+{
+    if (a->n != b->n)
+        return 0;
+    for (int i = 0; i < a->n; i++)
+        if (a->servers[i].state != b->servers[i].state)
+            return 0;
+    return 1;
+}

@@ -1,0 +1,27 @@
+/* Start-up waits (core/wait.h): the first OCSP staples, the first DNS
+ * answers. */
+#include "core/wait.h"
+
+#include <stdlib.h>
+
+#include "base/util.h"
+
+static void wait_over(uv_timer_t *t)
+{
+    *(int *)t->data = 1;
+}
+
+int atr_wait_until(uv_loop_t *loop, uint64_t timeout_ms, int (*done)(void))
+{
+    if (done())
+        return 1;
+    int over = 0;
+    uv_timer_t *t = atr_xmalloc(sizeof *t);
+    uv_timer_init(loop, t);
+    t->data = &over;
+    uv_timer_start(t, wait_over, timeout_ms, 0);
+    while (!over && !done())
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)t, (uv_close_cb)free);
+    return done();
+}
