@@ -77,6 +77,11 @@ static void process_metrics(atr_buf_t *b, const atr_gen_t *g)
     family(b, "atrium_reloads_total", "counter", "Configuration reloads by result.");
     sample(b, "atrium_reloads_total", "result=\"ok\"", atomic_load(&pr->reloads_ok));
     sample(b, "atrium_reloads_total", "result=\"failed\"", atomic_load(&pr->reloads_failed));
+    family(b, "atrium_dns_failures_total", "counter",
+           "Lookups of resolve names that failed (the last good answer was kept).");
+    sample(b, "atrium_dns_failures_total", NULL, atomic_load(&pr->dns_failures));
+    family(b, "atrium_dns_names_failing", "gauge", "Resolve names whose last lookup failed.");
+    sample(b, "atrium_dns_names_failing", NULL, (uint64_t)atomic_load(&pr->dns_failing));
     family(b, "atrium_connections_accepted_total", "counter", "Client connections accepted.");
     sample(b, "atrium_connections_accepted_total", NULL, accepted);
     family(b, "atrium_connections", "gauge", "Client connections open.");
