@@ -94,6 +94,11 @@ typedef struct atr_backend_ops {
     /* Optional: bytes to send when the client goes away mid-exchange
      * (FastCGI ABORT_REQUEST); returns their length (<= 16) or 0. */
     size_t (*abort_bytes)(char *out);
+    /* Active health checks (core/health.c, backends/probe.h): a GET of path
+     * for Host host in this protocol, and the status its answer gives so
+     * far. NULL: the protocol cannot be checked (CGI). */
+    char *(*probe_request)(const char *path, const char *host, size_t *len);
+    int (*probe_status)(const char *p, size_t n, int eof);
 } atr_backend_ops_t;
 
 /* Internal: the upstream of a `cgi DIR;` route (not a `protocol` name). */

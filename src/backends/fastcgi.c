@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/probe.h"
 #include "backends/fcgi_proto.h"
 #include "backends/frame.h"
 #include "backends/gateway.h"
@@ -96,4 +97,6 @@ const atr_backend_ops_t atr_backend_fastcgi = {
     .abort_bytes = abort_bytes,
     .cgi_response = 1,
     .needs_path = 1,
+    .probe_request = atr_probe_fcgi_request,
+    .probe_status = atr_probe_fcgi_status,
 };

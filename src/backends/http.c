@@ -2,6 +2,7 @@
  * pure http_proto.c) and chunk re-framing of the request body
  * (atr_frame_http, frame.c). The response side is the shared parser; the
  * response head for the client is written here too, for every protocol. */
+#include "backends/probe.h"
 #include "backends/backend.h"
 #include "backends/frame.h"
 #include "backends/http_proto.h"
@@ -38,10 +39,11 @@ const atr_backend_ops_t atr_backend_http = {
     .encode_head = encode_head,
     .frame_body = atr_frame_http,
     .upgrade = 1,
+    .probe_request = atr_probe_http_request,
+    .probe_status = atr_probe_http_status,
 };
 
-/* HTTP over TLS: the same encoding. Accepted by the config, refused by the
- * runtime's check until TLS lands. */
+/* HTTP over TLS: the same encoding. */
 const atr_backend_ops_t atr_backend_https = {
     .name = "https",
     .tls = 1,
@@ -49,6 +51,8 @@ const atr_backend_ops_t atr_backend_https = {
     .encode_head = encode_head,
     .frame_body = atr_frame_http,
     .upgrade = 1,
+    .probe_request = atr_probe_http_request,
+    .probe_status = atr_probe_http_status,
 };
 
 char *atr_http_client_head(atr_req_t *r, const atr_http_msg_t *m, int with_length,

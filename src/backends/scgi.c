@@ -4,6 +4,7 @@
  * request per connection, as the protocol demands. */
 #include <stdlib.h>
 
+#include "backends/probe.h"
 #include "backends/frame.h"
 #include "backends/gateway.h"
 #include "backends/scgi_proto.h"
@@ -31,4 +32,6 @@ const atr_backend_ops_t atr_backend_scgi = {
     .frame_body = atr_frame_raw,
     .cgi_response = 1,
     .needs_path = 1,
+    .probe_request = atr_probe_scgi_request,
+    .probe_status = atr_probe_scgi_status,
 };

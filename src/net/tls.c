@@ -25,12 +25,6 @@
 #include "tls/ctx.h"
 
 /* "10.0.0.7", "::1": an address, not a name. */
-static int is_ip_literal(const char *s)
-{
-    struct in6_addr a6;
-    return inet_pton(AF_INET, s, &a6) == 1 || inet_pton(AF_INET6, s, &a6) == 1;
-}
-
 typedef struct tls {
     SSL *ssl;                 /* first: atr_tls_ssl reads it */
     const uint8_t *in;        /* ciphertext offered to BoringSSL (scratch or stash) */
@@ -249,11 +243,7 @@ int atr_tls_client(atr_sock_t *s, SSL_CTX *ctx, const char *sni, SSL_SESSION *se
     t->client = 1;
     SSL_set_connect_state(t->ssl);
     SSL_set_renegotiate_mode(t->ssl, ssl_renegotiate_never);
-    if (sni == NULL)
-        ;
-    else if (is_ip_literal(sni)) /* no SNI for an address (RFC 6066 §3); verify it */
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), sni);
-    else if (SSL_set_tlsext_host_name(t->ssl, sni) != 1 || SSL_set1_host(t->ssl, sni) != 1)
+    if (atr_tls_client_set_name(t->ssl, sni) < 0)
         return UV_ENOMEM;
     if (session)
         SSL_set_session(t->ssl, session);

@@ -1,6 +1,7 @@
 /* TLS contexts from a configuration (tls/ctx.h). */
 #include "tls/ctx.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/bytestring.h>
 #include <openssl/err.h>
@@ -489,6 +490,16 @@ static int new_session(SSL *ssl, SSL_SESSION *sess)
     pthread_mutex_unlock(&cl->lock);
     SSL_SESSION_free(old);
     return 1; /* the reference is ours */
+}
+
+int atr_tls_client_set_name(SSL *ssl, const char *name)
+{
+    struct in6_addr a;
+    if (name == NULL)
+        return 0;
+    if (inet_pton(AF_INET, name, &a) == 1 || inet_pton(AF_INET6, name, &a) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 ? 0 : -1;
+    return SSL_set_tlsext_host_name(ssl, name) == 1 && SSL_set1_host(ssl, name) == 1 ? 0 : -1;
 }
 
 /* The host part of "host:port" / "[v6]:port" as written. */

@@ -38,6 +38,10 @@ SSL_CTX *atr_tls_client_ctx(const atr_tls_client_t *cl);
 /* The name to send and verify for server i: tls_server_name, else the
  * host part of the server as written. */
 const char *atr_tls_client_name(const atr_tls_client_t *cl, int server);
+/* Make a client SSL ask for and verify `name`: SNI and host verification
+ * for a name, IP verification (and no SNI, RFC 6066 §3) for an address;
+ * nothing for NULL. 0, or -1 when out of memory. */
+int atr_tls_client_set_name(SSL *ssl, const char *name);
 /* The session to offer server i (a new reference, NULL: none); sessions
  * the server issues land in slot i by themselves (atr_tls_client_watch). */
 SSL_SESSION *atr_tls_client_session(atr_tls_client_t *cl, int server);

@@ -372,3 +372,19 @@ def test_fast_request_while_slow_one_held(atrium, php_fpm):
     r = held.result(15)
     assert php_json(r)["gated"] is True, r
     assert json.loads(get(a.port, "/php/env.php").body)["script"] == "env.php"
+
+
+def test_health_check_in_fastcgi(atrium, php_fpm):
+    """health_check speaks the upstream's protocol: php-fpm's ping.path answers
+    the FastCGI probe; a path php-fpm answers 404 takes the server out."""
+    fpm = php_fpm(extra="ping.path = /fpm-ping\nping.response = pong")
+    a = atrium(fastcgi_conf(fpm, upstream_extra="health_check path=/fpm-ping interval=100ms "
+                                                "fails=2 passes=1;"))
+    time.sleep(0.6)  # several checks
+    assert "fails its health check" not in a.error_log, a.error_log[-2000:]
+    assert get(a.port, "/php/env.php").status == 200
+    a.reload(fastcgi_conf(fpm, upstream_extra="health_check path=/no-such.php interval=100ms "
+                                              "fails=2 passes=1;"))
+    assert wait_until(lambda: "fails its health check (GET /no-such.php: status 404)"
+                      in a.error_log, 5), a.error_log[-2000:]
+    assert get(a.port, "/php/env.php").status == 503

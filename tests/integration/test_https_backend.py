@@ -169,3 +169,20 @@ def test_bad_trust_file_is_a_config_error(tmp_path, pki):
     r = run_atrium(["-t", "-c", str(c)])
     assert r.returncode != 0
     assert r.stderr.startswith("%s:5:15: tls_trust %s: No such file" % (c, tmp_path / "none.pem"))
+
+
+def test_health_check_over_tls(atrium, nginx, pki):
+    """An https upstream's health check is made over TLS with the upstream's
+    verification: a trusted backend passes, an untrusted one fails and says why."""
+    n = nginx()
+    a = atrium(conf(n, pki, "tls_server_name backend.test; "
+                    "health_check path=/healthz interval=100ms fails=2 passes=1;"))
+    assert wait_until(lambda: any("/healthz" in l[-1] for l in n.access(1)), 5)
+    assert "fails its health check" not in a.error_log, a.error_log[-2000:]
+    assert get(a.port, "/x").status == 200
+    a.reload(conf(n, pki, "tls_server_name backend.test; "
+                  "health_check path=/healthz interval=100ms fails=2 passes=1;",
+                  trust=pki.stranger_ca.cert))
+    assert wait_until(lambda: "fails its health check (GET /healthz: certificate verify failed"
+                      in a.error_log, 5), a.error_log[-2000:]
+    assert get(a.port, "/x").status == 503

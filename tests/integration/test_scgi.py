@@ -5,6 +5,7 @@ concurrency."""
 
 import hashlib
 import json
+import time
 
 from conftest import (Background, Conn, bytes_sha256, gen_blocks, get, http_request, raw_ex,
                       request_bytes, wait_until)
@@ -159,3 +160,18 @@ def test_fast_request_while_slow_one_held(atrium, uwsgi_scgi):
         app.open_gate("g1")
     assert app_json(held.result(15))["gated"] is True
     assert get(a.port, "/py/after").status == 200
+
+
+def test_health_check_in_scgi(atrium, uwsgi_scgi):
+    """health_check speaks SCGI to an SCGI upstream: the application's answer
+    (its status) decides."""
+    app = uwsgi_scgi()
+    a = atrium(scgi_conf(app, upstream_extra="health_check path=/respond interval=100ms "
+                                             "fails=2 passes=1;"))
+    time.sleep(0.6)
+    assert "fails its health check" not in a.error_log, a.error_log[-2000:]
+    assert get(a.port, "/py/respond").status == 200
+    a.reload(scgi_conf(app, upstream_extra="health_check path=/respond?status=500+Oops "
+                                           "interval=100ms fails=2 passes=1;"))
+    assert wait_until(lambda: "status 500" in a.error_log, 5), a.error_log[-2000:]
+    assert get(a.port, "/py/respond").status == 503
