@@ -58,42 +58,20 @@ static void plan_free(atr_req_t *r)
     r->backend_data = NULL;
 }
 
-/* Walk the path below the route prefix to the first regular file: that is
- * the script, the rest is PATH_INFO. The path is already normalised (no
- * "..", no "//"), so the walk cannot leave the CGI directory. */
+/* The script: the first regular file on the path below the route prefix,
+ * the rest is PATH_INFO (atr_gateway_walk; the path is normalised, so the
+ * walk cannot leave the CGI directory). 0, or the status to answer. */
 static int find_script(const char *dir, const char *rest, char *script, size_t cap,
                        size_t *consumed)
 {
-    size_t dl = strlen(dir), i = 0;
-    if (dl + 1 >= cap)
-        return 404;
-    memcpy(script, dir, dl + 1);
-    while (rest[i] == '/')
-        i++;
-    while (rest[i]) {
-        size_t j = i;
-        while (rest[j] && rest[j] != '/')
-            j++;
-        if (dl + 1 + (j - i) + 1 >= cap)
-            return 414;
-        script[dl++] = '/';
-        memcpy(script + dl, rest + i, j - i);
-        dl += j - i;
-        script[dl] = '\0';
-        struct stat st;
-        if (stat(script, &st) < 0)
-            return errno == EACCES ? 403 : 404;
-        if (S_ISREG(st.st_mode)) {
-            *consumed = j;
-            return access(script, X_OK) == 0 ? 0 : 403;
-        }
-        if (!S_ISDIR(st.st_mode))
-            return 403;
-        i = j;
-        while (rest[i] == '/')
-            i++;
-    }
-    return 403; /* a directory: no listings */
+    int rc = atr_gateway_walk(dir, rest, script, cap, consumed);
+    if (rc == 0)
+        return access(script, X_OK) == 0 ? 0 : 403;
+    if (rc == -ENAMETOOLONG)
+        return 414;
+    if (rc == 1 || rc == -EACCES || rc == -ENOEXEC)
+        return 403; /* a directory (no listings), a closed one, a special file */
+    return 404;
 }
 
 static char **flat_env(const atr_cgi_env_t *env)

@@ -328,6 +328,8 @@ static int add_request(const atr_cgi_input_t *in, atr_cgi_env_t *env)
         return rc;
     if (in->path_info.n && (rc = add_v(env, "PATH_INFO", in->path_info)) < 0)
         return rc;
+    if (in->path_translated && (rc = add_s(env, "PATH_TRANSLATED", in->path_translated)) < 0)
+        return rc;
     if (in->script_filename && (rc = add_s(env, "SCRIPT_FILENAME", in->script_filename)) < 0)
         return rc;
     if (in->document_root && (rc = add_s(env, "DOCUMENT_ROOT", in->document_root)) < 0)

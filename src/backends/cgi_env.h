@@ -13,6 +13,7 @@ typedef struct atr_cgi_input {
     atr_str_t script_name;        /* SCRIPT_NAME, e.g. "/php/index.php" or "/cgi-bin/x.sh" */
     atr_str_t path_info;          /* PATH_INFO, e.g. "/more" (may be empty: then not set) */
     const char *script_filename;  /* SCRIPT_FILENAME (absolute), NULL = not set */
+    const char *path_translated;  /* PATH_TRANSLATED (the root + PATH_INFO), NULL = not set */
     const char *document_root;    /* DOCUMENT_ROOT, NULL = not set */
     const char *remote_addr;      /* REMOTE_ADDR */
     int remote_port;              /* REMOTE_PORT */
@@ -38,7 +39,7 @@ typedef struct atr_cgi_env {
 /* Build the environment:
  *  - GATEWAY_INTERFACE=CGI/1.1, SERVER_SOFTWARE=atrium/VERSION, SERVER_PROTOCOL (HTTP/1.x as
  *    received), REQUEST_METHOD, REQUEST_URI (the target as received), QUERY_STRING (after '?',
- *    raw; empty string when none), SCRIPT_NAME, PATH_INFO (only when non-empty), SCRIPT_FILENAME,
+ *    raw; empty string when none), SCRIPT_NAME, PATH_INFO (only when non-empty), PATH_TRANSLATED (when given), SCRIPT_FILENAME,
  *    DOCUMENT_ROOT, SERVER_NAME (Host without port, or server_addr), SERVER_ADDR, SERVER_PORT,
  *    REMOTE_ADDR, REMOTE_PORT, REQUEST_SCHEME, HTTPS (only when on), CONTENT_LENGTH and
  *    CONTENT_TYPE (only when the request has them);

@@ -1,7 +1,9 @@
 #include "backends/gateway.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "base/log.h"
 
@@ -29,28 +31,90 @@ void atr_gateway_conn_vars(atr_req_t *r, atr_cgi_input_t *in, atr_gateway_scratc
     in->tls_vars = sc->tls_vars;
 }
 
+int atr_gateway_walk(const char *dir, const char *path, char *file, size_t cap,
+                     size_t *consumed)
+{
+    size_t dl = strlen(dir), i = 0;
+    if (dl + 1 >= cap)
+        return -ENAMETOOLONG;
+    memcpy(file, dir, dl + 1);
+    while (path[i] == '/')
+        i++;
+    while (path[i]) {
+        size_t j = i;
+        while (path[j] && path[j] != '/')
+            j++;
+        if (dl + 1 + (j - i) + 1 >= cap)
+            return -ENAMETOOLONG;
+        file[dl++] = '/';
+        memcpy(file + dl, path + i, j - i);
+        dl += j - i;
+        file[dl] = '\0';
+        struct stat st;
+        if (stat(file, &st) < 0)
+            return -errno;
+        if (S_ISREG(st.st_mode)) {
+            *consumed = j;
+            return 0;
+        }
+        if (!S_ISDIR(st.st_mode))
+            return -ENOEXEC;
+        i = j;
+        while (path[i] == '/')
+            i++;
+    }
+    return 1;
+}
+
+/* SCRIPT_NAME, PATH_INFO, SCRIPT_FILENAME and PATH_TRANSLATED of a script
+ * route (FastCGI): a directory asks for its index, as a static route would;
+ * otherwise the path is split after the first segment that is a file under
+ * the root (`/doku.php/page` runs doku.php with PATH_INFO /page). Without a
+ * root, or when no prefix is a file, the whole path is the script and the
+ * application answers for it (php-fpm: 404). 0 or 414. */
+static int script_vars(const atr_conf_route_t *rt, const char *path, atr_cgi_input_t *in,
+                       char *script, size_t scap, char *filename, size_t fcap, char *translated,
+                       size_t tcap)
+{
+    size_t plen = strlen(path), used = 0;
+    int dir = plen > 0 && path[plen - 1] == '/';
+    if (!dir && rt->root && atr_gateway_walk(rt->root, path, filename, fcap, &used) == 0 &&
+        used < plen) {
+        in->script_name = (atr_str_t){ path, used };
+        in->path_info = (atr_str_t){ path + used, plen - used };
+        in->script_filename = filename;
+        in->document_root = rt->root;
+        if (join2(translated, tcap, rt->root, strlen(rt->root), path + used) == 0)
+            in->path_translated = translated;
+        return 0;
+    }
+    if (join2(script, scap, path, plen, dir && rt->index ? rt->index : "") < 0)
+        return 414;
+    in->script_name = (atr_str_t){ script, strlen(script) };
+    if (rt->root) {
+        if (join2(filename, fcap, rt->root, strlen(rt->root), script) < 0)
+            return 414;
+        in->script_filename = filename;
+        in->document_root = rt->root;
+    }
+    return 0;
+}
+
 int atr_gateway_env(atr_req_t *r, const atr_http_msg_t *m, enum atr_gateway_style style,
                     int pass_authorization, atr_cgi_env_t *env)
 {
     const atr_conf_route_t *rt = r->route;
     const char *path = r->norm_path ? r->norm_path : "/";
     size_t plen = strlen(path);
-    char script[4096 + 256], filename[8192];
+    char script[4096 + 256], filename[8192], translated[8192];
     atr_cgi_input_t in;
     memset(&in, 0, sizeof in);
     in.msg = m;
     if (style == ATR_GW_SCRIPT) {
-        /* A directory asks for its index, as a static route would. */
-        int dir = plen > 0 && path[plen - 1] == '/';
-        if (join2(script, sizeof script, path, plen, dir && rt->index ? rt->index : "") < 0)
-            return 414;
-        in.script_name = (atr_str_t){ script, strlen(script) };
-        if (rt->root) {
-            if (join2(filename, sizeof filename, rt->root, strlen(rt->root), script) < 0)
-                return 414;
-            in.script_filename = filename;
-            in.document_root = rt->root;
-        }
+        int st = script_vars(rt, path, &in, script, sizeof script, filename, sizeof filename,
+                             translated, sizeof translated);
+        if (st)
+            return st;
     } else {
         in.script_name = (atr_str_t){ "", 0 };
         in.path_info = (atr_str_t){ path, plen };

@@ -11,7 +11,8 @@
 #include "net/tls.h"
 
 enum atr_gateway_style {
-    ATR_GW_SCRIPT,   /* SCRIPT_NAME = path (+ index), SCRIPT_FILENAME = root + it (FastCGI/PHP) */
+    ATR_GW_SCRIPT,   /* SCRIPT_NAME = the path up to a file under the root (+ index), PATH_INFO =
+                      * the rest, SCRIPT_FILENAME = root + it (FastCGI/PHP) */
     ATR_GW_MOUNT     /* SCRIPT_NAME = "", PATH_INFO = path (SCGI/WSGI apps mounted at /) */
 };
 
@@ -24,6 +25,15 @@ typedef struct atr_gateway_scratch {
     char tls_buf[2048];
 } atr_gateway_scratch_t;
 void atr_gateway_conn_vars(atr_req_t *r, atr_cgi_input_t *in, atr_gateway_scratch_t *sc);
+
+/* Walk path (normalised: no "..", no "//") below dir to the first entry
+ * that is not a directory, as Apache splits a path at its script: 0 with
+ * file = dir + that prefix and *consumed its length in path when it is a
+ * regular file; 1 when the whole path is directories; -errno otherwise
+ * (-ENOENT, -EACCES, -ENAMETOOLONG when file[cap] is too small, -EISDIR never,
+ * -ENOEXEC for a special file). One stat per segment; local files only. */
+int atr_gateway_walk(const char *dir, const char *path, char *file, size_t cap,
+                     size_t *consumed);
 
 /* Build the environment for r from its parsed head m. 0, or an HTTP status
  * to answer (431 when the environment is too large). */

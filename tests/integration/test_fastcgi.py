@@ -51,6 +51,28 @@ def test_get_server_variables(atrium, php_fpm):
     assert "HTTP_PROXY" not in h, "httpoxy: the Proxy header reached PHP: %r" % h
 
 
+def test_path_info_is_split_at_the_script(atrium, php_fpm):
+    """/php/env.php/extra/path runs env.php with PATH_INFO /extra/path, as Apache
+    and nginx's fastcgi_split_path_info do (DokuWiki's /doku.php/page URLs); a
+    path with no file on it stays whole (php-fpm answers 404)."""
+    fpm = php_fpm()
+    a = atrium(fastcgi_conf(fpm))
+    doc = php_json(get(a.port, "/php/env.php/extra/path?x=1"))
+    s = doc["server"]
+    assert doc["script"] == "env.php", doc
+    assert s["SCRIPT_NAME"] == "/php/env.php", s
+    assert s["PATH_INFO"] == "/extra/path", s
+    assert s["SCRIPT_FILENAME"] == "%s/php/env.php" % PHP_DOCROOT, s
+    assert s["PATH_TRANSLATED"] == "%s/extra/path" % PHP_DOCROOT, s
+    assert s["PHP_SELF"] == "/php/env.php/extra/path", s
+    assert s["REQUEST_URI"] == "/php/env.php/extra/path?x=1", s
+    # a plain script: no PATH_INFO
+    s = php_json(get(a.port, "/php/env.php"))["server"]
+    assert "PATH_INFO" not in s and "PATH_TRANSLATED" not in s, s
+    # nothing on the path is a file
+    assert get(a.port, "/php/nothing.php/x").status == 404
+
+
 def test_post_variables_and_method(atrium, php_fpm):
     fpm = php_fpm()
     a = atrium(fastcgi_conf(fpm))

@@ -5,7 +5,7 @@ function gw_print_env()
     $keys = ['SCRIPT_NAME', 'SCRIPT_FILENAME', 'DOCUMENT_ROOT', 'QUERY_STRING', 'REQUEST_URI',
              'REQUEST_METHOD', 'SERVER_PROTOCOL', 'REMOTE_ADDR', 'REMOTE_PORT', 'SERVER_PORT',
              'SERVER_NAME', 'SERVER_ADDR', 'GATEWAY_INTERFACE', 'PATH_INFO', 'CONTENT_LENGTH',
-             'CONTENT_TYPE', 'REQUEST_SCHEME'];
+             'CONTENT_TYPE', 'REQUEST_SCHEME', 'PATH_TRANSLATED', 'PHP_SELF'];
     $server = [];
     foreach ($keys as $k) {
         if (array_key_exists($k, $_SERVER)) {
