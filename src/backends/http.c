@@ -26,6 +26,7 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
         .drop_underscores = !conf->underscores_in_headers,
         .via = conf->via,
         .https = atr_tls_ssl(&c->s) != NULL,
+        .path = rt->proxy_prefix ? r->norm_path : NULL,
     };
     atr_buf_t b = { atr_cache_head_get(r->wg->w), 0, ATR_HEAD_CAP };
     atr_http_encode_request(&b, &f);

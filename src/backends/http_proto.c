@@ -1,6 +1,8 @@
 /* HTTP/1.1 heads as Atrium forwards them (http_proto.h). */
 #include "backends/http_proto.h"
 
+#include "http/path.h"
+
 /* Fields the encoder regenerates itself. */
 static const uint32_t regen =
     ATR_HK_BIT(ATR_HK_HOST) | ATR_HK_BIT(ATR_HK_CONTENT_LENGTH) | ATR_HK_BIT(ATR_HK_EXPECT) |
@@ -156,12 +158,27 @@ static void copy_fields(atr_buf_t *b, const atr_http_msg_t *m, uint32_t regen,
         atr_buf_put(b, run, (size_t)(run_end - run));
 }
 
+/* The rewritten path, encoded, then the target's query. */
+static void put_path(atr_buf_t *b, const char *path, atr_str_t target)
+{
+    size_t n = strlen(path);
+    if (3 * n > b->cap - b->n)
+        atr_buf_grow(b, 3 * n);
+    b->n += (size_t)atr_path_encode(path, n, b->p + b->n, 3 * n);
+    const char *q = memchr(target.p, '?', target.n);
+    if (q)
+        atr_buf_put(b, q, target.n - (size_t)(q - target.p));
+}
+
 void atr_http_encode_request(atr_buf_t *b, const atr_http_fwd_t *f)
 {
     const atr_http_msg_t *m = f->m;
     PUTV(b, m->method_str);
     PUT(b, " ");
-    PUTV(b, origin_form(m->target));
+    if (f->path)
+        put_path(b, f->path, m->target);
+    else
+        PUTV(b, origin_form(m->target));
     PUT(b, " HTTP/1.1\r\nHost: ");
     if (m->host.n)
         PUTV(b, m->host);

@@ -23,6 +23,9 @@ typedef struct atr_http_fwd {
     int drop_underscores;        /* drop fields whose name has '_' */
     const char *via;             /* Via pseudonym, NULL = none */
     int https;                   /* the client came over TLS: proto https */
+    const char *path;            /* the path to ask for, decoded (a route's `proxy NAME PREFIX`
+                                  * rewrote it): sent percent-encoded with the target's query;
+                                  * NULL: the target as received */
 } atr_http_fwd_t;
 
 /* Append the request head (request line to the empty line) to b. */

@@ -127,6 +127,9 @@ typedef struct atr_conf_route {
     char *prefix;                   /* starts with '/'; longest prefix wins */
     enum atr_route_kind kind;
     atr_conf_upstream_t *upstream;  /* ATR_ROUTE_PROXY: resolved reference into conf->upstreams */
+    char *proxy_prefix;             /* `proxy NAME PREFIX;`: the route's prefix is replaced by it in
+                                     * the path the backend gets (nginx's proxy_pass with a URI);
+                                     * NULL: the path goes as received */
     char *static_root;              /* ATR_ROUTE_STATIC: directory (checked to exist) */
     char *index;                    /* `index FILE;` default "index.html" (static; proxy to fastcgi/scgi) */
     char *root;                     /* ATR_ROUTE_PROXY: `root DIR;` document root for gateway
@@ -175,6 +178,7 @@ typedef struct atr_conf {
     uint32_t buffer_size;           /* buffer_size 16k;         per-direction I/O buffer / watermark unit */
     char *via;                      /* via NAME|off; default "atrium"; NULL = off */
     int underscores_in_headers;     /* underscores_in_headers on|off; default off (dropped) */
+    int allow_ambiguous_paths;      /* ambiguous_paths reject|allow; default reject (400) */
     int cgi_max_procs;              /* cgi_max_procs 64;        CGI children at once, all workers */
     char *spool_dir;                /* spool_dir /tmp;          chunked bodies for gateways (temp files) */
     uint32_t stderr_log_rate;       /* stderr_log_rate 100;     application stderr lines/s, per worker */

@@ -282,6 +282,20 @@ static int d_spool_dir(atr__conf_bctx_t *b, const atr__conf_node_t *n,
     return 0;
 }
 
+/* `ambiguous_paths reject|allow;` */
+static int d_ambiguous(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
+                       void *obj)
+{
+    atr_conf_t *c = obj;
+    (void)d;
+    if (strcmp(n->args[0].s, "reject") == 0 || strcmp(n->args[0].s, "allow") == 0) {
+        c->allow_ambiguous_paths = n->args[0].s[0] == 'a';
+        return 0;
+    }
+    return atr__conf_fail(b, &n->args[0].pos, "invalid ambiguous_paths '%s' (expected reject or "
+                          "allow)", n->args[0].s);
+}
+
 /* `resolver ADDR[:PORT]...;` the DNS servers of `resolve` servers (port 53
  * unless given). */
 static int d_resolver(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
@@ -342,6 +356,7 @@ static const atr__conf_directive_t main_tab[] = {
     ATR__CONF_SIZE("buffer_size", MAIN, buffer_size, 4 * ATR__KB, 1 * ATR__MB),
     ATR__CONF_ONE("via", d_via),
     ATR__CONF_ONOFF("underscores_in_headers", MAIN, underscores_in_headers),
+    ATR__CONF_ONE("ambiguous_paths", d_ambiguous),
     ATR__CONF_INT("cgi_max_procs", MAIN, cgi_max_procs, 1, 100000),
     ATR__CONF_INT("cgi_queue", MAIN, cgi_queue, 0, 1000000),
     ATR__CONF_DUR("cgi_timeout", MAIN, cgi_timeout, 1),

@@ -140,6 +140,7 @@ static void dump_main(const atr_conf_t *c, FILE *out)
         fputs("off", out);
     fputs(";\n", out);
     fprintf(out, "underscores_in_headers %s;\n", c->underscores_in_headers ? "on" : "off");
+    fprintf(out, "ambiguous_paths %s;\n", c->allow_ambiguous_paths ? "allow" : "reject");
     fprintf(out, "cgi_max_procs %d;\n", c->cgi_max_procs);
     fprintf(out, "stderr_log_rate %u;\n", c->stderr_log_rate);
     fputs("spool_dir ", out);
@@ -282,6 +283,10 @@ static void dump_route(const atr_conf_route_t *r, FILE *out)
     case ATR_ROUTE_PROXY:
         fputs("        proxy ", out);
         word(out, r->upstream->name);
+        if (r->proxy_prefix != NULL) {
+            fputc(' ', out);
+            word(out, r->proxy_prefix);
+        }
         fputs(";\n", out);
         if (r->root != NULL) {
             fputs("        root ", out);

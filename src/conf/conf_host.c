@@ -97,6 +97,13 @@ static int d_proxy(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__co
         return atr__conf_fail(b, &n->args[0].pos, "unknown upstream '%s' in proxy", n->args[0].s);
     rb->r->kind = ATR_ROUTE_PROXY;
     rb->r->upstream = (atr_conf_upstream_t *)u;
+    if (n->nargs == 2) {
+        const atr__conf_tok_t *t = &n->args[1];
+        if (t->s[0] != '/' || strpbrk(t->s, "?#%") != NULL)
+            return atr__conf_fail(b, &t->pos, "invalid proxy path '%s' (expected a path starting "
+                                  "with '/', without '?', '#' or '%%', e.g. / or /api/)", t->s);
+        rb->r->proxy_prefix = atr__conf_strdup(b->a, t->s);
+    }
     return 0;
 }
 
@@ -358,7 +365,7 @@ const atr__conf_directive_t atr__conf_host_tab[] = {
 };
 
 const atr__conf_directive_t atr__conf_route_tab[] = {
-    ATR__CONF_ONE("proxy", d_proxy),
+    { "proxy", 1, 2, 0, 0, d_proxy, ATR__CONF_NONE, 0, 0, 0 },
     ATR__CONF_ONE("static", d_static),
     ATR__CONF_ONE("cgi", d_cgi),
     { "return", 1, 2, 0, 0, d_return, ATR__CONF_NONE, 0, 0, 0 },

@@ -33,11 +33,10 @@ static const atr_conf_route_t *find_route(const atr_conf_host_t *h, const char *
         size_t pl = strlen(rt->prefix);
         if (pl > n || memcmp(rt->prefix, path, pl) != 0)
             continue;
-        /* A route that maps paths to files matches whole segments only: "/pub"
-         * must not take "/pub../x" or "/pubx" (the rest is joined to its
-         * directory: that would read its parent). */
-        if ((rt->kind == ATR_ROUTE_STATIC || rt->kind == ATR_ROUTE_CGI) && pl < n &&
-            rt->prefix[pl - 1] != '/' && path[pl] != '/')
+        /* Whole segments only, for every kind of route: "/pub" takes "/pub"
+         * and "/pub/x", never "/pubx" (nor "/pub../x", which a route mapping
+         * paths to files would join to its directory). */
+        if (pl < n && rt->prefix[pl - 1] != '/' && path[pl] != '/')
             continue;
         return rt;
     }
@@ -45,6 +44,23 @@ static const atr_conf_route_t *find_route(const atr_conf_host_t *h, const char *
 }
 
 static void dispatch(atr_req_t *r, char *path, size_t cap);
+
+/* `proxy NAME PREFIX;`: the route's prefix replaced by PREFIX in the
+ * normalised path (one slash where the two meet). */
+static char *rewrite(const atr_conf_route_t *rt, const char *path, size_t plen)
+{
+    const char *rest = path + strlen(rt->prefix);
+    size_t rn = plen - (size_t)(rest - path), xn = strlen(rt->proxy_prefix);
+    if (xn > 0 && rt->proxy_prefix[xn - 1] == '/' && rn > 0 && rest[0] == '/') {
+        rest++;
+        rn--;
+    }
+    char *out = atr_xmalloc(xn + rn + 2);
+    memcpy(out, rt->proxy_prefix, xn);
+    memcpy(out + xn, rest, rn);
+    out[xn + rn] = '\0';
+    return out;
+}
 
 int atr_dispatch_route(atr_req_t *r)
 {
@@ -73,7 +89,10 @@ static void dispatch(atr_req_t *r, char *path, size_t cap)
         atr_req_respond_simple(r, 405, NULL, 1);
         return;
     }
-    if (atr_path_normalize(m->target, path, cap, &plen) < 0) {
+    int norm = atr_path_normalize(m->target, path, cap, &plen);
+    if (norm < 0 || (norm == ATR_PATH_AMBIGUOUS && !g->conf->allow_ambiguous_paths)) {
+        /* An encoded '/' or dot segment would be routed as decoded here but
+         * forwarded as written: refused rather than read two ways. */
         atr_req_head_done(r);
         atr_req_respond_simple(r, 400, NULL, 1);
         return;
@@ -119,7 +138,9 @@ static void dispatch(atr_req_t *r, char *path, size_t cap)
     case ATR_ROUTE_CGI:
         r->ups = atr_gen_route_upstream(g, r->route);
         r->upstream = g->ups[r->ups].conf;
-        if (r->upstream->protocol->needs_path)
+        if (r->route->proxy_prefix)
+            r->norm_path = rewrite(r->route, path, plen); /* what the backend is asked for */
+        else if (r->upstream->protocol->needs_path)
             r->norm_path = atr_xstrndup(path, plen); /* SCRIPT_NAME / PATH_INFO */
         atr_proxy_start(r);
         return;

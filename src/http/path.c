@@ -2,6 +2,8 @@
  * lookups use. */
 #include "http/path.h"
 
+#include <string.h>
+
 static int hexval(int c)
 {
     if (c >= '0' && c <= '9') return c - '0';
@@ -14,6 +16,7 @@ int atr_path_normalize(atr_str_t target, char *out, size_t cap, size_t *outlen)
 {
     const char *p = target.p, *end = target.p + target.n;
     size_t n = 0;
+    int ambiguous = 0, enc_dot = 0; /* enc_dot: the current segment has an encoded '.' */
     /* absolute-form: skip "scheme://authority" */
     if (target.n > 0 && p[0] != '/') {
         const char *s = memchr(p, ':', target.n);
@@ -38,6 +41,9 @@ int atr_path_normalize(atr_str_t target, char *out, size_t cap, size_t *outlen)
             p += 2;
             if (ch == 0)
                 return -1;
+            if (ch == '/')
+                ambiguous = 1; /* a slash the backend may not see as one */
+            enc_dot |= ch == '.';
         }
         if (n + 1 >= cap)
             return -1;
@@ -49,6 +55,11 @@ int atr_path_normalize(atr_str_t target, char *out, size_t cap, size_t *outlen)
             while (segstart > 0 && out[segstart - 1] != '/')
                 segstart--;
             size_t seglen = segend - segstart;
+            int dots = (seglen == 1 && out[segstart] == '.') ||
+                       (seglen == 2 && out[segstart] == '.' && out[segstart + 1] == '.');
+            if (dots && enc_dot)
+                ambiguous = 1; /* "%2e%2e": resolved here, maybe not by the backend */
+            enc_dot = 0;
             if (seglen == 1 && out[segstart] == '.') {
                 n = segstart;
             } else if (seglen == 2 && out[segstart] == '.' && out[segstart + 1] == '.') {
@@ -65,6 +76,36 @@ int atr_path_normalize(atr_str_t target, char *out, size_t cap, size_t *outlen)
     }
     if (n == 0 || out[0] != '/')
         return -1;
+    if (p < end && *p == '#')
+        ambiguous = 1; /* a fragment has no place in a request */
     *outlen = n;
-    return 0;
+    return ambiguous ? ATR_PATH_AMBIGUOUS : 0;
+}
+
+/* RFC 3986 pchar without '%' (which is always escaped), plus '/'. */
+static int plain(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("-._~!$&'()*+,;=:@/", c) != NULL);
+}
+
+int atr_path_encode(const char *path, size_t n, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)path[i];
+        if (plain(c)) {
+            if (k + 1 > cap)
+                return -1;
+            out[k++] = (char)c;
+        } else {
+            if (k + 3 > cap)
+                return -1;
+            out[k++] = '%';
+            out[k++] = hex[c >> 4];
+            out[k++] = hex[c & 15];
+        }
+    }
+    return (int)k;
 }

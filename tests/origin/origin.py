@@ -8,7 +8,7 @@ are streamed and hashed incrementally, never held in memory.
 
 Endpoints
   GET  / , /name              200, body NAME
-  GET|POST /echo              200, JSON: method, target, path, query, version,
+  GET|POST /echo, /echo/...   200, JSON: method, target, path, query, version,
                               request_line, headers ([name, value] as received,
                               in order), framing ("none"|"length"|"chunked"),
                               body_len, body_sha256, chunk_exts, trailers
@@ -352,7 +352,7 @@ class Origin:
         """Serve one request; return True to keep the connection."""
         close = self.wants_close(req)
         path = req.path
-        if path == "/echo":
+        if path == "/echo" or path.startswith("/echo/"):
             n, sha = await drain_body(req, reader, writer)
             doc = dict(method=req.method, target=req.target, path=req.path,
                        query=req.query, version=req.version,

@@ -604,6 +604,7 @@ static void test_dump(void)
                                         "resolve_max 64;\n"
                                         "via atrium;\n"
                                         "underscores_in_headers off;\n"
+                                        "ambiguous_paths reject;\n"
                                         "cgi_max_procs 64;\n"
                                         "stderr_log_rate 100;\n"
                                         "spool_dir /tmp;\n"
