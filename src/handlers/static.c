@@ -155,16 +155,16 @@ static int redirect_to_slash(atr_req_t *r)
         return 0;
     const char *q = memchr(target.p, '?', target.n);
     size_t pathlen = q ? (size_t)(q - target.p) : target.n;
-    size_t cap = target.n + 256;
-    char *head = atr_xmalloc(cap);
-    int hl = snprintf(head, cap,
-                      "HTTP/1.1 301 Moved Permanently\r\nServer: atrium\r\nLocation: %.*s/%.*s\r\n"
-                      "Content-Length: 0\r\n",
-                      (int)pathlen, target.p, (int)(target.n - pathlen), target.p + pathlen);
+    size_t cap = target.n + 64;
+    char *loc = atr_xmalloc(cap);
+    snprintf(loc, cap, "Location: %.*s/%.*s\r\n", (int)pathlen, target.p,
+             (int)(target.n - pathlen), target.p + pathlen);
     atr_req_head_done(r); /* the connection header depends on it */
-    hl += snprintf(head + hl, cap - (size_t)hl, "%s\r\n", atr_req_connection_header(r));
+    atr_buf_t b;
+    atr_req_local_head(r, 301, loc, 0, &b);
+    free(loc);
     r->status = 301;
-    atr_req_send_whole(r, head, (size_t)hl);
+    atr_req_send_whole(r, b.p, b.n);
     return 1;
 }
 
@@ -212,13 +212,12 @@ void atr_static_handle(atr_req_t *r)
     struct tm tm;
     gmtime_r(&st.st_mtime, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    char *head = atr_xmalloc(512);
-    int hl = snprintf(head, 512,
-                      "HTTP/1.1 200 OK\r\nServer: atrium\r\nContent-Type: %s\r\n"
-                      "Content-Length: %llu\r\nLast-Modified: %s\r\n%s\r\n",
-                      mime_type(path), (unsigned long long)st.st_size, date,
-                      atr_req_connection_header(r));
-    int rc = atr_req_send(r, head, (size_t)hl, NULL, 0, 0, on_written);
+    char fields[256];
+    snprintf(fields, sizeof fields, "Content-Type: %s\r\nLast-Modified: %s\r\n", mime_type(path),
+             date);
+    atr_buf_t b;
+    atr_req_local_head(r, 200, fields, (int64_t)st.st_size, &b);
+    int rc = atr_req_send(r, b.p, b.n, NULL, 0, 0, on_written);
     if (rc == 0)
         pump(r);
     else if (rc < 0)

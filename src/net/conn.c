@@ -289,26 +289,20 @@ void atr_req_respond(atr_req_t *r, int status, const char *content_type, const c
     r->resp_chunked = 0;
     if (r->method == ATR_M_HEAD)
         r->resp_no_body = 1;
-    size_t cap = 256 + strlen(content_type) + blen;
-    char *head = atr_xmalloc(cap);
-    int hl;
+    char fields[256];
+    atr_buf_t b;
     if (status == 204 || status == 304) { /* no body, no framing fields (RFC 9110 §8.6) */
         r->resp_no_body = 1;
-        hl = snprintf(head, cap, "HTTP/1.1 %d %s\r\nServer: atrium\r\n%s\r\n", status,
-                      reason_of(status), atr_req_connection_header(r));
+        atr_req_local_head(r, status, NULL, -1, &b);
     } else {
-        hl = snprintf(head, cap,
-                      "HTTP/1.1 %d %s\r\nServer: atrium\r\nContent-Type: %s\r\n"
-                      "Content-Length: %zu\r\n%s\r\n",
-                      status, reason_of(status), content_type, blen,
-                      atr_req_connection_header(r));
+        snprintf(fields, sizeof fields, "Content-Type: %s\r\n", content_type);
+        atr_req_local_head(r, status, fields, (int64_t)blen, &b);
     }
     if (!r->resp_no_body) {
-        memcpy(head + hl, body, blen);
-        hl += (int)blen;
+        atr_buf_put(&b, body, blen);
         r->bytes_sent = blen;
     }
-    atr_req_send_whole(r, head, (size_t)hl);
+    atr_req_send_whole(r, b.p, b.n);
 }
 
 void atr_req_respond_simple(atr_req_t *r, int status, const char *body, int close_conn)

@@ -159,6 +159,16 @@ void atr_req_respond(atr_req_t *r, int status, const char *content_type, const c
 int atr_req_send(atr_req_t *r, char *head, size_t headlen, const atr_str_t *v, int n, int last,
                  void (*cb)(atr_req_t *r, int status));
 
+/* The head of a response Atrium makes itself (errors, return, the status
+ * page, static files): the status line, Server, Date, `fields` ("Name:
+ * value\r\n" lines, or NULL), Content-Length when length >= 0, the
+ * Connection field, then the route's response_header operations (a set or
+ * remove of one of these fields replaces it; never the framing), into *out
+ * (a buffer from the worker's head cache; ownership to the caller, who may
+ * append the body). */
+void atr_req_local_head(atr_req_t *r, int status, const char *fields, int64_t length,
+                        atr_buf_t *out);
+
 /* "Connection: close\r\n", "Connection: keep-alive\r\n" (HTTP/1.0 keep-alive)
  * or "", for handlers writing their own response head. */
 const char *atr_req_connection_header(const atr_req_t *r);

@@ -170,3 +170,30 @@ def test_static_directory_without_slash_redirects(atrium, tmp_path):
                b"GET /pub/sub%20dir/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     rs = r.responses(["HEAD", "GET"])
     assert [x.status for x in rs] == [301, 200] and rs[1].body == b"sub-index\n", r.data
+
+
+def test_response_header_rules_reach_every_kind_of_route(atrium, tmp_path):
+    """A host's HSTS header and a route's own rules apply to static files, their
+    redirects, `return`, `status` and error answers alike; local responses carry
+    a Date; a `set` replaces one of Atrium's own fields."""
+    import email.utils
+    root = tmp_path / "www"
+    (root / "dir").mkdir(parents=True)
+    (root / "a.txt").write_text("a\n")
+    a = atrium("""
+host * {
+    response_header set Strict-Transport-Security "max-age=31536000";
+    route /static/ { static %s; response_header set Server edge; }
+    route /ret { return 200 "ok"; response_header add X-R 1; }
+    route /metrics { status; }
+}""" % root)
+    for path, status in (("/static/a.txt", 200), ("/static/dir", 301), ("/static/none", 404),
+                         ("/ret", 200), ("/metrics", 200), ("/nowhere", 404)):
+        r = get(a.port, path)
+        assert r.status == status, (path, r)
+        if path != "/nowhere":  # no route: no host rules either
+            assert r.get("strict-transport-security") == "max-age=31536000", (path, r)
+        assert email.utils.parsedate_to_datetime(r.get("date")) is not None, (path, r)
+    r = get(a.port, "/static/a.txt")
+    assert r.get("server") == "edge" and r.body == b"a\n", r
+    assert get(a.port, "/ret").get("x-r") == "1"
