@@ -127,8 +127,14 @@ atr_dns_t *atr_dns_new(uv_loop_t *loop, const struct sockaddr_storage *servers, 
     o.timeout = (int)timeout_ms;
     o.tries = 2;
     o.lookups = (char *)"b"; /* DNS only: /etc/hosts is no pool */
+    /* EDNS with 1232-byte answers (the DNS flag day's size): without it a
+     * pool of more than about 30 addresses does not fit in 512 bytes and
+     * every lookup falls back to TCP. */
+    o.flags = ARES_FLAG_EDNS;
+    o.ednspsz = 1232;
     int rc = ares_init_options(&d->chan, &o, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS |
-                                                 ARES_OPT_TRIES | ARES_OPT_LOOKUPS);
+                                                 ARES_OPT_TRIES | ARES_OPT_LOOKUPS |
+                                                 ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ);
     if (rc != ARES_SUCCESS) {
         snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
         free(d);

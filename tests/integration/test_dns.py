@@ -206,3 +206,15 @@ def test_resolver_directive_errors(tmp_path):
     r = run_atrium(["-t", "-c", str(p)])
     assert r.returncode != 0
     assert "bad.conf:2:23: invalid resolver address 'nope'" in r.stderr, r.stderr
+
+
+def test_a_large_answer_is_capped_at_resolve_max(atrium, dns, origins):
+    """60 addresses (an answer of about 1 KB); resolve_max 50 keeps the first 50
+    in address order."""
+    dns.set("app.test", *["127.0.1.%d" % i for i in range(1, 61)])
+    dns.start()
+    a = atrium(conf(dns.port, origins, main="resolve_max 50;"))
+    s = get(a.port, "/atrium-status").body.decode()
+    members = set(re.findall(r'server="app\.test:%d/(127\.0\.1\.\d+):%d"' % (origins, origins), s))
+    assert len(members) == 50, sorted(members)
+    assert "127.0.1.1" in members and "127.0.1.60" not in members
