@@ -86,6 +86,21 @@ def _on_signal(signum, frame):
     os._exit(128 + signum)
 
 
+def raise_nofile(want):
+    """Raise our RLIMIT_NOFILE towards want (the hard limit too, if allowed: root with
+    CAP_SYS_RESOURCE). Children inherit it. Returns the resulting soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return soft
+    for lim in ((want, max(hard, want)), (min(want, hard), hard)):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, lim)
+            break
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def make_tmpdir(prefix):
     d = tempfile.mkdtemp(prefix="atrium-bench-" + prefix + "-")
     _tmpdirs.append(d)
@@ -439,14 +454,16 @@ ORIGIN_MEMORY = """        location = /1k {{
         }}"""
 
 
-def origin_config(tmp, port, nofile, conns, origin="memory"):
+def origin_config(tmp, port, nofile, conns, origin="memory", addrs=("127.0.0.1",)):
     """The origin's nginx.conf. `memory` (the default) answers /1k from memory:
     a read and a write per request, so the load CPU runs wrk and the origin
     with room to spare and the proxy is the bottleneck, which is where its CPU
     per request is its own cost (bench.md, "Origin"). `file` serves a static
     file with sendfile and TCP_CORK (five system calls per request), as
     sessions 1-5 measured with: the load CPU then limits the rate, and a proxy
-    that finishes sooner idles and pays a wakeup per short gap."""
+    that finishes sooner idles and pays a wakeup per short gap. addrs: the
+    addresses it listens on, the port on each (--pool: one origin that is
+    many members); the first must be 127.0.0.1 (origin_accepts, probe)."""
     docroot = os.path.join(tmp, "www")
     os.makedirs(docroot, exist_ok=True)
     with open(os.path.join(docroot, "1k"), "w") as f:
@@ -462,13 +479,13 @@ def origin_config(tmp, port, nofile, conns, origin="memory"):
     open_file_cache max=16 inactive=60s;
     open_file_cache_valid 60s;
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        root {docroot};
+{listen}        root {docroot};
 {location}
         location = /_status {{ stub_status; }}
     }}
 }}
-""".format(temp=nginx_http_temp(tmp), port=port, docroot=docroot, location=location)
+""".format(temp=nginx_http_temp(tmp), docroot=docroot, location=location,
+           listen="".join("        listen %s:%d backlog=4096;\n" % (a, port) for a in addrs))
 
 
 # Atrium's proxy always keeps the client's Host, adds X-Forwarded-For, -Proto, -Host,

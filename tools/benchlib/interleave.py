@@ -28,7 +28,7 @@ import time
 from benchlib.core import (CLK_TCK, PATH, _median, busy_pct, cpus_busy_ticks, idle_conn_bytes,
                            idle_notes, light_warmup, load_bound_note, log, make_server, parse_wrk,
                            print_rows, probe, run_wrk, spawn, start_server, stop_proc, tail,
-                           tree_cpu_ticks, tree_cpu_user_sys)
+                           tree_cpu_user_sys)
 
 
 def loadgen_path(args):
@@ -59,9 +59,11 @@ def run_loadgen(binary, ports, rate, seconds, slice_s, conns, cpus, tmp, extra=(
         return json.load(f)
 
 
-def cpu_cycles(servers, args, slice_s, load_cpus):
+def cpu_cycles(servers, args, slice_s, load_cpus, counters=None):
     """Step 1: wrk slices in turn; per proxy the summed requests and CPU ticks, and
-    per cycle each proxy's CPU us/request."""
+    per cycle each proxy's CPU us/request. counters, if given, is a function returning
+    a dict of counters (e.g. the origin's accepted connections), read around each slice:
+    their growth is added up per proxy, under the same keys."""
     cycles = max(1, args.duration // slice_s)
     tot = {s.name: {"requests": 0, "ticks": 0, "user_ticks": 0, "errors": 0, "load_ticks": 0,
                     "wall": 0.0, "own_cpus": s.cpus.isdisjoint(load_cpus)} for s in servers}
@@ -70,12 +72,17 @@ def cpu_cycles(servers, args, slice_s, load_cpus):
         row = {}
         order = servers[c % len(servers):] + servers[:c % len(servers)]
         for s in order:
+            k0 = counters() if counters else {}
             u0, s0 = tree_cpu_user_sys(s.proc.pid)
             l0, w0 = cpus_busy_ticks(load_cpus), time.monotonic()
             w = parse_wrk(run_wrk(s.port, slice_s, args.connections, load_cpus, s.tmp,
                                   "slice%d" % c))
             l1, w1 = cpus_busy_ticks(load_cpus), time.monotonic()
             u1, s1 = tree_cpu_user_sys(s.proc.pid)
+            k1 = counters() if counters else {}
+            for k, v in k1.items():
+                if v is not None and k0.get(k) is not None:
+                    tot[s.name][k] = tot[s.name].get(k, 0) + v - k0[k]
             tot[s.name]["load_ticks"] += l1 - l0
             tot[s.name]["wall"] += w1 - w0
             t0, t1 = u0 + s0, u1 + s1
@@ -125,6 +132,63 @@ def idle_memory(server, n):
         return {"idle_error": str(e)}
 
 
+def measure(servers, args, load_cpus, lg, counters=None, tmp=None):
+    """The two steps over servers (started, each with .name, .port, .proc, .cpus, .tmp):
+    warm-up, CPU per request in wrk slices (cpu_cycles, with counters), then loadgen at a
+    fixed rate in the same slices. Returns (results, per_cycle, rate, loadgen's JSON):
+    one result per server, in order, as cpu_cycles' totals plus "proxy" and "fixed_rate"
+    (loadgen's target, with the server's CPU ticks and CPU us/request over that step)."""
+    slice_s = max(1, args.slice)
+    for s in servers:
+        if args.warmup > 0:
+            log("%s: warm-up %ds" % (s.name, args.warmup))
+            run_wrk(s.port, args.warmup, args.connections, load_cpus, s.tmp, "warmup")
+    log("CPU per request: %ds wrk slices in turn, %ds per proxy" % (slice_s, args.duration))
+    tot, per_cycle = cpu_cycles(servers, args, slice_s, load_cpus, counters)
+    rate = args.rate or 0.5 * min(t["rps"] for t in tot.values())
+    log("latency at %d req/s: %ds loadgen slices in turn, %ds per proxy"
+        % (rate, slice_s, args.duration))
+    us0 = {s.name: tree_cpu_user_sys(s.proc.pid) for s in servers}
+    lat = run_loadgen(lg, [s.port for s in servers], rate, args.duration, slice_s,
+                      args.connections, load_cpus, tmp or servers[0].tmp)
+    us1 = {s.name: tree_cpu_user_sys(s.proc.pid) for s in servers}
+    by_port = {t["port"]: t for t in lat["targets"]}
+    results = []
+    for s in servers:
+        r = dict(tot[s.name], proxy=s.name)
+        f = r["fixed_rate"] = by_port[s.port]
+        (u0, s0), (u1, s1) = us0[s.name], us1[s.name]
+        f["ticks"], f["user_ticks"] = u1 + s1 - u0 - s0, u1 - u0
+        f["cpu_us_per_req"] = (f["ticks"] * 1e6 / CLK_TCK / f["completed"]
+                               if f["completed"] else None)
+        f["user_us_per_req"] = (f["user_ticks"] * 1e6 / CLK_TCK / f["completed"]
+                                if f["completed"] else None)
+        results.append(r)
+    return results, per_cycle, rate, lat
+
+
+def pair_ratio(results, per_cycle, num, ref, target=None):
+    """num against ref (proxy names in results): CPU per request saturated (summed, and
+    per cycle), user CPU, CPU per request and p50/p99 at the fixed rate."""
+    by = {r["proxy"]: r for r in results}
+    a, b = by[num], by[ref]
+    la, lb = a["fixed_rate"], b["fixed_rate"]
+    return {
+        "target": target,
+        "cpu_per_req": a["cpu_us_per_req"] / b["cpu_us_per_req"]
+        if a["cpu_us_per_req"] and b["cpu_us_per_req"] else None,
+        "cpu_per_req_cycles": cycle_ratios(per_cycle, num, ref),
+        "user_per_req": a["user_us_per_req"] / b["user_us_per_req"]
+        if a["user_us_per_req"] and b["user_us_per_req"] else None,
+        "cpu_per_req_at_rate": la["cpu_us_per_req"] / lb["cpu_us_per_req"]
+        if la["cpu_us_per_req"] and lb["cpu_us_per_req"] else None,
+        "user_per_req_at_rate": la["user_us_per_req"] / lb["user_us_per_req"]
+        if la["user_us_per_req"] and lb["user_us_per_req"] else None,
+        "p99_at_rate": la["p99_us"] / lb["p99_us"] if lb["p99_us"] > 0 else None,
+        "p50_at_rate": la["p50_us"] / lb["p50_us"] if lb["p50_us"] > 0 else None,
+    }
+
+
 def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, all_cpus, nofile, conns):
     slice_s = max(1, args.slice)
     lg = loadgen_path(args)
@@ -145,31 +209,12 @@ def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, all_cpus, no
                 log("%s: WARNING: %s" % (name, problem))
             servers.append(s)
         idle = {s.name: idle_memory(s, args.idle_conns) for s in servers if args.idle_conns > 0}
-        for s in servers:
-            if args.warmup > 0:
-                log("%s: warm-up %ds" % (s.name, args.warmup))
-                run_wrk(s.port, args.warmup, args.connections, load_cpus, s.tmp, "warmup")
-        log("CPU per request: %ds wrk slices in turn, %ds per proxy" % (slice_s, args.duration))
-        tot, per_cycle = cpu_cycles(servers, args, slice_s, load_cpus)
-        rate = args.rate or 0.5 * min(t["rps"] for t in tot.values())
-        log("latency at %d req/s: %ds loadgen slices in turn, %ds per proxy"
-            % (rate, slice_s, args.duration))
-        ticks0 = {s.name: tree_cpu_ticks(s.proc.pid) for s in servers}
-        lat = run_loadgen(lg, [s.port for s in servers], rate, args.duration, slice_s,
-                          args.connections, load_cpus, servers[0].tmp)
-        ticks_at_rate = {s.name: tree_cpu_ticks(s.proc.pid) - ticks0[s.name] for s in servers}
+        results, per_cycle, rate, lat = measure(servers, args, load_cpus, lg)
     finally:
         for s in servers:
             s.stop()
-    by_port = {t["port"]: t for t in lat["targets"]}
-    results = []
-    for s in servers:
-        r = dict(tot[s.name], proxy=s.name, **idle.get(s.name, {}))
-        f = r["fixed_rate"] = by_port[s.port]
-        f["ticks"] = ticks_at_rate[s.name]
-        f["cpu_us_per_req"] = (f["ticks"] * 1e6 / CLK_TCK / f["completed"]
-                               if f["completed"] else None)
-        results.append(r)
+    for r in results:
+        r.update(idle.get(r["proxy"], {}))
     doc = {"config": {"slice_s": slice_s, "seconds_per_proxy": args.duration,
                       "connections": args.connections, "rate": rate, "origin": args.origin,
                       "loadgen_overloaded": lat["overloaded"]},
@@ -181,22 +226,29 @@ def main_interleave(args, only, origin_port, proxy_cpus, load_cpus, all_cpus, no
              for ref in ("nginx", "haproxy", "baseline")] + [("atrium-w2", "atrium", 1.10)]
     for num, ref, target in pairs:
         if num in names and ref in names:
-            a, b = tot[num], tot[ref]
-            la, lb = by_port[servers[names.index(num)].port], \
-                by_port[servers[names.index(ref)].port]
-            doc["ratios"]["%s/%s" % (num, ref)] = {
-                "target": target,
-                "cpu_per_req": a["cpu_us_per_req"] / b["cpu_us_per_req"]
-                if a["cpu_us_per_req"] and b["cpu_us_per_req"] else None,
-                "cpu_per_req_cycles": cycle_ratios(per_cycle, num, ref),
-                "user_per_req": a["user_us_per_req"] / b["user_us_per_req"]
-                if a["user_us_per_req"] and b["user_us_per_req"] else None,
-                "cpu_per_req_at_rate": la["cpu_us_per_req"] / lb["cpu_us_per_req"]
-                if la["cpu_us_per_req"] and lb["cpu_us_per_req"] else None,
-                "p99_at_rate": la["p99_us"] / lb["p99_us"] if lb["p99_us"] > 0 else None,
-                "p50_at_rate": la["p50_us"] / lb["p50_us"] if lb["p50_us"] > 0 else None,
-            }
+            doc["ratios"]["%s/%s" % (num, ref)] = pair_ratio(results, per_cycle, num, ref, target)
     return 0, doc
+
+
+def print_ratio(pair, r, rate):
+    """The lines of one pair_ratio() result."""
+    cyc = r["cpu_per_req_cycles"]
+    if r["cpu_per_req"]:
+        print("%s cpu_per_req ratio: %.2f%s%s" % (
+            pair, r["cpu_per_req"], " (target <= %g)" % r["target"] if r["target"] else "",
+            "; per cycle: median %.2f, range %.2f-%.2f over %d cycles"
+            % (cyc["median"], cyc["min"], cyc["max"], cyc["n"]) if cyc else ""))
+    if r["user_per_req"]:
+        print("%s user CPU per request: %.2f (the rest is kernel time, mostly "
+              "loopback TCP)" % (pair, r["user_per_req"]))
+    if r["cpu_per_req_at_rate"]:
+        print("%s cpu_per_req ratio at %d req/s: %.2f (both proxies below saturation)%s"
+              % (pair, rate, r["cpu_per_req_at_rate"],
+                 "; user CPU: %.2f" % r["user_per_req_at_rate"]
+                 if r.get("user_per_req_at_rate") else ""))
+    if r["p99_at_rate"]:
+        print("%s p99 ratio at %d req/s: %.2f; p50 ratio: %.2f" % (
+            pair, rate, r["p99_at_rate"], r["p50_at_rate"]))
 
 
 def print_interleave(doc, pinning):
@@ -223,21 +275,7 @@ def print_interleave(doc, pinning):
     print_rows(cols, rows)
     print()
     for pair, r in doc["ratios"].items():
-        cyc = r["cpu_per_req_cycles"]
-        if r["cpu_per_req"]:
-            print("%s cpu_per_req ratio: %.2f%s%s" % (
-                pair, r["cpu_per_req"], " (target <= %.2g)" % r["target"] if r["target"] else "",
-                "; per cycle: median %.2f, range %.2f-%.2f over %d cycles"
-                % (cyc["median"], cyc["min"], cyc["max"], cyc["n"]) if cyc else ""))
-        if r["user_per_req"]:
-            print("%s user CPU per request: %.2f (the rest is kernel time, mostly "
-                  "loopback TCP)" % (pair, r["user_per_req"]))
-        if r["cpu_per_req_at_rate"]:
-            print("%s cpu_per_req ratio at %d req/s: %.2f (both proxies below saturation)"
-                  % (pair, doc["config"]["rate"], r["cpu_per_req_at_rate"]))
-        if r["p99_at_rate"]:
-            print("%s p99 ratio at %d req/s: %.2f; p50 ratio: %.2f" % (
-                pair, doc["config"]["rate"], r["p99_at_rate"], r["p50_at_rate"]))
+        print_ratio(pair, r, doc["config"]["rate"])
     for r in doc["results"]:
         if r["proxy"] == "atrium" and "idle_bytes_per_conn" in r:
             print("atrium idle conn bytes: %.0f (target <= 1024)" % r["idle_bytes_per_conn"])
