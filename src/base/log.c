@@ -105,6 +105,11 @@ int atr_log_open(const char *target, enum atr_log_level level)
     return 0;
 }
 
+int atr_log_to_stderr(void)
+{
+    return sink_path == NULL;
+}
+
 int atr_log_reopen(void)
 {
     int fd;

@@ -27,6 +27,10 @@ int atr_log_open(const char *target, enum atr_log_level level);
 /* Reopen the current error log file (SIGUSR1, after rotation). */
 int atr_log_reopen(void);
 
+/* 1 when the error log goes to stderr (a message for the operator at start
+ * then needs no second copy there). */
+int atr_log_to_stderr(void);
+
 /* Current threshold, for cheap checks before formatting. */
 extern enum atr_log_level atr_log_level;
 

@@ -233,8 +233,13 @@ static void free_sets(atr_listen_fd_t **sets, int nlistens)
 
 static void listen_error(const atr_conf_listen_t *l, int fd, char *err, size_t errlen)
 {
-    snprintf(err, errlen, "%s:%d:%d: cannot listen on %s: %s", l->pos.file, l->pos.line,
-             l->pos.col, l->text, strerror(-fd));
+    if (fd == -EADDRINUSE)
+        snprintf(err, errlen, "%s:%d:%d: cannot listen on %s: another process listens there "
+                 "(a second Atrium would split its traffic)", l->pos.file, l->pos.line, l->pos.col,
+                 l->text);
+    else
+        snprintf(err, errlen, "%s:%d:%d: cannot listen on %s: %s", l->pos.file, l->pos.line,
+                 l->pos.col, l->text, strerror(-fd));
 }
 
 /* For each worker, the listener set of conf: fds for new addresses (bound
@@ -254,6 +259,12 @@ static atr_listen_fd_t **listen_sets(const atr_conf_t *conf, char *err, size_t e
         char key[80];
         atr_sockaddr_text(&l->addr, key, sizeof key);
         int fresh = !have_key(key);
+        int probe = fresh ? atr_listener_probe((const struct sockaddr *)&l->addr, l->addrlen) : 0;
+        if (probe == -EADDRINUSE) { /* before SO_REUSEPORT would let us in beside it */
+            listen_error(l, probe, err, errlen);
+            free_sets(sets, n);
+            return NULL;
+        }
         for (int w = 0; w < nw; w++) {
             sets[w][i].key = atr_xstrdup(key);
             if (!fresh)
@@ -290,6 +301,12 @@ int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
 {
     for (int i = 0; i < conf->nlistens; i++) {
         const atr_conf_listen_t *l = &conf->listens[i];
+        if (atr_listener_probe((const struct sockaddr *)&l->addr, l->addrlen) == -EADDRINUSE)
+            /* A warning: -t often checks the config of the very process that
+             * listens there, before reloading it. */
+            fprintf(stderr, "%s:%d:%d: warning: another process listens on %s: a start would fail "
+                    "(a reload of that process would not)\n", l->pos.file, l->pos.line, l->pos.col,
+                    l->text);
         int fd = atr_listener_socket((const struct sockaddr *)&l->addr, l->addrlen, l->tls);
         if (fd < 0) {
             listen_error(l, fd, err, errlen);
@@ -547,7 +564,8 @@ int atr_runtime_run(atr_conf_t *conf)
         struct passwd *pw = getpwnam(user);
         if (pw == NULL) {
             fprintf(stderr, "atrium: user %s: no such user\n", user);
-            ATR_ERROR("user %s: no such user", user);
+            if (!atr_log_to_stderr())
+                ATR_ERROR("user %s: no such user", user);
             return 1;
         }
         atr_spawn_set_user(pw->pw_uid, pw->pw_gid); /* the children never run as root */
@@ -555,8 +573,9 @@ int atr_runtime_run(atr_conf_t *conf)
         ATR_WARN("user %s: ignored, atrium was not started as root", user);
     }
     if (apply(conf, err, sizeof err) < 0) {
-        fprintf(stderr, "%s\n", err);
-        ATR_ERROR("%s", err);
+        fprintf(stderr, "%s\n", err); /* FILE:LINE:COL first on the line */
+        if (!atr_log_to_stderr())    /* and in the log file, not twice on the terminal */
+            ATR_ERROR("%s", err);
         return 1;
     }
     /* The first staples before the first client (bounded: a responder that

@@ -46,6 +46,21 @@ fail:;
     return err;
 }
 
+int atr_listener_probe(const struct sockaddr *addr, socklen_t len)
+{
+    int on = 1, rc = 0;
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (addr->sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+    /* SO_REUSEADDR: connections in TIME_WAIT do not count, a listener does. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 || bind(fd, addr, len) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
 /* Rate-limited: an error such as EMFILE repeats for every waiting client. */
 static void log_accept_error(atr_listener_t *l, int err)
 {

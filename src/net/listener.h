@@ -11,6 +11,13 @@
  * or reload is refused). */
 int atr_listener_socket(const struct sockaddr *addr, socklen_t len, int tls);
 
+/* Whether another socket listens on addr already (another process: a
+ * second Atrium would share it through SO_REUSEPORT and silently split the
+ * traffic). A bind with SO_REUSEADDR alone, released at once: 0 when free,
+ * -EADDRINUSE when some socket listens there, another -errno when the bind
+ * fails otherwise. */
+int atr_listener_probe(const struct sockaddr *addr, socklen_t len);
+
 /* Worker side: adopt fd as a listener of w (loop thread). The fd is owned by
  * the listener from here on, even on failure. */
 int atr_listener_adopt(atr_worker_t *w, const char *key, int fd);

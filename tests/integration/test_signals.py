@@ -6,7 +6,7 @@ import signal
 import socket
 import time
 
-from conftest import Background, Conn, get, port_open, proxy_conf, wait_until
+from conftest import Background, Conn, get, port_open, proxy_conf, run_atrium, wait_until
 
 
 def status_or_error(port, path):
@@ -147,3 +147,23 @@ def test_sigusr1_reopen_failure_is_reported(atrium):
     a.send_signal(signal.SIGUSR1)
     assert wait_until(lambda: "error_log: reopen failed" in a.stderr, 10.0), a.stderr
     assert get(a.port, "/").status == 204
+
+
+def test_a_second_atrium_on_the_same_address_refuses_to_start(atrium, tmp_path):
+    """SO_REUSEPORT would let a second process in beside the first and split
+    the traffic silently: a start refuses an address another process listens
+    on (once, with FILE:LINE:COL), -t warns, and the first keeps serving and
+    still reloads."""
+    first = atrium('host * { route / { return 200 "first"; } }')
+    second = tmp_path / "second.conf"
+    second.write_text("listen 127.0.0.1:%d;\nhost * { route / { return 200 \"second\"; } }\n"
+                      % first.port)
+    r = run_atrium(["-c", str(second)])
+    assert r.returncode == 1, r
+    msg = "second.conf:1:1: cannot listen on 127.0.0.1:%d: another process listens there" % first.port
+    assert r.stderr.count(msg) == 1, r.stderr  # printed once
+    r = run_atrium(["-t", "-c", str(second)])
+    assert r.returncode == 0 and "warning: another process listens on" in r.stderr, r
+    assert {get(first.port, "/").body for _ in range(20)} == {b"first"}
+    assert first.reload()
+    assert get(first.port, "/").body == b"first"
