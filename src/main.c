@@ -21,11 +21,14 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: atrium [-c FILE] [-t] [-T] [-v]\n"
-            "  -c FILE  configuration file (default " DEFAULT_CONF ")\n"
-            "  -t       check the configuration and exit (1 on error)\n"
-            "  -T       check, then print the effective configuration\n"
-            "  -v       print the versions of atrium and its libraries\n");
+            "usage: atrium [-c FILE] [-t] [-T] [-v] [-h]\n"
+            "  -c, --config FILE  configuration file (default " DEFAULT_CONF ")\n"
+            "  -t, --test         check the configuration and exit (1 on error)\n"
+            "  -T, --dump         check, then print the effective configuration\n"
+            "  -v, --version      print the versions of atrium and its libraries\n"
+            "  -h, --help         print this help\n"
+            "Signals: HUP reloads the configuration, TERM and INT stop gracefully,\n"
+            "USR1 reopens the log files. docs/config.md describes the configuration.\n");
 }
 
 /* Descriptors Atrium inherited must not reach the scripts and applications
@@ -56,7 +59,12 @@ int main(int argc, char **argv)
 {
     const char *path = DEFAULT_CONF;
     int check = 0, dump = 0, opt;
-    while ((opt = getopt(argc, argv, "c:tTvh")) != -1) {
+    static const struct option longs[] = {
+        { "config", required_argument, NULL, 'c' }, { "test", no_argument, NULL, 't' },
+        { "dump", no_argument, NULL, 'T' },          { "version", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
+    };
+    while ((opt = getopt_long(argc, argv, "c:tTvh", longs, NULL)) != -1) {
         switch (opt) {
         case 'c': path = optarg; break;
         case 't': check = 1; break;

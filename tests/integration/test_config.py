@@ -35,6 +35,19 @@ def error_positions(stderr, path):
     return [(int(l), int(c), m) for l, c, m in rx.findall(stderr)]
 
 
+def test_help_and_long_options(tmp_path):
+    for args in (["--help"], ["-h"]):
+        r = run_atrium(args)
+        assert r.returncode == 0 and "usage: atrium" in r.stdout and "--config" in r.stdout, r
+    r = run_atrium(["--bogus"])
+    assert r.returncode == 2 and "usage: atrium" in r.stderr, r
+    p = tmp_path / "a.conf"
+    p.write_text("listen 127.0.0.1:1;\nhost * { route / { return 200; } }\n")
+    r = run_atrium(["--test", "--config", str(p)])
+    assert r.returncode == 0 and "is ok" in r.stderr, r
+    assert "atrium " in run_atrium(["--version"]).stdout
+
+
 def test_version():
     r = run_atrium(["-v"])
     out = r.stdout + r.stderr
