@@ -1,4 +1,4 @@
-/* The access log: nginx's combined format (plus upstream timings) or one
+/* The access log: nginx's combined format (alone, or plus upstream timings) or one
  * JSON object per line.
  *
  * Write path: format into a stack buffer, one write(2) with O_APPEND; no lock.
@@ -259,7 +259,7 @@ static void put_clf_quoted(out_t *o, atr_str_t s, size_t budget)
     put(o, "\"", 1);
 }
 
-static void format_combined(out_t *o, const atr_access_entry_t *e)
+static void format_combined(out_t *o, const atr_access_entry_t *e, int timed)
 {
     put_esc(o, cstr(e->client_addr ? e->client_addr : "-"), B_ADDR, 0);
     putf(o, " - - [%s] \"", times_for(e->time_unix_ms)->clf);
@@ -275,6 +275,8 @@ static void format_combined(out_t *o, const atr_access_entry_t *e)
     put_clf_quoted(o, e->referer, B_REFERER);
     put(o, " ", 1);
     put_clf_quoted(o, e->user_agent, B_UA);
+    if (!timed)
+        return;
     puts_(o, " rt=");
     put_secs(o, e->request_time_us);
     puts_(o, " ua=");
@@ -339,7 +341,7 @@ size_t atr_access_log_format(char *buf, size_t cap, enum atr_access_format fmt,
     if (fmt == ATR_ACCESS_JSON)
         format_json(&o, e);
     else
-        format_combined(&o, e);
+        format_combined(&o, e, fmt == ATR_ACCESS_TIMED);
     buf[o.n++] = '\n';
     return o.n;
 }

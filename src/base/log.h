@@ -17,7 +17,9 @@
 enum atr_log_level { ATR_LOG_DEBUG = 0, ATR_LOG_INFO, ATR_LOG_NOTICE, ATR_LOG_WARN,
                      ATR_LOG_ERROR, ATR_LOG_CRIT, ATR_LOG_ALERT };
 
-enum atr_access_format { ATR_ACCESS_OFF = 0, ATR_ACCESS_COMBINED, ATR_ACCESS_JSON };
+/* combined: nginx's and Apache's, byte for byte; timed: combined, then the
+ * request time and the upstream's address, status and time; json. */
+enum atr_access_format { ATR_ACCESS_OFF = 0, ATR_ACCESS_COMBINED, ATR_ACCESS_JSON, ATR_ACCESS_TIMED };
 
 /* Set where the error log goes ("stderr" or a path) and its threshold.
  * Opens the new file first and swaps only if that worked; returns 0 or

@@ -241,13 +241,15 @@ static int d_access_log(atr__conf_bctx_t *b, const atr__conf_node_t *n,
     c->access_log_pos = n->args[0].pos;
     c->access_format = ATR_ACCESS_COMBINED;
     if (n->nargs == 2) {
-        static const char *const formats[] = { "combined", "json", NULL };
+        static const char *const formats[] = { "combined", "json", "timed", NULL };
+        static const enum atr_access_format kinds[] = { ATR_ACCESS_COMBINED, ATR_ACCESS_JSON,
+                                                        ATR_ACCESS_TIMED };
         int f = atr__conf_lookup(formats, n->args[1].s);
         if (f < 0)
             return atr__conf_fail(b, &n->args[1].pos,
-                                  "unknown access log format '%s' (expected combined or json)",
-                                  n->args[1].s);
-        c->access_format = f == 0 ? ATR_ACCESS_COMBINED : ATR_ACCESS_JSON;
+                                  "unknown access log format '%s' (expected combined, timed or "
+                                  "json)", n->args[1].s);
+        c->access_format = kinds[f];
     }
     return 0;
 }

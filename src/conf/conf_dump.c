@@ -106,7 +106,9 @@ static void dump_main(const atr_conf_t *c, FILE *out)
     } else {
         fputs("access_log ", out);
         word(out, c->access_log);
-        fprintf(out, " %s;\n", c->access_format == ATR_ACCESS_JSON ? "json" : "combined");
+        fprintf(out, " %s;\n", c->access_format == ATR_ACCESS_JSON    ? "json"
+                                : c->access_format == ATR_ACCESS_TIMED ? "timed"
+                                                                       : "combined");
     }
     size(out, "", "max_request_line", c->max_request_line);
     size(out, "", "max_header_size", c->max_header_size);

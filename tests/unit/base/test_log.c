@@ -75,12 +75,19 @@ static const struct {
     enum atr_access_format fmt;
     const char *want;
 } line_cases[] = {
+    /* combined: nginx's and Apache's, nothing after the user agent */
     { __LINE__, &proxied, ATR_ACCESS_COMBINED,
       "192.0.2.7 - - [14/Nov/2023:22:13:20 +0000] \"GET /app/x?q=1 HTTP/1.1\" 200 1234 "
-      "\"http://example.com/\" \"curl/7.88.1\" rt=0.012 ua=\"127.0.0.1:9001\" us=200 ut=0.010\n" },
+      "\"http://example.com/\" \"curl/7.88.1\"\n" },
     { __LINE__, &unparsed, ATR_ACCESS_COMBINED,
+      "::1 - - [14/Nov/2023:22:13:22 +0000] \"-\" 400 0 \"-\" \"-\"\n" },
+    /* timed: combined, then the request time and the upstream's address, status, time */
+    { __LINE__, &proxied, ATR_ACCESS_TIMED,
+      "192.0.2.7 - - [14/Nov/2023:22:13:20 +0000] \"GET /app/x?q=1 HTTP/1.1\" 200 1234 "
+      "\"http://example.com/\" \"curl/7.88.1\" rt=0.012 ua=\"127.0.0.1:9001\" us=200 ut=0.010\n" },
+    { __LINE__, &unparsed, ATR_ACCESS_TIMED,
       "::1 - - [14/Nov/2023:22:13:22 +0000] \"-\" 400 0 \"-\" \"-\" rt=0.000 ua=\"-\" us=- ut=-\n" },
-    { __LINE__, &tricky, ATR_ACCESS_COMBINED,
+    { __LINE__, &tricky, ATR_ACCESS_TIMED,
       "10.0.0.1 - - [14/Nov/2023:22:14:21 +0000] \"POST /a\\\"b\\\\c\\x01\\x0A\\x7F\\xC3\\xA9 HTTP/1.0\" "
       "502 0 \"\\\"\" \"Mozilla \\\"x\\\"\\x09\\\\\" rt=1.500 ua=\"127.0.0.1:9002\" us=- ut=0.000\n" },
     { __LINE__, &proxied, ATR_ACCESS_JSON,
@@ -119,14 +126,18 @@ static void test_write_file(void)
     const char *path = path_in_dir("access.log");
     atr_access_log_t *comb = atr_access_log_open(path, ATR_ACCESS_COMBINED);
     atr_access_log_t *json = atr_access_log_open(path, ATR_ACCESS_JSON);
-    char want[4 * ATR_ACCESS_LINE_MAX] = "";
+    atr_access_log_t *timed = atr_access_log_open(path, ATR_ACCESS_TIMED);
+    char want[8 * ATR_ACCESS_LINE_MAX] = "";
     char *got;
 
-    T_CHECK(__LINE__, comb != NULL && json != NULL && comb != json, "open: %s", strerror(errno));
-    if (comb == NULL || json == NULL)
+    T_CHECK(__LINE__, comb != NULL && json != NULL && timed != NULL && comb != json,
+            "open: %s", strerror(errno));
+    if (comb == NULL || json == NULL || timed == NULL)
         return;
     for (size_t c = 0; c < ATR_ARRAY_SIZE(line_cases); c++) {
-        atr_access_log_write(line_cases[c].fmt == ATR_ACCESS_JSON ? json : comb, line_cases[c].e);
+        enum atr_access_format f = line_cases[c].fmt;
+        atr_access_log_write(f == ATR_ACCESS_JSON ? json : f == ATR_ACCESS_TIMED ? timed : comb,
+                             line_cases[c].e);
         strcat(want, line_cases[c].want);
     }
     got = slurp(path, NULL);
@@ -134,6 +145,7 @@ static void test_write_file(void)
     free(got);
     atr_access_log_unref(comb);
     atr_access_log_unref(json);
+    atr_access_log_unref(timed);
 }
 
 /* Generations naming the same (target, format) share one handle. */
@@ -185,7 +197,7 @@ static void test_cut(void)
     T_CHECK(__LINE__, strstr(buf, "\\u0001...\",\"protocol\"") != NULL, "cut uri not marked");
     T_CHECK(__LINE__, strchr(buf, '\n') == buf + n - 1, "newline inside the line");
 
-    n = atr_access_log_format(buf, sizeof(buf), ATR_ACCESS_COMBINED, &e);
+    n = atr_access_log_format(buf, sizeof(buf), ATR_ACCESS_TIMED, &e);
     buf[n] = '\0';
     T_CHECK(__LINE__, n < sizeof(buf) && strcmp(buf + n - 10, " ut=0.000\n") == 0,
             "combined tail: %s", buf + (n > 40 ? n - 40 : 0));
@@ -198,7 +210,7 @@ static void test_cut(void)
 static void test_access_reopen(void)
 {
     const char *path = path_in_dir("rot.log"), *old = path_in_dir("rot.log.1");
-    atr_access_log_t *l = atr_access_log_open(path, ATR_ACCESS_COMBINED);
+    atr_access_log_t *l = atr_access_log_open(path, ATR_ACCESS_TIMED);
     char *a, *b;
 
     atr_access_log_write(l, &proxied);
@@ -208,10 +220,11 @@ static void test_access_reopen(void)
     atr_access_log_write(l, &tricky);
     a = slurp(old, NULL);
     b = slurp(path, NULL);
-    T_CHECK(__LINE__, strncmp(a, line_cases[0].want, strlen(line_cases[0].want)) == 0 &&
-                          strcmp(a + strlen(line_cases[0].want), line_cases[1].want) == 0,
+    /* line_cases[2..4]: the timed lines of proxied, unparsed, tricky */
+    T_CHECK(__LINE__, strncmp(a, line_cases[2].want, strlen(line_cases[2].want)) == 0 &&
+                          strcmp(a + strlen(line_cases[2].want), line_cases[3].want) == 0,
             "rotated file:\n%s", a);
-    T_CHECK(__LINE__, strcmp(b, line_cases[2].want) == 0, "new file:\n%s", b);
+    T_CHECK(__LINE__, strcmp(b, line_cases[4].want) == 0, "new file:\n%s", b);
     free(a);
     free(b);
     atr_access_log_unref(l);
