@@ -22,6 +22,7 @@
 #include "core/supervisor.h"
 #include "core/stapling.h"
 #include "core/health.h"
+#include "core/heartbeat.h"
 #include "core/tls_setup.h"
 #include "net/worker.h"
 
@@ -347,7 +348,8 @@ int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
         }
         close(fd);
     }
-    if (check_error_log(conf, err, errlen) < 0 || atr_tls_check(conf, err, errlen) < 0)
+    if (check_error_log(conf, err, errlen) < 0 || atr_tls_check(conf, err, errlen) < 0 ||
+        atr_heartbeat_check(conf, err, errlen) < 0)
         return -1;
     /* What a start opens that binding alone does not show: the access log, and
      * the directory of a spawned set's unix socket (not bound here: that
@@ -412,7 +414,13 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
         atr_gen_unref(g); /* owns conf */
         return -1;
     }
+    if (atr_heartbeat_prepare(conf, err, errlen) < 0) {
+        free_sets(sets, conf->nlistens);
+        atr_gen_unref(g); /* owns conf */
+        return -1;
+    }
     if (atr_spawn_apply(rt.loop, conf, err, errlen) < 0) {
+        atr_heartbeat_abort();
         atr_spawn_prune(running); /* the sets this configuration started */
         free_sets(sets, conf->nlistens);
         atr_gen_unref(g);        /* owns conf */
@@ -429,6 +437,7 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
     free(sets);
     remember_keys(conf);
     atr_health_apply(rt.loop, g); /* before the generation before is let go: checks point into it */
+    atr_heartbeat_apply(rt.loop, g); /* likewise: beats are published into g's servers */
     if (rt.gen)
         atr_gen_unref(rt.gen);
     rt.gen = g;
@@ -543,6 +552,7 @@ static void unwatch_signals(void)
         uv_close((uv_handle_t *)signals[i], NULL);
     uv_close((uv_handle_t *)&rt.ticket_timer, NULL);
     atr_health_stop();
+    atr_heartbeat_stop();
 }
 
 static void write_pid_file(const char *path)
