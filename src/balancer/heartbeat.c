@@ -7,12 +7,17 @@
  * - ready=0 means no new requests. Apache draws from [0, sum] inclusive, so
  *   a server at 0 still wins a draw that lands on its boundary.
  * - Measured latency lowers a server's share: its ready count is scaled by
- *   fastest / its own estimated response time. A slot that turns requests
- *   around twice as slowly absorbs half as many per second (Little's law),
- *   which is what the draw should be proportional to. The estimate is a
- *   per-worker moving average of the times ops->observe reports (no shared
+ *   (fastest + FLOOR_US) / (its own estimate + FLOOR_US). A slot that turns
+ *   requests around twice as slowly absorbs half as many per second (Little's
+ *   law), which is what the draw should be proportional to. The estimate is
+ *   a per-worker moving average of the times ops->observe reports (no shared
  *   cache line written per response, as in ewma.c); a server not measured
- *   yet counts as fast as the fastest.
+ *   yet counts as fast as the fastest. Two guards against noise, since a
+ *   server whose share fell gets few responses to correct its estimate
+ *   with: FLOOR_US keeps sub-millisecond jitter (0.2 ms against 0.6 ms) from
+ *   tripling a share, and without new responses an estimate's excess over
+ *   the fastest fades out over FADE_MS, so a server judged on one slow
+ *   answer is soon offered its full share again and measured anew.
  * - A server with no fresh beat (none, or older than ATR_LB_HB_FRESH_MS, as
  *   Apache's LBM_HEARTBEAT_MAX_LASTSEEN) is not a candidate while any server
  *   has fresh data with ready > 0, as in Apache; when none has (beats are not
@@ -35,33 +40,55 @@
 /* The weight of a new latency sample in the moving average (TCP's srtt
  * uses 1/8; a balancer should react within a handful of responses). */
 #define ALPHA 0.25
+/* Added to every estimate: differences well under a millisecond are noise
+ * next to a network hop, not a reason to move load. */
+#define FLOOR_US 1000.0
+/* How long an estimate's excess over the fastest takes to fade out when the
+ * server gives no new response. */
+#define FADE_MS 10000
+
+typedef struct est {
+    double rtt_us; /* the moving average, 0 before the first response */
+    uint64_t at;   /* now_ms of the last response */
+} est_t;
 
 typedef struct hb {
     atr_lb_t super;
-    double *rtt_us; /* per server: the estimate, 0 before the first response */
-    double *w;      /* per server: scratch for a pick's weights */
+    est_t *est;    /* per server */
+    double *w;     /* per server: scratch for a pick's weights */
 } hb_t;
 
 static void init(atr_lb_t *lb)
 {
     hb_t *self = (hb_t *)lb;
-    self->rtt_us = atr_xcalloc((size_t)lb->nservers, sizeof *self->rtt_us);
+    self->est = atr_xcalloc((size_t)lb->nservers, sizeof *self->est);
     self->w = atr_xcalloc((size_t)lb->nservers, sizeof *self->w);
 }
 
 static void dispose(atr_lb_t *lb)
 {
     hb_t *self = (hb_t *)lb;
-    free(self->rtt_us);
+    free(self->est);
     free(self->w);
 }
 
 static void observe(atr_lb_t *lb, int server, uint64_t now_ms, uint64_t rtt_us)
 {
-    double *e = &((hb_t *)lb)->rtt_us[server];
+    est_t *e = &((hb_t *)lb)->est[server];
     double x = rtt_us > 0 ? (double)rtt_us : 1.0;
-    (void)now_ms;
-    *e = *e == 0.0 ? x : *e + ALPHA * (x - *e);
+    e->rtt_us = e->rtt_us == 0.0 ? x : e->rtt_us + ALPHA * (x - e->rtt_us);
+    if (now_ms > e->at)
+        e->at = now_ms;
+}
+
+/* Server i's estimate at now, its excess over fastest faded by its age;
+ * fastest when it has none. */
+static double estimate(const est_t *e, uint64_t now, double fastest)
+{
+    uint64_t age = now > e->at ? now - e->at : 0;
+    if (e->rtt_us == 0.0 || e->rtt_us <= fastest || age >= FADE_MS)
+        return e->rtt_us == 0.0 || age >= FADE_MS ? fastest : e->rtt_us;
+    return fastest + (e->rtt_us - fastest) * (1.0 - (double)age / FADE_MS);
 }
 
 /* A server by w[] (total > 0 is their sum); -1 when none has weight. */
@@ -95,12 +122,14 @@ static double beat_weights(atr_lb_t *lb, const unsigned char *ok)
         if (ready <= 0)
             continue;
         self->w[i] = ready;
-        if (self->rtt_us[i] > 0.0 && (fastest == 0.0 || self->rtt_us[i] < fastest))
-            fastest = self->rtt_us[i];
+        double e = self->est[i].rtt_us;
+        if (e > 0.0 && (fastest == 0.0 || e < fastest))
+            fastest = e;
     }
     for (int i = 0; i < lb->nservers; i++) {
-        if (self->w[i] > 0.0 && self->rtt_us[i] > 0.0)
-            self->w[i] *= fastest / self->rtt_us[i];
+        if (self->w[i] > 0.0)
+            self->w[i] *= (fastest + FLOOR_US) /
+                          (estimate(&self->est[i], lb->now_ms, fastest) + FLOOR_US);
         total += self->w[i];
     }
     return total;

@@ -169,7 +169,7 @@ static sender_t *find(atr_hb_monitor_t *m, const struct sockaddr_storage *key)
 
 /* The slot for a new sender: a free one, or the longest silent one whose
  * data no longer counts; NULL when the table is full of live senders. */
-static sender_t *slot(atr_hb_monitor_t *m, uint64_t now)
+static sender_t *slot(atr_hb_monitor_t *m)
 {
     if (m->n < m->max) {
         if (m->n == m->cap) {
@@ -184,7 +184,6 @@ static sender_t *slot(atr_hb_monitor_t *m, uint64_t now)
     for (int i = 0; i < m->n; i++)
         if (!m->s[i].live && (oldest == NULL || m->s[i].seen_ms < oldest->seen_ms))
             oldest = &m->s[i];
-    (void)now;
     return oldest;
 }
 
@@ -208,13 +207,12 @@ static void reject(atr_hb_monitor_t *m, const struct sockaddr_storage *from, con
 
 /* The sender's table entry for an accepted beat, created if new; NULL when
  * the table is full (counted). */
-static sender_t *entry_for(atr_hb_monitor_t *m, const struct sockaddr_storage *key,
-                           uint64_t now)
+static sender_t *entry_for(atr_hb_monitor_t *m, const struct sockaddr_storage *key)
 {
     sender_t *e = find(m, key);
     if (e != NULL)
         return e;
-    e = slot(m, now);
+    e = slot(m);
     if (e == NULL) {
         char ip[ATR_HB_MAX_IP];
         atomic_fetch_add_explicit(&atr_hb_stats.too_many, 1, memory_order_relaxed);
@@ -261,8 +259,7 @@ static void take(atr_hb_monitor_t *m, const struct sockaddr_storage *from, const
         ((struct sockaddr_in *)(void *)&key)->sin_port = htons((uint16_t)(b.has_port ? b.port : 0));
     else
         ((struct sockaddr_in6 *)(void *)&key)->sin6_port = htons((uint16_t)(b.has_port ? b.port : 0));
-    uint64_t now = atr_now_ms();
-    sender_t *e = entry_for(m, &key, now);
+    sender_t *e = entry_for(m, &key);
     if (e == NULL)
         return;
     if (m->key != NULL && (why = atr_hb_mac_fresh(&e->last_ts, b.ts_ms)) != NULL) {
@@ -271,7 +268,7 @@ static void take(atr_hb_monitor_t *m, const struct sockaddr_storage *from, const
     }
     e->ready = b.ready;
     e->busy = b.busy;
-    e->seen_ms = now;
+    e->seen_ms = atr_now_ms();
     atomic_fetch_add_explicit(&atr_hb_stats.accepted, 1, memory_order_relaxed);
     if (!e->live) {
         char w[ATR_HB_MAX_IP + 16];
@@ -280,7 +277,7 @@ static void take(atr_hb_monitor_t *m, const struct sockaddr_storage *from, const
         ATR_NOTICE("heartbeat: sender %s counts: ready=%u busy=%u", who(e, w, sizeof w), e->ready,
                    e->busy);
     }
-    m->publish(m->ud, &e->addr, &b, now);
+    m->publish(m->ud, &e->addr, &b, e->seen_ms);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)

@@ -315,16 +315,18 @@ def test_heartbeat_directive_errors(tmp_path):
     assert r.returncode != 0
     assert r.stderr.startswith("%s:2:15: heartbeat_key '%s/none.key': No such file or directory"
                                % (c, tmp_path)), r.stderr
-    # -T writes what -c reads back
+    # -T writes what -c reads back (it binds heartbeat_listen as a start would: unicast
+    # here, multicast groups are joined only inside the namespaces below)
     (tmp_path / "hb.key").write_bytes(KEY)
-    c.write_text("listen 127.0.0.1:%d;\nheartbeat_listen 239.0.0.1:27999;\n"
+    hbp = free_udp_port()
+    c.write_text("listen 127.0.0.1:%d;\nheartbeat_listen 127.0.0.1:%d;\n"
                  "heartbeat_send 239.0.0.1:27999; heartbeat_interval 500ms;\n"
                  "heartbeat_key %s/hb.key; heartbeat_storage %s/hb.dat; heartbeat_max_servers 64;\n"
                  "upstream app { balance heartbeat; server 10.0.0.1:80; }\n"
-                 "host * { route / { proxy app; } }\n" % (free_port(), tmp_path, tmp_path))
+                 "host * { route / { proxy app; } }\n" % (free_port(), hbp, tmp_path, tmp_path))
     r = run_atrium(["-T", "-c", str(c)])
     assert r.returncode == 0, r.stderr
-    for line in ("heartbeat_listen 239.0.0.1:27999;", "heartbeat_send 239.0.0.1:27999;",
+    for line in ("heartbeat_listen 127.0.0.1:%d;" % hbp, "heartbeat_send 239.0.0.1:27999;",
                  "heartbeat_interval 500ms;", "heartbeat_key %s/hb.key;" % tmp_path,
                  "heartbeat_storage %s/hb.dat;" % tmp_path, "heartbeat_max_servers 64;",
                  "balance heartbeat;"):
@@ -578,6 +580,7 @@ def test_apache_senders_drive_the_choice_and_apache_reads_ours(lab, atrium):
     # Apache's beats over multicast: ready = its idle threads
     assert wait_until(lambda: (lambda m: m.get(r1) == 10 and m.get(r2) == 40)(at.metrics()), 10), \
         at.metrics()
+    at.names(40)   # every worker measures both servers once before counting
     got = at.names(400)
     assert set(got) == {"200 s1", "200 s2"}, got
     assert got["200 s2"] > 2 * got["200 s1"], got     # 40 idle threads against 10

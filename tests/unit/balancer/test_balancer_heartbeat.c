@@ -42,12 +42,14 @@ static const struct {
     { __LINE__, 3, { 0, 0, 9 }, { 0, NEVER, 30000 }, { 1, 1, 1 }, { 0 }, { 0 }, { 0, 20000, 20000 }, 0, 5 },
     /* only full servers: nothing (503) */
     { __LINE__, 2, { 0, 0 }, { 0, 0 }, { 0 }, { 0 }, { 0 }, { 0, 0 }, PICKS, 0 },
-    /* latency: four times slower, a quarter of the share */
-    { __LINE__, 2, { 10, 10 }, { 0, 0 }, { 0 }, { 1000, 4000 }, { 0 }, { 32000, 8000 }, 0, 5 },
+    /* latency: four times slower (counting the 1 ms floor), a quarter of the share */
+    { __LINE__, 2, { 10, 10 }, { 0, 0 }, { 0 }, { 9000, 39000 }, { 0 }, { 32000, 8000 }, 0, 5 },
     /* not measured yet counts as the fastest */
-    { __LINE__, 3, { 10, 10, 10 }, { 0, 0, 0 }, { 0 }, { 1000, 2000, 0 }, { 0 }, { 16000, 8000, 16000 }, 0, 5 },
-    /* ready and latency together: 30 slots at 3 ms = 10 slots at 1 ms */
-    { __LINE__, 2, { 10, 30 }, { 0, 0 }, { 0 }, { 1000, 3000 }, { 0 }, { 20000, 20000 }, 0, 5 },
+    { __LINE__, 3, { 10, 10, 10 }, { 0, 0, 0 }, { 0 }, { 9000, 19000, 0 }, { 0 }, { 16000, 8000, 16000 }, 0, 5 },
+    /* ready and latency together: 30 slots at 30 ms = 10 slots at 10 ms */
+    { __LINE__, 2, { 10, 30 }, { 0, 0 }, { 0 }, { 9000, 29000 }, { 0 }, { 20000, 20000 }, 0, 5 },
+    /* sub-millisecond jitter moves little: 0.2 ms against 0.6 ms is 1.2 against 1.6 */
+    { __LINE__, 2, { 10, 10 }, { 0, 0 }, { 0 }, { 200, 600 }, { 0 }, { 22857, 17143 }, 0, 5 },
     /* a down server is never offered, whatever it announces */
     { __LINE__, 3, { 100, 10, 10 }, { 0, 0, 0 }, { 0 }, { 0 }, { 1, 0, 0 }, { 0, 20000, 20000 }, 0, 5 },
 };
@@ -91,12 +93,22 @@ static void test_shares(void)
     }
 }
 
-/* The moving average follows a server that turns slow, then recovers. */
+/* Server 1's picks of 10000 at now. */
+static int picks_of_1(atr_lb_t *lb, uint64_t now)
+{
+    int n = 0;
+    for (int k = 0; k < 10000; k++)
+        n += atr_lb_pick(lb, now, NULL, NULL) == 1;
+    return n;
+}
+
+/* The moving average follows a server that turns slow, then recovers; the
+ * excess of a server not heard from fades out over 10 s. */
 static void test_latency_moves(void)
 {
     atr_server_state_t state[2];
     atr_lb_server_t srv[2];
-    int before = 0, slow = 0, after = 0;
+    int before, slow, half, faded, after;
 
     memset(state, 0, sizeof state);
     memset(srv, 0, sizeof srv);
@@ -108,21 +120,22 @@ static void test_latency_moves(void)
     }
     atr_lb_t *lb = atr_lb_new(atr_lb_find("heartbeat"), srv, 2, 3);
     for (int k = 0; k < 10; k++) {
-        atr_lb_observe(lb, 0, NOW, 1000);
-        atr_lb_observe(lb, 1, NOW, 1000);
+        atr_lb_observe(lb, 0, NOW, 9000);
+        atr_lb_observe(lb, 1, NOW, 9000);
     }
-    for (int k = 0; k < 10000; k++)
-        before += atr_lb_pick(lb, NOW, NULL, NULL) == 1;
+    before = picks_of_1(lb, NOW);
     for (int k = 0; k < 10; k++)
-        atr_lb_observe(lb, 1, NOW, 10000);
-    for (int k = 0; k < 10000; k++)
-        slow += atr_lb_pick(lb, NOW, NULL, NULL) == 1;
+        atr_lb_observe(lb, 1, NOW, 99000);
+    slow = picks_of_1(lb, NOW);     /* ~94 ms against 9: about 9% */
+    half = picks_of_1(lb, NOW + 5000); /* half the excess left: ~52 ms, about 16% */
+    faded = picks_of_1(lb, NOW + 10000);
     for (int k = 0; k < 30; k++)
-        atr_lb_observe(lb, 1, NOW, 1000);
-    for (int k = 0; k < 10000; k++)
-        after += atr_lb_pick(lb, NOW, NULL, NULL) == 1;
-    T_CHECK(__LINE__, abs(before - 5000) < 300 && slow < 1500 && abs(after - 5000) < 400,
-            "server 1's picks of 10000: %d, then slow %d, then recovered %d", before, slow, after);
+        atr_lb_observe(lb, 1, NOW, 9000);
+    after = picks_of_1(lb, NOW);
+    T_CHECK(__LINE__, abs(before - 5000) < 300 && slow < 1300 && half > 1300 && half < 2200 &&
+                      abs(faded - 5000) < 300 && abs(after - 5000) < 400,
+            "server 1's picks of 10000: %d, slow %d, 5 s later %d, 10 s later %d, recovered %d",
+            before, slow, half, faded, after);
     atr_lb_free(lb);
 }
 
