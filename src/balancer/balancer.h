@@ -37,6 +37,9 @@ typedef struct atr_server_state {
     atomic_int hb_ready;                /* idle capacity the server announced */
     atomic_int hb_busy;                 /* requests it announced in progress */
     atomic_uint_fast64_t hb_seen_ms;    /* atr_now_ms() of that beat; 0 = never */
+    atomic_uint_fast64_t hb_port_ms;    /* the last beat naming this server's port (port=);
+                                         * control loop only: while fresh, beats from the
+                                         * address without port= leave the server alone */
 } atr_server_state_t;
 
 /* How long a server's heartbeat counts (mod_lbmethod_heartbeat's

@@ -84,9 +84,18 @@ typedef struct beat_arg {
     uint64_t seen_ms;
 } beat_arg_t;
 
+/* The more specific sender wins: a beat with port= speaks for its one
+ * server, and while it keeps doing so (ATR_LB_HB_FRESH_MS) beats from the
+ * same address without port= (the host's Apache, say) are about the other
+ * servers at that address, not this one. */
 static void store(atr_server_state_t *st, void *arg)
 {
     const beat_arg_t *a = arg;
+    uint64_t exact = atomic_load_explicit(&st->hb_port_ms, memory_order_relaxed);
+    if (a->b->has_port)
+        atomic_store_explicit(&st->hb_port_ms, a->seen_ms, memory_order_relaxed);
+    else if (exact != 0 && a->seen_ms >= exact && a->seen_ms - exact <= ATR_LB_HB_FRESH_MS)
+        return;
     atomic_store_explicit(&st->hb_ready, (int)a->b->ready, memory_order_relaxed);
     atomic_store_explicit(&st->hb_busy, (int)a->b->busy, memory_order_relaxed);
     atomic_store_explicit(&st->hb_seen_ms, a->seen_ms, memory_order_relaxed);

@@ -18,6 +18,7 @@ beats, and an Apache that stops beating.
 import collections
 import hashlib
 import hmac
+import http.server
 import importlib.machinery
 import importlib.util
 import os
@@ -141,6 +142,62 @@ def test_ready_counts_choose_the_server(atrium, origin):
         assert m[ready_b] == 99 and m[ready_a] == 1, m
         assert at.error_log.count("sender 127.0.0.1 port %d counts" % b.port) == 1
         assert m[beats_total("accepted")] == 6 and m["atrium_heartbeat_senders"] == 2, m
+    finally:
+        beats.close()
+
+
+class Slow(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        time.sleep(0.05)
+        self.send_response(200)
+        self.send_header("Content-Length", "4")
+        self.end_headers()
+        self.wfile.write(b"slow")
+
+    def log_message(self, *a):
+        pass
+
+
+def test_a_slow_server_gets_a_smaller_share_of_the_same_ready(atrium, origin):
+    fast = origin("fast")
+    slow = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=slow.serve_forever, daemon=True).start()
+    sport = slow.server_address[1]
+    hbp = free_udp_port()
+    beats = Beats(hbp)
+    try:
+        at = atrium(hb_conf([sport, fast], "heartbeat_listen 127.0.0.1:%d;" % hbp))
+        for port in (sport, fast.port):   # the same idle capacity on both
+            beats.send("v=1&ready=10&busy=0&port=%d" % port)
+        fresh = server_metric("atrium_upstream_heartbeat_fresh", "127.0.0.1:%d" % sport)
+        assert wait_until(lambda: metrics(at.port).get(fresh) == 1, 5)
+        got = names(at.port, 60)
+        assert got["fast"] > 3 * got["slow"], got
+        assert got["slow"] >= 1, got      # it was tried and measured
+    finally:
+        beats.close()
+        slow.shutdown()
+        slow.server_close()
+
+
+def test_a_beat_with_port_speaks_for_its_server(atrium, origin):
+    a, b = origin("A"), origin("B")
+    hbp = free_udp_port()
+    at = atrium(hb_conf([a, b], "heartbeat_listen 127.0.0.1:%d;" % hbp))
+    beats = Beats(hbp)
+    ra = server_metric("atrium_upstream_heartbeat_ready", "127.0.0.1:%d" % a.port)
+    rb = server_metric("atrium_upstream_heartbeat_ready", "127.0.0.1:%d" % b.port)
+    state = lambda: (lambda m: (m.get(ra), m.get(rb)))(metrics(at.port))  # noqa: E731
+    try:
+        beats.send("v=1&ready=5&busy=0")                  # about every server at 127.0.0.1
+        assert wait_until(lambda: state() == (5, 5), 5), state()
+        beats.send("v=1&ready=9&busy=0&port=%d" % a.port)   # about A only
+        assert wait_until(lambda: state() == (9, 5), 5), state()
+        beats.send("v=1&ready=7&busy=0")                  # now about B only
+        assert wait_until(lambda: metrics(at.port).get(beats_total("accepted")) == 3, 5)
+        assert state() == (9, 7)
     finally:
         beats.close()
 
