@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pytest
 
+from test_balance_methods import Slow  # a server that answers in 50 ms
 from conftest import (ATRIUM_BIN, STARTED_RE, Atrium, Background, free_port, get, proxy_conf,
                       run_atrium, wait_until)
 from gateways import php_fpm  # noqa: F401  (pytest fixture)
@@ -110,54 +111,63 @@ def hb_conf(origins, main_extra):
                       hosts_extra="    route /status { status; }")
 
 
+class Pair:
+    """Origins A and B behind `balance heartbeat`, Atrium's monitor on a loopback
+    port, and a socket to send beats from 127.0.0.1."""
+
+    def __init__(self, atrium, origin, extra):
+        self.a, self.b = origin("A"), origin("B")
+        self.hbp = free_udp_port()
+        self.at = atrium(hb_conf([self.a, self.b], "heartbeat_listen 127.0.0.1:%d; %s"
+                                 % (self.hbp, extra)))
+        self.beats = Beats(self.hbp)
+
+    def metric(self, name, o):
+        return server_metric(name, "127.0.0.1:%d" % o.port)
+
+
+@pytest.fixture
+def pair(atrium, origin):
+    made = []
+
+    def factory(extra=""):
+        made.append(Pair(atrium, origin, extra))
+        return made[-1]
+
+    yield factory
+    for p in made:
+        p.beats.close()
+
+
 # ---------------------------------------------------------------- over loopback
 
-def test_ready_counts_choose_the_server(atrium, origin):
-    a, b = origin("A"), origin("B")
-    hbp = free_udp_port()
-    at = atrium(hb_conf([a, b], "heartbeat_listen 127.0.0.1:%d;" % hbp))
-    beats = Beats(hbp)
-    ready_b = server_metric("atrium_upstream_heartbeat_ready", "127.0.0.1:%d" % b.port)
-    ready_a = server_metric("atrium_upstream_heartbeat_ready", "127.0.0.1:%d" % a.port)
-    try:
-        # no beat yet: the configured weights, both serve
-        assert set(names(at.port, 30)) == {"A", "B"}
-        beats.send("v=1&ready=0&busy=5&port=%d" % a.port)
-        beats.send("v=1&ready=7&busy=0&port=%d" % b.port)
-        assert wait_until(lambda: metrics(at.port).get(ready_b) == 7, 5)
-        assert names(at.port, 30) == {"B": 30}              # ready=0 takes nothing
-        beats.send("v=1&ready=3&busy=1&port=%d" % a.port)
-        beats.send("v=1&ready=0&busy=9&port=%d" % b.port)
-        assert wait_until(lambda: metrics(at.port).get(ready_a) == 3, 5)
-        assert names(at.port, 30) == {"A": 30}
-        # ready-weighted: 1 against 99
-        beats.send("v=1&ready=1&busy=0&port=%d" % a.port)
-        beats.send("v=1&ready=99&busy=0&port=%d" % b.port)
-        assert wait_until(lambda: metrics(at.port).get(ready_b) == 99, 5)
-        got = names(at.port, 60)
-        assert got["B"] > got["A"], got
-        # the state survives a reload (by name), and the monitor keeps its table
-        assert at.reload()
-        m = metrics(at.port)
-        assert m[ready_b] == 99 and m[ready_a] == 1, m
-        assert at.error_log.count("sender 127.0.0.1 port %d counts" % b.port) == 1
-        assert m[beats_total("accepted")] == 6 and m["atrium_heartbeat_senders"] == 2, m
-    finally:
-        beats.close()
-
-
-class Slow(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        time.sleep(0.05)
-        self.send_response(200)
-        self.send_header("Content-Length", "4")
-        self.end_headers()
-        self.wfile.write(b"slow")
-
-    def log_message(self, *a):
-        pass
+def test_ready_counts_choose_the_server(pair):
+    p = pair()
+    a, b, at, beats = p.a, p.b, p.at, p.beats
+    ready_a = p.metric("atrium_upstream_heartbeat_ready", a)
+    ready_b = p.metric("atrium_upstream_heartbeat_ready", b)
+    # no beat yet: the configured weights, both serve
+    assert set(names(at.port, 30)) == {"A", "B"}
+    beats.send("v=1&ready=0&busy=5&port=%d" % a.port)
+    beats.send("v=1&ready=7&busy=0&port=%d" % b.port)
+    assert wait_until(lambda: metrics(at.port).get(ready_b) == 7, 5)
+    assert names(at.port, 30) == {"B": 30}              # ready=0 takes nothing
+    beats.send("v=1&ready=3&busy=1&port=%d" % a.port)
+    beats.send("v=1&ready=0&busy=9&port=%d" % b.port)
+    assert wait_until(lambda: metrics(at.port).get(ready_a) == 3, 5)
+    assert names(at.port, 30) == {"A": 30}
+    # ready-weighted: 1 against 99
+    beats.send("v=1&ready=1&busy=0&port=%d" % a.port)
+    beats.send("v=1&ready=99&busy=0&port=%d" % b.port)
+    assert wait_until(lambda: metrics(at.port).get(ready_b) == 99, 5)
+    got = names(at.port, 60)
+    assert got["B"] > got["A"], got
+    # the state survives a reload (by name), and the monitor keeps its table
+    assert at.reload()
+    m = metrics(at.port)
+    assert m[ready_b] == 99 and m[ready_a] == 1, m
+    assert at.error_log.count("sender 127.0.0.1 port %d counts" % b.port) == 1
+    assert m[beats_total("accepted")] == 6 and m["atrium_heartbeat_senders"] == 2, m
 
 
 def test_a_slow_server_gets_a_smaller_share_of_the_same_ready(atrium, origin):
@@ -182,24 +192,19 @@ def test_a_slow_server_gets_a_smaller_share_of_the_same_ready(atrium, origin):
         slow.server_close()
 
 
-def test_a_beat_with_port_speaks_for_its_server(atrium, origin):
-    a, b = origin("A"), origin("B")
-    hbp = free_udp_port()
-    at = atrium(hb_conf([a, b], "heartbeat_listen 127.0.0.1:%d;" % hbp))
-    beats = Beats(hbp)
-    ra = server_metric("atrium_upstream_heartbeat_ready", "127.0.0.1:%d" % a.port)
-    rb = server_metric("atrium_upstream_heartbeat_ready", "127.0.0.1:%d" % b.port)
+def test_a_beat_with_port_speaks_for_its_server(pair):
+    p = pair()
+    a, at, beats = p.a, p.at, p.beats
+    ra = p.metric("atrium_upstream_heartbeat_ready", a)
+    rb = p.metric("atrium_upstream_heartbeat_ready", p.b)
     state = lambda: (lambda m: (m.get(ra), m.get(rb)))(metrics(at.port))  # noqa: E731
-    try:
-        beats.send("v=1&ready=5&busy=0")                  # about every server at 127.0.0.1
-        assert wait_until(lambda: state() == (5, 5), 5), state()
-        beats.send("v=1&ready=9&busy=0&port=%d" % a.port)   # about A only
-        assert wait_until(lambda: state() == (9, 5), 5), state()
-        beats.send("v=1&ready=7&busy=0")                  # now about B only
-        assert wait_until(lambda: metrics(at.port).get(beats_total("accepted")) == 3, 5)
-        assert state() == (9, 7)
-    finally:
-        beats.close()
+    beats.send("v=1&ready=5&busy=0")                  # about every server at 127.0.0.1
+    assert wait_until(lambda: state() == (5, 5), 5), state()
+    beats.send("v=1&ready=9&busy=0&port=%d" % a.port)   # about A only
+    assert wait_until(lambda: state() == (9, 5), 5), state()
+    beats.send("v=1&ready=7&busy=0")                  # now about B only
+    assert wait_until(lambda: metrics(at.port).get(beats_total("accepted")) == 3, 5)
+    assert state() == (9, 7)
 
 
 def signed(msg, key=KEY, ts_ms=None):
@@ -208,58 +213,49 @@ def signed(msg, key=KEY, ts_ms=None):
     return (body + "&mac=" + hmac.new(key, body.encode(), hashlib.sha256).hexdigest()).encode()
 
 
-def test_forged_and_malformed_beats_change_nothing(atrium, origin, tmp_path):
-    a, b = origin("A"), origin("B")
-    hbp = free_udp_port()
+def test_forged_and_malformed_beats_change_nothing(pair, tmp_path):
     (tmp_path / "hb.key").write_bytes(KEY + b"\n")
-    at = atrium(hb_conf([a, b], "heartbeat_listen 127.0.0.1:%d; heartbeat_key %s;"
-                        % (hbp, tmp_path / "hb.key")))
-    beats = Beats(hbp)
-    ready_b = server_metric("atrium_upstream_heartbeat_ready", "127.0.0.1:%d" % b.port)
-    ready_a = server_metric("atrium_upstream_heartbeat_ready", "127.0.0.1:%d" % a.port)
-    try:
-        # a stock (unsigned) beat is refused with a key set
-        beats.send("v=1&ready=50&busy=0&port=%d" % b.port)
-        t0 = int(time.time() * 1000)
-        old_b = signed("v=1&ready=50&busy=0&port=%d" % b.port, ts_ms=t0)
-        beats.send(old_b)
-        beats.send(signed("v=1&ready=0&busy=3&port=%d" % b.port, ts_ms=t0 + 1))
-        beats.send(signed("v=1&ready=9&busy=0&port=%d" % a.port, ts_ms=t0))
-        assert wait_until(lambda: metrics(at.port).get(beats_total("accepted")) == 3, 5)
-        m = metrics(at.port)
-        assert m[ready_a] == 9 and m[ready_b] == 0 and m[beats_total("forged")] == 1, m
-        assert names(at.port, 20) == {"A": 20}
-        # what must change nothing
-        good = signed("v=1&ready=0&busy=0&port=%d" % b.port).decode()
-        forged = [
-            signed("v=1&ready=90&busy=0&port=%d" % b.port, key=b"x" * 32),     # another key
-            signed("v=1&ready=90&busy=0&port=%d" % b.port, ts_ms=t0 - 60000),  # stale ts
-            good.replace("ready=0", "ready=9").encode(),                        # tampered
-            good.split("&mac=")[0].encode(),                                    # mac cut off
-        ]
-        for f in forged:
-            beats.send(f)
-        beats.send(old_b)                                             # replayed, valid mac
-        beats.send(signed("v=1&ready=90&port=%d" % b.port))           # malformed: no busy
-        beats.send(b"v=1&ready=90&busy=0&port=%d&pad=" % b.port + b"x" * 1200)  # oversized
-        want = {"forged": 1 + len(forged), "replayed": 1, "malformed": 1, "too_long": 1,
-                "accepted": 3}
-        assert wait_until(lambda: all(metrics(at.port).get(beats_total(k)) == v
-                                      for k, v in want.items()), 5), metrics(at.port)
-        m = metrics(at.port)
-        assert m[ready_a] == 9 and m[ready_b] == 0, m
-        assert names(at.port, 20) == {"A": 20}
-        assert "dropped" in at.error_log
-    finally:
-        beats.close()
+    p = pair("heartbeat_key %s;" % (tmp_path / "hb.key"))
+    a, b, at, beats = p.a, p.b, p.at, p.beats
+    ready_a = p.metric("atrium_upstream_heartbeat_ready", a)
+    ready_b = p.metric("atrium_upstream_heartbeat_ready", b)
+    # a stock (unsigned) beat is refused with a key set
+    beats.send("v=1&ready=50&busy=0&port=%d" % b.port)
+    t0 = int(time.time() * 1000)
+    old_b = signed("v=1&ready=50&busy=0&port=%d" % b.port, ts_ms=t0)
+    beats.send(old_b)
+    beats.send(signed("v=1&ready=0&busy=3&port=%d" % b.port, ts_ms=t0 + 1))
+    beats.send(signed("v=1&ready=9&busy=0&port=%d" % a.port, ts_ms=t0))
+    assert wait_until(lambda: metrics(at.port).get(beats_total("accepted")) == 3, 5)
+    m = metrics(at.port)
+    assert m[ready_a] == 9 and m[ready_b] == 0 and m[beats_total("forged")] == 1, m
+    assert names(at.port, 20) == {"A": 20}
+    # what must change nothing
+    good = signed("v=1&ready=0&busy=0&port=%d" % b.port).decode()
+    forged = [
+        signed("v=1&ready=90&busy=0&port=%d" % b.port, key=b"x" * 32),     # another key
+        signed("v=1&ready=90&busy=0&port=%d" % b.port, ts_ms=t0 - 60000),  # stale ts
+        good.replace("ready=0", "ready=9").encode(),                        # tampered
+        good.split("&mac=")[0].encode(),                                    # mac cut off
+    ]
+    for f in forged:
+        beats.send(f)
+    beats.send(old_b)                                             # replayed, valid mac
+    beats.send(signed("v=1&ready=90&port=%d" % b.port))           # malformed: no busy
+    beats.send(b"v=1&ready=90&busy=0&port=%d&pad=" % b.port + b"x" * 1200)  # oversized
+    want = {"forged": 1 + len(forged), "replayed": 1, "malformed": 1, "too_long": 1,
+            "accepted": 3}
+    assert wait_until(lambda: all(metrics(at.port).get(beats_total(k)) == v
+                                  for k, v in want.items()), 5), metrics(at.port)
+    m = metrics(at.port)
+    assert m[ready_a] == 9 and m[ready_b] == 0, m
+    assert names(at.port, 20) == {"A": 20}
+    assert "dropped" in at.error_log
 
 
-def test_a_silent_sender_stops_counting_and_the_storage_file(atrium, origin):
-    a, b = origin("A"), origin("B")
-    hbp = free_udp_port()
-    at = atrium(hb_conf([a, b], "heartbeat_listen 127.0.0.1:%d; "
-                        "heartbeat_storage {{dir}}/hb.dat;" % hbp))
-    beats = Beats(hbp)
+def test_a_silent_sender_stops_counting_and_the_storage_file(pair):
+    p = pair("heartbeat_storage {{dir}}/hb.dat;")
+    a, b, at, beats = p.a, p.b, p.at, p.beats
     stop = threading.Event()
 
     def beat_a():  # A keeps beating, as a live server does
@@ -269,7 +265,7 @@ def test_a_silent_sender_stops_counting_and_the_storage_file(atrium, origin):
 
     t = threading.Thread(target=beat_a, daemon=True)
     t.start()
-    fresh_b = server_metric("atrium_upstream_heartbeat_fresh", "127.0.0.1:%d" % b.port)
+    fresh_b = p.metric("atrium_upstream_heartbeat_fresh", b)
     storage = at.dir / "hb.dat"
     try:
         beats.send("v=1&ready=1000&busy=2&port=%d" % b.port)     # B beats once, then stops
@@ -297,7 +293,6 @@ def test_a_silent_sender_stops_counting_and_the_storage_file(atrium, origin):
     finally:
         stop.set()
         t.join(5)
-        beats.close()
 
 
 def recv_beats(sock, pred, timeout=10.0):
