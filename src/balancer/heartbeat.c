@@ -54,8 +54,8 @@ typedef struct est {
 
 typedef struct hb {
     atr_lb_t super;
-    est_t *est;    /* per server */
-    double *w;     /* per server: scratch for a pick's weights */
+    est_t *est; /* per server */
+    double *w;  /* per server: scratch for a pick's weights */
 } hb_t;
 
 static void init(atr_lb_t *lb)
@@ -128,8 +128,8 @@ static double beat_weights(atr_lb_t *lb, const unsigned char *ok)
     }
     for (int i = 0; i < lb->nservers; i++) {
         if (self->w[i] > 0.0)
-            self->w[i] *= (fastest + FLOOR_US) /
-                          (estimate(&self->est[i], lb->now_ms, fastest) + FLOOR_US);
+            self->w[i] *=
+                (fastest + FLOOR_US) / (estimate(&self->est[i], lb->now_ms, fastest) + FLOOR_US);
         total += self->w[i];
     }
     return total;

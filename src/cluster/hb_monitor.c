@@ -44,27 +44,27 @@ typedef struct sender {
     struct sockaddr_storage addr; /* source address; port = the beat's port=, 0 = none */
     char ip[ATR_HB_MAX_IP];
     unsigned ready, busy;
-    uint64_t seen_ms;             /* atr_now_ms() of the last beat */
-    uint64_t last_ts;             /* signed beats: the last ts taken (replays) */
-    int live;                     /* counted (and logged) as fresh */
+    uint64_t seen_ms; /* atr_now_ms() of the last beat */
+    uint64_t last_ts; /* signed beats: the last ts taken (replays) */
+    int live;         /* counted (and logged) as fresh */
 } sender_t;
 
 struct atr_hb_monitor {
     uv_udp_t udp;
     uv_timer_t tick;
-    int handles;                  /* open: freed at 0 */
+    int handles; /* open: freed at 0 */
     uint8_t *key;
     size_t keylen;
     char *storage;
-    int storage_failing;          /* logged once per change */
+    int storage_failing; /* logged once per change */
     int max;
     void (*publish)(void *, const struct sockaddr_storage *, const atr_hb_beat_t *, uint64_t);
     void *ud;
     sender_t *s;
     int n, cap;
-    int full_logged;              /* "too many senders" logged once per change */
-    uint64_t reject_log_ms;       /* when a refusal was last logged */
-    uint64_t rejects_unlogged;    /* refused since then */
+    int full_logged;           /* "too many senders" logged once per change */
+    uint64_t reject_log_ms;    /* when a refusal was last logged */
+    uint64_t rejects_unlogged; /* refused since then */
     char buf[ATR_HB_MAX_MSG + 64];
 };
 
@@ -93,15 +93,16 @@ static int join_group(int fd, const struct sockaddr *addr)
 static int is_group(const struct sockaddr *addr)
 {
     if (addr->sa_family == AF_INET)
-        return IN_MULTICAST(ntohl(((const struct sockaddr_in *)(const void *)addr)->sin_addr.s_addr));
+        return IN_MULTICAST(
+            ntohl(((const struct sockaddr_in *)(const void *)addr)->sin_addr.s_addr));
     return addr->sa_family == AF_INET6 &&
            IN6_IS_ADDR_MULTICAST(&((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr);
 }
 
 int atr_hb_listen_socket(const struct sockaddr *addr)
 {
-    socklen_t len = addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-                                               : sizeof(struct sockaddr_in6);
+    socklen_t len =
+        addr->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     int fd = socket(addr->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1, rc = 0;
     if (fd < 0)
         return -errno;
@@ -144,8 +145,9 @@ static void ip_text(const struct sockaddr_storage *ss, char *out, size_t n)
 
 static unsigned port_of(const struct sockaddr_storage *ss)
 {
-    return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)(const void *)ss)->sin_port
-                                          : ((const struct sockaddr_in6 *)(const void *)ss)->sin6_port);
+    return ntohs(ss->ss_family == AF_INET
+                     ? ((const struct sockaddr_in *)(const void *)ss)->sin_port
+                     : ((const struct sockaddr_in6 *)(const void *)ss)->sin6_port);
 }
 
 /* "10.0.0.2" or "10.0.0.2 port 8080", for log lines. */
@@ -199,8 +201,8 @@ static void reject(atr_hb_monitor_t *m, const struct sockaddr_storage *from, con
     if (m->reject_log_ms != 0 && now - m->reject_log_ms < REJECT_LOG_MS)
         return;
     ip_text(from, ip, sizeof ip);
-    ATR_WARN("heartbeat: beat from %s dropped: %s (%llu dropped since the last such message)",
-             ip, why, (unsigned long long)m->rejects_unlogged);
+    ATR_WARN("heartbeat: beat from %s dropped: %s (%llu dropped since the last such message)", ip,
+             why, (unsigned long long)m->rejects_unlogged);
     m->reject_log_ms = now;
     m->rejects_unlogged = 0;
 }
@@ -219,7 +221,8 @@ static sender_t *entry_for(atr_hb_monitor_t *m, const struct sockaddr_storage *k
         ip_text(key, ip, sizeof ip);
         if (!m->full_logged)
             ATR_WARN("heartbeat: %d senders tracked (heartbeat_max_servers): beats from new "
-                     "senders such as %s are dropped", m->max, ip);
+                     "senders such as %s are dropped",
+                     m->max, ip);
         m->full_logged = 1;
         return NULL;
     }
@@ -248,8 +251,8 @@ static void take(atr_hb_monitor_t *m, const struct sockaddr_storage *from, const
     atr_hb_beat_t b;
     const char *why = atr_hb_parse(p, n, &b);
     if (why != NULL) {
-        reject(m, from, why, strcmp(why, "too long") == 0 ? &atr_hb_stats.too_long
-                                                           : &atr_hb_stats.malformed);
+        reject(m, from, why,
+               strcmp(why, "too long") == 0 ? &atr_hb_stats.too_long : &atr_hb_stats.malformed);
         return;
     }
     if (m->key != NULL && !signed_ok(m, from, p, n, &b))
@@ -258,7 +261,8 @@ static void take(atr_hb_monitor_t *m, const struct sockaddr_storage *from, const
     if (key.ss_family == AF_INET)
         ((struct sockaddr_in *)(void *)&key)->sin_port = htons((uint16_t)(b.has_port ? b.port : 0));
     else
-        ((struct sockaddr_in6 *)(void *)&key)->sin6_port = htons((uint16_t)(b.has_port ? b.port : 0));
+        ((struct sockaddr_in6 *)(void *)&key)->sin6_port =
+            htons((uint16_t)(b.has_port ? b.port : 0));
     sender_t *e = entry_for(m, &key);
     if (e == NULL)
         return;
@@ -300,8 +304,8 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     if (from == NULL || (from->sa_family != AF_INET && from->sa_family != AF_INET6))
         return; /* nothing more to read, or not an IP sender */
     memset(&src, 0, sizeof src);
-    memcpy(&src, from, from->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                  : sizeof(struct sockaddr_in6));
+    memcpy(&src, from,
+           from->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
     if ((flags & UV_UDP_PARTIAL) || (size_t)nread > ATR_HB_MAX_MSG) {
         reject(m, &src, "too long", &atr_hb_stats.too_long);
         return;
@@ -321,7 +325,8 @@ static int write_storage(atr_hb_monitor_t *m, uint64_t now)
     for (int i = 0; i < m->n; i++) {
         const sender_t *e = &m->s[i];
         unsigned port = port_of(&e->addr);
-        atr_hb_entry_t line = { .ready = e->ready, .busy = e->busy,
+        atr_hb_entry_t line = { .ready = e->ready,
+                                .busy = e->busy,
                                 .lastseen = (unsigned)((now - e->seen_ms) / 1000),
                                 .port = port ? port : ATR_HB_DEFAULT_PORT };
         memcpy(line.ip, e->ip, sizeof line.ip);
@@ -419,7 +424,9 @@ void atr_hb_monitor_republish(atr_hb_monitor_t *m)
     for (int i = 0; i < m->n; i++) {
         const sender_t *e = &m->s[i];
         unsigned port = port_of(&e->addr);
-        atr_hb_beat_t b = { .ready = e->ready, .busy = e->busy, .port = port, .has_port = port != 0 };
+        atr_hb_beat_t b = {
+            .ready = e->ready, .busy = e->busy, .port = port, .has_port = port != 0
+        };
         if (e->live)
             m->publish(m->ud, &e->addr, &b, e->seen_ms);
     }

@@ -41,10 +41,10 @@ int atr_hb_listen_socket(const struct sockaddr *addr);
 
 /* What a monitor does with what it receives; copied by the calls that take it. */
 typedef struct atr_hb_monitor_opts {
-    const uint8_t *key;    /* heartbeat_key: only signed beats count; NULL = any beat */
+    const uint8_t *key; /* heartbeat_key: only signed beats count; NULL = any beat */
     size_t keylen;
-    const char *storage;   /* heartbeat_storage path, NULL = none */
-    int max_servers;       /* senders tracked at once (>= 1) */
+    const char *storage; /* heartbeat_storage path, NULL = none */
+    int max_servers;     /* senders tracked at once (>= 1) */
     /* An accepted beat from `from` (its port: the beat's port=, 0 when it
      * sent none), received at seen_ms (atr_now_ms()). Runs on the loop. */
     void (*publish)(void *ud, const struct sockaddr_storage *from, const atr_hb_beat_t *b,
@@ -81,9 +81,9 @@ typedef struct atr_hb_sender atr_hb_sender_t;
  * as mod_heartbeat sends it, signed ("&ts=..&mac=..") when key is set (key
  * copied). Multicast TTL 1 and loopback on, as Apache. NULL with a negative
  * errno in *rc when no socket could be made. */
-atr_hb_sender_t *atr_hb_sender_new(uv_loop_t *loop, const struct sockaddr *to,
-                                   uint64_t interval_ms, const uint8_t *key, size_t keylen,
-                                   atr_hb_load_fn load, void *ud, int *rc);
+atr_hb_sender_t *atr_hb_sender_new(uv_loop_t *loop, const struct sockaddr *to, uint64_t interval_ms,
+                                   const uint8_t *key, size_t keylen, atr_hb_load_fn load, void *ud,
+                                   int *rc);
 
 /* Stop and free (the handles close on the loop). NULL is fine. */
 void atr_hb_sender_close(atr_hb_sender_t *s);

@@ -23,7 +23,7 @@ struct atr_hb_sender {
     size_t keylen;
     atr_hb_load_fn load;
     void *ud;
-    int failing;       /* the last send failed (logged once per change) */
+    int failing; /* the last send failed (logged once per change) */
 };
 
 static uint64_t unix_ms(void)
@@ -39,7 +39,8 @@ static void sent(atr_hb_sender_t *s, int rc)
     if (rc >= 0) {
         atomic_fetch_add_explicit(&atr_hb_stats.sent, 1, memory_order_relaxed);
         if (s->failing)
-            ATR_NOTICE("heartbeat_send %s: sending again", atr_sockaddr_text(&s->to, to, sizeof to));
+            ATR_NOTICE("heartbeat_send %s: sending again",
+                       atr_sockaddr_text(&s->to, to, sizeof to));
         s->failing = 0;
         return;
     }
@@ -80,13 +81,13 @@ static void closed(uv_handle_t *h)
     free(s);
 }
 
-atr_hb_sender_t *atr_hb_sender_new(uv_loop_t *loop, const struct sockaddr *to,
-                                   uint64_t interval_ms, const uint8_t *key, size_t keylen,
-                                   atr_hb_load_fn load, void *ud, int *rc)
+atr_hb_sender_t *atr_hb_sender_new(uv_loop_t *loop, const struct sockaddr *to, uint64_t interval_ms,
+                                   const uint8_t *key, size_t keylen, atr_hb_load_fn load, void *ud,
+                                   int *rc)
 {
     atr_hb_sender_t *s = atr_xcalloc(1, sizeof *s);
-    memcpy(&s->to, to, to->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                : sizeof(struct sockaddr_in6));
+    memcpy(&s->to, to,
+           to->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
     s->load = load;
     s->ud = ud;
     if (key != NULL) {

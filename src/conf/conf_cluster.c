@@ -36,10 +36,13 @@ int atr__conf_d_hb_addr(atr__conf_bctx_t *b, const atr__conf_node_t *n,
     int send = strcmp(d->name, "heartbeat_send") == 0;
     struct sockaddr_storage *ss = send ? &hb->send_addr : &hb->listen_addr;
     if (atr__conf_parse_addr(n->args[0].s, ss, send ? &hb->send_addrlen : &hb->listen_addrlen) < 0)
-        return atr__conf_fail(b, &n->args[0].pos, "invalid %s address '%s' (expected IP:PORT, "
-                              "e.g. 239.0.0.1:27999)", d->name, n->args[0].s);
+        return atr__conf_fail(b, &n->args[0].pos,
+                              "invalid %s address '%s' (expected IP:PORT, "
+                              "e.g. 239.0.0.1:27999)",
+                              d->name, n->args[0].s);
     if (send && is_any(ss))
-        return atr__conf_fail(b, &n->args[0].pos, "heartbeat_send needs a destination, not "
+        return atr__conf_fail(b, &n->args[0].pos,
+                              "heartbeat_send needs a destination, not "
                               "the wildcard '%s' (a multicast group or a monitor's address)",
                               n->args[0].s);
     *(send ? &hb->send : &hb->listen) = atr__conf_tokdup(b, &n->args[0]);
@@ -67,8 +70,10 @@ int atr__conf_d_hb_key(atr__conf_bctx_t *b, const atr__conf_node_t *n,
         len--;
     if (len < KEY_MIN || len > KEY_MAX) {
         free(text);
-        return atr__conf_fail(b, &t->pos, "heartbeat_key '%s': the key is %zu bytes "
-                              "(expected %d to %d)", t->s, len, KEY_MIN, KEY_MAX);
+        return atr__conf_fail(b, &t->pos,
+                              "heartbeat_key '%s': the key is %zu bytes "
+                              "(expected %d to %d)",
+                              t->s, len, KEY_MIN, KEY_MAX);
     }
     hb->key = atr__conf_alloc(b->a, len);
     memcpy(hb->key, text, len);
@@ -109,7 +114,8 @@ int atr__conf_check_heartbeat(atr__conf_bctx_t *b)
 {
     const atr_conf_heartbeat_t *hb = &b->c->hb;
     if (hb->storage != NULL && hb->listen == NULL)
-        return atr__conf_fail(b, &hb->storage_pos, "heartbeat_storage needs heartbeat_listen "
+        return atr__conf_fail(b, &hb->storage_pos,
+                              "heartbeat_storage needs heartbeat_listen "
                               "(it records the beats received)");
     return 0;
 }

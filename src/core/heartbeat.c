@@ -29,10 +29,10 @@
 
 static struct {
     atr_hb_monitor_t *mon;
-    char *mon_listen;        /* the heartbeat_listen text the monitor is bound to */
-    int pending_fd;          /* bound by prepare, taken by apply; -1 = none */
+    char *mon_listen; /* the heartbeat_listen text the monitor is bound to */
+    int pending_fd;   /* bound by prepare, taken by apply; -1 = none */
     atr_hb_sender_t *snd;
-    const atr_gen_t *gen;    /* the running generation */
+    const atr_gen_t *gen; /* the running generation */
 } hb = { .pending_fd = -1 };
 
 /* ---- beats received: into the servers' shared state ---- */
@@ -53,8 +53,9 @@ static int same_ip(const struct sockaddr_storage *a, const struct sockaddr_stora
 
 static unsigned port_of(const struct sockaddr_storage *ss)
 {
-    return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)(const void *)ss)->sin_port
-                                          : ((const struct sockaddr_in6 *)(const void *)ss)->sin6_port);
+    return ntohs(ss->ss_family == AF_INET
+                     ? ((const struct sockaddr_in *)(const void *)ss)->sin_port
+                     : ((const struct sockaddr_in6 *)(const void *)ss)->sin6_port);
 }
 
 /* Calls fn for the state of every server of g at from's IP (and at from's
@@ -184,8 +185,11 @@ void atr_heartbeat_abort(void)
 
 static void monitor_apply(uv_loop_t *loop, const atr_conf_heartbeat_t *c)
 {
-    atr_hb_monitor_opts_t o = { .key = c->key, .keylen = c->keylen, .storage = c->storage,
-                                .max_servers = c->max_servers, .publish = publish };
+    atr_hb_monitor_opts_t o = { .key = c->key,
+                                .keylen = c->keylen,
+                                .storage = c->storage,
+                                .max_servers = c->max_servers,
+                                .publish = publish };
     int rc = 0;
     if (c->listen == NULL || hb.pending_fd >= 0) {
         if (hb.mon != NULL)

@@ -75,9 +75,9 @@ static void send_to(int fd, const struct sockaddr_in *to, const char *p, size_t 
 
 static const struct {
     int line;
-    const char *msg;            /* NULL: an oversized datagram */
+    const char *msg; /* NULL: an oversized datagram */
     atomic_uint_fast64_t *counter;
-    int published;              /* handed on, with this port (-1: none) */
+    int published; /* handed on, with this port (-1: none) */
     unsigned port;
 } cases[] = {
     { __LINE__, "v=1&ready=5&busy=1", &atr_hb_stats.accepted, 1, 0 },
@@ -95,8 +95,9 @@ static void test_monitor(uv_loop_t *loop, int cli, const struct sockaddr_in *to,
     char storage[512], big[1200];
     seen_t seen = { 0 };
     snprintf(storage, sizeof storage, "%s/hb.dat", dir);
-    atr_hb_monitor_opts_t o = { .storage = storage, .max_servers = 2, .publish = on_publish,
-                                .ud = &seen };
+    atr_hb_monitor_opts_t o = {
+        .storage = storage, .max_servers = 2, .publish = on_publish, .ud = &seen
+    };
     int rc, fd = atr_hb_listen_socket((const struct sockaddr *)to);
     T_CHECK(__LINE__, fd >= 0, "listen socket: %d", fd);
     atr_hb_monitor_t *m = atr_hb_monitor_new(loop, fd, &o, &rc);
@@ -125,10 +126,14 @@ static void test_monitor(uv_loop_t *loop, int cli, const struct sockaddr_in *to,
     size_t len = 0;
     T_CHECK(__LINE__, atr_read_file(storage, 4096, &text, &len) == 0, "no storage file");
     if (text != NULL) {
-        T_CHECK(__LINE__, strstr(text, "127.0.0.1 &ready=5&busy=1&lastseen=") != NULL &&
-                          strstr(text, "&port=80\n") != NULL, "%s", text);
-        T_CHECK(__LINE__, strstr(text, "127.0.0.1 &ready=6&busy=2&lastseen=") != NULL &&
-                          strstr(text, "&port=8080\n") != NULL, "%s", text);
+        T_CHECK(__LINE__,
+                strstr(text, "127.0.0.1 &ready=5&busy=1&lastseen=") != NULL &&
+                    strstr(text, "&port=80\n") != NULL,
+                "%s", text);
+        T_CHECK(__LINE__,
+                strstr(text, "127.0.0.1 &ready=6&busy=2&lastseen=") != NULL &&
+                    strstr(text, "&port=8080\n") != NULL,
+                "%s", text);
         free(text);
     }
     /* a reload's republish hands on what counts, with the port */
@@ -143,18 +148,22 @@ static void test_monitor(uv_loop_t *loop, int cli, const struct sockaddr_in *to,
 static void test_signed(uv_loop_t *loop, int cli, const struct sockaddr_in *to)
 {
     seen_t seen = { 0 };
-    atr_hb_monitor_opts_t o = { .key = KEY, .keylen = 32, .max_servers = 8,
-                                .publish = on_publish, .ud = &seen };
+    atr_hb_monitor_opts_t o = {
+        .key = KEY, .keylen = 32, .max_servers = 8, .publish = on_publish, .ud = &seen
+    };
     int rc, fd = atr_hb_listen_socket((const struct sockaddr *)to);
     atr_hb_monitor_t *m = atr_hb_monitor_new(loop, fd, &o, &rc);
     struct timespec ts;
     char msg[256];
     clock_gettime(CLOCK_REALTIME, &ts);
-    atr_hb_beat_t b = { .ready = 9, .busy = 1, .has_ts = 1,
+    atr_hb_beat_t b = { .ready = 9,
+                        .busy = 1,
+                        .has_ts = 1,
                         .ts_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 };
     int n = atr_hb_encode(msg, sizeof msg, &b);
     n = atr_hb_mac_append(KEY, 32, msg, sizeof msg, (size_t)n);
-    uint64_t forged = atomic_load(&atr_hb_stats.forged), replayed = atomic_load(&atr_hb_stats.replayed);
+    uint64_t forged = atomic_load(&atr_hb_stats.forged),
+             replayed = atomic_load(&atr_hb_stats.replayed);
     uint64_t want = total() + 3;
     send_to(cli, to, "v=1&ready=50&busy=0", 19);
     send_to(cli, to, msg, (size_t)n);
@@ -190,8 +199,10 @@ static void test_sender(uv_loop_t *loop, int rx, const struct sockaddr_in *rx_ad
         if (!signed_)
             T_CHECK(__LINE__, strcmp(buf, "v=1&ready=3&busy=4") == 0, "got '%s'", buf);
         else
-            T_CHECK(__LINE__, strncmp(buf, "v=1&ready=3&busy=4&ts=", 22) == 0 &&
-                              strlen(strstr(buf, "&mac=")) == ATR_HB_MAC_FIELD_LEN, "got '%s'", buf);
+            T_CHECK(__LINE__,
+                    strncmp(buf, "v=1&ready=3&busy=4&ts=", 22) == 0 &&
+                        strlen(strstr(buf, "&mac=")) == ATR_HB_MAC_FIELD_LEN,
+                    "got '%s'", buf);
         atr_hb_sender_close(s);
     }
 }
