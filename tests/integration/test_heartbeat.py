@@ -207,6 +207,36 @@ def test_a_beat_with_port_speaks_for_its_server(pair):
     assert state() == (9, 7)
 
 
+def test_a_reload_moves_the_monitor_or_keeps_it(pair):
+    p = pair()
+    at, accepted = p.at, beats_total("accepted")
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
+    taken = busy.getsockname()[1]
+    try:
+        # an address that cannot be bound: the reload fails, the running monitor hears on
+        conf = at.conf_text
+        assert at.reload(conf.replace(":%d;" % p.hbp, ":%d;" % taken), expect_ok=False)
+        assert "heartbeat_listen 127.0.0.1:%d: cannot listen: Address already in use" % taken \
+            in at.error_log
+        p.beats.send("v=1&ready=4&busy=0")
+        assert wait_until(lambda: metrics(at.port).get(accepted) == 1, 5)
+    finally:
+        busy.close()
+    # a new address: the old one is let go
+    moved = free_udp_port()
+    assert at.reload(conf.replace(":%d;" % p.hbp, ":%d;" % moved))
+    assert "heartbeat: listening on 127.0.0.1:%d" % moved in at.error_log
+    old = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    old.bind(("127.0.0.1", p.hbp))                    # let go: free to bind again
+    old.close()
+    p.beats.dest = ("127.0.0.1", moved)
+    p.beats.send("v=1&ready=5&busy=0")
+    assert wait_until(lambda: metrics(at.port).get(accepted) == 2, 5)
+    ready = p.metric("atrium_upstream_heartbeat_ready", p.a)
+    assert metrics(at.port)[ready] == 5
+
+
 def signed(msg, key=KEY, ts_ms=None):
     ts = ts_ms if ts_ms is not None else int(time.time() * 1000)
     body = "%s&ts=%d" % (msg, ts)
