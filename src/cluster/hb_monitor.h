@@ -85,6 +85,10 @@ atr_hb_sender_t *atr_hb_sender_new(uv_loop_t *loop, const struct sockaddr *to, u
                                    const uint8_t *key, size_t keylen, atr_hb_load_fn load, void *ud,
                                    int *rc);
 
+/* Send a beat now, outside the interval (the load callback is asked as
+ * usual). For a state change that should not wait, such as a drain. */
+void atr_hb_sender_beat_now(atr_hb_sender_t *s);
+
 /* Stop and free (the handles close on the loop). NULL is fine. */
 void atr_hb_sender_close(atr_hb_sender_t *s);
 

@@ -114,6 +114,11 @@ atr_hb_sender_t *atr_hb_sender_new(uv_loop_t *loop, const struct sockaddr *to, u
     return s;
 }
 
+void atr_hb_sender_beat_now(atr_hb_sender_t *s)
+{
+    on_tick(&s->tick);
+}
+
 void atr_hb_sender_close(atr_hb_sender_t *s)
 {
     if (s == NULL)

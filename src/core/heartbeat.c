@@ -33,6 +33,7 @@ static struct {
     int pending_fd;   /* bound by prepare, taken by apply; -1 = none */
     atr_hb_sender_t *snd;
     const atr_gen_t *gen; /* the running generation */
+    int draining;         /* stopping: no room to announce */
 } hb = { .pending_fd = -1 };
 
 /* ---- beats received: into the servers' shared state ---- */
@@ -128,7 +129,7 @@ static int node_load(void *ud, unsigned *ready, unsigned *busy)
         r += conns < cap ? cap - conns : 0;
         b += atr_metric_get(&m->inflight);
     }
-    *ready = r > INT_MAX ? INT_MAX : (unsigned)r;
+    *ready = hb.draining ? 0 : r > INT_MAX ? INT_MAX : (unsigned)r;
     *busy = b > INT_MAX ? INT_MAX : (unsigned)b;
     return 0;
 }
@@ -233,6 +234,13 @@ void atr_heartbeat_apply(uv_loop_t *loop, const atr_gen_t *g)
     hb.gen = g;
     monitor_apply(loop, &g->conf->hb);
     sender_apply(loop, &g->conf->hb);
+}
+
+void atr_heartbeat_drain(void)
+{
+    hb.draining = 1;
+    if (hb.snd != NULL)
+        atr_hb_sender_beat_now(hb.snd);
 }
 
 void atr_heartbeat_stop(void)

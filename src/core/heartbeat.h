@@ -24,6 +24,11 @@ void atr_heartbeat_abort(void);
  * and the sender. g must stay alive until the next apply or stop. */
 void atr_heartbeat_apply(uv_loop_t *loop, const atr_gen_t *g);
 
+/* The node is draining (a graceful stop): from now on our beats say
+ * ready=0, and one says it at once, so that balancers stop sending new
+ * requests before the listeners are gone. */
+void atr_heartbeat_drain(void);
+
 /* Stop both (their handles close on the loop). */
 void atr_heartbeat_stop(void);
 

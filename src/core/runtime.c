@@ -468,6 +468,7 @@ static void stop_all(void)
         return;
     rt.stopping = 1;
     ATR_NOTICE("stopping: draining connections");
+    atr_heartbeat_drain(); /* balancers hear ready=0 before the listeners close */
     atr_stapling_stop();
     for (int w = 0; w < atr_process.nworkers; w++)
         atr_worker_stop(atr_process.workers[w]);

@@ -371,6 +371,9 @@ def test_our_beats_say_what_the_workers_can_take(atrium, tmp_path):
         assert mac == hmac.new(KEY, body.encode(), hashlib.sha256).hexdigest()
         assert abs(int(body.rsplit("=", 1)[1]) - time.time() * 1000) < 30000
         assert shape.match(body.split("&ts=")[0])
+        # a graceful stop says at once that there is no room any more
+        assert at.stop() == 0
+        assert recv_beats(rx, lambda m: m.startswith("v=1&ready=0&busy=")), "no drain beat"
     finally:
         for s in held:
             s.close()
