@@ -319,8 +319,9 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
  * over the old one, so that a reader sees the old or the new, never half. */
 static int write_storage(atr_hb_monitor_t *m, uint64_t now)
 {
-    size_t cap = (size_t)m->n * 128 + 1, len = 0;
-    char *text = atr_xmalloc(cap), *tmp = atr_xmalloc(strlen(m->storage) + 16);
+    /* 128 bytes hold the longest line: a 45-byte address and the largest numbers */
+    size_t cap = (size_t)m->n * 128 + 1, len = 0, tmplen = strlen(m->storage) + 16;
+    char *text = atr_xmalloc(cap), *tmp = atr_xmalloc(tmplen);
     int rc = 0;
     for (int i = 0; i < m->n; i++) {
         const sender_t *e = &m->s[i];
@@ -334,7 +335,7 @@ static int write_storage(atr_hb_monitor_t *m, uint64_t now)
         if (k > 0)
             len += (size_t)k;
     }
-    sprintf(tmp, "%s.tmp.XXXXXX", m->storage);
+    snprintf(tmp, tmplen, "%s.tmp.XXXXXX", m->storage);
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         rc = -errno;
