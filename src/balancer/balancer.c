@@ -15,6 +15,7 @@ extern const atr_lb_ops_t atr__lb_least_conn;
 extern const atr_lb_ops_t atr__lb_random2;
 extern const atr_lb_ops_t atr__lb_hash;
 extern const atr_lb_ops_t atr__lb_ewma;
+extern const atr_lb_ops_t atr__lb_heartbeat;
 
 /* Explicit list, in the order `-T` and error messages show them; the first
  * is the default. */
@@ -24,6 +25,7 @@ static const void *const methods[] = {
     &atr__lb_random2,
     &atr__lb_hash,
     &atr__lb_ewma,
+    &atr__lb_heartbeat,
 };
 
 const atr_registry_t atr_lb_registry = { "balance method", methods, ATR_ARRAY_SIZE(methods) };

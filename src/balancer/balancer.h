@@ -30,7 +30,29 @@ typedef struct atr_server_state {
     atomic_uint_fast64_t responses[5];  /* response heads received, by class 1xx..5xx (stats) */
     atomic_int logged_down;             /* 1 while "server down" has been logged (log once per change) */
     atomic_int unhealthy;               /* 1 while its health check fails (core/health.c) */
+    /* The last heartbeat from the server's address (core/heartbeat.c writes
+     * them on the control loop, balance heartbeat reads them; each is read
+     * on its own, so a pick may see a ready of one beat and a seen of the
+     * next: harmless, both are at most a beat old). */
+    atomic_int hb_ready;                /* idle capacity the server announced */
+    atomic_int hb_busy;                 /* requests it announced in progress */
+    atomic_uint_fast64_t hb_seen_ms;    /* atr_now_ms() of that beat; 0 = never */
+    atomic_uint_fast64_t hb_port_ms;    /* the last beat naming this server's port (port=);
+                                         * control loop only: while fresh, beats from the
+                                         * address without port= leave the server alone */
 } atr_server_state_t;
+
+/* How long a server's heartbeat counts (mod_lbmethod_heartbeat's
+ * LBM_HEARTBEAT_MAX_LASTSEEN): older data is ignored by balance heartbeat. */
+#define ATR_LB_HB_FRESH_MS 10000
+
+/* 1 when st holds a beat at most ATR_LB_HB_FRESH_MS old at now_ms (a beat
+ * stamped after now_ms, by a loop whose clock is ahead, is fresh). */
+static inline int atr_lb_hb_fresh(atr_server_state_t *st, uint64_t now_ms)
+{
+    uint64_t seen = atomic_load_explicit(&st->hb_seen_ms, memory_order_relaxed);
+    return seen != 0 && (seen >= now_ms || now_ms - seen <= ATR_LB_HB_FRESH_MS);
+}
 
 /* What a balancer sees of one server: immutable for the life of the atr_lb_t. */
 typedef struct atr_lb_server {

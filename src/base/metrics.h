@@ -19,6 +19,8 @@ typedef struct atr_metrics {
     atomic_uint_fast64_t requests;      /* requests finished (answered or abandoned) */
     atomic_uint_fast64_t responses[5];  /* by status class: [0] = 1xx ... [4] = 5xx */
     atomic_uint_fast64_t bytes_sent;    /* response body bytes sent to clients */
+    atomic_uint_fast64_t inflight;      /* requests from their first byte to their end (the
+                                         * busy= of our heartbeats) */
 } atr_metrics_t;
 
 /* Single-writer update: only the owning worker's loop calls these. */

@@ -150,6 +150,23 @@ typedef struct atr_conf_host {
     atr_conf_pos_t pos;
 } atr_conf_host_t;
 
+/* Heartbeats (Apache's mod_heartbeat/mod_heartmonitor format; docs/heartbeat.md). */
+typedef struct atr_conf_heartbeat {
+    char *listen;                   /* heartbeat_listen ADDR:PORT; NULL = no monitor */
+    struct sockaddr_storage listen_addr;
+    socklen_t listen_addrlen;
+    char *send;                     /* heartbeat_send ADDR:PORT; NULL = no beats of ours */
+    struct sockaddr_storage send_addr;
+    socklen_t send_addrlen;
+    uint64_t interval;              /* heartbeat_interval 1s: between our beats */
+    char *key_file;                 /* heartbeat_key FILE; NULL = beats are not signed */
+    unsigned char *key;             /* its bytes (trailing blanks and newlines cut), read at load */
+    size_t keylen;
+    char *storage;                  /* heartbeat_storage FILE: mod_heartmonitor's flat file */
+    int max_servers;                /* heartbeat_max_servers 1024: senders tracked at once */
+    atr_conf_pos_t listen_pos, send_pos, key_pos, storage_pos;
+} atr_conf_heartbeat_t;
+
 typedef struct atr_conf {
     char *path;                     /* the main file as given */
     int workers;                    /* workers N|auto; 0 = auto (one per core) */
@@ -199,6 +216,8 @@ typedef struct atr_conf {
     uint64_t resolve_ttl_min;       /* resolve_ttl_min 1s;  a record is asked for again no sooner */
     uint64_t resolve_ttl_max;       /* resolve_ttl_max 5m;  ... and no later, whatever its TTL */
     int resolve_max;                /* resolve_max 64;      members one `resolve` server may add */
+
+    atr_conf_heartbeat_t hb;        /* heartbeat_* directives */
 
     atr_conf_listen_t *listens; int nlistens;
     atr_conf_upstream_t *upstreams; int nupstreams;

@@ -373,6 +373,12 @@ static const atr__conf_directive_t main_tab[] = {
     ATR__CONF_DUR("resolve_ttl_min", MAIN, resolve_ttl_min, 1000),
     ATR__CONF_DUR("resolve_ttl_max", MAIN, resolve_ttl_max, 1000),
     ATR__CONF_INT("resolve_max", MAIN, resolve_max, 1, 4096),
+    ATR__CONF_ONE("heartbeat_listen", atr__conf_d_hb_addr),
+    ATR__CONF_ONE("heartbeat_send", atr__conf_d_hb_addr),
+    ATR__CONF_DUR("heartbeat_interval", MAIN, hb.interval, 100),
+    ATR__CONF_ONE("heartbeat_key", atr__conf_d_hb_key),
+    ATR__CONF_ONE("heartbeat_storage", atr__conf_d_hb_storage),
+    ATR__CONF_INT("heartbeat_max_servers", MAIN, hb.max_servers, 1, 1000000),
     { "listen", 1, 2, 0, 1, atr__conf_d_listen, ATR__CONF_NONE, 0, 0, 0 },
     { "upstream", 1, 1, 1, 1, atr__conf_d_upstream, ATR__CONF_NONE, 0, 0, 0 },
     { "host", 1, -1, 1, 1, d_host, ATR__CONF_NONE, 0, 0, 0 },
@@ -486,6 +492,8 @@ static void conf_defaults(atr_conf_t *c, atr__conf_arena_t *a)
     c->tls_ticket_rotate = 3600000;
     c->tls_session_cache = ATR_SESSION_CACHE_SHARED;
     c->tls_session_cache_size = 10 * ATR__MB;
+    c->hb.interval = 1000;
+    c->hb.max_servers = 1024;
 }
 
 /* Where the main file ends, for "nothing was said" errors. */
@@ -521,6 +529,8 @@ static int build(atr__conf_bctx_t *b, const atr__conf_node_t *root, atr_conf_pos
         return atr__conf_fail(b, &eof, "no listen directive (expected e.g. listen 8080;)");
     if (c->nhosts == 0)
         return atr__conf_fail(b, &eof, "no host block (expected e.g. host * { route / { ... } })");
+    if (atr__conf_check_heartbeat(b) < 0)
+        return -1;
     return atr__conf_check_tls(b);
 }
 

@@ -8,6 +8,7 @@
 #include "conf/conf_priv.h"
 
 static void dump_tls_main(const atr_conf_t *c, FILE *out);
+static void dump_heartbeat(const atr_conf_heartbeat_t *hb, FILE *out);
 
 char *atr__conf_fmt_size(char *buf, size_t n, uint64_t v)
 {
@@ -151,6 +152,7 @@ static void dump_main(const atr_conf_t *c, FILE *out)
     fprintf(out, "cgi_queue %d;\n", c->cgi_queue);
     duration(out, "", "cgi_timeout", c->cgi_timeout);
     dump_tls_main(c, out);
+    dump_heartbeat(&c->hb, out);
     fputc('\n', out);
     for (int i = 0; i < c->nlistens; i++)
         fprintf(out, "listen %s%s;\n", c->listens[i].text, c->listens[i].tls ? " tls" : "");
@@ -185,6 +187,16 @@ static void dump_tls_main(const atr_conf_t *c, FILE *out)
         fputs(";\n", out);
         break;
     }
+}
+
+static void dump_heartbeat(const atr_conf_heartbeat_t *hb, FILE *out)
+{
+    opt_word(out, "", "heartbeat_listen", hb->listen);
+    opt_word(out, "", "heartbeat_send", hb->send);
+    duration(out, "", "heartbeat_interval", hb->interval);
+    opt_word(out, "", "heartbeat_key", hb->key_file);
+    opt_word(out, "", "heartbeat_storage", hb->storage);
+    fprintf(out, "heartbeat_max_servers %d;\n", hb->max_servers);
 }
 
 static void dump_tls_upstream(const atr_conf_upstream_t *u, FILE *out)

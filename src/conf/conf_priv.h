@@ -232,6 +232,14 @@ int atr__conf_d_path(atr__conf_bctx_t *b, const atr__conf_node_t *n,
  * and reports against it). */
 int atr__conf_d_tls_file(atr__conf_bctx_t *b, const atr__conf_node_t *n,
                          const atr__conf_directive_t *d, void *obj);
+/* The heartbeat directives (conf_cluster.c) and their check after the file. */
+int atr__conf_d_hb_addr(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                        const atr__conf_directive_t *d, void *obj);
+int atr__conf_d_hb_key(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                       const atr__conf_directive_t *d, void *obj);
+int atr__conf_d_hb_storage(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                           const atr__conf_directive_t *d, void *obj);
+int atr__conf_check_heartbeat(atr__conf_bctx_t *b);
 /* "IP:PORT" or "[IPv6]:PORT", numeric: 0 or -1. */
 int atr__conf_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 

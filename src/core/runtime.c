@@ -24,6 +24,7 @@
 #include "core/health.h"
 #include "core/members.h"
 #include "core/resolve.h"
+#include "core/heartbeat.h"
 #include "core/tls_setup.h"
 #include "net/worker.h"
 
@@ -314,7 +315,8 @@ int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
         }
         close(fd);
     }
-    if (check_error_log(conf, err, errlen) < 0 || atr_tls_check(conf, err, errlen) < 0)
+    if (check_error_log(conf, err, errlen) < 0 || atr_tls_check(conf, err, errlen) < 0 ||
+        atr_heartbeat_check(conf, err, errlen) < 0)
         return -1;
     atr_resolve_check(conf, stderr); /* a name that does not resolve is a warning, not an error */
     /* What a start opens that binding alone does not show: the access log, and
@@ -376,7 +378,13 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
         atr_gen_unref(g); /* owns conf */
         return -1;
     }
+    if (atr_heartbeat_prepare(conf, err, errlen) < 0) {
+        free_sets(sets, conf->nlistens);
+        atr_gen_unref(g); /* owns conf */
+        return -1;
+    }
     if (atr_spawn_apply(rt.loop, conf, err, errlen) < 0) {
+        atr_heartbeat_abort();
         atr_spawn_prune(running); /* the sets this configuration started */
         free_sets(sets, conf->nlistens);
         atr_gen_unref(g);        /* owns conf */
@@ -396,6 +404,7 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
     free(sets);
     remember_keys(conf);
     atr_health_apply(rt.loop, g); /* before the generation before is let go: checks point into it */
+    atr_heartbeat_apply(rt.loop, g); /* likewise: beats are published into g's servers */
     if (rt.gen)
         atr_gen_unref(rt.gen);
     rt.gen = g;
@@ -426,6 +435,7 @@ static void stop_all(void)
         return;
     rt.stopping = 1;
     ATR_NOTICE("stopping: draining connections");
+    atr_heartbeat_drain(); /* balancers hear ready=0 before the listeners close */
     atr_stapling_stop();
     atr_resolve_stop();
     for (int w = 0; w < atr_process.nworkers; w++)
@@ -511,6 +521,7 @@ static void unwatch_signals(void)
         uv_close((uv_handle_t *)signals[i], NULL);
     uv_close((uv_handle_t *)&rt.ticket_timer, NULL);
     atr_health_stop();
+    atr_heartbeat_stop();
 }
 
 static void write_pid_file(const char *path)

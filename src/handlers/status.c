@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "backends/backend.h"
+#include "cluster/hb_monitor.h"
 #include "http/headers.h"
 #include "net/worker.h"
 
@@ -167,6 +168,57 @@ static uint64_t get_down(atr_server_state_t *st, uint64_t now, int k)
     return atomic_load(&st->down_until) > now;
 }
 
+static uint64_t get_hb_ready(atr_server_state_t *st, uint64_t now, int k)
+{
+    (void)k;
+    int v = atomic_load(&st->hb_ready);
+    return atr_lb_hb_fresh(st, now) && v > 0 ? (uint64_t)v : 0;
+}
+
+static uint64_t get_hb_fresh(atr_server_state_t *st, uint64_t now, int k)
+{
+    (void)k;
+    return (uint64_t)atr_lb_hb_fresh(st, now);
+}
+
+/* The heartbeat counters (cluster/hb_monitor.h), when heartbeats are on. */
+static void heartbeat_metrics(atr_buf_t *b, const atr_gen_t *g, uint64_t now)
+{
+    static const struct {
+        const char *result;
+        atomic_uint_fast64_t *n;
+    } beats[] = {
+        { "accepted", &atr_hb_stats.accepted },   { "malformed", &atr_hb_stats.malformed },
+        { "too_long", &atr_hb_stats.too_long },   { "forged", &atr_hb_stats.forged },
+        { "replayed", &atr_hb_stats.replayed },   { "too_many_senders", &atr_hb_stats.too_many },
+    };
+    const atr_conf_heartbeat_t *hb = &g->conf->hb;
+    if (hb->listen != NULL) {
+        family(b, "atrium_heartbeat_beats_total", "counter",
+               "Heartbeats received, by what became of them.");
+        for (size_t i = 0; i < sizeof beats / sizeof beats[0]; i++) {
+            char lab[48];
+            snprintf(lab, sizeof lab, "result=\"%s\"", beats[i].result);
+            sample(b, "atrium_heartbeat_beats_total", lab, atomic_load(beats[i].n));
+        }
+        family(b, "atrium_heartbeat_senders", "gauge", "Senders whose last beat still counts.");
+        int n = atomic_load(&atr_hb_stats.senders);
+        sample(b, "atrium_heartbeat_senders", NULL, n > 0 ? (uint64_t)n : 0);
+        server_family(b, g, now, "atrium_upstream_heartbeat_fresh", "gauge",
+                      "1 while the server's last heartbeat counts (at most 10s old).", 0,
+                      get_hb_fresh);
+        server_family(b, g, now, "atrium_upstream_heartbeat_ready", "gauge",
+                      "Idle capacity the server announced in its last heartbeat (0 when stale).",
+                      0, get_hb_ready);
+    }
+    if (hb->send != NULL) {
+        family(b, "atrium_heartbeat_sent_total", "counter", "Heartbeats of ours, by result.");
+        sample(b, "atrium_heartbeat_sent_total", "result=\"sent\"", atomic_load(&atr_hb_stats.sent));
+        sample(b, "atrium_heartbeat_sent_total", "result=\"error\"",
+               atomic_load(&atr_hb_stats.send_errors));
+    }
+}
+
 static void server_metrics(atr_buf_t *b, const atr_gen_t *g)
 {
     uint64_t now = atr_now_ms();
@@ -186,6 +238,7 @@ static void server_metrics(atr_buf_t *b, const atr_gen_t *g)
                   get_active);
     server_family(b, g, now, "atrium_upstream_down", "gauge",
                   "1 while the server is marked down after a failure.", 0, get_down);
+    heartbeat_metrics(b, g, now);
 }
 
 void atr_status_handle(atr_req_t *r, int method, int has_body)

@@ -56,6 +56,7 @@ static void timer_set(atr_conn_t *c, int phase, uint64_t ms)
 static atr_req_t *req_new(atr_conn_t *c)
 {
     atr_conn_worker(c)->requests++;
+    atr_metric_add(&atr_conn_worker(c)->metrics.inflight, 1);
     atr_req_t *r = atr_cache_get(atr_conn_worker(c), ATR_CACHE_REQ);
     if (r)
         memset(r, 0, offsetof(atr_req_t, sizeline)); /* sizeline: no clearing */
@@ -92,6 +93,7 @@ static void req_free(atr_req_t *r)
 {
     handler_cleanup(r);
     atr_worker_t *w = atr_conn_worker(r->c);
+    atr_metric_sub(&w->metrics.inflight, 1);
     atr_cache_put(w, ATR_CACHE_MSG, r->msg);
     atr_cache_head_put(w, r->out_head);
     free(r->log_method);

@@ -267,6 +267,7 @@ static const struct {
     { __LINE__, "random2", 1 },
     { __LINE__, "hash", 1 },
     { __LINE__, "ewma", 1 },
+    { __LINE__, "heartbeat", 1 },
     { __LINE__, "random", 0 },
     { __LINE__, "ROUND_ROBIN", 0 },
     { __LINE__, "", 0 },
@@ -283,7 +284,7 @@ static void test_registry(void)
     }
     while (atr_lb_ops_at(n) != NULL)
         n++;
-    T_CHECK(__LINE__, n == 5, "%zu methods registered", n);
+    T_CHECK(__LINE__, n == 6, "%zu methods registered", n);
 }
 
 

@@ -504,6 +504,10 @@ static const struct {
     { __LINE__, "listen 8080; host * { route / { return 200 \"\"; } }" },
     { __LINE__, "listen 8080; host * { route '/a b' { return 200 \"\t\r\"; } }" },
     { __LINE__, "listen 8080; host * { route / { return 200; request_header set X \"\"; } }" },
+    { __LINE__, "listen 8080; heartbeat_listen 239.0.0.1:27999; heartbeat_send [ff02::1]:27999;\n"
+                "heartbeat_interval 250ms; heartbeat_key @D/hb.key; heartbeat_storage @D/hb.dat;\n"
+                "heartbeat_max_servers 10; upstream a { balance heartbeat; server 10.0.0.1:80; }\n"
+                "host * { route / { proxy a; } }" },
 };
 
 static void test_good(void)
@@ -613,6 +617,8 @@ static void test_dump(void)
                                         "tls_handshake_timeout 10s;\n"
                                         "tls_ticket_rotate 1h;\n"
                                         "tls_session_cache shared 10m;\n"
+                                        "heartbeat_interval 1s;\n"
+                                        "heartbeat_max_servers 1024;\n"
                                         "\n"
                                         "listen 8080;\n"
                                         "\n"
@@ -687,7 +693,7 @@ static const struct {
     { __LINE__, "error_log stderr loud;",
       "t.conf:1:18: unknown log level 'loud' (expected debug, info, notice, warn, error or crit)" },
     { __LINE__, "access_log stdout xml;",
-      "t.conf:1:19: unknown access log format 'xml' (expected combined or json)" },
+      "t.conf:1:19: unknown access log format 'xml' (expected combined, timed or json)" },
     { __LINE__, "access_log off json;", "t.conf:1:16: 'access_log off' takes no format" },
     { __LINE__, "max_request_line 8q;",
       "t.conf:1:18: invalid size '8q' (expected e.g. 512, 64k, 1m)" },
@@ -884,6 +890,28 @@ static const struct {
     { __LINE__, "include x { }", "t.conf:1:11: 'include' takes no block, expected ';'" },
     { __LINE__, "include '';", "t.conf:1:9: empty include path" },
     { __LINE__, "include @D;", "t.conf:1:9: cannot open '@D': Is a directory" },
+    /* heartbeats */
+    { __LINE__, MINIMAL "heartbeat_listen 239.0.0.1;",
+      "t.conf:3:18: invalid heartbeat_listen address '239.0.0.1' (expected IP:PORT, e.g. "
+      "239.0.0.1:27999)" },
+    { __LINE__, MINIMAL "heartbeat_send 0.0.0.0:27999;",
+      "t.conf:3:16: heartbeat_send needs a destination, not the wildcard '0.0.0.0:27999' (a "
+      "multicast group or a monitor's address)" },
+    { __LINE__, MINIMAL "heartbeat_key @D/missing.key;",
+      "t.conf:3:15: heartbeat_key '@D/missing.key': No such file or directory" },
+    { __LINE__, MINIMAL "heartbeat_key @D/short.key;",
+      "t.conf:3:15: heartbeat_key '@D/short.key': the key is 5 bytes (expected 16 to 4096)" },
+    { __LINE__, MINIMAL "heartbeat_listen 239.0.0.1:27999; heartbeat_storage @D/none/hb.dat;",
+      "t.conf:3:53: heartbeat_storage '@D/none/hb.dat': directory @D/none: No such file or "
+      "directory" },
+    { __LINE__, MINIMAL "heartbeat_storage @D/hb.dat;",
+      "t.conf:3:19: heartbeat_storage needs heartbeat_listen (it records the beats received)" },
+    { __LINE__, MINIMAL "heartbeat_interval 10ms;",
+      "t.conf:3:20: 'heartbeat_interval' must be between 100ms and 365d" },
+    { __LINE__, MINIMAL "heartbeat_max_servers 0;",
+      "t.conf:3:23: 'heartbeat_max_servers' must be between 1 and 1000000" },
+    { __LINE__, MINIMAL "heartbeat_send 10.0.0.1:1;\nheartbeat_send 10.0.0.1:2;",
+      "t.conf:4:1: duplicate 'heartbeat_send' (first at t.conf:3:1)" },
     { __LINE__, "listen 8080;\ninclude @D/bad/*.conf;",
       "@D/bad/b.conf:2:3: unknown directive 'nope' at top level" },
     { __LINE__, "include @D/loop_a.conf;",
@@ -1089,6 +1117,8 @@ static void setup(void)
     }
     mkd("www");
     put("file", "x");
+    put("hb.key", "0123456789abcdef-secret\n\n");
+    put("short.key", "short\n");
     mkd("bad");
     put("bad/a.conf", "workers 2;\n");
     put("bad/b.conf", "\n  nope;\n");
