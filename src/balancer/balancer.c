@@ -86,8 +86,10 @@ uint64_t atr_lb_random(atr_lb_t *lb)
 int atr__lb_load_cmp(const atr_lb_t *lb, int a, int b)
 {
     const atr_lb_server_t *sa = &lb->servers[a], *sb = &lb->servers[b];
-    int64_t la = (int64_t)atomic_load_explicit(&sa->state->active, memory_order_relaxed) * sb->weight;
-    int64_t lb_ = (int64_t)atomic_load_explicit(&sb->state->active, memory_order_relaxed) * sa->weight;
+    int64_t la = (int64_t)atomic_load_explicit(&sa->state->active, memory_order_relaxed) *
+                 atr__lb_weight(lb, b);
+    int64_t lb_ = (int64_t)atomic_load_explicit(&sb->state->active, memory_order_relaxed) *
+                  atr__lb_weight(lb, a);
     return (la > lb_) - (la < lb_);
 }
 
@@ -98,7 +100,7 @@ int atr__lb_draw(const atr_lb_t *lb, const unsigned char *ok, int skip, uint64_t
 
     for (int i = 0; i < lb->nservers; i++)
         if (ok[i] && i != skip)
-            total += (uint64_t)lb->servers[i].weight;
+            total += atr__lb_weight(lb, i);
     if (total == 0)
         return -1;
     r %= total;
@@ -106,16 +108,20 @@ int atr__lb_draw(const atr_lb_t *lb, const unsigned char *ok, int skip, uint64_t
         if (!ok[i] || i == skip)
             continue;
         last = i;
-        if (r < (uint64_t)lb->servers[i].weight)
+        uint64_t w = atr__lb_weight(lb, i);
+        if (r < w)
             return i;
-        r -= (uint64_t)lb->servers[i].weight;
+        r -= w;
     }
     return last;
 }
 
 /* Fill lb->ok for the servers of one class (backup or not). Returns how many
- * are usable; *full counts those skipped only because of max_conns. */
-static int filter(atr_lb_t *lb, int backup, uint64_t now_ms, const unsigned char *tried, int *full)
+ * are usable; *full counts those skipped only because of max_conns,
+ * *ejected those skipped only because outlier detection ejected them
+ * (ignored with eject_ok). */
+static int filter(atr_lb_t *lb, int backup, uint64_t now_ms, const unsigned char *tried, int *full,
+                  int *ejected, int eject_ok)
 {
     int nok = 0;
     for (int i = 0; i < lb->nservers; i++) {
@@ -126,6 +132,11 @@ static int filter(atr_lb_t *lb, int backup, uint64_t now_ms, const unsigned char
         if (atomic_load_explicit(&s->state->down_until, memory_order_relaxed) > now_ms ||
             atomic_load_explicit(&s->state->unhealthy, memory_order_relaxed))
             continue;
+        if (!eject_ok &&
+            atomic_load_explicit(&s->state->ejected_until, memory_order_relaxed) > now_ms) {
+            (*ejected)++;
+            continue;
+        }
         if (s->max_conns > 0 &&
             atomic_load_explicit(&s->state->active, memory_order_relaxed) >= s->max_conns) {
             (*full)++;
@@ -148,17 +159,31 @@ void atr_lb_observe(atr_lb_t *lb, int server, uint64_t now_ms, uint64_t rtt_us)
         lb->ops->observe(lb, server, now_ms, rtt_us);
 }
 
+/* Primaries, else backups when no primary is merely full: the method's
+ * choice among the class offered, or -1. */
+static int offer(atr_lb_t *lb, const unsigned char *tried, int *full, int *ejected, int eject_ok)
+{
+    if (filter(lb, 0, lb->now_ms, tried, full, ejected, eject_ok) > 0)
+        return lb->ops->pick(lb, lb->ok);
+    if (*full == 0 && filter(lb, 1, lb->now_ms, tried, full, ejected, eject_ok) > 0)
+        return lb->ops->pick(lb, lb->ok);
+    return -1;
+}
+
 int atr_lb_pick_key(atr_lb_t *lb, uint64_t now_ms, const unsigned char *tried, int *all_full,
                     uint64_t key)
 {
-    int full = 0, idx = -1;
+    int full = 0, ejected = 0, idx;
 
     lb->now_ms = now_ms;
     lb->key = key;
-    if (filter(lb, 0, now_ms, tried, &full) > 0)
-        idx = lb->ops->pick(lb, lb->ok);
-    else if (full == 0 && filter(lb, 1, now_ms, tried, &full) > 0)
-        idx = lb->ops->pick(lb, lb->ok);
+    idx = offer(lb, tried, &full, &ejected, 0);
+    /* Ejected servers are left out unless that leaves nothing to try (a
+     * merely full server still means: queue). Then they are offered as if
+     * not ejected, Envoy's panic mode: ejection is a guess from traffic,
+     * a 503 a certainty. */
+    if (idx < 0 && full == 0 && ejected > 0)
+        idx = offer(lb, tried, &full, &ejected, 1);
     if (all_full != NULL)
         *all_full = idx < 0 && full > 0;
     return idx;

@@ -30,6 +30,16 @@ typedef struct atr_server_state {
     atomic_uint_fast64_t responses[5];  /* response heads received, by class 1xx..5xx (stats) */
     atomic_int logged_down;             /* 1 while "server down" has been logged (log once per change) */
     atomic_int unhealthy;               /* 1 while its health check fails (core/health.c) */
+    /* Passive outlier detection (balancer/outlier.c), counted across workers. */
+    atomic_int outlier_fails;           /* failures in a row; any good response resets it */
+    atomic_int outlier_run;             /* ejections in a row: the next lasts interval << run */
+    atomic_uint_fast64_t ejected_until; /* atr_now_ms() until which it is ejected; kept after
+                                         * (0 = never ejected) */
+    atomic_uint_fast64_t ejections;     /* ejections so far (stats) */
+    atomic_int logged_ejected;          /* 1 from an ejection until "back" is logged */
+    /* When the server last came back into service (down, ejected, unhealthy, or added
+     * by a reload or DNS), for slow_start: atr_lb_server_back. 0 = never left. */
+    atomic_uint_fast64_t back_at;
 } atr_server_state_t;
 
 /* What a balancer sees of one server: immutable for the life of the atr_lb_t. */
@@ -37,6 +47,7 @@ typedef struct atr_lb_server {
     int weight;                  /* >= 1 */
     int max_conns;               /* 0 = unlimited */
     int backup;
+    uint32_t slow_start;         /* ms over which a server that comes back ramps up; 0 = none */
     atr_server_state_t *state;   /* shared; read with atomics */
     const char *name;            /* the server as written (its `server` text), borrowed like the
                                   * array; NULL = use the index. Key-hashing methods place a server
@@ -158,6 +169,69 @@ int atr_lb_pick_key(atr_lb_t *lb, uint64_t now_ms, const unsigned char *tried, i
  * at now_ms. A no-op for methods without ops->observe; call it on the
  * worker that owns lb. */
 void atr_lb_observe(atr_lb_t *lb, int server, uint64_t now_ms, uint64_t rtt_us);
+
+/* ---- slow start ---- */
+
+/* Effective weights are in 1/ATR_LB_WSCALE of a configured weight, so that a
+ * server ramping up from a small share still has an integer weight. */
+#define ATR_LB_WSCALE 256
+
+/* Mark st as back in service at now_ms (after being down, ejected, unhealthy,
+ * or new): a server with slow_start ramps up from there. Any thread. */
+void atr_lb_server_back(atr_server_state_t *st, uint64_t now_ms);
+
+/* The ramp itself, for atr_lb_weight_at: only while a server ramps. */
+uint32_t atr__lb_ramp(const atr_lb_server_t *s, uint64_t back, uint64_t now_ms);
+
+/* The weight the methods see for s at now_ms, in ATR_LB_WSCALE units: the
+ * configured weight, or during slow_start after the server came back, a
+ * share growing linearly from 1/32 to all of it. The common case (no
+ * slow_start, or its ramp over) is a compare or two, no division. */
+static inline uint32_t atr_lb_weight_at(const atr_lb_server_t *s, uint64_t now_ms)
+{
+    if (s->slow_start != 0) {
+        uint64_t back = atomic_load_explicit(&s->state->back_at, memory_order_relaxed);
+        if (back != 0 && now_ms < back + s->slow_start)
+            return atr__lb_ramp(s, back, now_ms);
+    }
+    return (uint32_t)s->weight * ATR_LB_WSCALE;
+}
+
+/* For methods: server i's effective weight for the request being placed. */
+static inline uint32_t atr__lb_weight(const atr_lb_t *lb, int i)
+{
+    return atr_lb_weight_at(&lb->servers[i], lb->now_ms);
+}
+
+/* ---- passive outlier detection (src/balancer/outlier.c) ---- */
+
+/* `outlier consecutive=N interval=D max_interval=D max_ejected=P%;` of an
+ * upstream. Plain data; consecutive 0 = off. */
+typedef struct atr_lb_outlier {
+    int consecutive;             /* failures in a row that eject a server */
+    int max_ejected;             /* per cent of the pool that may be ejected at once */
+    uint64_t interval;           /* ms of the first ejection; doubles with each in a row */
+    uint64_t max_interval;       /* ms, the cap of the doubling */
+} atr_lb_outlier_t;
+
+/* What a result changed, for the caller to log once. */
+enum atr_lb_outlier_event {
+    ATR_LB_OUTLIER_NONE = 0,
+    ATR_LB_OUTLIER_EJECTED,      /* servers[i] is ejected now, for *interval ms */
+    ATR_LB_OUTLIER_BACK,         /* servers[i] answered well after its ejection ended */
+};
+
+/* Report how servers[i] of a pool of n (the upstream's servers, borrowed for
+ * the call) did at now_ms: failed = a 5xx head, a timeout, a reset or a
+ * refused connect; 0 = a response head below 500. `consecutive` failures in
+ * a row (all workers) eject it for interval << (ejections in a row), capped
+ * at max_interval, unless that would eject more than max_ejected per cent of
+ * the pool (never all of it). Results seen while it is ejected do not count.
+ * Any thread; lock-free (atomics in the shared states). *interval (may be
+ * NULL) receives the ejection's length with ATR_LB_OUTLIER_EJECTED. */
+enum atr_lb_outlier_event atr_lb_outlier_result(const atr_lb_outlier_t *o,
+                                                const atr_lb_server_t *servers, int n, int i,
+                                                int failed, uint64_t now_ms, uint64_t *interval);
 
 /* ---- keys (src/balancer/key.c) ---- */
 

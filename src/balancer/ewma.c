@@ -88,10 +88,10 @@ static double cost(atr_lb_t *lb, int i)
     if (active < 0)
         active = 0;
     if (!p->seen)
-        return active * PENALTY_US / lb->servers[i].weight;
+        return active * PENALTY_US / atr__lb_weight(lb, i);
     /* +1 us: a decayed estimate near 0 still lets the in-flight count count */
     est = p->rtt_us * kept(p->at, lb->now_ms) + 1.0;
-    return est * (active + 1) / lb->servers[i].weight;
+    return est * (active + 1) / atr__lb_weight(lb, i);
 }
 
 static int pick(atr_lb_t *lb, const unsigned char *ok)

@@ -40,8 +40,9 @@ static int pick(atr_lb_t *lb, const unsigned char *ok)
     for (int i = 0; i < lb->nservers; i++) {
         if (!ok[i] || atr__lb_load_cmp(lb, i, best) != 0)
             continue;
-        self->current[i] += lb->servers[i].weight;
-        total += lb->servers[i].weight;
+        int64_t w = atr__lb_weight(lb, i);
+        self->current[i] += w;
+        total += w;
         if (chosen < 0 || self->current[i] > self->current[chosen])
             chosen = i;
     }

@@ -28,8 +28,9 @@ static int pick(atr_lb_t *lb, const unsigned char *ok)
     for (int i = 0; i < lb->nservers; i++) {
         if (!ok[i])
             continue;
-        self->current[i] += lb->servers[i].weight;
-        total += lb->servers[i].weight;
+        int64_t w = atr__lb_weight(lb, i);
+        self->current[i] += w;
+        total += w;
         if (best < 0 || self->current[i] > self->current[best])
             best = i;
     }

@@ -19,6 +19,7 @@ typedef struct state_entry {
 static struct {
     state_entry_t *v;
     int n;
+    int running;               /* a generation runs: new states are servers added */
 } states;
 
 static atr_server_state_t *state_get(const char *upstream, const char *member)
@@ -40,6 +41,8 @@ static atr_server_state_t *state_get(const char *upstream, const char *member)
         abort();
     memset(st, 0, sizeof *st);
     atomic_store(&st->refs, 2); /* the registry's and the caller's */
+    if (states.running) /* added by a reload or a DNS answer: slow_start ramps it up */
+        atr_lb_server_back(st, atr_now_ms());
     states.v = atr_xrealloc(states.v, (size_t)(states.n + 1) * sizeof *states.v);
     states.v[states.n].key = key;
     states.v[states.n].st = st;
@@ -50,6 +53,10 @@ static atr_server_state_t *state_get(const char *upstream, const char *member)
 void atr_states_prune(void)
 {
     int j = 0;
+    /* Called once a generation is committed: from then on a state that is
+     * new belongs to a server that joins a running pool (not at startup,
+     * where every server is new and none should ramp). */
+    states.running = 1;
     for (int i = 0; i < states.n; i++) {
         if (atomic_load(&states.v[i].st->refs) == 1) {
             atr_server_state_unref(states.v[i].st);
@@ -86,6 +93,7 @@ static void member_set(atr_members_t *ms, int k, const atr_conf_upstream_t *u, i
     s->weight = sv->weight > 0 ? sv->weight : 1;
     s->max_conns = sv->max_conns;
     s->backup = sv->backup;
+    s->slow_start = (uint32_t)sv->slow_start;
     s->state = state_get(u->name, name);
     s->name = m->name; /* hash places a member by its name, not its index */
     if (addr == NULL)
