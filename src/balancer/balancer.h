@@ -111,6 +111,13 @@ typedef struct atr_lb_ops {
     /* Optional: a response from `server` took rtt_us (request sent to
      * response head), seen at now_ms. Runs on the worker's loop, like pick. */
     void (*observe)(atr_lb_t *lb, int server, uint64_t now_ms, uint64_t rtt_us);
+    /* Optional, the common path: a usable primary (atr__lb_usable) chosen in
+     * O(1) or O(log n) from the method's own structure, trying a few
+     * candidates; or -1 when those were unusable, and atr_lb_pick falls
+     * back to filtering every server into ok[] for `pick`. It must choose
+     * as `pick` would over the usable primaries (the same distribution, the
+     * same key mapping). NULL: always the O(n) path. */
+    int (*pick_fast)(atr_lb_t *lb);
 } atr_lb_ops_t;
 
 struct atr_lb {
@@ -119,9 +126,18 @@ struct atr_lb {
     int nservers;
     uint64_t rng;                /* per-worker PRNG state (xorshift64*) for random methods */
     unsigned char *ok;           /* nservers bytes of scratch for atr_lb_pick, owned by the lb */
+    /* The primaries by configured weight, for O(1) weighted draws
+     * (atr__lb_draw_fast): prim[k] a server index; Vose's alias table, position
+     * k kept when 32 random bits fall under prob[k], else server alias[k]. All
+     * weights equal: prob and alias are NULL. */
+    int *prim;
+    uint32_t *prob;
+    int *alias;
+    int nprim;
     /* The request being placed, valid during ops->pick only. */
     uint64_t now_ms;             /* as given to atr_lb_pick */
     uint64_t key;                /* atr_lb_pick_key's key; 0 from atr_lb_pick */
+    const unsigned char *tried;  /* atr_lb_pick's tried[], NULL = none */
 };
 
 /* Every method, in the order `-T` and error messages show them; entries are
@@ -265,6 +281,42 @@ uint64_t atr_lb_random(atr_lb_t *lb);
  * Cross-multiplies (active_a * weight_b vs active_b * weight_a), no division.
  * `active` is a relaxed atomic load each call: other workers move it. */
 int atr__lb_load_cmp(const atr_lb_t *lb, int a, int b);
+
+/* For methods in src/balancer only, during pick_fast: server i is a primary
+ * that the request may use now (not tried, down, unhealthy, ejected or at
+ * max_conns): what atr_lb_pick's filter lets through, for one server. */
+static inline int atr__lb_usable(const atr_lb_t *lb, int i)
+{
+    const atr_lb_server_t *s = &lb->servers[i];
+    const atr_server_state_t *st = s->state;
+    if (s->backup || (lb->tried != NULL && lb->tried[i]))
+        return 0;
+    if (atomic_load_explicit(&st->down_until, memory_order_relaxed) > lb->now_ms ||
+        atomic_load_explicit(&st->unhealthy, memory_order_relaxed) ||
+        atomic_load_explicit(&st->ejected_until, memory_order_relaxed) > lb->now_ms)
+        return 0;
+    return s->max_conns == 0 ||
+           atomic_load_explicit(&st->active, memory_order_relaxed) < s->max_conns;
+}
+
+/* For methods in src/balancer only. A usable primary other than `skip` (-1:
+ * none) drawn with probability proportional to its effective weight, in
+ * O(1) (an alias table), or -1 after a few draws that found none (the
+ * caller falls back to the O(n) way). A ramping server (slow_start) is
+ * drawn by its configured weight and kept with the share it has now, which
+ * makes the draw follow the effective weights without summing them. */
+int atr__lb_draw_fast(atr_lb_t *lb, int skip);
+
+/* For methods in src/balancer only: the pick_fast of a power-of-two-choices
+ * method. Two distinct usable primaries a and b drawn by effective weight
+ * (atr__lb_draw_fast; b the O(n) way when draws keep missing), and b when
+ * prefer(lb, b, a) is non-zero, else a; -1 when a cannot be drawn. */
+int atr__lb_two_choices_fast(atr_lb_t *lb, int (*prefer)(atr_lb_t *lb, int b, int a));
+
+/* For methods in src/balancer only: 1 to keep server i, a candidate chosen
+ * by its configured weight, given 32 random bits r: always without
+ * slow_start, else with the share of its weight it has now. */
+int atr__lb_keep_ramping(atr_lb_t *lb, int i, uint32_t r);
 
 /* For methods in src/balancer only. A server with ok[i] set, other than
  * `skip` (-1: none), chosen by weight with r (any 64-bit value: random, or a

@@ -147,6 +147,25 @@ static int pick(atr_lb_t *lb, const unsigned char *ok)
     return atr__lb_draw(lb, ok, -1, h);
 }
 
+/* The same mapping without ok[]: the key's candidates among the
+ * primaries, each checked; -1 (the full filter, then the same probes and
+ * the weighted choice) when the first PROBES all miss. */
+static int pick_fast(atr_lb_t *lb)
+{
+    const table_t *t = &((hash_t *)lb)->t[0];
+    uint64_t h = lb->key;
+
+    if (t->slot == NULL)
+        return -1;
+    for (int probe = 0; probe < PROBES; probe++) {
+        int s = t->slot[h % t->size];
+        if (atr__lb_usable(lb, s) && admitted(lb, s, lb->key))
+            return s;
+        h = atr_lb_hash(&h, sizeof(h));
+    }
+    return -1;
+}
+
 static void dispose(atr_lb_t *lb)
 {
     hash_t *self = (hash_t *)lb;
@@ -227,4 +246,5 @@ const atr_lb_ops_t atr__lb_hash = {
     .dispose = dispose,
     .parse = parse,
     .format = format,
+    .pick_fast = pick_fast,
 };
