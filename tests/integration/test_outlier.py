@@ -110,6 +110,25 @@ def test_a_server_answering_500s_is_ejected_and_comes_back(atrium, origin):
         stop(b)
 
 
+def test_failures_are_counted_across_workers(atrium, origin):
+    a = origin("A")
+    b = toggle("B")
+    b.cls.code = 502
+    try:
+        at = atrium(proxy_conf([a, b.port], main_extra="workers 2;", hosts_extra=STATUS,
+                               upstream_extra="outlier consecutive=4 interval=1m;"))
+        # each request is a new connection, landing on either worker: counted per
+        # worker, B's failures would mostly split and take more than 4 to eject it;
+        # counted together, exactly 4 reach a client
+        got = answers(at.port, 40)
+        assert got.count((502, b"B")) == 4, got
+        assert got.count((200, b"A")) == 36, got
+        assert at.error_log.count("ejected for 60000ms: 4 failures in a row") == 1
+        assert metric(at.port, "atrium_upstream_ejections_total", b.port) == 1
+    finally:
+        stop(b)
+
+
 def test_a_hanging_server_is_ejected_after_its_timeouts(atrium, origin):
     a = origin("A")
     b = toggle("B")
