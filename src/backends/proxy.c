@@ -96,12 +96,37 @@ static int server_acquire(atr_proxy_t *px, int s)
 }
 
 
+/* Outlier detection hears how server s did (balancer/outlier.c: 5xx,
+ * timeouts, resets and refusals in a row eject it); what it changes is
+ * logged here, once per change. */
+static void server_outlier(atr_proxy_t *px, int s, int failed)
+{
+    const atr_members_t *ms = px->view->ms;
+    uint64_t len = 0;
+    switch (atr_lb_outlier_result(&px->u->outlier, ms->servers, ms->n, s, failed,
+                                  uv_now(&px->wg->w->loop), &len)) {
+    case ATR_LB_OUTLIER_EJECTED:
+        ATR_WARN("upstream %s: server %s ejected for %llums: %d failures in a row", px->u->name,
+                 member_name(px, s), (unsigned long long)len, px->u->outlier.consecutive);
+        break;
+    case ATR_LB_OUTLIER_BACK:
+        ATR_NOTICE("upstream %s: server %s is back from its ejection", px->u->name,
+                   member_name(px, s));
+        break;
+    default: break;
+    }
+}
+
 void atr__server_count_response(atr_proxy_t *px, int status)
 {
     if (px->server >= 0) {
         atr_server_state_t *st = member_state(px, px->server);
         atomic_fetch_add_explicit(&st->responses[atr_status_class(status)], 1,
                                   memory_order_relaxed);
+        /* By default only a gateway's failures count: an application's 500
+         * on one broken page says nothing about the server. */
+        int bad = px->u->outlier.all_5xx ? status >= 500 : status >= 502 && status <= 504;
+        server_outlier(px, px->server, bad);
     }
 }
 
@@ -135,8 +160,10 @@ static void server_mark_up(atr_proxy_t *px, int s)
     atr_server_state_t *st = member_state(px, s);
     if (atomic_load(&st->down_until) != 0)
         atomic_store(&st->down_until, 0);
-    if (atomic_exchange(&st->logged_down, 0) == 1)
+    if (atomic_exchange(&st->logged_down, 0) == 1) {
+        atr_lb_server_back(st, uv_now(&px->wg->w->loop)); /* slow_start from here */
         ATR_NOTICE("upstream %s: server %s is up again", px->u->name, member_name(px, s));
+    }
 }
 
 /* ---- the proxy object ---- */
@@ -309,9 +336,11 @@ void atr__px_fail(atr_proxy_t *px, int status, const char *why)
 {
     atr_req_t *r = px->r;
     ATR_WARN("%s: upstream %s: %s -> %d", px->wg->w->name, px->u->name, why, status);
-    if (px->server >= 0 && (status == 502 || status == 504))
+    if (px->server >= 0 && (status == 502 || status == 504)) {
         atomic_fetch_add_explicit(&member_state(px, px->server)->errors, 1,
                                   memory_order_relaxed);
+        server_outlier(px, px->server, 1);
+    }
     if (px->phase == PX_QUEUED)
         queue_remove(px);
     px->phase = PX_DONE;
@@ -387,6 +416,7 @@ static void px_send_head(atr_proxy_t *px);
 void atr__px_server_failed(atr_proxy_t *px, int status, const char *why, int down)
 {
     atr_bconn_t *bc = px->bc;
+    server_outlier(px, px->server, 1);
     if (down)
         server_mark_down(px, px->server, why);
     else

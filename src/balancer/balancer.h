@@ -40,6 +40,16 @@ typedef struct atr_server_state {
     atomic_uint_fast64_t hb_port_ms;    /* the last beat naming this server's port (port=);
                                          * control loop only: while fresh, beats from the
                                          * address without port= leave the server alone */
+    /* Passive outlier detection (balancer/outlier.c), counted across workers. */
+    atomic_int outlier_fails;           /* failures in a row; any good response resets it */
+    atomic_int outlier_run;             /* ejections in a row: the next lasts interval << run */
+    atomic_uint_fast64_t ejected_until; /* atr_now_ms() until which it is ejected; kept after
+                                         * (0 = never ejected) */
+    atomic_uint_fast64_t ejections;     /* ejections so far (stats) */
+    atomic_int logged_ejected;          /* 1 from an ejection until "back" is logged */
+    /* When the server last came back into service (down, ejected, unhealthy, or added
+     * by a reload or DNS), for slow_start: atr_lb_server_back. 0 = never left. */
+    atomic_uint_fast64_t back_at;
 } atr_server_state_t;
 
 /* How long a server's heartbeat counts (mod_lbmethod_heartbeat's
@@ -59,6 +69,7 @@ typedef struct atr_lb_server {
     int weight;                  /* >= 1 */
     int max_conns;               /* 0 = unlimited */
     int backup;
+    uint32_t slow_start;         /* ms over which a server that comes back ramps up; 0 = none */
     atr_server_state_t *state;   /* shared; read with atomics */
     const char *name;            /* the server as written (its `server` text), borrowed like the
                                   * array; NULL = use the index. Key-hashing methods place a server
@@ -122,6 +133,13 @@ typedef struct atr_lb_ops {
     /* Optional: a response from `server` took rtt_us (request sent to
      * response head), seen at now_ms. Runs on the worker's loop, like pick. */
     void (*observe)(atr_lb_t *lb, int server, uint64_t now_ms, uint64_t rtt_us);
+    /* Optional, the common path: a usable primary (atr__lb_usable) chosen in
+     * O(1) or O(log n) from the method's own structure, trying a few
+     * candidates; or -1 when those were unusable, and atr_lb_pick falls
+     * back to filtering every server into ok[] for `pick`. It must choose
+     * as `pick` would over the usable primaries (the same distribution, the
+     * same key mapping). NULL: always the O(n) path. */
+    int (*pick_fast)(atr_lb_t *lb);
 } atr_lb_ops_t;
 
 struct atr_lb {
@@ -130,9 +148,18 @@ struct atr_lb {
     int nservers;
     uint64_t rng;                /* per-worker PRNG state (xorshift64*) for random methods */
     unsigned char *ok;           /* nservers bytes of scratch for atr_lb_pick, owned by the lb */
+    /* The primaries by configured weight, for O(1) weighted draws
+     * (atr__lb_draw_fast): prim[k] a server index; Vose's alias table, position
+     * k kept when 32 random bits fall under prob[k], else server alias[k]. All
+     * weights equal: prob and alias are NULL. */
+    int *prim;
+    uint32_t *prob;
+    int *alias;
+    int nprim;
     /* The request being placed, valid during ops->pick only. */
     uint64_t now_ms;             /* as given to atr_lb_pick */
     uint64_t key;                /* atr_lb_pick_key's key; 0 from atr_lb_pick */
+    const unsigned char *tried;  /* atr_lb_pick's tried[], NULL = none */
 };
 
 /* Every method, in the order `-T` and error messages show them; entries are
@@ -181,6 +208,72 @@ int atr_lb_pick_key(atr_lb_t *lb, uint64_t now_ms, const unsigned char *tried, i
  * worker that owns lb. */
 void atr_lb_observe(atr_lb_t *lb, int server, uint64_t now_ms, uint64_t rtt_us);
 
+/* ---- slow start ---- */
+
+/* Effective weights are in 1/ATR_LB_WSCALE of a configured weight, so that a
+ * server ramping up from a small share still has an integer weight. */
+#define ATR_LB_WSCALE 256
+
+/* Mark st as back in service at now_ms (after being down, ejected, unhealthy,
+ * or new): a server with slow_start ramps up from there. Any thread. */
+void atr_lb_server_back(atr_server_state_t *st, uint64_t now_ms);
+
+/* The ramp itself, for atr_lb_weight_at: only while a server ramps. */
+uint32_t atr__lb_ramp(const atr_lb_server_t *s, uint64_t back, uint64_t now_ms);
+
+/* The weight the methods see for s at now_ms, in ATR_LB_WSCALE units: the
+ * configured weight, or during slow_start after the server came back, a
+ * share growing linearly from 1/32 to all of it. The common case (no
+ * slow_start, or its ramp over) is a compare or two, no division. */
+static inline uint32_t atr_lb_weight_at(const atr_lb_server_t *s, uint64_t now_ms)
+{
+    if (s->slow_start != 0) {
+        uint64_t back = atomic_load_explicit(&s->state->back_at, memory_order_relaxed);
+        if (back != 0 && now_ms < back + s->slow_start)
+            return atr__lb_ramp(s, back, now_ms);
+    }
+    return (uint32_t)s->weight * ATR_LB_WSCALE;
+}
+
+/* For methods: server i's effective weight for the request being placed. */
+static inline uint32_t atr__lb_weight(const atr_lb_t *lb, int i)
+{
+    return atr_lb_weight_at(&lb->servers[i], lb->now_ms);
+}
+
+/* ---- passive outlier detection (src/balancer/outlier.c) ---- */
+
+/* `outlier consecutive=N interval=D max_interval=D max_ejected=P%;` of an
+ * upstream. Plain data; consecutive 0 = off. */
+typedef struct atr_lb_outlier {
+    int consecutive;             /* failures in a row that eject a server */
+    int max_ejected;             /* per cent of the pool that may be ejected at once */
+    uint64_t interval;           /* ms of the first ejection; doubles with each in a row */
+    uint64_t max_interval;       /* ms, the cap of the doubling */
+    int all_5xx;                 /* errors=5xx: every 5xx response counts; errors=gateway (the
+                                  * default): only 502, 503 and 504 (with refused, reset and
+                                  * timed-out exchanges, which always count) */
+} atr_lb_outlier_t;
+
+/* What a result changed, for the caller to log once. */
+enum atr_lb_outlier_event {
+    ATR_LB_OUTLIER_NONE = 0,
+    ATR_LB_OUTLIER_EJECTED,      /* servers[i] is ejected now, for *interval ms */
+    ATR_LB_OUTLIER_BACK,         /* servers[i] answered well after its ejection ended */
+};
+
+/* Report how servers[i] of a pool of n (the upstream's servers, borrowed for
+ * the call) did at now_ms: failed = a 5xx head, a timeout, a reset or a
+ * refused connect; 0 = a response head below 500. `consecutive` failures in
+ * a row (all workers) eject it for interval << (ejections in a row), capped
+ * at max_interval, unless that would eject more than max_ejected per cent of
+ * the pool (never all of it). Results seen while it is ejected do not count.
+ * Any thread; lock-free (atomics in the shared states). *interval (may be
+ * NULL) receives the ejection's length with ATR_LB_OUTLIER_EJECTED. */
+enum atr_lb_outlier_event atr_lb_outlier_result(const atr_lb_outlier_t *o,
+                                                const atr_lb_server_t *servers, int n, int i,
+                                                int failed, uint64_t now_ms, uint64_t *interval);
+
 /* ---- keys (src/balancer/key.c) ---- */
 
 /* Parse `balance NAME ARG...;`'s arguments for ops into *args (zeroed
@@ -213,6 +306,42 @@ uint64_t atr_lb_random(atr_lb_t *lb);
  * Cross-multiplies (active_a * weight_b vs active_b * weight_a), no division.
  * `active` is a relaxed atomic load each call: other workers move it. */
 int atr__lb_load_cmp(const atr_lb_t *lb, int a, int b);
+
+/* For methods in src/balancer only, during pick_fast: server i is a primary
+ * that the request may use now (not tried, down, unhealthy, ejected or at
+ * max_conns): what atr_lb_pick's filter lets through, for one server. */
+static inline int atr__lb_usable(const atr_lb_t *lb, int i)
+{
+    const atr_lb_server_t *s = &lb->servers[i];
+    const atr_server_state_t *st = s->state;
+    if (s->backup || (lb->tried != NULL && lb->tried[i]))
+        return 0;
+    if (atomic_load_explicit(&st->down_until, memory_order_relaxed) > lb->now_ms ||
+        atomic_load_explicit(&st->unhealthy, memory_order_relaxed) ||
+        atomic_load_explicit(&st->ejected_until, memory_order_relaxed) > lb->now_ms)
+        return 0;
+    return s->max_conns == 0 ||
+           atomic_load_explicit(&st->active, memory_order_relaxed) < s->max_conns;
+}
+
+/* For methods in src/balancer only. A usable primary other than `skip` (-1:
+ * none) drawn with probability proportional to its effective weight, in
+ * O(1) (an alias table), or -1 after a few draws that found none (the
+ * caller falls back to the O(n) way). A ramping server (slow_start) is
+ * drawn by its configured weight and kept with the share it has now, which
+ * makes the draw follow the effective weights without summing them. */
+int atr__lb_draw_fast(atr_lb_t *lb, int skip);
+
+/* For methods in src/balancer only: the pick_fast of a power-of-two-choices
+ * method. Two distinct usable primaries a and b drawn by effective weight
+ * (atr__lb_draw_fast; b the O(n) way when draws keep missing), and b when
+ * prefer(lb, b, a) is non-zero, else a; -1 when a cannot be drawn. */
+int atr__lb_two_choices_fast(atr_lb_t *lb, int (*prefer)(atr_lb_t *lb, int b, int a));
+
+/* For methods in src/balancer only: 1 to keep server i, a candidate chosen
+ * by its configured weight, given 32 random bits r: always without
+ * slow_start, else with the share of its weight it has now. */
+int atr__lb_keep_ramping(atr_lb_t *lb, int i, uint32_t r);
 
 /* For methods in src/balancer only. A server with ok[i] set, other than
  * `skip` (-1: none), chosen by weight with r (any 64-bit value: random, or a

@@ -88,10 +88,10 @@ static double cost(atr_lb_t *lb, int i)
     if (active < 0)
         active = 0;
     if (!p->seen)
-        return active * PENALTY_US / lb->servers[i].weight;
+        return active * PENALTY_US / atr__lb_weight(lb, i);
     /* +1 us: a decayed estimate near 0 still lets the in-flight count count */
     est = p->rtt_us * kept(p->at, lb->now_ms) + 1.0;
-    return est * (active + 1) / lb->servers[i].weight;
+    return est * (active + 1) / atr__lb_weight(lb, i);
 }
 
 static int pick(atr_lb_t *lb, const unsigned char *ok)
@@ -107,6 +107,17 @@ static int pick(atr_lb_t *lb, const unsigned char *ok)
     return cost(lb, b) < cost(lb, a) ? b : a;
 }
 
+static int cheaper(atr_lb_t *lb, int b, int a)
+{
+    return cost(lb, b) < cost(lb, a);
+}
+
+/* The same choice without ok[]: draws in O(log n), each checked. */
+static int pick_fast(atr_lb_t *lb)
+{
+    return atr__lb_two_choices_fast(lb, cheaper);
+}
+
 static void dispose(atr_lb_t *lb)
 {
     free(((ewma_t *)lb)->peak);
@@ -119,4 +130,5 @@ const atr_lb_ops_t atr__lb_ewma = {
     .pick = pick,
     .dispose = dispose,
     .observe = observe,
+    .pick_fast = pick_fast,
 };

@@ -111,6 +111,21 @@ static void init(atr_lb_t *lb)
     build(lb, &self->t[1], 1);
 }
 
+/* Slow start for a table that cannot change weights per request: a server
+ * ramping up takes the share of its keys its effective weight allows, the
+ * same keys for every worker (the high bits of the key's hash decide), and
+ * the set only grows as the weight does. The others go to the next
+ * candidate, as if it were unusable. No division. */
+static int admitted(const atr_lb_t *lb, int s, uint64_t h)
+{
+    uint64_t full = (uint64_t)lb->servers[s].weight * ATR_LB_WSCALE, w;
+
+    if (lb->servers[s].slow_start == 0)
+        return 1;
+    w = atr__lb_weight(lb, s);
+    return w >= full || (((h >> 32) * full) >> 32) < w;
+}
+
 static int pick(atr_lb_t *lb, const unsigned char *ok)
 {
     hash_t *self = (hash_t *)lb;
@@ -124,12 +139,31 @@ static int pick(atr_lb_t *lb, const unsigned char *ok)
         return -1;
     for (int probe = 0; probe < PROBES; probe++) {
         int s = t->slot[h % t->size];
-        if (ok[s])
+        if (ok[s] && admitted(lb, s, lb->key))
             return s;
         h = atr_lb_hash(&h, sizeof(h));
     }
     /* every probe missed (few usable servers): a weighted choice by the key */
     return atr__lb_draw(lb, ok, -1, h);
+}
+
+/* The same mapping without ok[]: the key's candidates among the
+ * primaries, each checked; -1 (the full filter, then the same probes and
+ * the weighted choice) when the first PROBES all miss. */
+static int pick_fast(atr_lb_t *lb)
+{
+    const table_t *t = &((hash_t *)lb)->t[0];
+    uint64_t h = lb->key;
+
+    if (t->slot == NULL)
+        return -1;
+    for (int probe = 0; probe < PROBES; probe++) {
+        int s = t->slot[h % t->size];
+        if (atr__lb_usable(lb, s) && admitted(lb, s, lb->key))
+            return s;
+        h = atr_lb_hash(&h, sizeof(h));
+    }
+    return -1;
 }
 
 static void dispose(atr_lb_t *lb)
@@ -212,4 +246,5 @@ const atr_lb_ops_t atr__lb_hash = {
     .dispose = dispose,
     .parse = parse,
     .format = format,
+    .pick_fast = pick_fast,
 };

@@ -142,7 +142,7 @@ static double fallback_weights(atr_lb_t *lb, const unsigned char *ok)
     double total = 0.0;
     for (int i = 0; i < lb->nservers; i++) {
         int fresh = atr_lb_hb_fresh(lb->servers[i].state, lb->now_ms);
-        self->w[i] = ok[i] && !fresh ? lb->servers[i].weight : 0.0;
+        self->w[i] = ok[i] && !fresh ? (double)atr__lb_weight(lb, i) : 0.0; /* slow_start too */
         total += self->w[i];
     }
     return total;

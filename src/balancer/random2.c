@@ -21,10 +21,22 @@ static int pick(atr_lb_t *lb, const unsigned char *ok)
     return atr__lb_load_cmp(lb, b, a) < 0 ? b : a;
 }
 
+static int lighter(atr_lb_t *lb, int b, int a)
+{
+    return atr__lb_load_cmp(lb, b, a) < 0;
+}
+
+/* The same choice without ok[]: draws in O(log n), each checked. */
+static int pick_fast(atr_lb_t *lb)
+{
+    return atr__lb_two_choices_fast(lb, lighter);
+}
+
 const atr_lb_ops_t atr__lb_random2 = {
     .name = "random2",
     .size = sizeof(random2_t),
     .init = NULL,
     .pick = pick,
     .dispose = NULL,
+    .pick_fast = pick_fast,
 };

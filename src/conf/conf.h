@@ -60,7 +60,8 @@ typedef struct atr_conf_tls {
 enum atr_session_cache { ATR_SESSION_CACHE_SHARED = 0, ATR_SESSION_CACHE_OFF,
                          ATR_SESSION_CACHE_MEMCACHED };
 
-/* `server ADDR:PORT [weight=N] [max_conns=N] [backup] [resolve];` or `server unix:/path ...;` */
+/* `server ADDR:PORT [weight=N] [max_conns=N] [slow_start=D] [backup] [resolve];` or
+ * `server unix:/path ...;` */
 typedef struct atr_conf_server {
     char *text;                   /* as written: the server's name, used to carry state over reloads */
     struct sockaddr_storage addr; /* numeric address (or AF_UNIX path); unset when resolve */
@@ -71,6 +72,7 @@ typedef struct atr_conf_server {
     int resolve;                  /* hostname: every A/AAAA record is a member (core/resolve.c) */
     char *host;                   /* resolve: the name asked for; NULL otherwise */
     int port;                     /* resolve: the port every member gets */
+    uint64_t slow_start;          /* ms to ramp up to full weight after coming back; 0 = none */
     atr_conf_pos_t pos;
 } atr_conf_server_t;
 
@@ -110,6 +112,9 @@ typedef struct atr_conf_upstream {
     char *hc_path;                 /* NULL: no active checks */
     uint64_t hc_interval, hc_timeout;
     int hc_fails, hc_passes;
+    /* outlier [consecutive=5] [interval=10s] [max_interval=5m] [max_ejected=50%] | off:
+     * passive ejection of servers that fail in a row (balancer/outlier.c); consecutive 0 = off */
+    atr_lb_outlier_t outlier;
     atr_conf_pos_t pos;
 } atr_conf_upstream_t;
 

@@ -229,6 +229,19 @@ static void dump_tls_host(const atr_conf_tls_t *t, FILE *out)
     fputs("    }\n", out);
 }
 
+static void dump_outlier(const atr_lb_outlier_t *o, const char *in, FILE *out)
+{
+    char iv[32], mx[32];
+    if (o->consecutive == 0) {
+        fprintf(out, "%soutlier off;\n", in);
+        return;
+    }
+    fprintf(out, "%soutlier consecutive=%d interval=%s max_interval=%s max_ejected=%d%% errors=%s;\n",
+            in, o->consecutive, atr__conf_fmt_duration(iv, sizeof iv, o->interval),
+            atr__conf_fmt_duration(mx, sizeof mx, o->max_interval), o->max_ejected,
+            o->all_5xx ? "5xx" : "gateway");
+}
+
 static void dump_upstream(const atr_conf_upstream_t *u, FILE *out)
 {
     const char *in = "    ";
@@ -263,12 +276,19 @@ static void dump_upstream(const atr_conf_upstream_t *u, FILE *out)
                 u->hc_path, atr__conf_fmt_duration(iv, sizeof iv, u->hc_interval),
                 atr__conf_fmt_duration(to, sizeof to, u->hc_timeout), u->hc_fails, u->hc_passes);
     }
+    dump_outlier(&u->outlier, in, out);
     dump_tls_upstream(u, out);
     for (int i = 0; i < u->nservers; i++) {
         const atr_conf_server_t *s = &u->servers[i];
+        char ss[48] = "";
+        if (s->slow_start) {
+            char d[32];
+            snprintf(ss, sizeof ss, " slow_start=%s",
+                     atr__conf_fmt_duration(d, sizeof d, s->slow_start));
+        }
         fprintf(out, "%sserver ", in);
         word(out, s->text);
-        fprintf(out, " weight=%d max_conns=%d%s%s;\n", s->weight, s->max_conns,
+        fprintf(out, " weight=%d max_conns=%d%s%s%s;\n", s->weight, s->max_conns, ss,
                 s->backup ? " backup" : "", s->resolve ? " resolve" : "");
     }
     fputs("}\n", out);

@@ -213,18 +213,20 @@ static int d_protocol(atr__conf_bctx_t *b, const atr__conf_node_t *n,
 static int server_param(atr__conf_bctx_t *b, const atr__conf_tok_t *t, atr_conf_server_t *s,
                         unsigned *seen)
 {
-    static const char *const names[] = { "weight", "max_conns", "backup", "resolve", NULL };
+    /* the first three take a value */
+    static const char *const names[] = { "weight", "max_conns", "slow_start", "backup", "resolve",
+                                         NULL };
     const char *eq = strchr(t->s, '=');
     size_t klen = eq != NULL ? (size_t)(eq - t->s) : t->len;
     int i;
     for (i = 0; names[i] != NULL; i++)
         if (strlen(names[i]) == klen && memcmp(names[i], t->s, klen) == 0)
             break;
-    if (names[i] == NULL || (i < 2) != (eq != NULL))
+    if (names[i] == NULL || (i < 3) != (eq != NULL))
         return atr__conf_fail(
             b, &t->pos,
-            "unknown server parameter '%s' (expected weight=N, max_conns=N, backup or "
-            "resolve)",
+            "unknown server parameter '%s' (expected weight=N, max_conns=N, slow_start=DURATION, "
+            "backup or resolve)",
             t->s);
     if (*seen & (1u << i))
         return atr__conf_fail(b, &t->pos, "duplicate server parameter '%s'", names[i]);
@@ -243,7 +245,13 @@ static int server_param(atr__conf_bctx_t *b, const atr__conf_tok_t *t, atr_conf_
             return -1;
         s->max_conns = (int)x;
         return 0;
-    case 2: s->backup = 1; return 0;
+    case 2:
+        if (atr_conf_parse_duration(v.s, &x) < 0 || x > 3600000)
+            return atr__conf_fail(b, &t->pos, "invalid slow_start '%s' (expected a duration "
+                                  "up to 1h, e.g. 30s; 0s = none)", v.s);
+        s->slow_start = x;
+        return 0;
+    case 3: s->backup = 1; return 0;
     default: s->resolve = 1; return 0;
     }
 }
@@ -406,6 +414,64 @@ static int d_health_check(atr__conf_bctx_t *b, const atr__conf_node_t *n,
     return 0;
 }
 
+/* One `outlier` parameter KEY=VALUE into *o: 0, or -1 (the caller reports). */
+static int outlier_param(const char *s, atr_lb_outlier_t *o)
+{
+    const char *eq = strchr(s, '=');
+    size_t k = eq ? (size_t)(eq - s) : 0;
+    uint64_t v;
+    if (eq == NULL)
+        return -1;
+    if (k == 11 && strncmp(s, "consecutive", k) == 0 && atr__conf_uint(eq + 1, &v) == 0 &&
+        v >= 1 && v <= 1000)
+        o->consecutive = (int)v;
+    else if (k == 8 && strncmp(s, "interval", k) == 0 &&
+             atr_conf_parse_duration(eq + 1, &v) == 0 && v >= 100 && v <= 3600000)
+        o->interval = v;
+    else if (k == 12 && strncmp(s, "max_interval", k) == 0 &&
+             atr_conf_parse_duration(eq + 1, &v) == 0 && v >= 100 && v <= 86400000)
+        o->max_interval = v;
+    else if (k == 6 && strncmp(s, "errors", k) == 0 &&
+             (strcmp(eq + 1, "5xx") == 0 || strcmp(eq + 1, "gateway") == 0))
+        o->all_5xx = eq[1] == '5';
+    else if (k == 11 && strncmp(s, "max_ejected", k) == 0) {
+        char num[8];
+        size_t n = strlen(eq + 1);
+        if (n < 2 || n > sizeof num || eq[n] != '%')
+            return -1;
+        memcpy(num, eq + 1, n - 1);
+        num[n - 1] = '\0';
+        if (atr__conf_uint(num, &v) < 0 || v < 1 || v > 100)
+            return -1;
+        o->max_ejected = (int)v;
+    } else
+        return -1;
+    return 0;
+}
+
+/* outlier off | outlier [consecutive=N] [interval=D] [max_interval=D] [max_ejected=P%] */
+static int d_outlier(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
+                     void *obj)
+{
+    atr_conf_upstream_t *u = obj;
+    (void)d;
+    if (n->nargs == 1 && strcmp(n->args[0].s, "off") == 0) {
+        u->outlier.consecutive = 0;
+        return 0;
+    }
+    if (u->outlier.consecutive == 0) /* `outlier off;` then `outlier ...;`: the defaults again */
+        u->outlier.consecutive = 5;
+    for (int i = 0; i < n->nargs; i++)
+        if (outlier_param(n->args[i].s, &u->outlier) < 0)
+            return atr__conf_fail(b, &n->args[i].pos, "invalid outlier parameter '%s' (expected "
+                                  "off, or consecutive=1..1000, interval=100ms..1h, "
+                                  "max_interval=100ms..1d, max_ejected=1%%..100%%, "
+                                  "errors=gateway|5xx)", n->args[i].s);
+    if (u->outlier.max_interval < u->outlier.interval)
+        return atr__conf_fail(b, &n->name.pos, "outlier max_interval is shorter than its interval");
+    return 0;
+}
+
 static void upstream_defaults(atr_conf_upstream_t *u)
 {
     u->balance = atr_lb_ops_at(0);
@@ -421,6 +487,10 @@ static void upstream_defaults(atr_conf_upstream_t *u)
     u->retries = 2;
     u->tls_verify = 1;
     u->fail_timeout = 10000;
+    u->outlier.consecutive = 5;
+    u->outlier.interval = 10000;
+    u->outlier.max_interval = 300000;
+    u->outlier.max_ejected = 50;
 }
 
 int atr__conf_d_upstream(atr__conf_bctx_t *b, const atr__conf_node_t *n,
@@ -462,7 +532,7 @@ const atr__conf_directive_t atr__conf_upstream_tab[] = {
     { "balance", 1, 8, 0, 0, d_balance, ATR__CONF_NONE, 0, 0, 0 },
     ATR__CONF_ONE("protocol", d_protocol),
     { "spawn", 1, 64, 0, 0, d_spawn, ATR__CONF_NONE, 0, 0, 0 },
-    { "server", 1, 5, 0, 1, d_server, ATR__CONF_NONE, 0, 0, 0 },
+    { "server", 1, 6, 0, 1, d_server, ATR__CONF_NONE, 0, 0, 0 },
     ATR__CONF_DUR("connect_timeout", UP, connect_timeout, 1),
     ATR__CONF_DUR("read_timeout", UP, read_timeout, 1),
     ATR__CONF_DUR("send_timeout", UP, send_timeout, 1),
@@ -474,6 +544,7 @@ const atr__conf_directive_t atr__conf_upstream_tab[] = {
     ATR__CONF_INT("queue", UP, queue, 0, 1000000),
     ATR__CONF_INT("retries", UP, retries, 0, 100),
     { "health_check", 0, 5, 0, 0, d_health_check, ATR__CONF_NONE, 0, 0, 0 },
+    { "outlier", 1, 5, 0, 0, d_outlier, ATR__CONF_NONE, 0, 0, 0 },
     { "tls_trust", 1, 1, 0, 0, atr__conf_d_tls_file, ATR__CONF_NONE, offsetof(UP, tls_trust),
       offsetof(UP, tls_trust_pos), 0 },
     { "tls_server_name", 1, 1, 0, 0, atr__conf_d_path, ATR__CONF_NONE,

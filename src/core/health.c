@@ -46,9 +46,11 @@ static void verdict(checker_t *ck, int ok, const char *why)
 {
     if (ok) {
         ck->fail_run = 0;
-        if (++ck->ok_run >= ck->u->hc_passes && atomic_exchange(&ck->st->unhealthy, 0) == 1)
+        if (++ck->ok_run >= ck->u->hc_passes && atomic_exchange(&ck->st->unhealthy, 0) == 1) {
+            atr_lb_server_back(ck->st, atr_now_ms()); /* slow_start from here */
             ATR_NOTICE("upstream %s: server %s passes its health check again", ck->u->name,
                        ck->name);
+        }
         return;
     }
     ck->ok_run = 0;

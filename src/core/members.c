@@ -19,9 +19,14 @@ typedef struct state_entry {
 static struct {
     state_entry_t *v;
     int n;
+    int running;               /* a generation runs: new states are servers added */
 } states;
 
-static atr_server_state_t *state_get(const char *upstream, const char *member)
+/* The state of member of upstream, made when new. A new one after startup is a
+ * server joining a running pool, which slow_start ramps up, unless `joins` is
+ * 0 (the first answer for a name: its members are the pool's first, as at
+ * startup). */
+static atr_server_state_t *state_get(const char *upstream, const char *member, int joins)
 {
     /* The whole key, however long: a cut one would let two servers share
      * counters and down marks. */
@@ -40,6 +45,8 @@ static atr_server_state_t *state_get(const char *upstream, const char *member)
         abort();
     memset(st, 0, sizeof *st);
     atomic_store(&st->refs, 2); /* the registry's and the caller's */
+    if (states.running && joins) /* added by a reload or a DNS answer */
+        atr_lb_server_back(st, atr_now_ms());
     states.v = atr_xrealloc(states.v, (size_t)(states.n + 1) * sizeof *states.v);
     states.v[states.n].key = key;
     states.v[states.n].st = st;
@@ -50,6 +57,10 @@ static atr_server_state_t *state_get(const char *upstream, const char *member)
 void atr_states_prune(void)
 {
     int j = 0;
+    /* Called once a generation is committed: from then on a state that is
+     * new belongs to a server that joins a running pool (not at startup,
+     * where every server is new and none should ramp). */
+    states.running = 1;
     for (int i = 0; i < states.n; i++) {
         if (atomic_load(&states.v[i].st->refs) == 1) {
             atr_server_state_unref(states.v[i].st);
@@ -69,10 +80,22 @@ void atr_states_free(void)
     states.n = 0;
 }
 
+/* 1 when the registry holds a state for member of upstream. */
+static int state_exists(const char *upstream, const char *member)
+{
+    size_t ul = strlen(upstream);
+    for (int i = 0; i < states.n; i++)
+        if (strncmp(states.v[i].key, upstream, ul) == 0 && states.v[i].key[ul] == '|' &&
+            strcmp(states.v[i].key + ul + 1, member) == 0)
+            return 1;
+    return 0;
+}
+
 /* Member k of ms from line j of u, reaching addr (NULL: the placeholder of
- * a name that never resolved, always down). */
+ * a name that never resolved, always down). joins: as for state_get. */
 static void member_set(atr_members_t *ms, int k, const atr_conf_upstream_t *u, int j,
-                       const struct sockaddr_storage *addr, socklen_t addrlen, const char *name)
+                       const struct sockaddr_storage *addr, socklen_t addrlen, const char *name,
+                       int joins)
 {
     const atr_conf_server_t *sv = &u->servers[j];
     atr_member_t *m = &ms->m[k];
@@ -86,7 +109,8 @@ static void member_set(atr_members_t *ms, int k, const atr_conf_upstream_t *u, i
     s->weight = sv->weight > 0 ? sv->weight : 1;
     s->max_conns = sv->max_conns;
     s->backup = sv->backup;
-    s->state = state_get(u->name, name);
+    s->slow_start = (uint32_t)sv->slow_start;
+    s->state = state_get(u->name, name, joins);
     s->name = m->name; /* hash places a member by its name, not its index */
     if (addr == NULL)
         atomic_store(&s->state->down_until, UINT64_MAX);
@@ -111,19 +135,21 @@ atr_members_t *atr_members_build(const atr_conf_upstream_t *u)
     for (int j = 0; j < u->nservers; j++) {
         const atr_conf_server_t *sv = &u->servers[j];
         if (!sv->resolve) {
-            member_set(ms, k++, u, j, &sv->addr, sv->addrlen, sv->text);
+            member_set(ms, k++, u, j, &sv->addr, sv->addrlen, sv->text, 1);
             continue;
         }
         int na;
         const struct sockaddr_storage *a = atr_resolve_addrs(sv->host, sv->port, &na);
         char name[512], at[80];
-        if (na == 0) {
-            snprintf(name, sizeof name, "%s (unresolved)", sv->text);
-            member_set(ms, k++, u, j, NULL, 0, name);
-        }
+        snprintf(name, sizeof name, "%s (unresolved)", sv->text);
+        /* the first answer for a name that never resolved is no server joining:
+         * its members are the line's first, and ramp no more than at startup */
+        int joins = !state_exists(u->name, name);
+        if (na == 0)
+            member_set(ms, k++, u, j, NULL, 0, name, 0);
         for (int i = 0; i < na; i++) {
             snprintf(name, sizeof name, "%s/%s", sv->text, atr_sockaddr_text(&a[i], at, sizeof at));
-            member_set(ms, k++, u, j, &a[i], addr_len(&a[i]), name);
+            member_set(ms, k++, u, j, &a[i], addr_len(&a[i]), name, joins);
         }
     }
     return ms;

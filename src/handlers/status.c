@@ -25,12 +25,17 @@ static void family(atr_buf_t *b, const char *name, const char *type, const char 
     atr_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void sample(atr_buf_t *b, const char *name, const char *labels, uint64_t v)
+static void sample_name(atr_buf_t *b, const char *name, const char *labels)
 {
     atr_buf_puts(b, name);
     if (labels && labels[0])
         atr_buf_printf(b, "{%s}", labels);
     atr_buf_put(b, " ", 1);
+}
+
+static void sample(atr_buf_t *b, const char *name, const char *labels, uint64_t v)
+{
+    sample_name(b, name, labels);
     atr_buf_put_u64(b, v);
     atr_buf_put(b, "\n", 1);
 }
@@ -104,7 +109,8 @@ static void process_metrics(atr_buf_t *b, const atr_gen_t *g)
 /* One family over every server of every upstream; get() reads the value. */
 static void server_family(atr_buf_t *b, const atr_gen_t *g, uint64_t now, const char *name,
                           const char *type, const char *help, int per_class,
-                          uint64_t (*get)(atr_server_state_t *st, uint64_t now, int k))
+                          uint64_t (*get)(atr_server_state_t *st, uint64_t now, int k),
+                          void (*put)(atr_buf_t *b, const atr_lb_server_t *s, uint64_t now))
 {
     family(b, name, type, help);
     for (int u = 0; u < g->nups; u++) {
@@ -123,6 +129,11 @@ static void server_family(atr_buf_t *b, const atr_gen_t *g, uint64_t now, const 
                 if (per_class)
                     atr_buf_printf(&lab, ",code=\"%s\"", class_names[k]);
                 atr_buf_put(&lab, "", 1); /* NUL */
+                if (put != NULL) { /* a value that is not a count */
+                    sample_name(b, name, lab.p);
+                    put(b, &ms->servers[s], now);
+                    continue;
+                }
                 sample(b, name, lab.p, get(ms->servers[s].state, now, k));
             }
             free(lab.p);
@@ -168,6 +179,64 @@ static uint64_t get_down(atr_server_state_t *st, uint64_t now, int k)
     return atomic_load(&st->down_until) > now;
 }
 
+static uint64_t get_ejected(atr_server_state_t *st, uint64_t now, int k)
+{
+    (void)k;
+    return atomic_load(&st->ejected_until) > now;
+}
+
+static uint64_t get_ejections(atr_server_state_t *st, uint64_t now, int k)
+{
+    (void)now, (void)k;
+    return atomic_load(&st->ejections);
+}
+
+static uint64_t get_unhealthy(atr_server_state_t *st, uint64_t now, int k)
+{
+    (void)now, (void)k;
+    return atomic_load(&st->unhealthy) != 0;
+}
+
+/* The share of its weight the methods give the server now: below 1 while
+ * slow_start ramps it up. */
+static void put_weight_ratio(atr_buf_t *b, const atr_lb_server_t *s, uint64_t now)
+{
+    uint32_t w = atr_lb_weight_at(s, now);
+    atr_buf_printf(b, "%.3f\n", (double)w / ((double)s->weight * ATR_LB_WSCALE));
+}
+
+/* The per-server families, in the order the page shows them. */
+static const struct {
+    const char *name, *type, *help;
+    int per_class;
+    uint64_t (*get)(atr_server_state_t *st, uint64_t now, int k);
+    void (*put)(atr_buf_t *b, const atr_lb_server_t *s, uint64_t now); /* instead of get */
+} server_families[] = {
+    { "atrium_upstream_requests_total", "counter",
+      "Requests given to the server, failed connects included (CGI: scripts started).", 0,
+      get_requests, NULL },
+    { "atrium_upstream_responses_total", "counter",
+      "Response heads received from the server, by status class.", 1, get_responses, NULL },
+    { "atrium_upstream_errors_total", "counter",
+      "502 and 504 answers caused by the server (bad response, timeout, reset).", 0, get_errors,
+      NULL },
+    { "atrium_upstream_connect_failures_total", "counter",
+      "Failed connects (or script starts), each marking the server down.", 0, get_failures, NULL },
+    { "atrium_upstream_active", "gauge",
+      "Requests in flight on the server, all workers (CGI: live scripts).", 0, get_active, NULL },
+    { "atrium_upstream_down", "gauge", "1 while the server is marked down after a failure.", 0,
+      get_down, NULL },
+    { "atrium_upstream_unhealthy", "gauge", "1 while the server fails its active health check.", 0,
+      get_unhealthy, NULL },
+    { "atrium_upstream_ejected", "gauge",
+      "1 while outlier detection keeps the server out (failures in a row).", 0, get_ejected, NULL },
+    { "atrium_upstream_ejections_total", "counter", "Times outlier detection ejected the server.",
+      0, get_ejections, NULL },
+    { "atrium_upstream_weight_ratio", "gauge",
+      "Share of its weight the server gets now (below 1 during slow_start).", 0, NULL,
+      put_weight_ratio },
+};
+
 static uint64_t get_hb_ready(atr_server_state_t *st, uint64_t now, int k)
 {
     (void)k;
@@ -206,10 +275,10 @@ static void heartbeat_metrics(atr_buf_t *b, const atr_gen_t *g, uint64_t now)
         sample(b, "atrium_heartbeat_senders", NULL, n > 0 ? (uint64_t)n : 0);
         server_family(b, g, now, "atrium_upstream_heartbeat_fresh", "gauge",
                       "1 while the server's last heartbeat counts (at most 10s old).", 0,
-                      get_hb_fresh);
+                      get_hb_fresh, NULL);
         server_family(b, g, now, "atrium_upstream_heartbeat_ready", "gauge",
                       "Idle capacity the server announced in its last heartbeat (0 when stale).",
-                      0, get_hb_ready);
+                      0, get_hb_ready, NULL);
     }
     if (hb->send != NULL) {
         family(b, "atrium_heartbeat_sent_total", "counter", "Heartbeats of ours, by result.");
@@ -222,22 +291,10 @@ static void heartbeat_metrics(atr_buf_t *b, const atr_gen_t *g, uint64_t now)
 static void server_metrics(atr_buf_t *b, const atr_gen_t *g)
 {
     uint64_t now = atr_now_ms();
-    server_family(b, g, now, "atrium_upstream_requests_total", "counter",
-                  "Requests given to the server, failed connects included (CGI: scripts started).",
-                  0, get_requests);
-    server_family(b, g, now, "atrium_upstream_responses_total", "counter",
-                  "Response heads received from the server, by status class.", 1, get_responses);
-    server_family(b, g, now, "atrium_upstream_errors_total", "counter",
-                  "502 and 504 answers caused by the server (bad response, timeout, reset).", 0,
-                  get_errors);
-    server_family(b, g, now, "atrium_upstream_connect_failures_total", "counter",
-                  "Failed connects (or script starts), each marking the server down.", 0,
-                  get_failures);
-    server_family(b, g, now, "atrium_upstream_active", "gauge",
-                  "Requests in flight on the server, all workers (CGI: live scripts).", 0,
-                  get_active);
-    server_family(b, g, now, "atrium_upstream_down", "gauge",
-                  "1 while the server is marked down after a failure.", 0, get_down);
+    for (size_t i = 0; i < sizeof server_families / sizeof server_families[0]; i++)
+        server_family(b, g, now, server_families[i].name, server_families[i].type,
+                      server_families[i].help, server_families[i].per_class,
+                      server_families[i].get, server_families[i].put);
     heartbeat_metrics(b, g, now);
 }
 

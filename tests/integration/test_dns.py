@@ -218,3 +218,28 @@ def test_a_large_answer_is_capped_at_resolve_max(atrium, dns, origins):
     members = set(re.findall(r'server="app\.test:%d/(127\.0\.1\.\d+):%d"' % (origins, origins), s))
     assert len(members) == 50, sorted(members)
     assert "127.0.1.1" in members and "127.0.1.60" not in members
+
+
+def weight_ratio(port, member):
+    """atrium_upstream_weight_ratio of a member (its slow_start share)."""
+    for line in get(port, "/atrium-status").body.decode().splitlines():
+        if line.startswith("atrium_upstream_weight_ratio{") and 'server="%s"' % member in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_a_member_that_appears_ramps_up_with_slow_start(atrium, dns, origins):
+    dns.set("app.test", "127.0.0.2")
+    dns.start()
+    a = atrium(conf(dns.port, origins).replace(" resolve;", " resolve slow_start=1m;"))
+    assert wait_until(lambda: names(a.port, 4) == {"A"}, 6)
+    member_a = "app.test:%d/127.0.0.2:%d" % (origins, origins)
+    member_b = "app.test:%d/127.0.0.3:%d" % (origins, origins)
+    # the first answer is the pool's first members: nothing to ramp up
+    assert weight_ratio(a.port, member_a) == 1
+    dns.set("app.test", "127.0.0.2", "127.0.0.3")      # B joins the running pool
+    assert wait_until(lambda: weight_ratio(a.port, member_b) is not None, 6), a.error_log[-2000:]
+    assert weight_ratio(a.port, member_b) < 1
+    assert weight_ratio(a.port, member_a) == 1
+    got = [get(a.port, "/name").body for _ in range(40)]
+    assert got.count(b"B") <= 10, got  # a small share while it ramps, not half

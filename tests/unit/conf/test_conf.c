@@ -295,7 +295,7 @@ static const char *full_conf =
     "    balance least_conn;\n"
     "    protocol fastcgi;\n"
     "    server 127.0.0.1:9001;\n"
-    "    server 10.0.0.2:9002 weight=2 max_conns=100;\n"
+    "    server 10.0.0.2:9002 weight=2 max_conns=100 slow_start=30s;\n"
     "    server [::1]:9003 backup;\n"
     "    server unix:/run/app.sock;\n"
     "    server app.internal:8000 resolve;\n"
@@ -305,12 +305,13 @@ static const char *full_conf =
     "    keepalive_timeout 32s;\n"
     "    queue_timeout 33s;\n"
     "    fail_timeout 34s;\n"
+    "    outlier consecutive=7 interval=1500ms max_interval=1m max_ejected=34%;\n"
     "    keepalive 0;\n"
     "    keepalive_requests 9;\n"
     "    queue 0;\n"
     "    retries 0;\n"
     "}\n"
-    "upstream \"other one\" { balance random2; protocol scgi; server 127.0.0.2:1;\n"
+    "upstream \"other one\" { balance random2; protocol scgi; server 127.0.0.2:1; outlier off;\n"
     "    health_check path=/hz interval=500ms timeout=200ms fails=4 passes=3; }\n"
     "upstream unused { protocol https; server 127.0.0.3:443; tls_trust /etc/ca.pem;\n"
     "    tls_server_name backend.internal; tls_verify off;\n"
@@ -569,8 +570,10 @@ static void test_dump(void)
         "        client_ocsp_fail open;\n    }\n",
         "upstream \"other one\" {\n",
         "    health_check path=/hz interval=500ms timeout=200ms fails=4 passes=3;\n",
-        "    server 10.0.0.2:9002 weight=2 max_conns=100;\n",
+        "    server 10.0.0.2:9002 weight=2 max_conns=100 slow_start=30s;\n",
         "    server app.internal:8000 weight=1 max_conns=0 resolve;\n",
+        "    outlier consecutive=7 interval=1500ms max_interval=1m max_ejected=34% errors=gateway;\n",
+        "    outlier off;\n",
         "host example.com www.example.com {\n",
         "        return 410 \"it is \\\"gone\\\"\";\n",
         "        request_header set X-Host-B b;\n",
@@ -676,8 +679,9 @@ static const struct {
     { __LINE__, "workers 1 2;", "t.conf:1:11: 'workers' takes 1 argument" },
     { __LINE__, "host { }", "t.conf:1:1: 'host' takes at least 1 argument" },
     { __LINE__,
-      "listen 8080; upstream u { server 127.0.0.1:1 backup resolve weight=1 max_conns=1 x; }",
-      "t.conf:1:82: 'server' takes 1 to 5 arguments" },
+      "listen 8080; upstream u { server 127.0.0.1:1 backup resolve weight=1 max_conns=1 "
+      "slow_start=1s x; }",
+      "t.conf:1:96: 'server' takes 1 to 6 arguments" },
     { __LINE__, "upstream u;", "t.conf:1:1: 'upstream' takes a block, expected '{'" },
     { __LINE__, "listen 8080 { }", "t.conf:1:13: 'listen' takes no block, expected ';'" },
     { __LINE__, "workers 2;\nworkers 3;", "t.conf:2:1: duplicate 'workers' (first at t.conf:1:1)" },
@@ -802,15 +806,31 @@ static const struct {
     { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1 max_conns=1000001; }",
       "t.conf:1:46: 'max_conns' must be between 0 and 1000000" },
     { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1 weight; }",
-      "t.conf:1:46: unknown server parameter 'weight' (expected weight=N, max_conns=N, backup or "
-      "resolve)" },
+      "t.conf:1:46: unknown server parameter 'weight' (expected weight=N, max_conns=N, "
+      "slow_start=DURATION, backup or resolve)" },
     { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1 backup=1; }",
-      "t.conf:1:46: unknown server parameter 'backup=1' (expected weight=N, max_conns=N, backup or "
-      "resolve)" },
+      "t.conf:1:46: unknown server parameter 'backup=1' (expected weight=N, max_conns=N, "
+      "slow_start=DURATION, backup or resolve)" },
     { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1 backup backup; }",
       "t.conf:1:53: duplicate server parameter 'backup'" },
     { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1; keepalive_timeout 1x; }",
       "t.conf:1:65: invalid duration '1x' (expected e.g. 750ms, 2s, 5m)" },
+    { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1 slow_start=2h; }",
+      "t.conf:1:46: invalid slow_start '2h' (expected a duration up to 1h, e.g. 30s; 0s = none)" },
+    { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1; outlier max_ejected=50; }",
+      "t.conf:1:55: invalid outlier parameter 'max_ejected=50' (expected off, or "
+      "consecutive=1..1000, interval=100ms..1h, max_interval=100ms..1d, max_ejected=1%..100%, "
+      "errors=gateway|5xx)" },
+    { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1; outlier consecutive=0; }",
+      "t.conf:1:55: invalid outlier parameter 'consecutive=0' (expected off, or "
+      "consecutive=1..1000, interval=100ms..1h, max_interval=100ms..1d, max_ejected=1%..100%, "
+      "errors=gateway|5xx)" },
+    { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1; outlier off 1; }",
+      "t.conf:1:55: invalid outlier parameter 'off' (expected off, or "
+      "consecutive=1..1000, interval=100ms..1h, max_interval=100ms..1d, max_ejected=1%..100%, "
+      "errors=gateway|5xx)" },
+    { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1; outlier interval=10m; }",
+      "t.conf:1:47: outlier max_interval is shorter than its interval" },
     { __LINE__, "listen 8080; upstream a { server 127.0.0.1:1; retries 101; }",
       "t.conf:1:55: 'retries' must be between 0 and 100" },
     /* host and route */

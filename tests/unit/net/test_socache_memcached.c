@@ -280,6 +280,26 @@ static void test_detach_pending(atr_socache_t *c)
     RUN_UNTIL(0, 50); /* the connection closes */
 }
 
+/* SIGSTOP is delivered asynchronously: until the process shows as stopped it
+ * may still answer a request sent meanwhile. */
+static void stop_process(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    kill(pid, SIGSTOP);
+    for (int i = 0; i < 1000; i++) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        const char *rp = strrchr(buf, ')'); /* "pid (comm) S ..." */
+        if (rp && (rp[2] == 'T' || rp[2] == 't'))
+            return;
+        nap(1);
+    }
+}
+
 /* A stalled server answers nothing: the timeout answers, the server is down
  * for the back-off, then a killed one answers at once. */
 static void test_stalled_then_killed(const char *bin)
@@ -291,7 +311,7 @@ static void test_stalled_then_killed(const char *bin)
     set(l, "k", "v", 60);
     T_CHECK(__LINE__, get_wait(l, "k")->status == 1, "up");
 
-    kill(s.pid, SIGSTOP);
+    stop_process(s.pid);
     uint64_t t0 = atr_now_ms();
     answer_t *a = get_wait(l, "k");
     uint64_t took = atr_now_ms() - t0;
