@@ -14,6 +14,7 @@
 
 #include "handlers/static.h"
 #include "base/log.h"
+#include "http/conditional.h"
 
 typedef struct static_file {
     int fd;
@@ -168,6 +169,44 @@ static int redirect_to_slash(atr_req_t *r)
     return 1;
 }
 
+/* The request's preconditions and range against the file (RFC 9110 §13.2.2
+ * order, for GET and HEAD): 304 when If-None-Match lists the tag (or, without
+ * If-None-Match, If-Modified-Since is not older than the file), 412 when
+ * If-Match lists none or If-Unmodified-Since is older; otherwise 206 with
+ * [*first, *last] for a single satisfiable Range (a GET whose If-Range, if
+ * any, still matches), 416 for an unsatisfiable one, else 200. */
+static int conditions(const atr_http_msg_t *msg, enum atr_http_method m, const char *etag,
+                      time_t mtime, uint64_t size, uint64_t *first, uint64_t *last)
+{
+    const atr_http_header_t *h;
+    time_t t;
+    if ((h = atr_http_find(msg, "if-match")) != NULL && !atr_http_etag_listed(h->value, etag))
+        return 412;
+    if (h == NULL && (h = atr_http_find(msg, "if-unmodified-since")) != NULL &&
+        atr_http_parse_date(h->value, &t) == 0 && mtime > t)
+        return 412;
+    if ((h = atr_http_find(msg, "if-none-match")) != NULL) {
+        if (atr_http_etag_listed(h->value, etag))
+            return 304;
+    } else if ((h = atr_http_find(msg, "if-modified-since")) != NULL &&
+               atr_http_parse_date(h->value, &t) == 0 && mtime <= t) {
+        return 304;
+    }
+    const atr_http_header_t *range = atr_http_find(msg, "range");
+    if (range == NULL || m != ATR_M_GET)
+        return 200;
+    if ((h = atr_http_find(msg, "if-range")) != NULL) {
+        /* a tag must be the same strong tag; a date the exact modification time */
+        int same = h->value.n > 0 && h->value.p[0] == '"'
+                       ? h->value.n == strlen(etag) && memcmp(h->value.p, etag, h->value.n) == 0
+                       : atr_http_parse_date(h->value, &t) == 0 && t == mtime;
+        if (!same)
+            return 200;
+    }
+    int rc = atr_http_parse_range(range->value, size, first, last);
+    return rc > 0 ? 206 : rc < 0 ? 416 : 200;
+}
+
 void atr_static_handle(atr_req_t *r)
 {
     const atr_conf_route_t *rt = r->route;
@@ -193,30 +232,69 @@ void atr_static_handle(atr_req_t *r)
             close(fd);
         return;
     }
-    atr_req_head_done(r);
     if (fd < 0) {
+        atr_req_head_done(r);
         atr_req_respond_simple(r, fd == -ENOENT || fd == -ENOTDIR ? 404 : 403, NULL, 0);
         return;
     }
+    /* The validators: the entity tag from modification time and size, as
+     * nginx makes it, and the modification time. */
+    char etag[48], date[64], fields[384];
+    snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_mtime,
+             (unsigned long long)st.st_size);
+    struct tm tm;
+    gmtime_r(&st.st_mtime, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    uint64_t first = 0, last = st.st_size ? (uint64_t)st.st_size - 1 : 0;
+    int status = conditions(r->msg, m, etag, st.st_mtime, (uint64_t)st.st_size, &first, &last);
+    atr_req_head_done(r); /* the request's fields are read: its buffer may go */
+    int n = snprintf(fields, sizeof fields, "ETag: %s\r\nLast-Modified: %s\r\n", etag, date);
+    if (status == 304 || status == 412) {
+        close(fd);
+        r->status = status;
+        r->resp_no_body = 1;
+        atr_buf_t b;
+        atr_req_local_head(r, status, status == 304 ? fields : NULL, status == 304 ? -1 : 0, &b);
+        atr_req_send_whole(r, b.p, b.n);
+        return;
+    }
+    if (status == 416) {
+        close(fd);
+        snprintf(fields, sizeof fields, "Content-Range: bytes */%llu\r\n",
+                 (unsigned long long)st.st_size);
+        r->status = 416;
+        r->resp_no_body = 1;
+        atr_buf_t b;
+        atr_req_local_head(r, 416, fields, 0, &b);
+        atr_req_send_whole(r, b.p, b.n);
+        return;
+    }
+    snprintf(fields + n, sizeof fields - (size_t)n, "Content-Type: %s\r\nAccept-Ranges: bytes\r\n",
+             mime_type(path));
+    uint64_t len = (uint64_t)st.st_size;
+    if (status == 206) {
+        size_t k = strlen(fields);
+        snprintf(fields + k, sizeof fields - k, "Content-Range: bytes %llu-%llu/%llu\r\n",
+                 (unsigned long long)first, (unsigned long long)last, (unsigned long long)len);
+        len = last - first + 1;
+        if (lseek(fd, (off_t)first, SEEK_SET) < 0) {
+            close(fd);
+            atr_req_respond_simple(r, 500, NULL, 0);
+            return;
+        }
+    }
     static_file_t *f = atr_xcalloc(1, sizeof *f);
     f->fd = fd;
-    f->left = (uint64_t)st.st_size;
+    f->left = len;
     f->cap = r->wg->gen->conf->buffer_size;
     f->buf = atr_xmalloc(f->cap);
     r->handler = &static_handler;
     r->handler_data = f;
-    r->status = 200;
+    r->status = status;
     r->resp_no_body = m == ATR_M_HEAD;
 
-    char date[64];
-    struct tm tm;
-    gmtime_r(&st.st_mtime, &tm);
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    char fields[256];
-    snprintf(fields, sizeof fields, "Content-Type: %s\r\nLast-Modified: %s\r\n", mime_type(path),
-             date);
     atr_buf_t b;
-    atr_req_local_head(r, 200, fields, (int64_t)st.st_size, &b);
+    atr_req_local_head(r, status, fields, (int64_t)len, &b);
     int rc = atr_req_send(r, b.p, b.n, NULL, 0, 0, on_written);
     if (rc == 0)
         pump(r);

@@ -1,5 +1,7 @@
 """Hosts and routes: return, static files, host matching, longest prefix."""
 
+import subprocess
+
 import pytest
 
 from conftest import get, raw_ex, upstream_conf
@@ -197,3 +199,47 @@ host * {
     r = get(a.port, "/static/a.txt")
     assert r.get("server") == "edge" and r.body == b"a\n", r
     assert get(a.port, "/ret").get("x-r") == "1"
+
+
+def test_static_validators_conditional_and_range_requests(atrium, tmp_path):
+    """ETag and Last-Modified on static files; If-None-Match and
+    If-Modified-Since give 304, If-Match 412; a single Range 206 (If-Range
+    honoured), an unsatisfiable one 416, several the whole file."""
+    root = tmp_path / "www"
+    root.mkdir()
+    data = bytes(range(256)) * 40
+    (root / "f.bin").write_bytes(data)
+    a = atrium("host * { route / { static %s; } }" % root)
+    r = get(a.port, "/f.bin")
+    etag, lm = r.get("etag"), r.get("last-modified")
+    assert r.status == 200 and r.body == data and etag.startswith('"'), r
+    assert r.get("accept-ranges") == "bytes"
+    r = get(a.port, "/f.bin", headers=[("If-None-Match", 'W/"x", ' + etag)])
+    assert (r.status, r.body, r.get("etag")) == (304, b"", etag), r
+    assert r.get("content-length") is None
+    r = get(a.port, "/f.bin", headers=[("If-Modified-Since", lm)])
+    assert r.status == 304, r
+    r = get(a.port, "/f.bin", headers=[("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT")])
+    assert r.status == 200 and r.body == data, r
+    r = get(a.port, "/f.bin", headers=[("If-None-Match", '"other"'), ("If-Modified-Since", lm)])
+    assert r.status == 200, r  # If-None-Match decides when both are sent
+    assert get(a.port, "/f.bin", headers=[("If-Match", '"other"')]).status == 412
+    r = get(a.port, "/f.bin", headers=[("Range", "bytes=100-199")])
+    assert (r.status, r.body) == (206, data[100:200]), r
+    assert r.get("content-range") == "bytes 100-199/%d" % len(data)
+    r = get(a.port, "/f.bin", headers=[("Range", "bytes=-10")])
+    assert (r.status, r.body) == (206, data[-10:]), r
+    r = get(a.port, "/f.bin", headers=[("Range", "bytes=%d-" % len(data))])
+    assert r.status == 416 and r.get("content-range") == "bytes */%d" % len(data), r
+    r = get(a.port, "/f.bin", headers=[("Range", "bytes=0-1,5-6")])
+    assert (r.status, r.body) == (200, data), r
+    r = get(a.port, "/f.bin", headers=[("Range", "bytes=0-9"), ("If-Range", etag)])
+    assert (r.status, r.body) == (206, data[:10]), r
+    r = get(a.port, "/f.bin", headers=[("Range", "bytes=0-9"), ("If-Range", '"old"')])
+    assert (r.status, r.body) == (200, data), r
+    # curl resumes a download the same way
+    out = tmp_path / "part"
+    out.write_bytes(data[:1000])
+    subprocess.run(["curl", "-s", "-C", "-", "-o", str(out),
+                    "http://127.0.0.1:%d/f.bin" % a.port], check=True, timeout=10)
+    assert out.read_bytes() == data
