@@ -45,6 +45,38 @@ static const atr_conf_route_t *find_route(const atr_conf_host_t *h, const char *
 
 static void dispatch(atr_req_t *r, char *path, size_t cap);
 
+/* A route whose prefix is path + "/" (path not ending in '/'). */
+static int slash_route(const atr_conf_host_t *h, const char *path, size_t n)
+{
+    if (n == 0 || path[n - 1] == '/')
+        return 0;
+    for (int i = 0; h && i < h->nroutes; i++) {
+        const char *p = h->routes[i].prefix;
+        if (strlen(p) == n + 1 && p[n] == '/' && memcmp(p, path, n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* 301 to the path with a slash added (percent-encoded again), the target's
+ * query kept. */
+static void redirect_slash(atr_req_t *r, const char *path, size_t n, atr_str_t target)
+{
+    const char *q = memchr(target.p, '?', target.n);
+    size_t qn = q ? target.n - (size_t)(q - target.p) : 0;
+    size_t cap = 3 * n + qn + 32;
+    char *loc = atr_xmalloc(cap);
+    int k = snprintf(loc, cap, "Location: ");
+    k += atr_path_encode(path, n, loc + k, cap - (size_t)k);
+    snprintf(loc + k, cap - (size_t)k, "/%.*s\r\n", (int)qn, q ? q : "");
+    atr_req_head_done(r);
+    atr_buf_t b;
+    atr_req_local_head(r, 301, loc, 0, &b);
+    free(loc);
+    r->status = 301;
+    atr_req_send_whole(r, b.p, b.n);
+}
+
 /* `proxy NAME PREFIX;`: the route's prefix replaced by PREFIX in the
  * normalised path (one slash where the two meet). */
 static char *rewrite(const atr_conf_route_t *rt, const char *path, size_t plen)
@@ -104,6 +136,11 @@ static void dispatch(atr_req_t *r, char *path, size_t cap)
          * handshake was for (its certificate, its client verification). */
         atr_req_head_done(r);
         atr_req_respond_simple(r, 421, NULL, 0);
+        return;
+    }
+    if (slash_route(r->host, path, plen)) {
+        /* "/lib" for `route /lib/`: the route's own form, as nginx answers */
+        redirect_slash(r, path, plen, m->target);
         return;
     }
     r->route = find_route(r->host, path, plen);

@@ -243,3 +243,21 @@ def test_static_validators_conditional_and_range_requests(atrium, tmp_path):
     subprocess.run(["curl", "-s", "-C", "-", "-o", str(out),
                     "http://127.0.0.1:%d/f.bin" % a.port], check=True, timeout=10)
     assert out.read_bytes() == data
+
+
+def test_a_route_with_a_slash_redirects_its_name_without_one(atrium, origin):
+    """`route /lib/`: GET /lib answers 301 to /lib/ (query kept), as nginx does,
+    whatever the shorter routes would have done with it."""
+    o = origin("A")
+    a = atrium("""
+upstream app { server %s; }
+host * {
+    route /lib/ { proxy app /; }
+    route / { return 404 "root"; }
+}""" % o.addr)
+    r = get(a.port, "/lib")
+    assert (r.status, r.get("location")) == (301, "/lib/"), r
+    r = get(a.port, "/lib?x=1")
+    assert (r.status, r.get("location")) == (301, "/lib/?x=1"), r
+    assert get(a.port, "/lib/").body == b"A"
+    assert get(a.port, "/library").body == b"root"
