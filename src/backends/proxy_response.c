@@ -204,9 +204,11 @@ static void px_response_head(atr_proxy_t *px)
         return;
     }
     if (px->ops->local_redirect && m->cgi_form && m->location.n > 0 &&
-        m->location.p[0] == '/' && atr_http_find(m, "status") == NULL) {
+        m->location.p[0] == '/' && m->nheaders == 1) {
         /* RFC 3875 §6.2.2 local redirect: the script named another local
-         * resource; serve that instead, as a GET, without telling the client. */
+         * resource and said nothing else; serve that instead, as a GET,
+         * without telling the client. With any other header (a Set-Cookie,
+         * a Status) the client gets the redirect and every header. */
         char *loc = atr_xstrndup(m->location.p, m->location.n);
         atr__px_end(px);
         atr_req_redirect_local(r, loc);

@@ -438,6 +438,17 @@ def test_local_redirect_and_redirect_loop(atrium, cgi):
     assert get(a.port, "/cgi-bin/hello.sh").body == b"shell ok"
 
 
+def test_a_redirect_with_other_headers_goes_to_the_client(atrium, cgi):
+    """Location with a Set-Cookie is no local redirect (RFC 3875 6.2.2 allows one
+    only when Location is the sole header): 302 with every header, the cookie kept."""
+    cgi.install("redir-cookie.sh")
+    a = atrium(cgi_conf(cgi))
+    r = get(a.port, "/cgi-bin/redir-cookie.sh")
+    assert r.status == 302, r
+    assert r.get("location") == "/cgi-bin/other.sh/p", r
+    assert r.get("set-cookie") == "session=abc; Path=/", r
+
+
 def test_head_redirected_locally_to_a_static_file_gets_no_body(atrium, cgi, tmp_path):
     """The redirect is served as a GET, but the client asked HEAD: no body (the static
     file's bytes went out and the next response on the connection was out of step)."""
