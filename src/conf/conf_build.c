@@ -6,11 +6,13 @@
  * expected)". */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf/conf_priv.h"
 #include "base/util.h"
@@ -27,6 +29,34 @@ int atr__conf_fail(atr__conf_bctx_t *b, const atr_conf_pos_t *pos, const char *f
 char *atr__conf_tokdup(atr__conf_bctx_t *b, const atr__conf_tok_t *t)
 {
     return atr__conf_strndup(b->a, t->s, t->len);
+}
+
+char *atr__conf_pathdup(atr__conf_bctx_t *b, const atr__conf_tok_t *t)
+{
+    const char *file = t->pos.file;
+    if (t->s[0] == '/' || file == NULL || access(file, F_OK) < 0)
+        return atr__conf_tokdup(b, t); /* absolute, or a config given as a string (tests) */
+    char dir[PATH_MAX], abs[PATH_MAX];
+    const char *slash = strrchr(file, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == file ? 1 : (int)(slash - file), file);
+    if (realpath(dir, abs) == NULL)
+        snprintf(abs, sizeof abs, "%s", dir);
+    size_t n = strlen(abs) + 1 + t->len + 1;
+    char *out = atr__conf_alloc(b->a, n);
+    snprintf(out, n, "%s%s%s", abs, strcmp(abs, "/") == 0 ? "" : "/", t->s);
+    return out;
+}
+
+int atr__conf_d_file(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                     const atr__conf_directive_t *d, void *obj)
+{
+    if (n->args[0].len == 0)
+        return atr__conf_fail(b, &n->args[0].pos, "'%s' needs a path", d->name);
+    *(char **)(void *)((char *)obj + d->off) = atr__conf_pathdup(b, &n->args[0]);
+    return 0;
 }
 
 int atr__conf_count(const atr__conf_node_t *list, const char *name)
@@ -217,7 +247,7 @@ static int d_error_log(atr__conf_bctx_t *b, const atr__conf_node_t *n,
                        const atr__conf_directive_t *d, void *obj)
 {
     atr_conf_t *c = obj;
-    if (atr__conf_d_path(b, n, d, obj) < 0)
+    if ((strcmp(n->args[0].s, "stderr") == 0 ? atr__conf_d_path : atr__conf_d_file)(b, n, d, obj) < 0)
         return -1;
     c->error_log_pos = n->args[0].pos;
     if (n->nargs == 2 && log_level_arg(b, &n->args[1], &c->error_level) < 0)
@@ -236,7 +266,8 @@ static int d_access_log(atr__conf_bctx_t *b, const atr__conf_node_t *n,
         c->access_format = ATR_ACCESS_OFF;
         return 0;
     }
-    if (atr__conf_d_path(b, n, d, obj) < 0)
+    int stream = strcmp(n->args[0].s, "stdout") == 0 || strcmp(n->args[0].s, "stderr") == 0;
+    if ((stream ? atr__conf_d_path : atr__conf_d_file)(b, n, d, obj) < 0)
         return -1;
     c->access_log_pos = n->args[0].pos;
     c->access_format = ATR_ACCESS_COMBINED;
@@ -275,12 +306,10 @@ static int d_spool_dir(atr__conf_bctx_t *b, const atr__conf_node_t *n,
 {
     atr_conf_t *c = obj;
     (void)d;
-    if (n->args[0].s[0] != '/')
-        return atr__conf_fail(b, &n->args[0].pos, "spool_dir '%s' must be an absolute path",
-                              n->args[0].s);
-    if (atr__conf_need_dir(b, &n->args[0], "spool_dir") < 0)
+    char *path = atr__conf_pathdup(b, &n->args[0]);
+    if (atr__conf_need_dir(b, &n->args[0], path, "spool_dir") < 0)
         return -1;
-    c->spool_dir = atr__conf_tokdup(b, &n->args[0]);
+    c->spool_dir = path;
     return 0;
 }
 
@@ -340,7 +369,7 @@ static int d_host(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__con
 static const atr__conf_directive_t main_tab[] = {
     { "workers", 1, 1, 0, 0, d_int_or_auto, ATR__CONF_NONE, offsetof(MAIN, workers), 1, 1024 },
     ATR__CONF_ONE("user", d_user),
-    { "pid_file", 1, 1, 0, 0, atr__conf_d_path, ATR__CONF_NONE, offsetof(MAIN, pid_file), 0, 0 },
+    { "pid_file", 1, 1, 0, 0, atr__conf_d_file, ATR__CONF_NONE, offsetof(MAIN, pid_file), 0, 0 },
     { "error_log", 1, 2, 0, 0, d_error_log, ATR__CONF_NONE, offsetof(MAIN, error_log), 0, 0 },
     { "access_log", 1, 2, 0, 0, d_access_log, ATR__CONF_NONE, offsetof(MAIN, access_log), 0, 0 },
     ATR__CONF_SIZE("max_request_line", MAIN, max_request_line, 64, 1 * ATR__MB),

@@ -62,9 +62,10 @@ int atr__conf_d_hb_key(atr__conf_bctx_t *b, const atr__conf_node_t *n,
     (void)d;
     if (t->len == 0)
         return atr__conf_fail(b, &t->pos, "'heartbeat_key' needs a path");
-    int rc = atr_read_file(t->s, 64 * 1024, &text, &len);
+    char *path = atr__conf_pathdup(b, t);
+    int rc = atr_read_file(path, 64 * 1024, &text, &len);
     if (rc < 0)
-        return atr__conf_fail(b, &t->pos, "heartbeat_key '%s': %s", t->s,
+        return atr__conf_fail(b, &t->pos, "heartbeat_key '%s': %s", path,
                               rc == -EFBIG ? "file too large" : strerror(-rc));
     while (len > 0 && strchr(" \t\r\n", text[len - 1]) != NULL)
         len--;
@@ -80,7 +81,7 @@ int atr__conf_d_hb_key(atr__conf_bctx_t *b, const atr__conf_node_t *n,
     hb->keylen = len;
     explicit_bzero(text, len);
     free(text);
-    hb->key_file = atr__conf_tokdup(b, t);
+    hb->key_file = path;
     hb->key_pos = t->pos;
     return 0;
 }
@@ -96,15 +97,16 @@ int atr__conf_d_hb_storage(atr__conf_bctx_t *b, const atr__conf_node_t *n,
     (void)d;
     if (t->len == 0 || t->s[t->len - 1] == '/')
         return atr__conf_fail(b, &t->pos, "'heartbeat_storage' needs a file path");
-    const char *slash = strrchr(t->s, '/');
+    char *path = atr__conf_pathdup(b, t);
+    const char *slash = strrchr(path, '/');
     if (slash == NULL)
         snprintf(dir, sizeof dir, ".");
     else
-        snprintf(dir, sizeof dir, "%.*s", slash == t->s ? 1 : (int)(slash - t->s), t->s);
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
     if (access(dir, W_OK | X_OK) < 0)
-        return atr__conf_fail(b, &t->pos, "heartbeat_storage '%s': directory %s: %s", t->s, dir,
+        return atr__conf_fail(b, &t->pos, "heartbeat_storage '%s': directory %s: %s", path, dir,
                               strerror(errno));
-    hb->storage = atr__conf_tokdup(b, t);
+    hb->storage = path;
     hb->storage_pos = t->pos;
     return 0;
 }

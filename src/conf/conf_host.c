@@ -107,11 +107,12 @@ static int d_proxy(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__co
     return 0;
 }
 
-int atr__conf_need_dir(atr__conf_bctx_t *b, const atr__conf_tok_t *t, const char *what)
+int atr__conf_need_dir(atr__conf_bctx_t *b, const atr__conf_tok_t *t, const char *path,
+                       const char *what)
 {
     struct stat st;
-    int err = stat(t->s, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-    return err ? atr__conf_fail(b, &t->pos, "%s '%s': %s", what, t->s, strerror(err)) : 0;
+    int err = stat(path, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    return err ? atr__conf_fail(b, &t->pos, "%s '%s': %s", what, path, strerror(err)) : 0;
 }
 
 static int d_static(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
@@ -119,10 +120,11 @@ static int d_static(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__c
 {
     route_build_t *rb = obj;
     (void)d;
-    if (d_handler(b, n, rb) < 0 || atr__conf_need_dir(b, &n->args[0], "static root") < 0)
+    char *path = atr__conf_pathdup(b, &n->args[0]);
+    if (d_handler(b, n, rb) < 0 || atr__conf_need_dir(b, &n->args[0], path, "static root") < 0)
         return -1;
     rb->r->kind = ATR_ROUTE_STATIC;
-    rb->r->static_root = atr__conf_tokdup(b, &n->args[0]);
+    rb->r->static_root = path;
     return 0;
 }
 
@@ -133,13 +135,11 @@ static int d_cgi(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf
     (void)d;
     if (d_handler(b, n, rb) < 0)
         return -1;
-    if (n->args[0].s[0] != '/')
-        return atr__conf_fail(b, &n->args[0].pos, "cgi directory '%s' must be an absolute path",
-                              n->args[0].s);
-    if (atr__conf_need_dir(b, &n->args[0], "cgi directory") < 0)
+    char *path = atr__conf_pathdup(b, &n->args[0]);
+    if (atr__conf_need_dir(b, &n->args[0], path, "cgi directory") < 0)
         return -1;
     rb->r->kind = ATR_ROUTE_CGI;
-    rb->r->cgi_dir = atr__conf_tokdup(b, &n->args[0]);
+    rb->r->cgi_dir = path;
     return 0;
 }
 

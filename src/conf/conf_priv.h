@@ -243,8 +243,17 @@ int atr__conf_check_heartbeat(atr__conf_bctx_t *b);
 /* "IP:PORT" or "[IPv6]:PORT", numeric: 0 or -1. */
 int atr__conf_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 
-/* The argument names an existing directory; `what` names it in the message.
- * 0, or -1 with the error set. */
-int atr__conf_need_dir(atr__conf_bctx_t *b, const atr__conf_tok_t *t, const char *what);
+/* path (as atr__conf_pathdup made it) names an existing directory; `what`
+ * names it in the message, at t. 0, or -1 with the error set. */
+int atr__conf_need_dir(atr__conf_bctx_t *b, const atr__conf_tok_t *t, const char *path,
+                       const char *what);
+
+/* A path argument as the program will use it: an absolute one as written,
+ * a relative one resolved against the directory of the file that holds it
+ * (as `include` is), whatever the working directory. Arena memory. */
+char *atr__conf_pathdup(atr__conf_bctx_t *b, const atr__conf_tok_t *t);
+/* A path-valued directive: atr__conf_pathdup into the char * at d->off. */
+int atr__conf_d_file(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                     const atr__conf_directive_t *d, void *obj);
 
 #endif

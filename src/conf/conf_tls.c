@@ -19,7 +19,7 @@ static int d_certificate(atr__conf_bctx_t *b, const atr__conf_node_t *n,
         return atr__conf_fail(b, &n->name.pos, "certificate %s has no key (expected key FILE; "
                               "after each certificate)", t->certs[t->ncerts - 1].cert);
     atr_conf_cert_t *c = &t->certs[t->ncerts++];
-    c->cert = atr__conf_tokdup(b, &n->args[0]);
+    c->cert = atr__conf_pathdup(b, &n->args[0]);
     c->cert_pos = n->args[0].pos;
     return 0;
 }
@@ -32,7 +32,7 @@ static int d_key(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf
     if (t->ncerts == 0 || t->certs[t->ncerts - 1].key != NULL)
         return atr__conf_fail(b, &n->name.pos, "key without a certificate before it");
     atr_conf_cert_t *c = &t->certs[t->ncerts - 1];
-    c->key = atr__conf_tokdup(b, &n->args[0]);
+    c->key = atr__conf_pathdup(b, &n->args[0]);
     c->key_pos = n->args[0].pos;
     return 0;
 }
@@ -47,7 +47,7 @@ static int d_stapling(atr__conf_bctx_t *b, const atr__conf_node_t *n,
         return 0;
     t->stapling = 1;
     if (strcmp(n->args[0].s, "on") != 0)
-        t->stapling_file = atr__conf_tokdup(b, &n->args[0]);
+        t->stapling_file = atr__conf_pathdup(b, &n->args[0]);
     return 0;
 }
 
@@ -56,7 +56,7 @@ static int d_client_certificate(atr__conf_bctx_t *b, const atr__conf_node_t *n,
 {
     atr_conf_tls_t *t = obj;
     (void)d;
-    t->client_ca = atr__conf_tokdup(b, &n->args[0]);
+    t->client_ca = atr__conf_pathdup(b, &n->args[0]);
     t->client_ca_pos = n->args[0].pos;
     return 0;
 }
@@ -137,7 +137,7 @@ int atr__conf_build_tls(atr__conf_bctx_t *b, const atr__conf_node_t *n, atr_conf
 int atr__conf_d_tls_file(atr__conf_bctx_t *b, const atr__conf_node_t *n,
                          const atr__conf_directive_t *d, void *obj)
 {
-    if (atr__conf_d_path(b, n, d, obj) < 0)
+    if (atr__conf_d_file(b, n, d, obj) < 0)
         return -1;
     *(atr_conf_pos_t *)(void *)((char *)obj + d->lo) = n->args[0].pos;
     return 0;

@@ -1,10 +1,11 @@
 """Command line and configuration: -v, -t, -T, error positions, includes."""
 
 import re
+import subprocess
 
 import pytest
 
-from conftest import free_port, get, port_open, render, run_atrium
+from conftest import ATRIUM_BIN, HERE, free_port, get, port_open, render, run_atrium
 
 # A valid config; {{...}} are filled per test. Line numbers matter below.
 BASE = """\
@@ -289,3 +290,27 @@ def test_check_mode_refuses_what_a_start_refuses(tmp_path):
             assert r.returncode == 1, (args, r.stdout, r.stderr)
             pos = error_positions(r.stderr, path)
             assert pos and pos[0][0] == line and msg in pos[0][2], (args, r.stderr)
+
+
+def test_relative_paths_follow_the_config_file(tmp_path):
+    """`static www;` in /some/dir/atrium.conf is /some/dir/www whatever the working
+    directory, like include: the shipped config works from anywhere."""
+    d = tmp_path / "etc"
+    (d / "www").mkdir(parents=True)
+    (d / "certs").mkdir()
+    p = d / "atrium.conf"
+    p.write_text("listen 127.0.0.1:%d;\npid_file run.pid;\nerror_log logs.txt;\n"
+                 "host * { route / { static www; } }\n" % free_port())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = subprocess.run([ATRIUM_BIN, "-T", "-c", str(p)], cwd=str(elsewhere), capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert "static %s/www;" % d in r.stdout, r.stdout
+    assert "pid_file %s/run.pid;" % d in r.stdout
+    assert "error_log %s/logs.txt" % d in r.stdout
+    # the shipped config checks from any directory
+    shipped = HERE.parent.parent / "conf" / "atrium.conf"
+    r = subprocess.run([ATRIUM_BIN, "-T", "-c", str(shipped)], cwd=str(elsewhere),
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0 and "static %s/www;" % shipped.parent in r.stdout, r.stderr
