@@ -30,7 +30,7 @@ static char *encode_head(atr_req_t *r, const atr_http_msg_t *m, enum atr_http_bo
         atr_cgi_env_free(&env);
         return NULL;
     }
-    char *out = atr_fcgi_encode_request(&env, r->upstream->keepalive > 0, len);
+    char *out = atr_fcgi_encode_request(&env, r->upstream->keepalive != 0, len);
     atr_cgi_env_free(&env);
     if (body == ATR_BODY_NONE) {
         /* No body: STDIN still ends, with its empty record (the spec: PARAMS

@@ -76,6 +76,9 @@ typedef struct atr_conf_server {
     atr_conf_pos_t pos;
 } atr_conf_server_t;
 
+#define ATR_KEEPALIVE_AUTO (-1)
+#define ATR_KEEPALIVE_AUTO_MAX 4096 /* idle connections per server per worker, at most */
+
 /* `upstream NAME { ... }` */
 typedef struct atr_conf_upstream {
     char *name;
@@ -89,7 +92,10 @@ typedef struct atr_conf_upstream {
     uint64_t connect_timeout;      /* connect_timeout 2s; -> 502/504 */
     uint64_t read_timeout;         /* read_timeout 60s; response inactivity -> 504 */
     uint64_t send_timeout;         /* send_timeout 60s; request-body write inactivity -> 504 */
-    int keepalive;                 /* keepalive 32; idle pooled connections per server per worker; 0 = no reuse */
+    int keepalive;                 /* keepalive auto|N; idle pooled connections per server per
+                                    * worker: ATR_KEEPALIVE_AUTO (the default) keeps what was in
+                                    * use (up to max_conns or ATR_KEEPALIVE_AUTO_MAX), trimmed by
+                                    * keepalive_timeout; 0 = no reuse */
     uint64_t keepalive_timeout;    /* keepalive_timeout 60s; idle pooled connection lifetime */
     int keepalive_requests;        /* keepalive_requests 1000; per backend connection */
     int queue;                     /* queue 128; waiting requests when all servers are at max_conns */

@@ -255,7 +255,10 @@ static void dump_upstream(const atr_conf_upstream_t *u, FILE *out)
     duration(out, in, "connect_timeout", u->connect_timeout);
     duration(out, in, "read_timeout", u->read_timeout);
     duration(out, in, "send_timeout", u->send_timeout);
-    fprintf(out, "%skeepalive %d;\n", in, u->keepalive);
+    if (u->keepalive == ATR_KEEPALIVE_AUTO)
+        fprintf(out, "%skeepalive auto;\n", in);
+    else
+        fprintf(out, "%skeepalive %d;\n", in, u->keepalive);
     duration(out, in, "keepalive_timeout", u->keepalive_timeout);
     fprintf(out, "%skeepalive_requests %d;\n", in, u->keepalive_requests);
     if (u->spawn_argv != NULL) {

@@ -472,6 +472,24 @@ static int d_outlier(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__
     return 0;
 }
 
+/* keepalive auto|N */
+static int d_keepalive(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                       const atr__conf_directive_t *d, void *obj)
+{
+    atr_conf_upstream_t *u = obj;
+    uint64_t v;
+    (void)d;
+    if (strcmp(n->args[0].s, "auto") == 0) {
+        u->keepalive = ATR_KEEPALIVE_AUTO;
+        return 0;
+    }
+    if (atr__conf_uint(n->args[0].s, &v) < 0 || v > 10000)
+        return atr__conf_fail(b, &n->args[0].pos, "invalid value '%s' for 'keepalive' (expected "
+                              "auto or 0..10000)", n->args[0].s);
+    u->keepalive = (int)v;
+    return 0;
+}
+
 static void upstream_defaults(atr_conf_upstream_t *u)
 {
     u->balance = atr_lb_ops_at(0);
@@ -479,7 +497,7 @@ static void upstream_defaults(atr_conf_upstream_t *u)
     u->connect_timeout = 2000;
     u->read_timeout = 60000;
     u->send_timeout = 60000;
-    u->keepalive = 32;
+    u->keepalive = ATR_KEEPALIVE_AUTO;
     u->keepalive_timeout = 60000;
     u->keepalive_requests = 1000;
     u->queue = 128;
@@ -539,7 +557,7 @@ const atr__conf_directive_t atr__conf_upstream_tab[] = {
     ATR__CONF_DUR("keepalive_timeout", UP, keepalive_timeout, 1),
     ATR__CONF_DUR("queue_timeout", UP, queue_timeout, 1),
     ATR__CONF_DUR("fail_timeout", UP, fail_timeout, 1),
-    ATR__CONF_INT("keepalive", UP, keepalive, 0, 10000),
+    ATR__CONF_ONE("keepalive", d_keepalive),
     ATR__CONF_INT("keepalive_requests", UP, keepalive_requests, 1, 1000000000),
     ATR__CONF_INT("queue", UP, queue, 0, 1000000),
     ATR__CONF_INT("retries", UP, retries, 0, 100),

@@ -239,7 +239,7 @@ static void test_defaults(void)
     T_CHECK(__LINE__, u->connect_timeout == 2000, "%llu", (unsigned long long)u->connect_timeout);
     T_CHECK(__LINE__, u->read_timeout == 60000, "%llu", (unsigned long long)u->read_timeout);
     T_CHECK(__LINE__, u->send_timeout == 60000, "%llu", (unsigned long long)u->send_timeout);
-    T_CHECK(__LINE__, u->keepalive == 32, "%d", u->keepalive);
+    T_CHECK(__LINE__, u->keepalive == ATR_KEEPALIVE_AUTO, "%d", u->keepalive);
     T_CHECK(__LINE__, u->keepalive_timeout == 60000, "%llu",
             (unsigned long long)u->keepalive_timeout);
     T_CHECK(__LINE__, u->keepalive_requests == 1000, "%d", u->keepalive_requests);
