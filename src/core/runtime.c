@@ -26,6 +26,7 @@
 #include "core/resolve.h"
 #include "core/heartbeat.h"
 #include "core/tls_setup.h"
+#include "core/wait.h"
 #include "net/worker.h"
 
 typedef struct listen_key {
@@ -549,6 +550,11 @@ static void release_state(void)
     free(rt.keys);
 }
 
+static int workers_ready(void)
+{
+    return atomic_load(&atr_process.workers_ready) >= atr_process.nworkers;
+}
+
 int atr_runtime_run(atr_conf_t *conf)
 {
     char err[1024] = "";
@@ -604,6 +610,9 @@ int atr_runtime_run(atr_conf_t *conf)
     uv_timer_start(&rt.ticket_timer, on_ticket_timer, 60000, 60000);
     uv_unref((uv_handle_t *)&rt.ticket_timer);
 
+    /* "started" means listening: each worker takes its first generation and
+     * listeners on its own loop (a few milliseconds; bounded). */
+    atr_wait_until(rt.loop, 5000, workers_ready);
     ATR_NOTICE("atrium %s started: %d worker(s), generation %llu", ATR_VERSION,
                atr_process.nworkers, (unsigned long long)rt.gen->id);
 

@@ -6,7 +6,8 @@
 #include <uv.h>
 
 /* Run loop until done() says so or timeout_ms passed; 1 when done() did.
- * Only outside the loop's own callbacks (uv_run does not nest). */
+ * done() is asked at least every 5 ms (it may watch other threads). Only
+ * outside the loop's own callbacks (uv_run does not nest). */
 int atr_wait_until(uv_loop_t *loop, uint64_t timeout_ms, int (*done)(void));
 
 #endif

@@ -305,6 +305,8 @@ static void on_wake(uv_async_t *a)
         if (old)
             atr_wgen_unref(old);
         ATR_DEBUG("%s: generation %llu active", w->name, (unsigned long long)gen->id);
+        if (old == NULL) /* the first: this worker listens now (the `started` line waits) */
+            atomic_fetch_add(&atr_process.workers_ready, 1);
     } else {
         if (gen)
             atr_gen_unref(gen);

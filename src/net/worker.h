@@ -107,6 +107,7 @@ typedef struct atr_process {
     atomic_uint_fast64_t reloads_ok, reloads_failed;
     atomic_uint_fast64_t dns_failures;   /* lookups of `resolve` names that failed */
     atomic_int dns_failing;              /* names whose last lookup failed */
+    atomic_int workers_ready;            /* workers listening with their first generation */
 } atr_process_t;
 extern atr_process_t atr_process;
 

@@ -167,3 +167,11 @@ def test_a_second_atrium_on_the_same_address_refuses_to_start(atrium, tmp_path):
     assert {get(first.port, "/").body for _ in range(20)} == {b"first"}
     assert first.reload()
     assert get(first.port, "/").body == b"first"
+
+
+def test_started_comes_after_every_worker_listens(atrium):
+    a = atrium('workers 4;\nhost * { route / { return 200 "ok"; } }')
+    log = a.error_log
+    started = log.index(" started: 4 worker(s)")
+    for w in range(1, 5):
+        assert 0 <= log.index("w%d: generation 1 active" % w) < started, log
