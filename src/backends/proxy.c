@@ -335,7 +335,10 @@ static void queue_remove(atr_proxy_t *px)
 void atr__px_fail(atr_proxy_t *px, int status, const char *why)
 {
     atr_req_t *r = px->r;
-    ATR_WARN("%s: upstream %s: %s -> %d", px->wg->w->name, px->u->name, why, status);
+    if (r)
+        ATR_WARN(ATR_REQ_FMT ": upstream %s: %s -> %d", ATR_REQ_ARGS(r), px->u->name, why, status);
+    else
+        ATR_WARN("%s: upstream %s: %s -> %d", px->wg->w->name, px->u->name, why, status);
     if (px->server >= 0 && (status == 502 || status == 504)) {
         atomic_fetch_add_explicit(&member_state(px, px->server)->errors, 1,
                                   memory_order_relaxed);
@@ -419,9 +422,9 @@ void atr__px_server_failed(atr_proxy_t *px, int status, const char *why, int dow
     server_outlier(px, px->server, 1);
     if (down)
         server_mark_down(px, px->server, why);
-    else
-        ATR_INFO("%s: upstream %s: server %s: %s, trying the next one", px->wg->w->name,
-                 px->u->name, member_name(px, px->server), why);
+    else if (px->r)
+        ATR_INFO(ATR_REQ_FMT ": upstream %s: server %s: %s, trying the next one",
+                 ATR_REQ_ARGS(px->r), px->u->name, member_name(px, px->server), why);
     px->fail_status = status;
     bc->px = NULL;
     atr__bc_close(bc);

@@ -105,6 +105,8 @@ static void req_free(atr_req_t *r)
 
 static void copy_log_strings(atr_req_t *r, const atr_http_msg_t *m);
 
+static void keep_line(atr_req_t *r, const atr_http_msg_t *m);
+
 void atr_req_head_done(atr_req_t *r)
 {
     atr_conn_t *c = r->c;
@@ -120,6 +122,7 @@ void atr_req_head_done(atr_req_t *r)
     }
     r->method = m->method;
     r->version_minor = m->version_minor;
+    keep_line(r, m);
     c->s.off += m->head_len;
     /* The strings outliving the head: only for an access log, or for a CGI
      * local redirect (it needs the Host). No copies on the plain path. */
@@ -128,6 +131,27 @@ void atr_req_head_done(atr_req_t *r)
     atr_cache_put(atr_conn_worker(c), ATR_CACHE_MSG, r->msg);
     r->msg = NULL;
     atr_http_parser_reset(c->parser);
+}
+
+/* The request line for error-log lines, bounded: no allocation. */
+static void keep_line(atr_req_t *r, const atr_http_msg_t *m)
+{
+    size_t cap = sizeof r->line - 4, mn = ATR_MIN(m->method_str.n, 16), n = mn;
+    memcpy(r->line, m->method_str.p, mn);
+    r->line[n++] = ' ';
+    size_t tn = ATR_MIN(m->target.n, cap - n);
+    memcpy(r->line + n, m->target.p, tn);
+    n += tn;
+    if (tn < m->target.n) {
+        memcpy(r->line + n, "...", 3);
+        n += 3;
+    }
+    r->line[n] = '\0';
+}
+
+const char *atr_req_line(const atr_req_t *r)
+{
+    return r->line[0] ? r->line : "-";
 }
 
 static void copy_log_strings(atr_req_t *r, const atr_http_msg_t *m)
@@ -627,8 +651,7 @@ void atr_req_redirect_local(atr_req_t *r, const char *location)
 {
     const atr_gen_t *g = r->wg->gen;
     if (++r->redirects > 10) {
-        ATR_WARN("%s c%llu: too many local redirects (last %s)", atr_conn_worker(r->c)->name,
-                 (unsigned long long)r->c->id, location);
+        ATR_WARN(ATR_REQ_FMT ": too many local redirects (last %s)", ATR_REQ_ARGS(r), location);
         atr_req_respond_simple(r, 500, NULL, !r->body.done);
         return;
     }
@@ -643,8 +666,7 @@ void atr_req_redirect_local(atr_req_t *r, const char *location)
     int rc = atr_http_parse(p, head, (size_t)len, m, &status, &why);
     atr_http_parser_free(p);
     if (rc != ATR_DONE) {
-        ATR_WARN("%s c%llu: bad local redirect target %s", atr_conn_worker(r->c)->name,
-                 (unsigned long long)r->c->id, location);
+        ATR_WARN(ATR_REQ_FMT ": bad local redirect target %s", ATR_REQ_ARGS(r), location);
         free(head);
         free(m);
         atr_req_respond_simple(r, 502, NULL, !r->body.done);
@@ -686,8 +708,7 @@ static void on_timer(atr_sock_t *s, int phase)
         return;
     case T_BODY:
         if (r && !r->resp_head_sent) {
-            ATR_INFO("%s c%llu: request body timeout", atr_conn_worker(c)->name,
-                     (unsigned long long)c->id);
+            ATR_INFO(ATR_REQ_FMT ": request body timeout", ATR_REQ_ARGS(r));
             handler_client_gone(r);
             r->body.done = 1;
             atr_req_respond_simple(r, 408, NULL, 1);

@@ -92,6 +92,8 @@ struct atr_req {
     int upgrade_requested;          /* the client asked for an Upgrade */
 
     /* copies for the access log */
+    char line[96];                  /* "METHOD TARGET", cut short with "...": error-log lines
+                                     * about the request name it (atr_req_line) */
     enum atr_http_method method;
     char *log_method, *log_target, *log_referer, *log_ua, *log_host; /* access log / CGI only */
     int version_minor;
@@ -168,6 +170,12 @@ int atr_req_send(atr_req_t *r, char *head, size_t headlen, const atr_str_t *v, i
  * append the body). */
 void atr_req_local_head(atr_req_t *r, int status, const char *fields, int64_t length,
                         atr_buf_t *out);
+
+/* The request as error-log lines name it: "METHOD TARGET" ("-" before its
+ * head was read). With ATR_REQ_FMT / ATR_REQ_ARGS: `w1 127.0.0.1 "GET /x"`. */
+const char *atr_req_line(const atr_req_t *r);
+#define ATR_REQ_FMT "%s %s \"%s\""
+#define ATR_REQ_ARGS(r) atr_conn_worker((r)->c)->name, (r)->c->peer, atr_req_line(r)
 
 /* "Connection: close\r\n", "Connection: keep-alive\r\n" (HTTP/1.0 keep-alive)
  * or "", for handlers writing their own response head. */

@@ -19,8 +19,8 @@ import struct
 import threading
 import time
 
-from conftest import (Background, connect, get, http_request, raw_ex, read_all,
-                      status_of)
+from conftest import (Background, connect, free_port, get, http_request, proxy_conf, raw_ex,
+                      read_all, status_of, wait_until)
 
 
 class RawBackend:
@@ -565,3 +565,12 @@ def test_head_answer_keeps_chunked_framing_field_and_has_no_body(atrium):
         assert b"\r\ntransfer-encoding: chunked" in first.lower(), first
         assert rest.startswith(b"HTTP/1.1 200 OK\r\n"), rest[:80]   # nothing in between
         assert rest.endswith(b"\r\n\r\nok"), rest[-80:]
+
+
+def test_error_log_lines_name_the_client_and_the_request(atrium):
+    """A line about a request says who asked what: the worker, the client's
+    address and the request line."""
+    a = atrium(proxy_conf([free_port()], upstream_extra="retries 0;"))
+    assert get(a.port, "/some/path?q=1").status == 502
+    assert wait_until(lambda: 'w1 127.0.0.1 "GET /some/path?q=1": upstream app: ' in a.error_log,
+                      5), a.error_log[-2000:]
