@@ -20,9 +20,15 @@
 int atr__conf_fail(atr__conf_bctx_t *b, const atr_conf_pos_t *pos, const char *fmt, ...)
 {
     va_list ap;
+    size_t used = b->err && b->nerrors > 0 ? strlen(b->err) : 0;
+    if (b->nerrors >= ATR__CONF_MAX_ERRORS || (b->err && used + 2 >= b->errlen))
+        return -1; /* enough to go on with */
+    if (used > 0)
+        b->err[used++] = '\n'; /* one line per error, in file order */
     va_start(ap, fmt);
-    atr__conf_verr(b->err, b->errlen, pos, fmt, ap);
+    atr__conf_verr(b->err ? b->err + used : NULL, b->err ? b->errlen - used : 0, pos, fmt, ap);
     va_end(ap);
+    b->nerrors++;
     return -1;
 }
 
@@ -436,12 +442,58 @@ static const atr__conf_directive_t *find(enum atr__conf_ctx ctx, const char *nam
     return NULL;
 }
 
+/* Edit distance (insertions, deletions, substitutions, swaps of neighbours)
+ * between two short names; 99 when either is long. */
+static int distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    int d[33][33];
+    if (la > 32 || lb > 32)
+        return 99;
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            int best = sub < del ? sub : del;
+            best = best < ins ? best : ins;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+/* The directive of ctx closest to name, when it is close enough to be a typo. */
+static const char *nearest(enum atr__conf_ctx ctx, const char *name)
+{
+    const char *best = NULL;
+    int bd = (int)strlen(name) / 4 + 1;
+    for (size_t i = 0; i < *contexts[ctx].n; i++) {
+        int dd = distance(name, contexts[ctx].tab[i].name);
+        if (dd <= bd && (best == NULL || dd < bd)) {
+            best = contexts[ctx].tab[i].name;
+            bd = dd;
+        }
+    }
+    return best;
+}
+
 static int unknown(atr__conf_bctx_t *b, enum atr__conf_ctx ctx, const atr__conf_node_t *n)
 {
     for (int o = 0; o < ATR__CONF_NCTX; o++)
         if (find((enum atr__conf_ctx)o, n->name.s) != NULL)
             return atr__conf_fail(b, &n->name.pos, "'%s' is not allowed %s (it belongs %s)",
                                   n->name.s, contexts[ctx].where, contexts[o].belongs);
+    const char *near = nearest(ctx, n->name.s);
+    if (near != NULL)
+        return atr__conf_fail(b, &n->name.pos, "unknown directive '%s' %s (did you mean '%s'?)",
+                              n->name.s, contexts[ctx].where, near);
     return atr__conf_fail(b, &n->name.pos, "unknown directive '%s' %s", n->name.s,
                           contexts[ctx].where);
 }
@@ -461,30 +513,60 @@ static int bad_count(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__
     return atr__conf_fail(b, pos, "'%s' takes %d to %d arguments", d->name, d->nmin, d->nmax);
 }
 
+/* Arguments on a line after the directive's name, in a directive that then
+ * fails: most likely a ';' left out at the end of the name's line. */
+static int missing_semicolon(atr__conf_bctx_t *b, const atr__conf_node_t *n)
+{
+    int k = 0;
+    while (k < n->nargs && n->args[k].pos.line == n->name.pos.line)
+        k++;
+    if (k == n->nargs && !(n->block && n->brace.line > n->name.pos.line))
+        return 0;
+    const atr__conf_tok_t *last = k > 0 ? &n->args[k - 1] : &n->name;
+    atr_conf_pos_t at = last->pos;
+    at.col += (int)last->len;
+    char said[80];
+    int m = snprintf(said, sizeof said, "%s", n->name.s);
+    for (int i = 0; i < k && m > 0 && (size_t)m < sizeof said; i++)
+        m += snprintf(said + m, sizeof said - (size_t)m, " %s", n->args[i].s);
+    atr__conf_fail(b, &at, "missing ';' after '%s'", said);
+    return 1;
+}
+
+static int run_one(atr__conf_bctx_t *b, enum atr__conf_ctx ctx, const atr__conf_node_t *n,
+                   void *obj, atr_conf_pos_t *seen)
+{
+    const atr__conf_directive_t *d = find(ctx, n->name.s);
+    if (d == NULL)
+        return unknown(b, ctx, n);
+    size_t i = (size_t)(d - contexts[ctx].tab);
+    if (!d->multi && seen[i].file != NULL)
+        return atr__conf_fail(b, &n->name.pos, "duplicate '%s' (first at %s:%d:%d)", d->name,
+                              seen[i].file, seen[i].line, seen[i].col);
+    seen[i] = n->name.pos;
+    int count_bad = n->nargs < d->nmin || (d->nmax >= 0 && n->nargs > d->nmax);
+    if ((count_bad || (!d->block && n->block)) && missing_semicolon(b, n))
+        return -1;
+    if (count_bad)
+        return bad_count(b, n, d);
+    if (d->block && !n->block)
+        return atr__conf_fail(b, &n->name.pos, "'%s' takes a block, expected '{'", d->name);
+    if (!d->block && n->block)
+        return atr__conf_fail(b, &n->brace, "'%s' takes no block, expected ';'", d->name);
+    return d->fn(b, n, d, obj);
+}
+
 int atr__conf_run_block(atr__conf_bctx_t *b, enum atr__conf_ctx ctx, const atr__conf_node_t *list,
                         void *obj)
 {
     atr_conf_pos_t seen[64]; /* per table entry: where it was first written */
     memset(seen, 0, sizeof(seen));
-    for (const atr__conf_node_t *n = list; n != NULL; n = n->next) {
-        const atr__conf_directive_t *d = find(ctx, n->name.s);
-        if (d == NULL)
-            return unknown(b, ctx, n);
-        size_t i = (size_t)(d - contexts[ctx].tab);
-        if (!d->multi && seen[i].file != NULL)
-            return atr__conf_fail(b, &n->name.pos, "duplicate '%s' (first at %s:%d:%d)", d->name,
-                                  seen[i].file, seen[i].line, seen[i].col);
-        seen[i] = n->name.pos;
-        if (n->nargs < d->nmin || (d->nmax >= 0 && n->nargs > d->nmax))
-            return bad_count(b, n, d);
-        if (d->block && !n->block)
-            return atr__conf_fail(b, &n->name.pos, "'%s' takes a block, expected '{'", d->name);
-        if (!d->block && n->block)
-            return atr__conf_fail(b, &n->brace, "'%s' takes no block, expected ';'", d->name);
-        if (d->fn(b, n, d, obj) < 0)
-            return -1;
-    }
-    return 0;
+    int failed = 0;
+    /* A bad directive is reported and the walk goes on with the next one:
+     * -t lists every mistake at once (the load fails all the same). */
+    for (const atr__conf_node_t *n = list; n != NULL; n = n->next)
+        failed |= run_one(b, ctx, n, obj, seen) < 0;
+    return failed ? -1 : 0;
 }
 
 /* ---- the whole conf ------------------------------------------------------- */
@@ -549,11 +631,11 @@ static int build(atr__conf_bctx_t *b, const atr__conf_node_t *root, atr_conf_pos
     c->upstreams = atr__conf_alloc(b->a, sizeof(*c->upstreams) * (size_t)(nu ? nu : 1));
     c->hosts = atr__conf_alloc(b->a, sizeof(*c->hosts) * (size_t)(nh ? nh : 1));
     b->hosts = atr__conf_alloc(b->a, sizeof(*b->hosts) * (size_t)(nh ? nh : 1));
-    if (atr__conf_run_block(b, ATR__CONF_MAIN, root, c) < 0)
-        return -1;
+    int failed = atr__conf_run_block(b, ATR__CONF_MAIN, root, c) < 0;
     for (int i = 0; i < b->nhosts; i++)
-        if (atr__conf_build_host(b, b->hosts[i]) < 0)
-            return -1;
+        failed |= atr__conf_build_host(b, b->hosts[i]) < 0;
+    if (failed)
+        return -1; /* the checks of the whole assume its parts were whole */
     if (c->nlistens == 0)
         return atr__conf_fail(b, &eof, "no listen directive (expected e.g. listen 8080;)");
     if (c->nhosts == 0)
@@ -569,7 +651,7 @@ static atr_conf_t *load(const char *file, const char *text, size_t len, const ch
     atr__conf_whole_t *w = atr_xcalloc(1, sizeof(*w));
     atr_conf_t *c = &w->conf;
     atr__conf_node_t *root = NULL;
-    atr__conf_bctx_t b = { &w->arena, c, flags, err, errlen, NULL, 0 };
+    atr__conf_bctx_t b = { &w->arena, c, flags, err, errlen, NULL, 0, 0 };
 
     const char *fname = atr__conf_strdup(&w->arena, file);
     if (dir != NULL)

@@ -347,9 +347,11 @@ int atr__conf_build_host(atr__conf_bctx_t *b, const atr__conf_node_t *n)
         return atr__conf_fail(b, &n->name.pos,
                               "host %s has no route (expected route PREFIX { ... })", h->names[0]);
     h->routes = atr__conf_alloc(b->a, sizeof(*h->routes) * (size_t)hb.nroutes);
-    for (int i = 0; i < hb.nroutes; i++)
-        if (build_route(b, &hb, hb.routes[i]) < 0)
-            return -1;
+    int failed = 0;
+    for (int i = 0; i < hb.nroutes; i++) /* every route's mistakes, not only the first's */
+        failed |= build_route(b, &hb, hb.routes[i]) < 0;
+    if (failed)
+        return -1;
     sort_routes(h);
     c->nhosts++;
     return 0;

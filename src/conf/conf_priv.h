@@ -133,7 +133,11 @@ typedef struct atr__conf_bctx {
     size_t errlen;
     const atr__conf_node_t **hosts; /* host blocks, built once every upstream is known */
     int nhosts;
+    int nerrors;    /* errors so far: the walk goes on past a bad directive to list them all */
 } atr__conf_bctx_t;
+
+/* The most errors one load lists (the first ATR__CONF_MAX_ERRORS lines). */
+#define ATR__CONF_MAX_ERRORS 20
 
 enum atr__conf_kind {
     ATR__CONF_NONE = 0,

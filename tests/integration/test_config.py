@@ -314,3 +314,29 @@ def test_relative_paths_follow_the_config_file(tmp_path):
     r = subprocess.run([ATRIUM_BIN, "-T", "-c", str(shipped)], cwd=str(elsewhere),
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 0 and "static %s/www;" % shipped.parent in r.stdout, r.stderr
+
+
+def test_check_lists_every_error_with_hints(tmp_path):
+    """-t lists every mistake at once (FILE:LINE:COL each), suggests the directive
+    a typo was probably meant to be, and says when a ';' is missing rather than
+    reporting the next line."""
+    p = tmp_path / "bad.conf"
+    p.write_text("listne 127.0.0.1:8080;\n"
+                 "host * {\n"
+                 "  route / { retrun 200; }\n"
+                 "  route /x { proxy nope; }\n"
+                 "}\n"
+                 "upstream a { server 127.0.0.1:1 wieght=2; }\n")
+    r = run_atrium(["-t", "-c", str(p)])
+    assert r.returncode == 1
+    pos = error_positions(r.stderr, p)
+    assert sorted((l, c) for l, c, _ in pos) == [(1, 1), (3, 13), (4, 20), (6, 33)], r.stderr
+    assert "unknown directive 'listne' at top level (did you mean 'listen'?)" in r.stderr
+    assert "(did you mean 'return'?)" in r.stderr
+    p.write_text("listen 127.0.0.1:8080;\nworkers 2\nhost * { route / { return 200; } }\n")
+    r = run_atrium(["-t", "-c", str(p)])
+    assert error_positions(r.stderr, p) == [(2, 10, "missing ';' after 'workers 2'")], r.stderr
+    # a name far from every directive gets no guess
+    p.write_text("listen 127.0.0.1:8080;\nzzzzzz 1;\nhost * { route / { return 200; } }\n")
+    r = run_atrium(["-t", "-c", str(p)])
+    assert "did you mean" not in r.stderr and "unknown directive 'zzzzzz'" in r.stderr, r.stderr
