@@ -69,9 +69,10 @@ int atr_gateway_walk(const char *dir, const char *path, char *file, size_t cap,
 /* SCRIPT_NAME, PATH_INFO, SCRIPT_FILENAME and PATH_TRANSLATED of a script
  * route (FastCGI): a directory asks for its index, as a static route would;
  * otherwise the path is split after the first segment that is a file under
- * the root (`/doku.php/page` runs doku.php with PATH_INFO /page). Without a
- * root, or when no prefix is a file, the whole path is the script and the
- * application answers for it (php-fpm: 404). 0 or 414. */
+ * the root (`/doku.php/page` runs doku.php with PATH_INFO /page). When no
+ * prefix is a file, a route with try_files runs its front controller (the
+ * root's index); without, the whole path is the script and the application
+ * answers for it (php-fpm: 404). 0 or 414. */
 static int script_vars(const atr_conf_route_t *rt, const char *path, atr_cgi_input_t *in,
                        char *script, size_t scap, char *filename, size_t fcap, char *translated,
                        size_t tcap)
@@ -88,8 +89,14 @@ static int script_vars(const atr_conf_route_t *rt, const char *path, atr_cgi_inp
             in->path_translated = translated;
         return 0;
     }
-    if (join2(script, scap, path, plen, dir && rt->index ? rt->index : "") < 0)
+    if (rt->try_dir && rt->root && rt->index) {
+        /* try_files: a path that names no file goes to the front controller,
+         * the root's index (nginx's try_files $uri /index.php) */
+        if (join2(script, scap, "/", 1, rt->index) < 0)
+            return 414;
+    } else if (join2(script, scap, path, plen, dir && rt->index ? rt->index : "") < 0) {
         return 414;
+    }
     in->script_name = (atr_str_t){ script, strlen(script) };
     if (rt->root) {
         if (join2(filename, fcap, rt->root, strlen(rt->root), script) < 0)

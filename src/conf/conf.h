@@ -135,7 +135,8 @@ enum atr_route_kind {
 
 /* `route PREFIX { proxy UPSTREAM; | static DIR; | return CODE [TEXT]; ... }` */
 typedef struct atr_conf_route {
-    char *prefix;                   /* starts with '/'; longest prefix wins */
+    char *prefix;                   /* starts with '/'; longest prefix wins. Or "*.EXT": a path
+                                     * with a segment ending in .EXT (before any prefix route) */
     enum atr_route_kind kind;
     atr_conf_upstream_t *upstream;  /* ATR_ROUTE_PROXY: resolved reference into conf->upstreams */
     char *proxy_prefix;             /* `proxy NAME PREFIX;`: the route's prefix is replaced by it in
@@ -146,6 +147,8 @@ typedef struct atr_conf_route {
     char *root;                     /* ATR_ROUTE_PROXY: `root DIR;` document root for gateway
                                      * backends: SCRIPT_FILENAME = root + path; NULL = none */
     char *cgi_dir;                  /* ATR_ROUTE_CGI: `cgi DIR;` scripts directory (checked to exist) */
+    char *try_dir;                  /* `try_files DIR;` (proxy, cgi): a request naming a regular
+                                     * file under DIR is served from it; NULL = none */
     int return_status;              /* ATR_ROUTE_RETURN */
     char *return_body;              /* ATR_ROUTE_RETURN, may be NULL */
     atr_hdr_op_t *req_hdr;  int nreq_hdr;

@@ -357,6 +357,11 @@ static void dump_route(const atr_conf_route_t *r, FILE *out)
         fputs(";\n", out);
         break;
     }
+    if (r->try_dir != NULL) {
+        fputs("        try_files ", out);
+        word(out, r->try_dir);
+        fputs(";\n", out);
+    }
     dump_headers(out, "request_header", r->req_hdr, r->nreq_hdr);
     dump_headers(out, "response_header", r->resp_hdr, r->nresp_hdr);
     fputs("    }\n", out);

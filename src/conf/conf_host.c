@@ -31,7 +31,7 @@ typedef struct route_build {
     hdr_target_t hdr;
     atr_conf_route_t *r;
     const char *handler; /* the first of proxy/static/return */
-    atr_conf_pos_t handler_pos, index_pos, root_pos;
+    atr_conf_pos_t handler_pos, index_pos, root_pos, try_pos;
 } route_build_t;
 
 static int d_header(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
@@ -210,8 +210,10 @@ static int build_route(atr__conf_bctx_t *b, host_build_t *hb, const atr__conf_no
     atr_conf_route_t *r = &h->routes[h->nroutes];
     const atr__conf_tok_t *t = &n->args[0];
     route_build_t rb;
-    if (t->s[0] != '/')
-        return atr__conf_fail(b, &t->pos, "route prefix '%s' must start with '/'", t->s);
+    int ext = t->s[0] == '*' && t->s[1] == '.' && t->s[2] != '\0' && strchr(t->s + 2, '/') == NULL;
+    if (t->s[0] != '/' && !ext)
+        return atr__conf_fail(b, &t->pos, "route prefix '%s' must start with '/' (or be *.EXT, "
+                              "e.g. *.php)", t->s);
     for (int i = 0; i < h->nroutes; i++)
         if (strcmp(h->routes[i].prefix, t->s) == 0)
             return atr__conf_fail(b, &t->pos, "duplicate route %s (first at %s:%d:%d)", t->s,
@@ -241,6 +243,9 @@ static int build_route(atr__conf_bctx_t *b, host_build_t *hb, const atr__conf_no
                               r->prefix);
     if (rb.root_pos.file != NULL && r->kind != ATR_ROUTE_PROXY)
         return atr__conf_fail(b, &rb.root_pos, "'root' only applies to proxy routes");
+    if (rb.try_pos.file != NULL && r->kind != ATR_ROUTE_PROXY && r->kind != ATR_ROUTE_CGI)
+        return atr__conf_fail(b, &rb.try_pos, "'try_files' only applies to proxy and cgi routes "
+                              "(a static route serves files already)");
     if (rb.index_pos.file != NULL && r->kind != ATR_ROUTE_STATIC && r->root == NULL)
         return atr__conf_fail(b, &rb.index_pos,
                               "'index' only applies to static routes and proxy routes with a root");
@@ -312,16 +317,36 @@ static int host_names(atr__conf_bctx_t *b, const atr__conf_node_t *n, atr_conf_h
 }
 
 /* Longest prefix first; a stable insertion sort keeps file order on ties. */
+/* Extension routes (*.php) first, in file order; then prefixes, longest
+ * first. */
+static int route_rank(const atr_conf_route_t *r)
+{
+    return r->prefix[0] == '*' ? 1 << 30 : (int)strlen(r->prefix);
+}
+
 static void sort_routes(atr_conf_host_t *h)
 {
     for (int i = 1; i < h->nroutes; i++) {
         atr_conf_route_t r = h->routes[i];
-        size_t len = strlen(r.prefix);
+        int rank = route_rank(&r);
         int j = i;
-        for (; j > 0 && strlen(h->routes[j - 1].prefix) < len; j--)
+        for (; j > 0 && route_rank(&h->routes[j - 1]) < rank; j--)
             h->routes[j] = h->routes[j - 1];
         h->routes[j] = r;
     }
+}
+
+static int d_try_files(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                       const atr__conf_directive_t *d, void *obj)
+{
+    route_build_t *rb = obj;
+    (void)d;
+    char *path = atr__conf_pathdup(b, &n->args[0]);
+    if (atr__conf_need_dir(b, &n->args[0], path, "try_files directory") < 0)
+        return -1;
+    rb->r->try_dir = path;
+    rb->try_pos = n->name.pos;
+    return 0;
 }
 
 int atr__conf_build_host(atr__conf_bctx_t *b, const atr__conf_node_t *n)
@@ -374,6 +399,7 @@ const atr__conf_directive_t atr__conf_route_tab[] = {
     { "status", 0, 0, 0, 0, d_status, ATR__CONF_NONE, 0, 0, 0 },
     ATR__CONF_ONE("index", d_index),
     ATR__CONF_ONE("root", d_root),
+    ATR__CONF_ONE("try_files", d_try_files),
     { "request_header", 2, 3, 0, 1, d_header, ATR__CONF_NONE, 0, 0, 0 },
     { "response_header", 2, 3, 0, 1, d_header, ATR__CONF_NONE, 0, 0, 0 },
 };

@@ -26,10 +26,28 @@ static const atr_conf_host_t *find_host(const atr_gen_t *g, atr_str_t host)
     return h ? h : g->default_host;
 }
 
+/* "*.php" takes a path with a segment that ends in ".php": "/a.php",
+ * "/doku.php/page" (its PATH_INFO), not "/a.phpx" nor "/.php". */
+static int ext_match(const char *ext, const char *path, size_t n)
+{
+    size_t el = strlen(ext);
+    for (const char *p = path; (p = memmem(p, n - (size_t)(p - path), ext, el)) != NULL; p++) {
+        const char *after = p + el;
+        if ((after == path + n || *after == '/') && p > path && p[-1] != '/')
+            return 1;
+    }
+    return 0;
+}
+
 static const atr_conf_route_t *find_route(const atr_conf_host_t *h, const char *path, size_t n)
 {
     for (int i = 0; h && i < h->nroutes; i++) {
         const atr_conf_route_t *rt = &h->routes[i];
+        if (rt->prefix[0] == '*') { /* extension routes come first (conf_host.c sorts them) */
+            if (ext_match(rt->prefix + 1, path, n))
+                return rt;
+            continue;
+        }
         size_t pl = strlen(rt->prefix);
         if (pl > n || memcmp(rt->prefix, path, pl) != 0)
             continue;
@@ -173,6 +191,13 @@ static void dispatch(atr_req_t *r, char *path, size_t cap)
         return;
     case ATR_ROUTE_PROXY:
     case ATR_ROUTE_CGI:
+        if (r->route->try_dir) {
+            r->norm_path = atr_xstrndup(path, plen);
+            if (atr_static_try(r, r->route->try_dir))
+                return; /* a file that exists: served as it is */
+            free(r->norm_path);
+            r->norm_path = NULL;
+        }
         r->ups = atr_gen_route_upstream(g, r->route);
         r->upstream = g->ups[r->ups].conf;
         if (r->route->proxy_prefix)

@@ -207,6 +207,9 @@ static int conditions(const atr_http_msg_t *msg, enum atr_http_method m, const c
     return rc > 0 ? 206 : rc < 0 ? 416 : 200;
 }
 
+static void serve(atr_req_t *r, enum atr_http_method m, int fd, const struct stat *stp,
+                  const char *path);
+
 void atr_static_handle(atr_req_t *r)
 {
     const atr_conf_route_t *rt = r->route;
@@ -237,6 +240,15 @@ void atr_static_handle(atr_req_t *r)
         atr_req_respond_simple(r, fd == -ENOENT || fd == -ENOTDIR ? 404 : 403, NULL, 0);
         return;
     }
+    serve(r, m, fd, &st, path);
+}
+
+/* Answer r with the open regular file fd (st, path): its validators, the
+ * request's conditions and range, then the bytes. Takes fd. */
+static void serve(atr_req_t *r, enum atr_http_method m, int fd, const struct stat *stp,
+                  const char *path)
+{
+    struct stat st = *stp;
     /* The validators: the entity tag from modification time and size, as
      * nginx makes it, and the modification time. */
     char etag[48], date[64], fields[384];
@@ -300,4 +312,25 @@ void atr_static_handle(atr_req_t *r)
         pump(r);
     else if (rc < 0)
         atr_req_abort(r);
+}
+
+int atr_static_try(atr_req_t *r, const char *dir)
+{
+    enum atr_http_method m = r->msg->method;
+    if (m != ATR_M_GET && m != ATR_M_HEAD)
+        return 0; /* the application's */
+    char path[4096];
+    struct stat st;
+    int n = snprintf(path, sizeof path, "%s%s", dir, r->norm_path);
+    if (n < 0 || (size_t)n >= sizeof path || r->norm_path[strlen(r->norm_path) - 1] == '/')
+        return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return 0;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return 0; /* a directory, a FIFO: the application's */
+    }
+    serve(r, m, fd, &st, path);
+    return 1;
 }

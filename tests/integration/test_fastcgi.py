@@ -410,3 +410,35 @@ def test_health_check_in_fastcgi(atrium, php_fpm):
     assert wait_until(lambda: "fails its health check (GET /no-such.php: status 404)"
                       in a.error_log, 5), a.error_log[-2000:]
     assert get(a.port, "/php/env.php").status == 503
+
+
+def test_extension_route_and_file_fallback_like_dokuwiki(atrium, php_fpm, tmp_path):
+    """A PHP application's usual layout: `route *.php` runs every script (also
+    /doku.php/page with its PATH_INFO), `try_files` serves the files that exist
+    (a stylesheet, VERSION) and sends the rest to the application."""
+    import shutil
+    docroot = tmp_path / "wiki"
+    docroot.mkdir()
+    for name in ("env.php", "_env.php"):
+        shutil.copy(PHP_DOCROOT / "php" / name, docroot / name)
+    (docroot / "VERSION").write_text("2024-02-06\n")
+    (docroot / "lib").mkdir()
+    (docroot / "lib" / "style.css").write_text("body{}\n")
+    fpm = php_fpm()
+    a = atrium("""
+upstream php { protocol fastcgi; server %s; }
+host * {
+    route *.php { proxy php; root %s; }
+    route / { proxy php; root %s; index env.php; try_files %s; }
+}""" % (fpm.addr, docroot, docroot, docroot))
+    r = get(a.port, "/VERSION")
+    assert (r.status, r.body) == (200, b"2024-02-06\n"), r
+    r = get(a.port, "/lib/style.css")
+    assert r.status == 200 and r.body == b"body{}\n" and r.get("content-type") == "text/css", r
+    s = php_json(get(a.port, "/env.php/wiki/page"))["server"]
+    assert (s["SCRIPT_NAME"], s["PATH_INFO"]) == ("/env.php", "/wiki/page"), s
+    # a path that is no file goes to the application's front controller (index)
+    s = php_json(get(a.port, "/some/pretty/url"))["server"]
+    assert s["SCRIPT_NAME"] == "/env.php" and s["REQUEST_URI"] == "/some/pretty/url", s
+    # *.php is a whole name: /x.phpx is no script
+    assert php_json(get(a.port, "/x.phpx"))["server"]["REQUEST_URI"] == "/x.phpx"
