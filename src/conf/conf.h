@@ -134,6 +134,18 @@ enum atr_route_kind {
 };
 
 /* `route PREFIX { proxy UPSTREAM; | static DIR; | return CODE [TEXT]; ... }` */
+/* `allow ADDR[/BITS]|all;` `deny ...;` in a route: the first rule whose
+ * network holds the client decides; none: allowed. */
+typedef struct atr_conf_acl {
+    int allow;
+    int family;                     /* AF_INET, AF_INET6, or 0 for `all` */
+    uint8_t addr[16];               /* the network, its host bits cleared */
+    int bits;
+} atr_conf_acl_t;
+
+/* 1 when the rules let the client at peer (an address as text) in. */
+int atr_conf_acl_allows(const atr_conf_acl_t *acl, int n, const char *peer);
+
 typedef struct atr_conf_route {
     char *prefix;                   /* starts with '/'; longest prefix wins. Or "*.EXT": a path
                                      * with a segment ending in .EXT (before any prefix route) */
@@ -153,6 +165,7 @@ typedef struct atr_conf_route {
     char *return_body;              /* ATR_ROUTE_RETURN, may be NULL */
     atr_hdr_op_t *req_hdr;  int nreq_hdr;
     atr_hdr_op_t *resp_hdr; int nresp_hdr;
+    atr_conf_acl_t *acl; int nacl;  /* allow/deny, in order; none: everyone */
     atr_conf_pos_t pos;
 } atr_conf_route_t;
 

@@ -357,6 +357,7 @@ static void dump_route(const atr_conf_route_t *r, FILE *out)
         fputs(";\n", out);
         break;
     }
+    atr__conf_dump_acl(r->acl, r->nacl, out);
     if (r->try_dir != NULL) {
         fputs("        try_files ", out);
         word(out, r->try_dir);

@@ -34,6 +34,13 @@ typedef struct route_build {
     atr_conf_pos_t handler_pos, index_pos, root_pos, try_pos;
 } route_build_t;
 
+static int d_acl(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
+                 void *obj)
+{
+    route_build_t *rb = obj;
+    return atr__conf_d_acl(b, n, d, &rb->r->acl[rb->r->nacl++]);
+}
+
 static int d_header(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
                     void *obj)
 {
@@ -235,6 +242,8 @@ static int build_route(atr__conf_bctx_t *b, host_build_t *hb, const atr__conf_no
     memcpy(rb.hdr.resp, hb->hdr.resp, sizeof(*rb.hdr.resp) * (size_t)hb->hdr.nresp);
     rb.hdr.nreq = hb->hdr.nreq;
     rb.hdr.nresp = hb->hdr.nresp;
+    int nacl = atr__conf_count(n->child, "allow") + atr__conf_count(n->child, "deny");
+    r->acl = atr__conf_alloc(b->a, sizeof(*r->acl) * (size_t)(nacl ? nacl : 1));
     if (atr__conf_run_block(b, ATR__CONF_ROUTE, n->child, &rb) < 0)
         return -1;
     if (rb.handler == NULL)
@@ -400,6 +409,8 @@ const atr__conf_directive_t atr__conf_route_tab[] = {
     ATR__CONF_ONE("index", d_index),
     ATR__CONF_ONE("root", d_root),
     ATR__CONF_ONE("try_files", d_try_files),
+    { "allow", 1, 1, 0, 1, d_acl, ATR__CONF_NONE, 0, 0, 0 },
+    { "deny", 1, 1, 0, 1, d_acl, ATR__CONF_NONE, 0, 0, 0 },
     { "request_header", 2, 3, 0, 1, d_header, ATR__CONF_NONE, 0, 0, 0 },
     { "response_header", 2, 3, 0, 1, d_header, ATR__CONF_NONE, 0, 0, 0 },
 };

@@ -260,4 +260,10 @@ char *atr__conf_pathdup(atr__conf_bctx_t *b, const atr__conf_tok_t *t);
 int atr__conf_d_file(atr__conf_bctx_t *b, const atr__conf_node_t *n,
                      const atr__conf_directive_t *d, void *obj);
 
+/* allow / deny (conf_acl.c): one rule from the directive n into *out, and
+ * the rules as -T writes them inside a route. */
+int atr__conf_d_acl(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
+                    struct atr_conf_acl *out);
+void atr__conf_dump_acl(const struct atr_conf_acl *acl, int n, FILE *out);
+
 #endif

@@ -167,6 +167,11 @@ static void dispatch(atr_req_t *r, char *path, size_t cap)
         atr_req_respond_simple(r, 404, NULL, 0);
         return;
     }
+    if (r->route->nacl && !atr_conf_acl_allows(r->route->acl, r->route->nacl, r->c->peer)) {
+        atr_req_head_done(r);
+        atr_req_respond_simple(r, 403, NULL, 0);
+        return;
+    }
     if (g->conf->max_body_size && m->body == ATR_BODY_LENGTH &&
         m->content_length > g->conf->max_body_size) {
         atr_req_head_done(r);

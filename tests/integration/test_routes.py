@@ -1,10 +1,12 @@
 """Hosts and routes: return, static files, host matching, longest prefix."""
 
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from conftest import get, raw_ex, upstream_conf
+from conftest import get, raw_ex, run_atrium, upstream_conf
 
 
 @pytest.fixture
@@ -261,3 +263,27 @@ host * {
     assert (r.status, r.get("location")) == (301, "/lib/?x=1"), r
     assert get(a.port, "/lib/").body == b"A"
     assert get(a.port, "/library").body == b"root"
+
+
+def test_allow_and_deny_by_client_address(atrium, tmp_path):
+    """The first allow/deny rule whose network holds the client decides; none:
+    allowed. The default config keeps the status page to the machine itself."""
+    a = atrium("""
+host * {
+    route /local { return 200 "local"; allow 127.0.0.1; allow ::1; deny all; }
+    route /lan { return 200 "lan"; allow 10.0.0.0/8; deny all; }
+    route /open { return 200 "open"; deny 192.0.2.0/24; }
+    route /v6only { return 200 "v6"; allow ::/0; deny all; }
+}""")
+    assert get(a.port, "/local").body == b"local"
+    r = get(a.port, "/lan")
+    assert r.status == 403, r
+    assert get(a.port, "/open").body == b"open"
+    assert get(a.port, "/v6only").status == 403  # an IPv4 client: no IPv6 rule matches
+    p = tmp_path / "bad.conf"
+    p.write_text("listen 127.0.0.1:1;\nhost * { route / { return 200; allow 10.0.0.0/33; } }\n")
+    r = run_atrium(["-t", "-c", str(p)])
+    assert r.returncode == 1 and "invalid address '10.0.0.0/33' for 'allow'" in r.stderr, r.stderr
+    shipped = (Path(__file__).resolve().parent.parent.parent / "conf" / "atrium.conf").read_text()
+    assert re.search(r"route /atrium-status \{ status; allow 127\.0\.0\.1; allow ::1; deny all; \}",
+                     shipped), "the default config's status route is open"
