@@ -3,8 +3,10 @@
  * configuration, -v prints versions. */
 #include <ares.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,10 +23,12 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: atrium [-c FILE] [-t] [-T] [-v] [-h]\n"
+            "usage: atrium [-c FILE] [-t] [-T] [-s reload|stop|reopen] [-v] [-h]\n"
             "  -c, --config FILE  configuration file (default " DEFAULT_CONF ")\n"
             "  -t, --test         check the configuration and exit (1 on error)\n"
             "  -T, --dump         check, then print the effective configuration\n"
+            "  -s, --signal SIG   tell the running atrium (its pid_file) to reload, stop\n"
+            "                     (gracefully) or reopen its logs\n"
             "  -v, --version      print the versions of atrium and its libraries\n"
             "  -h, --help         print this help\n"
             "Signals: HUP reloads the configuration, TERM and INT stop gracefully,\n"
@@ -55,6 +59,42 @@ static void versions(void)
     printf("c-ares %s\n", ares_version(NULL));
 }
 
+/* -s: the signal for a word, sent to the pid in the config's pid_file. */
+static int send_signal(const atr_conf_t *conf, const char *path, const char *word)
+{
+    static const struct { const char *word; int sig; } sigs[] = {
+        { "reload", SIGHUP }, { "stop", SIGTERM }, { "quit", SIGTERM }, { "reopen", SIGUSR1 },
+    };
+    int sig = 0;
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        if (strcmp(word, sigs[i].word) == 0)
+            sig = sigs[i].sig;
+    if (sig == 0) {
+        fprintf(stderr, "atrium: -s %s: expected reload, stop or reopen\n", word);
+        return 2;
+    }
+    if (conf->pid_file == NULL) {
+        fprintf(stderr, "atrium: -s needs a pid_file in %s to find the running atrium\n", path);
+        return 1;
+    }
+    FILE *f = fopen(conf->pid_file, "r");
+    long pid = 0;
+    if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+        fprintf(stderr, "atrium: pid_file %s: %s\n", conf->pid_file,
+                f == NULL ? strerror(errno) : "no process id in it");
+        if (f)
+            fclose(f);
+        return 1;
+    }
+    fclose(f);
+    if (kill((pid_t)pid, sig) < 0) {
+        fprintf(stderr, "atrium: process %ld (pid_file %s): %s\n", pid, conf->pid_file,
+                strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = DEFAULT_CONF;
@@ -62,15 +102,18 @@ int main(int argc, char **argv)
     static const struct option longs[] = {
         { "config", required_argument, NULL, 'c' }, { "test", no_argument, NULL, 't' },
         { "dump", no_argument, NULL, 'T' },          { "version", no_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
+        { "help", no_argument, NULL, 'h' },          { "signal", required_argument, NULL, 's' },
+        { NULL, 0, NULL, 0 },
     };
-    while ((opt = getopt_long(argc, argv, "c:tTvh", longs, NULL)) != -1) {
+    const char *sig = NULL;
+    while ((opt = getopt_long(argc, argv, "c:tTvhs:", longs, NULL)) != -1) {
         switch (opt) {
         case 'c': path = optarg; break;
         case 't': check = 1; break;
         case 'T': dump = 1; break;
         case 'v': versions(); return 0;
         case 'h': usage(stdout); return 0;
+        case 's': sig = optarg; break;
         default: usage(stderr); return 2;
         }
     }
@@ -85,6 +128,11 @@ int main(int argc, char **argv)
     if (conf == NULL) {
         fprintf(stderr, "%s\n", err);
         return 1;
+    }
+    if (sig != NULL) {
+        int rc = send_signal(conf, path, sig);
+        atr_conf_free(conf);
+        return rc;
     }
     if ((check || dump) && atr_runtime_check(conf, err, sizeof err) < 0) {
         fprintf(stderr, "%s\n", err);

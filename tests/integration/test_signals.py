@@ -175,3 +175,23 @@ def test_started_comes_after_every_worker_listens(atrium):
     started = log.index(" started: 4 worker(s)")
     for w in range(1, 5):
         assert 0 <= log.index("w%d: generation 1 active" % w) < started, log
+
+
+def test_dash_s_signals_the_running_process(atrium, tmp_path):
+    """atrium -s reload|reopen|stop, as nginx -s: the pid comes from the config's
+    pid_file."""
+    a = atrium('pid_file {{dir}}/atrium.pid;\nhost * { route / { return 200 "ok"; } }')
+    assert wait_until(lambda: (a.dir / "atrium.pid").exists(), 5)
+    conf = str(a.conf_path)
+    assert run_atrium(["-s", "reload", "-c", conf]).returncode == 0
+    assert wait_until(lambda: "reload: generation 2 active" in a.error_log, 5), a.error_log
+    assert run_atrium(["-s", "reopen", "-c", conf]).returncode == 0
+    assert get(a.port, "/").body == b"ok"
+    r = run_atrium(["-s", "bogus", "-c", conf])
+    assert r.returncode == 2 and "expected reload, stop or reopen" in r.stderr
+    assert run_atrium(["-s", "stop", "-c", conf]).returncode == 0
+    a.proc.wait(15)
+    a.stopped = True
+    assert a.proc.returncode == 0
+    r = run_atrium(["-s", "reload", "-c", conf])
+    assert r.returncode == 1, r  # nobody there any more (the pid_file went with it)
