@@ -9,6 +9,10 @@ same wrk slices and loadgen rate as the default mode, tools/benchlib/interleave.
    new member sets, the draining and new connections) shows as CPU per request.
 2. "size": 1,000 static members against 3, per balance method (--pool-balance): how the
    per-request cost grows with the member count.
+3. "defaults" (issue 13, not run unless asked: --pool-parts defaults): an upstream with
+   nothing but its server line, every default in force, against a tuned one (keepalive
+   and keepalive_requests raised on both sides, as the bench's own config has them), at
+   --connections clients: a default that falls off a cliff under load shows here.
 
 Every member is the same nginx origin, reached through its own loopback address (it
 listens on 127.0.0.2-61 and 127.0.X.Y as well as 127.0.0.1): every address of 127/8 is
@@ -35,7 +39,8 @@ DNS_ADDRS = tuple("127.0.0.%d" % i for i in range(2, 62))   # 60 the window move
 SMALL = 3
 TARGET_DNS_RATIO = 1.05      # dns50/static50 CPU per request (issue 12), quoted only
 BALANCES = ("round_robin", "least_conn", "random2", "ewma", "hash")
-PARTS = ("dns", "size")
+PARTS = ("dns", "size", "defaults")
+TARGET_DEFAULTS_RATIO = 1.05  # default/tuned CPU per request (issue 13), quoted only
 
 
 def big_addrs(n):
@@ -370,6 +375,19 @@ def part_size(args, oport, proxy_cpus, load_cpus, nofile, lg):
                      args, load_cpus, oport, lg, pairs)
 
 
+def part_defaults(args, oport, proxy_cpus, load_cpus, nofile, lg):
+    origin = "127.0.0.1:%d" % oport
+    tuned = make_pool_server("tuned", args, [origin], "round_robin", 53, proxy_cpus, nofile)
+    default = make_pool_server("default", args, [origin], "round_robin", 53, proxy_cpus, nofile)
+    with open(default.argv[-1], "w") as f:   # the shipped defaults: only what must be said
+        f.write("workers 1;\nerror_log stderr warn;\nlisten 127.0.0.1:%d;\n"
+                "upstream pool { server %s; }\nhost * { route / { proxy pool; } }\n"
+                % (default.port, origin))
+    return run_group("3. every default against a tuned upstream, %d clients" % args.connections,
+                     [tuned, default], args, load_cpus, oport, lg,
+                     [("default", "tuned", TARGET_DEFAULTS_RATIO)])
+
+
 # --------------------------------------------------------------------------
 # output
 
@@ -458,7 +476,7 @@ def main_pool(args, oport, proxy_cpus, load_cpus, nofile, pinning):
         log("Atrium binary %s not found or not executable" % args.atrium)
         return 2, None
     addrs = origin_addrs(args)
-    problem = check_origin([addrs[0], addrs[1], addrs[-1]], oport)
+    problem = check_origin(sorted({addrs[0], addrs[min(1, len(addrs) - 1)], addrs[-1]}), oport)
     if problem:
         log(problem)
         return 2, None
@@ -467,7 +485,8 @@ def main_pool(args, oport, proxy_cpus, load_cpus, nofile, pinning):
                       "members": args.pool_members, "balance": args.pool_balance,
                       "atrium": args.atrium, "pinning": pinning, "clk_tck": CLK_TCK},
            "groups": []}
-    for part, fn, title in (("dns", part_dns, "1. DNS pool"), ("size", part_size, "2. sizes")):
+    for part, fn, title in (("dns", part_dns, "1. DNS pool"), ("size", part_size, "2. sizes"),
+                            ("defaults", part_defaults, "3. defaults")):
         if part not in args.pool_parts:
             continue
         try:
