@@ -50,37 +50,17 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
-/* The primaries and, when their weights differ, Vose's alias table over
- * them, for atr__lb_draw_fast: a draw is then one uniform index and one
- * compare, O(1) whatever the weights (a binary search over cumulative
- * weights was 10 mispredicted branches a draw at 1,000 servers). */
-static void primaries(atr_lb_t *lb)
+void atr__lb_alias(const double *w, int n, uint32_t *prob, int *alias)
 {
-    uint64_t total = 0;
-    int equal = 1, n, ns = 0, nl = 0, *small, *large;
-    double *scaled;
-
-    lb->prim = atr_xcalloc((size_t)lb->nservers + 1, sizeof(*lb->prim));
-    for (int i = 0; i < lb->nservers; i++) {
-        if (lb->servers[i].backup)
-            continue;
-        if (lb->nprim > 0 && lb->servers[i].weight != lb->servers[lb->prim[0]].weight)
-            equal = 0;
-        lb->prim[lb->nprim++] = i;
-        total += (uint64_t)lb->servers[i].weight;
-    }
-    if (equal)
-        return;
-    n = lb->nprim;
-    lb->prob = atr_xcalloc((size_t)n, sizeof(*lb->prob));
-    lb->alias = atr_xcalloc((size_t)n, sizeof(*lb->alias));
-    scaled = atr_xcalloc((size_t)n, sizeof(*scaled));
-    small = atr_xcalloc((size_t)n, sizeof(*small));
-    large = atr_xcalloc((size_t)n, sizeof(*large));
+    double total = 0.0, *scaled = atr_xcalloc((size_t)n, sizeof(*scaled));
+    int ns = 0, nl = 0, *small = atr_xcalloc((size_t)n, sizeof(*small));
+    int *large = atr_xcalloc((size_t)n, sizeof(*large));
+    for (int k = 0; k < n; k++)
+        total += w[k];
     for (int k = 0; k < n; k++) {
-        scaled[k] = (double)lb->servers[lb->prim[k]].weight * n / (double)total;
-        lb->alias[k] = lb->prim[k];
-        lb->prob[k] = UINT32_MAX;
+        scaled[k] = w[k] * n / total;
+        alias[k] = k;
+        prob[k] = UINT32_MAX;
         if (scaled[k] < 1.0)
             small[ns++] = k;
         else
@@ -88,8 +68,8 @@ static void primaries(atr_lb_t *lb)
     }
     while (ns > 0 && nl > 0) {
         int sm = small[--ns], lg = large[nl - 1];
-        lb->prob[sm] = (uint32_t)(scaled[sm] * 4294967296.0);
-        lb->alias[sm] = lb->prim[lg];
+        prob[sm] = (uint32_t)(scaled[sm] * 4294967296.0);
+        alias[sm] = lg;
         scaled[lg] -= 1.0 - scaled[sm];
         if (scaled[lg] < 1.0) {
             nl--;
@@ -99,6 +79,36 @@ static void primaries(atr_lb_t *lb)
     free(scaled);
     free(small);
     free(large);
+}
+
+/* The primaries and, when their weights differ, Vose's alias table over
+ * them, for atr__lb_draw_fast: a draw is then one uniform index and one
+ * compare, O(1) whatever the weights (a binary search over cumulative
+ * weights was 10 mispredicted branches a draw at 1,000 servers). */
+static void primaries(atr_lb_t *lb)
+{
+    int equal = 1, n;
+
+    lb->prim = atr_xcalloc((size_t)lb->nservers + 1, sizeof(*lb->prim));
+    for (int i = 0; i < lb->nservers; i++) {
+        if (lb->servers[i].backup)
+            continue;
+        if (lb->nprim > 0 && lb->servers[i].weight != lb->servers[lb->prim[0]].weight)
+            equal = 0;
+        lb->prim[lb->nprim++] = i;
+    }
+    if (equal)
+        return;
+    n = lb->nprim;
+    double *w = atr_xcalloc((size_t)n, sizeof(*w));
+    for (int k = 0; k < n; k++)
+        w[k] = (double)lb->servers[lb->prim[k]].weight;
+    lb->prob = atr_xcalloc((size_t)n, sizeof(*lb->prob));
+    lb->alias = atr_xcalloc((size_t)n, sizeof(*lb->alias));
+    atr__lb_alias(w, n, lb->prob, lb->alias);
+    for (int k = 0; k < n; k++)
+        lb->alias[k] = lb->prim[lb->alias[k]]; /* positions to server indices */
+    free(w);
 }
 
 atr_lb_t *atr_lb_new(const atr_lb_ops_t *ops, atr_lb_server_t *servers, int n, uint64_t seed)

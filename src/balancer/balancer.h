@@ -332,6 +332,11 @@ static inline int atr__lb_usable(const atr_lb_t *lb, int i)
  * makes the draw follow the effective weights without summing them. */
 int atr__lb_draw_fast(atr_lb_t *lb, int skip);
 
+/* For methods in src/balancer only: Vose's alias table over w[0..n) (each
+ * >= 0, their sum > 0): a position k drawn uniformly is kept when 32 random
+ * bits fall under prob[k], else it becomes alias[k] (a position too). */
+void atr__lb_alias(const double *w, int n, uint32_t *prob, int *alias);
+
 /* For methods in src/balancer only: the pick_fast of a power-of-two-choices
  * method. Two distinct usable primaries a and b drawn by effective weight
  * (atr__lb_draw_fast; b the O(n) way when draws keep missing), and b when

@@ -52,10 +52,22 @@ typedef struct est {
     uint64_t at;   /* now_ms of the last response */
 } est_t;
 
+/* How long the fast path's table of weights serves before it is built
+ * again from the latest beats and latencies: beats come once a second. */
+#define TABLE_MS 100
+/* Draws from the table before the exact O(n) pick takes over. */
+#define TABLE_TRIES 8
+
 typedef struct hb {
     atr_lb_t super;
     est_t *est; /* per server */
     double *w;  /* per server: scratch for a pick's weights */
+    /* The fast path: an alias table over the servers with weight, as of
+     * built_ms (pick_fast draws from it and checks the server is usable). */
+    int *idx, *alias, ntab;
+    uint32_t *prob;
+    uint64_t built_ms;
+    int built;
 } hb_t;
 
 static void init(atr_lb_t *lb)
@@ -63,6 +75,9 @@ static void init(atr_lb_t *lb)
     hb_t *self = (hb_t *)lb;
     self->est = atr_xcalloc((size_t)lb->nservers, sizeof *self->est);
     self->w = atr_xcalloc((size_t)lb->nservers, sizeof *self->w);
+    self->idx = atr_xcalloc((size_t)lb->nservers + 1, sizeof *self->idx);
+    self->alias = atr_xcalloc((size_t)lb->nservers + 1, sizeof *self->alias);
+    self->prob = atr_xcalloc((size_t)lb->nservers + 1, sizeof *self->prob);
 }
 
 static void dispose(atr_lb_t *lb)
@@ -70,6 +85,9 @@ static void dispose(atr_lb_t *lb)
     hb_t *self = (hb_t *)lb;
     free(self->est);
     free(self->w);
+    free(self->idx);
+    free(self->alias);
+    free(self->prob);
 }
 
 static void observe(atr_lb_t *lb, int server, uint64_t now_ms, uint64_t rtt_us)
@@ -157,11 +175,51 @@ static int pick(atr_lb_t *lb, const unsigned char *ok)
     return total > 0.0 ? draw(lb, self->w, total) : -1;
 }
 
+/* The table pick_fast draws from: the weights pick would give if every
+ * primary were usable, now. O(n), once per TABLE_MS at most. */
+static void build_table(atr_lb_t *lb)
+{
+    hb_t *self = (hb_t *)lb;
+    for (int i = 0; i < lb->nservers; i++)
+        lb->ok[i] = !lb->servers[i].backup; /* scratch: the filter refills it before pick */
+    if (beat_weights(lb, lb->ok) <= 0.0)
+        fallback_weights(lb, lb->ok);
+    self->ntab = 0;
+    for (int i = 0; i < lb->nservers; i++)
+        if (self->w[i] > 0.0) {
+            self->w[self->ntab] = self->w[i];
+            self->idx[self->ntab++] = i;
+        }
+    if (self->ntab > 0)
+        atr__lb_alias(self->w, self->ntab, self->prob, self->alias);
+    self->built_ms = lb->now_ms;
+    self->built = 1;
+}
+
+/* O(1) for any pool size: a draw from the table, kept when the server is
+ * usable now; after a few misses (servers gone down or full since the
+ * table was built), the exact pick over every server. */
+static int pick_fast(atr_lb_t *lb)
+{
+    hb_t *self = (hb_t *)lb;
+    if (!self->built || lb->now_ms - self->built_ms >= TABLE_MS || lb->now_ms < self->built_ms)
+        build_table(lb);
+    for (int t = 0; t < TABLE_TRIES && self->ntab > 0; t++) {
+        uint64_t r = atr_lb_random(lb);
+        int k = (int)(((r >> 32) * (uint64_t)self->ntab) >> 32);
+        int i = self->idx[(uint32_t)r < self->prob[k] ? k : self->alias[k]];
+        if (atr__lb_usable(lb, i))
+            return i;
+    }
+    return -1;
+}
+
 const atr_lb_ops_t atr__lb_heartbeat = {
     .name = "heartbeat",
     .size = sizeof(hb_t),
     .init = init,
     .pick = pick,
+    .pick_fast = pick_fast,
     .dispose = dispose,
     .observe = observe,
 };
