@@ -56,6 +56,11 @@ typedef struct atr_server_state {
  * LBM_HEARTBEAT_MAX_LASTSEEN): older data is ignored by balance heartbeat. */
 #define ATR_LB_HB_FRESH_MS 10000
 
+/* Bumped by whoever stores a beat into a server's state (core/heartbeat.c):
+ * balance heartbeat's table of weights is built again after a change, not
+ * only when it has aged. */
+extern atomic_uint atr_lb_hb_epoch;
+
 /* 1 when st holds a beat at most ATR_LB_HB_FRESH_MS old at now_ms (a beat
  * stamped after now_ms, by a loop whose clock is ahead, is fresh). */
 static inline int atr_lb_hb_fresh(atr_server_state_t *st, uint64_t now_ms)

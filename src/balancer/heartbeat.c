@@ -67,8 +67,11 @@ typedef struct hb {
     int *idx, *alias, ntab;
     uint32_t *prob;
     uint64_t built_ms;
+    unsigned epoch;  /* atr_lb_hb_epoch the table was built at */
     int built;
 } hb_t;
+
+atomic_uint atr_lb_hb_epoch;
 
 static void init(atr_lb_t *lb)
 {
@@ -193,6 +196,7 @@ static void build_table(atr_lb_t *lb)
     if (self->ntab > 0)
         atr__lb_alias(self->w, self->ntab, self->prob, self->alias);
     self->built_ms = lb->now_ms;
+    self->epoch = atomic_load_explicit(&atr_lb_hb_epoch, memory_order_relaxed);
     self->built = 1;
 }
 
@@ -202,8 +206,9 @@ static void build_table(atr_lb_t *lb)
 static int pick_fast(atr_lb_t *lb)
 {
     hb_t *self = (hb_t *)lb;
-    if (!self->built || lb->now_ms - self->built_ms >= TABLE_MS || lb->now_ms < self->built_ms)
-        build_table(lb);
+    if (!self->built || lb->now_ms - self->built_ms >= TABLE_MS || lb->now_ms < self->built_ms ||
+        atomic_load_explicit(&atr_lb_hb_epoch, memory_order_relaxed) != self->epoch)
+        build_table(lb); /* aged, or a beat changed the weights (ready=0 takes effect at once) */
     for (int t = 0; t < TABLE_TRIES && self->ntab > 0; t++) {
         uint64_t r = atr_lb_random(lb);
         int k = (int)(((r >> 32) * (uint64_t)self->ntab) >> 32);

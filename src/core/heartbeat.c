@@ -103,6 +103,7 @@ static void store(atr_server_state_t *st, void *arg)
     atomic_store_explicit(&st->hb_ready, (int)a->b->ready, memory_order_relaxed);
     atomic_store_explicit(&st->hb_busy, (int)a->b->busy, memory_order_relaxed);
     atomic_store_explicit(&st->hb_seen_ms, a->seen_ms, memory_order_relaxed);
+    atomic_fetch_add_explicit(&atr_lb_hb_epoch, 1, memory_order_relaxed);
 }
 
 static void publish(void *ud, const struct sockaddr_storage *from, const atr_hb_beat_t *b,
