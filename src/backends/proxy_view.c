@@ -107,6 +107,7 @@ void atr__px_members_changed(atr_wgen_t *wg)
             continue;
         }
         atr_px_view_t *v = atr__px_view_new(wg, i, ms);
+        atr_lb_carry(v->lb, old->lb); /* go on in the sequence, not from its start */
         move_idle(old, v);
         pw->views[i] = v;
         atr__px_view_unref(old);

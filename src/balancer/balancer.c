@@ -259,6 +259,12 @@ int atr_lb_pick(atr_lb_t *lb, uint64_t now_ms, const unsigned char *tried, int *
     return atr_lb_pick_key(lb, now_ms, tried, all_full, 0);
 }
 
+void atr_lb_carry(atr_lb_t *to, const atr_lb_t *from)
+{
+    if (to->ops == from->ops && to->ops->carry != NULL)
+        to->ops->carry(to, from);
+}
+
 void atr_lb_observe(atr_lb_t *lb, int server, uint64_t now_ms, uint64_t rtt_us)
 {
     if (lb->ops->observe != NULL && server >= 0 && server < lb->nservers)

@@ -138,6 +138,10 @@ typedef struct atr_lb_ops {
     /* Optional: a response from `server` took rtt_us (request sent to
      * response head), seen at now_ms. Runs on the worker's loop, like pick. */
     void (*observe)(atr_lb_t *lb, int server, uint64_t now_ms, uint64_t rtt_us);
+    /* Optional: `to` replaces `from` (the same method, a new set of servers
+     * after a DNS change): carry over what keeps the sequence going, so a
+     * new set does not restart every worker at its first server. */
+    void (*carry)(atr_lb_t *to, const atr_lb_t *from);
     /* Optional, the common path: a usable primary (atr__lb_usable) chosen in
      * O(1) or O(log n) from the method's own structure, trying a few
      * candidates; or -1 when those were unusable, and atr_lb_pick falls
@@ -212,6 +216,10 @@ int atr_lb_pick_key(atr_lb_t *lb, uint64_t now_ms, const unsigned char *tried, i
  * at now_ms. A no-op for methods without ops->observe; call it on the
  * worker that owns lb. */
 void atr_lb_observe(atr_lb_t *lb, int server, uint64_t now_ms, uint64_t rtt_us);
+
+/* `to` takes over from `from` for the same upstream (a new set of members):
+ * the method carries its position over (ops->carry); a no-op otherwise. */
+void atr_lb_carry(atr_lb_t *to, const atr_lb_t *from);
 
 /* ---- slow start ---- */
 

@@ -76,6 +76,16 @@ static void init(atr_lb_t *lb)
     build_schedule(self);
 }
 
+/* The cursor goes on where the set before left it (as a share of its
+ * period): each worker keeps its own place in the sequence. */
+static void carry(atr_lb_t *to, const atr_lb_t *from)
+{
+    round_robin_t *t = (round_robin_t *)to;
+    const round_robin_t *f = (const round_robin_t *)from;
+    if (t->period > 0 && f->period > 0)
+        t->pos = (uint32_t)((uint64_t)f->pos * t->period / f->period);
+}
+
 static int pick(atr_lb_t *lb, const unsigned char *ok)
 {
     round_robin_t *self = (round_robin_t *)lb;
@@ -127,4 +137,5 @@ const atr_lb_ops_t atr__lb_round_robin = {
     .pick = pick,
     .dispose = dispose,
     .pick_fast = pick_fast,
+    .carry = carry,
 };

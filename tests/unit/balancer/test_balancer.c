@@ -257,6 +257,30 @@ static void test_seeds(void)
     atr_lb_free(a.lb);
 }
 
+/* A new set of servers (DNS) goes on in round robin's sequence where the
+ * set before left it, instead of starting every worker at its first server. */
+static void test_carry(void)
+{
+    pool_t p = { .n = 4 };
+    fixture_t a, b;
+    setup(&a, "round_robin", &p, 1);
+    setup(&b, "round_robin", &p, 1);
+    int first = atr_lb_pick(a.lb, NOW, NULL, NULL), next = -1;
+    for (int k = 0; k < 2; k++)
+        next = atr_lb_pick(a.lb, NOW, NULL, NULL);
+    next = atr_lb_pick(a.lb, NOW, NULL, NULL); /* the 4th: where a stands now */
+    atr_lb_free(a.lb);
+    setup(&a, "round_robin", &p, 1);
+    for (int k = 0; k < 3; k++)
+        atr_lb_pick(a.lb, NOW, NULL, NULL);
+    atr_lb_carry(b.lb, a.lb);
+    int after = atr_lb_pick(b.lb, NOW, NULL, NULL);
+    T_CHECK(__LINE__, after == next && after != first, "carried: %d, expected %d (not %d)", after,
+            next, first);
+    atr_lb_free(a.lb);
+    atr_lb_free(b.lb);
+}
+
 static const struct {
     int line;
     const char *name;
@@ -623,6 +647,7 @@ int main(void)
     test_distributions();
     test_random2_filter();
     test_seeds();
+    test_carry();
     test_hash_args();
     test_cookies();
     test_key();
