@@ -21,8 +21,8 @@ int atr__conf_fail(atr__conf_bctx_t *b, const atr_conf_pos_t *pos, const char *f
 {
     va_list ap;
     size_t used = b->err && b->nerrors > 0 ? strlen(b->err) : 0;
-    if (b->nerrors >= ATR__CONF_MAX_ERRORS || (b->err && used + 2 >= b->errlen))
-        return -1; /* enough to go on with */
+    if (b->nerrors >= ATR__CONF_MAX_ERRORS || (b->err && used > 0 && used + 80 >= b->errlen))
+        return -1; /* enough to go on with (a later line would be cut before its message) */
     if (used > 0)
         b->err[used++] = '\n'; /* one line per error, in file order */
     va_start(ap, fmt);

@@ -526,6 +526,7 @@ int atr__conf_d_upstream(atr__conf_bctx_t *b, const atr__conf_node_t *n,
             return atr__conf_fail(b, &t->pos, "duplicate upstream '%s' (first at %s:%d:%d)", t->s,
                                   f->file, f->line, f->col);
     }
+    memset(u, 0, sizeof(*u)); /* an upstream that failed before may have left its slot used */
     upstream_defaults(u);
     u->name = atr__conf_tokdup(b, t);
     u->pos = n->name.pos;

@@ -74,9 +74,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     atr_conf_t *c = atr_conf_load_string_ex("fuzz.conf", (const char *)data, size, ATR_CONF_NO_DNS,
                                             err, sizeof(err));
     if (c == NULL) {
+        /* One error per line (every mistake is listed), each with a position,
+         * no other control byte, no empty line. */
         CHECK(err[0] != '\0');
-        CHECK(strchr(err, '\n') == NULL);
-        CHECK(strncmp(err, "fuzz.conf:", 10) == 0 || strchr(err, ':') != NULL);
+        int lines = 0;
+        for (const char *l = err; *l; lines++) {
+            const char *nl = strchr(l, '\n');
+            size_t n = nl ? (size_t)(nl - l) : strlen(l);
+            CHECK(n > 0 && memchr(l, ':', n) != NULL);
+            for (size_t i = 0; i < n; i++)
+                CHECK((unsigned char)l[i] >= 0x20 && l[i] != 0x7f);
+            l += n + (nl != NULL);
+        }
+        CHECK(lines >= 1 && lines <= 20);
         return 0;
     }
     char *d1 = dump(c);
