@@ -89,6 +89,7 @@ def test_meson_install_puts_every_file_in_place(meson_root):
         at(o["bindir"], "fcgistarter"),
         at(o["mandir"], "man8", "atrium.8"),
         at(o["mandir"], "man5", "atrium.conf.5"),
+        at(o["mandir"], "man1", "fcgistarter.1"),
         at(o["sysconfdir"], "atrium", "atrium.conf"),
         at(o["sysconfdir"], "logrotate.d", "atrium"),
         at(o["datadir"], "atrium", "www", "index.html"),
@@ -96,7 +97,7 @@ def test_meson_install_puts_every_file_in_place(meson_root):
     ]
     missing = [str(p) for p in expected if not p.is_file()]
     assert not missing, "not installed: %s" % missing
-    assert os.access(expected[0], os.X_OK) and os.access(expected[1], os.X_OK)
+    assert all(os.access(p, os.X_OK) for p in expected[:2])  # the two programs
     unit = find_unit(root)
     # The unit runs the binary where it was installed, on the installed config.
     start = unit_values(unit, "ExecStart")[0]
@@ -104,7 +105,7 @@ def test_meson_install_puts_every_file_in_place(meson_root):
                                   os.path.join(o["prefix"], o["sysconfdir"], "atrium",
                                                "atrium.conf"))
     # The installed config points at the installed page, not at a source tree.
-    conf = expected[4].read_text()
+    conf = at(o["sysconfdir"], "atrium", "atrium.conf").read_text()
     www = os.path.join(o["prefix"], o["datadir"], "atrium", "www")
     assert "static %s;" % www in conf and "static www;" not in conf
 
@@ -126,6 +127,8 @@ def test_man_pages_render_without_warnings(meson_root):
                  "-h, --help", "SIGHUP", "SIGTERM", "SIGINT", "SIGUSR1", "EXIT STATUS",
                  "/etc/atrium/atrium.conf", "atrium.conf(5)"):
         assert word in prog, "atrium(8) does not mention %r" % word
+    for word in ("-c command", "-u path", "-N num", "-f", "EXIT STATUS"):
+        assert word in man(mandir / "man1" / "fcgistarter.1"), word
     conf = man(mandir / "man5" / "atrium.conf.5")
     # Every directive of the reference's tables has its entry in the page.
     ref = (SRC / "docs" / "config.md").read_text() + (SRC / "docs" / "tls.md").read_text()
@@ -182,6 +185,7 @@ def test_deb_holds_the_install_and_its_dependencies(deb):
     for f in ("usr/sbin/atrium", "usr/bin/fcgistarter", "etc/atrium/atrium.conf",
               "etc/logrotate.d/atrium", "usr/share/atrium/www/index.html",
               "usr/share/man/man8/atrium.8.gz", "usr/share/man/man5/atrium.conf.5.gz",
+              "usr/share/man/man1/fcgistarter.1.gz",
               "usr/share/doc/atrium/config.md"):
         assert (root / f).is_file(), f
     find_unit(root)
