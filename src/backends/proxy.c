@@ -598,6 +598,7 @@ static void px_send_head(atr_proxy_t *px)
     atr_http_parser_set_lenient_lf(px->rparser, px->ops->cgi_response);
     if (px->wg->gen->access_log || px->u->balance->observe) /* the time is logged, or learnt */
         px->t_start = uv_hrtime();
+    px->t_sent_ms = uv_now(&px->wg->w->loop);
     atr_sock_read_start(&px->bc->s);
     uv_buf_t b = uv_buf_init(px->head, (unsigned)px->head_len);
     int rc = atr__bc_write(px, &b, 1);

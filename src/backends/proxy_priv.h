@@ -122,6 +122,7 @@ struct atr_proxy {
     int stale_retried;            /* a pooled connection died unanswered: one fresh try on the
                                    * same server was made (not counted in attempts) */
     uint64_t t_start;
+    uint64_t t_sent_ms;           /* the loop's clock when the request went out (histogram) */
     char *client_head;            /* response head waiting to go out with the first body bytes */
     size_t client_head_len;
     uv_timer_t *qtimer;

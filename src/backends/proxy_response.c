@@ -163,6 +163,8 @@ static void px_complete(atr_proxy_t *px)
     atr_bconn_t *bc = px->bc;
     if (px->t_start)
         r->upstream_time_us = (int64_t)((uv_hrtime() - px->t_start) / 1000);
+    if (r && px->t_sent_ms)
+        r->upstream_ms = (int64_t)(uv_now(&px->wg->w->loop) - px->t_sent_ms);
     px->phase = PX_DONE;
     if (bc) {
         bc->px = NULL;

@@ -6,6 +6,7 @@
  * that only operators reach. */
 #include "handlers/status.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -51,6 +52,34 @@ static void label_value(atr_buf_t *b, const char *s)
         else
             atr_buf_put(b, s, 1);
     }
+}
+
+/* One latency histogram summed over the workers (which of their two by
+ * offset), as Prometheus wants it: cumulative buckets in seconds, +Inf, the
+ * sum and the count. */
+static void histogram(atr_buf_t *b, const char *name, const char *help, size_t off)
+{
+    uint64_t n[ATR_LAT_NB] = { 0 }, sum_ms = 0, cum = 0;
+    for (int i = 0; i < atr_process.nworkers; i++) {
+        atr_lat_t *h = (atr_lat_t *)(void *)((char *)&atr_process.workers[i]->metrics + off);
+        for (int k = 0; k < ATR_LAT_NB; k++)
+            n[k] += atr_metric_get(&h->n[k]);
+        sum_ms += atr_metric_get(&h->sum_ms);
+    }
+    family(b, name, "histogram", help);
+    for (int k = 0; k < ATR_LAT_NB; k++) {
+        char lab[32];
+        cum += n[k];
+        if (k < ATR_LAT_NB - 1)
+            snprintf(lab, sizeof lab, "le=\"%u.%03u\"", atr_lat_bounds_ms[k] / 1000,
+                     atr_lat_bounds_ms[k] % 1000);
+        else
+            snprintf(lab, sizeof lab, "le=\"+Inf\"");
+        atr_buf_printf(b, "%s_bucket{%s} %llu\n", name, lab, (unsigned long long)cum);
+    }
+    atr_buf_printf(b, "%s_sum %llu.%03llu\n", name, (unsigned long long)(sum_ms / 1000),
+                   (unsigned long long)(sum_ms % 1000));
+    atr_buf_printf(b, "%s_count %llu\n", name, (unsigned long long)cum);
 }
 
 static void process_metrics(atr_buf_t *b, const atr_gen_t *g)
@@ -104,6 +133,12 @@ static void process_metrics(atr_buf_t *b, const atr_gen_t *g)
     family(b, "atrium_response_body_bytes_total", "counter",
            "Response body bytes sent to clients.");
     sample(b, "atrium_response_body_bytes_total", NULL, bytes);
+    histogram(b, "atrium_request_duration_seconds",
+              "Requests from their first byte to the end of the answer (the loop's clock, ms).",
+              offsetof(atr_metrics_t, request_ms));
+    histogram(b, "atrium_upstream_duration_seconds",
+              "Proxied requests from sent to the backend to the end of its answer.",
+              offsetof(atr_metrics_t, upstream_ms));
 }
 
 /* One family over every server of every upstream; get() reads the value. */

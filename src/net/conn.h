@@ -98,6 +98,8 @@ struct atr_req {
     char *log_method, *log_target, *log_referer, *log_ua, *log_host; /* access log / CGI only */
     int version_minor;
     uint64_t start_us;
+    uint64_t start_ms;              /* the loop's clock at the first byte (latency histogram) */
+    int64_t upstream_ms;            /* request sent to response end, the loop's clock; -1 none */
     int64_t start_wall_ms;
     char upstream_addr[64];
     int64_t upstream_time_us;

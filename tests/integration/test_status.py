@@ -30,7 +30,8 @@ def scrape(port, path="/_status"):
             continue
         m = SAMPLE_RE.match(line)
         assert m, "not a sample line: %r" % line
-        assert m.group(1) in typed, "sample before its # TYPE: %r" % line
+        family = re.sub(r"_(bucket|sum|count)$", "", m.group(1))
+        assert m.group(1) in typed or family in typed, "sample before its # TYPE: %r" % line
         labels = frozenset(LABEL_RE.findall(m.group(2) or ""))
         out[(m.group(1), labels)] = float(m.group(3))
     return out
@@ -266,3 +267,24 @@ def test_long_upstream_names_do_not_share_server_state(atrium):
         assert server_val(s, "atrium_upstream_down", stem + "2", srv)[0] == 0
     finally:
         dead.close()
+
+
+def test_latency_histograms(atrium, origin):
+    """Request and upstream durations as Prometheus histograms: cumulative
+    buckets, +Inf equal to the count, a request held 300 ms in the 0.5 s bucket
+    and not in the 0.25 s one."""
+    o = origin("A")
+    a = atrium(proxy_conf([o], hosts_extra="route /_status { status; }"))
+    for _ in range(3):
+        assert get(a.port, "/name").status == 200
+    assert get(a.port, "/hold?ms=300").status == 200
+    s = scrape(a.port)
+    for fam in ("atrium_request_duration_seconds", "atrium_upstream_duration_seconds"):
+        buckets = sorted((float(dict(l)["le"]) if dict(l)["le"] != "+Inf" else float("inf"), v)
+                         for (n, l), v in s.items() if n == fam + "_bucket")
+        counts = [v for _, v in buckets]
+        assert counts == sorted(counts), (fam, buckets)         # cumulative
+        assert buckets[-1][1] == val(s, fam + "_count") >= 4, (fam, buckets)
+        assert dict(buckets)[0.25] == buckets[-1][1] - 1, (fam, buckets)  # the held one
+        assert dict(buckets)[0.5] == buckets[-1][1], (fam, buckets)
+        assert 0.3 <= val(s, fam + "_sum") < 5, fam
