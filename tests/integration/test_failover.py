@@ -42,8 +42,12 @@ def test_killing_one_of_three_origins_under_load_fails_no_request(atrium, origin
     out = wrk_result(load)
     assert "Non-2xx or 3xx responses" not in out, out + a.error_log[-3000:]
     assert "Socket errors" not in out, out + a.error_log[-3000:]
-    # the dead server is marked down, and the others serve
-    assert "server 127.0.0.1:%d marked down" % servers[1].port in a.error_log
+    # the dead server is taken out, and the others serve: marked down by a refused
+    # connect, or ejected first by outlier detection when the resets of its pooled
+    # connections came five in a row (which comes first depends on timing)
+    dead = "server 127.0.0.1:%d " % servers[1].port
+    assert dead + "marked down" in a.error_log or dead + "ejected" in a.error_log, \
+        a.error_log[-3000:]
     names = {get(a.port, "/name").body for _ in range(6)}
     assert names == {b"A", b"C"}
 
