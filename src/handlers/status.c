@@ -343,8 +343,16 @@ static void server_metrics(atr_buf_t *b, const atr_gen_t *g)
     heartbeat_metrics(b, g, now);
 }
 
-const char *atr__status_server_state(atr_server_state_t *st, uint64_t now_ms)
+const char *atr__status_server_state(const atr_member_t *m, atr_server_state_t *st,
+                                     uint64_t now_ms)
 {
+    int admin = atomic_load(&st->admin);
+    if (admin == ATR_LB_ADMIN_DRAIN)
+        return "draining";
+    if (admin == ATR_LB_ADMIN_DISABLED)
+        return "disabled";
+    if (m->addrlen == 0)
+        return "unresolved";
     if (get_down(st, now_ms, 0))
         return "down";
     if (get_unhealthy(st, now_ms, 0))

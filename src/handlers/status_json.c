@@ -122,14 +122,14 @@ typedef struct sums {
     int up;
 } sums_t;
 
-static void server(atr_buf_t *b, const atr_lb_server_t *s, const char *name, uint64_t now,
+static void server(atr_buf_t *b, const atr_lb_server_t *s, const atr_member_t *m, uint64_t now,
                    sums_t *sum, int listed)
 {
     atr_server_state_t *st = s->state;
     uint64_t req = atomic_load(&st->requests), err = atomic_load(&st->errors);
     uint64_t fail = atomic_load(&st->failures), resp[5];
     int active = atomic_load(&st->active);
-    const char *state = atr__status_server_state(st, now);
+    const char *state = atr__status_server_state(m, st, now);
     for (int k = 0; k < 5; k++) {
         resp[k] = atomic_load(&st->responses[k]);
         sum->responses[k] += resp[k];
@@ -138,11 +138,11 @@ static void server(atr_buf_t *b, const atr_lb_server_t *s, const char *name, uin
     sum->errors += err;
     sum->failures += fail;
     sum->in_flight += active > 0 ? active : 0;
-    sum->up += state[0] == 'u';
+    sum->up += strcmp(state, "up") == 0;
     if (!listed)
         return;
     atr_buf_puts(b, "{\"name\":");
-    json_str(b, name);
+    json_str(b, m->name);
     atr_buf_printf(b, ",\"state\":\"%s\",\"weight\":%d,\"weight_ratio\":%.3f,"
                       "\"max_conns\":%d,\"backup\":%s,",
                    state, s->weight,
@@ -173,7 +173,7 @@ static int upstream(atr_buf_t *b, const atr_gen_upstream_t *gu, uint64_t now)
         int room = b->n < ATR_STATUS_JSON_MAX;
         if (room && listed++)
             atr_buf_put(b, ",", 1);
-        server(b, &ms->servers[s], ms->m[s].name, now, &sum, room);
+        server(b, &ms->servers[s], &ms->m[s], now, &sum, room);
     }
     atr_buf_puts(b, "],");
     key_u64(b, "servers_total", (uint64_t)ms->n);

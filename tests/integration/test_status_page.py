@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Conn, get, http_request, upstream_conf, wait_until
+from conftest import Conn, get, http_request, run_atrium, upstream_conf, wait_until
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -108,7 +108,8 @@ def test_json_has_what_the_page_draws(atrium, origin):
     o1, o2 = origin("A"), origin("B")
     dead, dead_port = refusing_port()
     try:
-        a = atrium(status_conf([o1, (o2, "weight=3"), dead_port],
+        a = atrium("control {{dir}}/ctl.sock;\n" +
+                   status_conf([o1, (o2, "weight=3"), dead_port],
                                extra_upstreams="upstream other { server %s; }" % o1.addr))
         with Conn(a.port) as c:
             for path in ("/", "/status/404", "/status/503", "/", "/", "/"):
@@ -134,6 +135,12 @@ def test_json_has_what_the_page_draws(atrium, origin):
         assert app["servers_total"] == 3 and app["servers_up"] == 2
         assert app["requests"] == sum(s["requests"] for s in servers.values())
         assert doc["servers_omitted"] == 0
+        # the operator's state comes first, as `atrium ctl show servers` has it
+        ctl = run_atrium(["-S", str(a.dir / "ctl.sock"), "ctl", "drain", "app", o2.addr])
+        assert ctl.returncode == 0, ctl
+        app = status_json(a.port)["upstreams"][0]
+        assert [s["state"] for s in app["servers"]] == ["up", "draining", "down"], app
+        assert app["servers_up"] == 1
         # the route's allow/deny comes first, whatever the form
         a.reload(status_conf([o1], route_extra="").replace("allow 127.0.0.1;", "allow 10.9.9.9;"))
         assert get(a.port, STATUS + "?format=json").status == 403
