@@ -362,20 +362,20 @@ const char *atr__status_server_state(const atr_member_t *m, atr_server_state_t *
     return "up";
 }
 
-/* Send a 200 with body b (freed here). HEAD gets the head alone. */
-static void respond(atr_req_t *r, const char *fields, atr_buf_t *b, int close_conn)
+/* Send a 200 with n bytes of body (copied after the head). HEAD gets the
+ * head alone. */
+static void respond(atr_req_t *r, const char *fields, const char *body, size_t n, int close_conn)
 {
     if (close_conn)
         r->resp_close = 1;
     if (r->method == ATR_M_HEAD)
         r->resp_no_body = 1;
     atr_buf_t out;
-    atr_req_local_head(r, 200, fields, (int64_t)b->n, &out);
+    atr_req_local_head(r, 200, fields, (int64_t)n, &out);
     if (!r->resp_no_body) {
-        atr_buf_put(&out, b->p, b->n);
-        r->bytes_sent = b->n;
+        atr_buf_put(&out, body, n);
+        r->bytes_sent = n;
     }
-    free(b->p);
     r->status = 200;
     atr_req_send_whole(r, out.p, out.n);
 }
@@ -390,9 +390,11 @@ static void answer(atr_req_t *r, enum atr_status_format f, int by_accept, int cl
 {
     atr_buf_t b = { 0 }, fields = { 0 };
     const atr_gen_t *g = r->wg->gen;
+    const char *body = NULL;
     switch (f) {
     case ATR_STATUS_HTML:
-        atr_buf_put(&b, (const char *)atr__status_page, atr__status_page_len);
+        body = (const char *)atr__status_page;
+        b.n = atr__status_page_len;
         /* the page's own script and style only, and requests to this origin */
         atr_buf_printf(&fields, "Content-Security-Policy: %s\r\n", atr__status_page_csp);
         break;
@@ -408,8 +410,9 @@ static void answer(atr_req_t *r, enum atr_status_format f, int by_accept, int cl
                             "X-Content-Type-Options: nosniff\r\n%s",
                    content_types[f], by_accept ? "Vary: Accept\r\n" : "");
     atr_buf_put(&fields, "", 1); /* NUL */
-    respond(r, fields.p, &b, close_conn);
+    respond(r, fields.p, body ? body : b.p, b.n, close_conn);
     free(fields.p);
+    free(b.p);
 }
 
 void atr_status_handle(atr_req_t *r)
