@@ -49,8 +49,7 @@ atr_override_t *atr_override_make(const char *upstream, const char *server,
 
 static void override_free(atr_override_t *o)
 {
-    if (o->added)
-        free(o->line.text);
+    free(o->line.text); /* NULL unless it was added */
     free(o->upstream);
     free(o->server);
     free(o);
