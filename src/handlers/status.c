@@ -242,6 +242,18 @@ static uint64_t get_unhealthy(atr_server_state_t *st, uint64_t now, int k)
     return atomic_load(&st->unhealthy) != 0;
 }
 
+static uint64_t get_draining(atr_server_state_t *st, uint64_t now, int k)
+{
+    (void)now, (void)k;
+    return atomic_load(&st->admin) == ATR_LB_ADMIN_DRAIN;
+}
+
+static uint64_t get_disabled(atr_server_state_t *st, uint64_t now, int k)
+{
+    (void)now, (void)k;
+    return atomic_load(&st->admin) == ATR_LB_ADMIN_DISABLED;
+}
+
 /* The share of its weight the methods give the server now: below 1 while
  * slow_start ramps it up. */
 static void put_weight_ratio(atr_buf_t *b, const atr_lb_server_t *s, uint64_t now)
@@ -273,6 +285,12 @@ static const struct {
       get_down, NULL },
     { "atrium_upstream_unhealthy", "gauge", "1 while the server fails its active health check.", 0,
       get_unhealthy, NULL },
+    { "atrium_upstream_draining", "gauge",
+      "1 while the operator has the server drained (atrium ctl drain): no new requests.", 0,
+      get_draining, NULL },
+    { "atrium_upstream_disabled", "gauge",
+      "1 while the operator has the server disabled (atrium ctl disable): no requests, no checks.",
+      0, get_disabled, NULL },
     { "atrium_upstream_ejected", "gauge",
       "1 while outlier detection keeps the server out (failures in a row).", 0, get_ejected, NULL },
     { "atrium_upstream_ejections_total", "counter", "Times outlier detection ejected the server.",

@@ -29,7 +29,8 @@ def sockdir():
 def start(atrium, sockdir, servers, extra="", upstream_extra="", workers=2):
     sock = os.path.join(sockdir, "atrium.sock")
     conf = "workers %d;\ncontrol %s;\n%s\n" % (workers, sock, extra) + \
-        proxy_conf(servers, upstream_extra=upstream_extra)
+        proxy_conf(servers, upstream_extra=upstream_extra,
+                   hosts_extra="    route /atrium-status { status; }")
     a = atrium(conf)
     a.sock = sock
     return a
@@ -168,6 +169,9 @@ def test_drain_under_load_fails_nothing_and_no_new_request_reaches_the_server(
     assert B.reqs() == settled, "B got new requests after the drain"
     rows = servers_table(a)
     assert rows[B.addr]["state"] == "draining" and rows[B.addr]["in_flight"] == "0"
+    text = get(a.port, "/atrium-status").body.decode()  # scrapers see it too
+    assert re.search(r'^atrium_upstream_draining\{upstream="app",protocol="http",server="%s"\} 1$'
+                     % re.escape(B.addr), text, re.M), text
     assert rows[B.addr]["changed"] == "drained"
     a_before = A.reqs()
     assert wrk_clean(load) > 0
