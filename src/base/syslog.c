@@ -115,6 +115,19 @@ static void defaults(enum atr_syslog_use use, atr_syslog_spec_t *s)
     parse_server("unix:/dev/log", 13, s);
 }
 
+/* The value named v[0..vl) among names into *out: NULL, or msg saying which
+ * names there are. */
+static const char *pick(const char *const *names, size_t n, const char *what, const char *v,
+                        size_t vl, int *out, char *msg, size_t msglen)
+{
+    char list[400];
+    if ((*out = find(names, n, v, vl)) >= 0)
+        return NULL;
+    snprintf(msg, msglen, "unknown syslog %s '%.*s' (expected %s)", what, (int)vl, v,
+             atr_words_join(names, n, list, sizeof list));
+    return msg;
+}
+
 /* One key=value item; NULL or what is wrong with it. */
 static const char *parse_item(const char *k, size_t kl, const char *v, size_t vl, int has_v,
                               enum atr_syslog_use use, atr_syslog_spec_t *s, char *msg,
@@ -128,14 +141,9 @@ static const char *parse_item(const char *k, size_t kl, const char *v, size_t vl
         return "expected KEY=VALUE (server, facility, tag, severity) or nohostname";
     if (kl == 6 && memcmp(k, "server", 6) == 0)
         return vl == 0 ? "server= needs an address" : parse_server(v, vl, s);
-    if (kl == 8 && memcmp(k, "facility", 8) == 0) {
-        if ((s->facility = find(facilities, ATR_ARRAY_SIZE(facilities), v, vl)) >= 0)
-            return NULL;
-        char list[400];
-        snprintf(msg, msglen, "unknown syslog facility '%.*s' (expected %s)", (int)vl, v,
-                 atr_words_join(facilities, ATR_ARRAY_SIZE(facilities), list, sizeof list));
-        return msg;
-    }
+    if (kl == 8 && memcmp(k, "facility", 8) == 0)
+        return pick(facilities, ATR_ARRAY_SIZE(facilities), "facility", v, vl, &s->facility, msg,
+                    msglen);
     if (kl == 3 && memcmp(k, "tag", 3) == 0) {
         if (vl == 0 || vl > ATR_SYSLOG_TAG_MAX || strspn(v, "abcdefghijklmnopqrstuvwxyz"
                                                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") < vl)
@@ -147,12 +155,8 @@ static const char *parse_item(const char *k, size_t kl, const char *v, size_t vl
     if (kl == 8 && memcmp(k, "severity", 8) == 0) {
         if (use != ATR_SYSLOG_ACCESS_LOG)
             return "severity= is for the access log: the error log sends each line's level";
-        if ((s->severity = find(severities, ATR_ARRAY_SIZE(severities), v, vl)) >= 0)
-            return NULL;
-        char list[128];
-        snprintf(msg, msglen, "unknown syslog severity '%.*s' (expected %s)", (int)vl, v,
-                 atr_words_join(severities, ATR_ARRAY_SIZE(severities), list, sizeof list));
-        return msg;
+        return pick(severities, ATR_ARRAY_SIZE(severities), "severity", v, vl, &s->severity, msg,
+                    msglen);
     }
     snprintf(msg, msglen, "unknown syslog parameter '%.*s' (expected server, facility, tag, %s"
              "nohostname)", (int)kl, k, use == ATR_SYSLOG_ACCESS_LOG ? "severity, " : "");
