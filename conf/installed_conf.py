@@ -14,6 +14,8 @@ rewrites = [
     ("access_log stdout combined;", "access_log %s/access.log combined;" % logs),
     # -s reload|stop|reopen and the logrotate snippet find the process by it.
     ("listen 127.0.0.1:8080;", "pid_file %s/atrium.pid;\n\nlisten 127.0.0.1:8080;" % run),
+    ("control atrium.sock;           # relative paths follow this file's directory",
+     "control %s/atrium.sock;       # mode 0600, owned by the user atrium runs as" % run),
     ("static www; }            # relative paths follow this file's directory",
      "static %s; }  # the demo page" % www),
 ]

@@ -15,6 +15,7 @@
 
 #include "backends/backend.h"
 #include "conf/conf.h"
+#include "core/ctl_client.h"
 #include "core/modules.h"
 #include "core/runtime.h"
 
@@ -28,11 +29,13 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: atrium [-c FILE] [-t] [-T] [-s reload|stop|reopen] [-v] [-h]\n"
+            "       atrium [-c FILE | -S SOCKET] ctl COMMAND...   (ctl help lists them)\n"
             "  -c, --config FILE  configuration file (default " ATR_DEFAULT_CONF ")\n"
             "  -t, --test         check the configuration and exit (1 on error)\n"
             "  -T, --dump         check, then print the effective configuration\n"
             "  -s, --signal SIG   tell the running atrium (its pid_file) to reload, stop\n"
             "                     (gracefully) or reopen its logs\n"
+            "  -S, --socket PATH  ctl: the control socket (default: the config's 'control')\n"
             "  -v, --version      print the versions of atrium and its libraries\n"
             "  -h, --help         print this help\n"
             "Signals: HUP reloads the configuration, TERM and INT stop gracefully,\n"
@@ -107,10 +110,11 @@ int main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' }, { "test", no_argument, NULL, 't' },
         { "dump", no_argument, NULL, 'T' },          { "version", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },          { "signal", required_argument, NULL, 's' },
-        { NULL, 0, NULL, 0 },
+        { "socket", required_argument, NULL, 'S' },  { NULL, 0, NULL, 0 },
     };
-    const char *sig = NULL;
-    while ((opt = getopt_long(argc, argv, "c:tTvhs:", longs, NULL)) != -1) {
+    const char *sig = NULL, *sock = NULL;
+    /* '+': options end at the first word, so `ctl`'s own words stay its own */
+    while ((opt = getopt_long(argc, argv, "+c:tTvhs:S:", longs, NULL)) != -1) {
         switch (opt) {
         case 'c': path = optarg; break;
         case 't': check = 1; break;
@@ -118,16 +122,37 @@ int main(int argc, char **argv)
         case 'v': versions(); return 0;
         case 'h': usage(stdout); return 0;
         case 's': sig = optarg; break;
+        case 'S': sock = optarg; break;
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc) {
+    int ctl = optind < argc && strcmp(argv[optind], "ctl") == 0;
+    if (ctl && optind + 1 == argc) {
+        fprintf(stderr, "atrium: ctl needs a command ('atrium ctl help' lists them)\n");
+        return 2;
+    }
+    if (ctl && sock != NULL)
+        return atr_ctl_main(sock, argc - optind - 1, argv + optind + 1);
+    if (optind != argc && !ctl) {
         usage(stderr);
         return 2;
     }
     atr_modules_register();
     char err[1024] = "";
     atr_conf_use_protocols(&atr_backend_registry); /* before any load, reloads included */
+    if (ctl) {
+        /* only `control`: the file may be mid-edit (the reason for a reload) */
+        atr_conf_t *cc = atr_conf_load_ex(path, ATR_CONF_CONTROL_ONLY, err, sizeof err);
+        int rc = 1;
+        if (cc == NULL)
+            fprintf(stderr, "%s\n", err);
+        else if (cc->control == NULL)
+            fprintf(stderr, "atrium: ctl: %s has no 'control PATH;' (or give -S SOCKET)\n", path);
+        else
+            rc = atr_ctl_main(cc->control, argc - optind - 1, argv + optind + 1);
+        atr_conf_free(cc);
+        return rc;
+    }
     atr_conf_t *conf = atr_conf_load(path, err, sizeof err);
     if (conf == NULL) {
         fprintf(stderr, "%s\n", err);

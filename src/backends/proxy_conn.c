@@ -102,7 +102,11 @@ void atr__bc_park(atr_bconn_t *bc)
     /* A response that ended exactly where a full read ended, or read while
      * reading was paused for the client, may have bytes behind it in the
      * socket (a shorter last read left the socket empty). */
-    if (bc->s.closing || bc->s.eof || p->nidle >= idle_cap(u, &bc->view->ms->servers[bc->server]) ||
+    const atr_lb_server_t *sv = &bc->view->ms->servers[bc->server];
+    /* a drained or disabled server keeps no idle connection: the operator
+     * waits for it to have none before stopping it */
+    if (bc->s.closing || bc->s.eof || p->nidle >= idle_cap(u, sv) ||
+        atomic_load_explicit(&sv->state->admin, memory_order_relaxed) != ATR_LB_ADMIN_READY ||
         bc->nreqs >= u->keepalive_requests || bc->wg->w->stopping || bc->wg != bc->wg->w->wgen ||
         (bc->s.maybe_unread && atr_sock_unusable(&bc->s))) {
         atr__bc_close(bc);

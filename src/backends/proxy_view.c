@@ -77,8 +77,8 @@ static void move_idle(atr_px_view_t *from, atr_px_view_t *to)
         if (p->idle == NULL)
             continue;
         int t = atr__px_view_find(to, from, s);
-        if (t < 0) {
-            atr__pool_close_idle(from, s); /* it left: drained */
+        if (t < 0 || atomic_load(&from->ms->servers[s].state->admin) != ATR_LB_ADMIN_READY) {
+            atr__pool_close_idle(from, s); /* it left, or the operator drained it */
             continue;
         }
         while (p->idle) {

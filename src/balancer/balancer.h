@@ -50,7 +50,17 @@ typedef struct atr_server_state {
     /* When the server last came back into service (down, ejected, unhealthy, or added
      * by a reload or DNS), for slow_start: atr_lb_server_back. 0 = never left. */
     atomic_uint_fast64_t back_at;
+    /* What the operator set at run time (core/control.c): ATR_LB_ADMIN_*.
+     * Anything but READY takes the server out of every pick at once. */
+    atomic_int admin;
 } atr_server_state_t;
+
+/* A server's state as the operator set it (`atrium ctl drain|disable|enable`). */
+enum atr_lb_admin {
+    ATR_LB_ADMIN_READY = 0,      /* takes requests as the balancer decides */
+    ATR_LB_ADMIN_DRAIN,          /* no new requests; those in flight finish; still health-checked */
+    ATR_LB_ADMIN_DISABLED,       /* no new requests and no health checks (maintenance) */
+};
 
 /* How long a server's heartbeat counts (mod_lbmethod_heartbeat's
  * LBM_HEARTBEAT_MAX_LASTSEEN): older data is ignored by balance heartbeat. */
@@ -321,8 +331,8 @@ uint64_t atr_lb_random(atr_lb_t *lb);
 int atr__lb_load_cmp(const atr_lb_t *lb, int a, int b);
 
 /* For methods in src/balancer only, during pick_fast: server i is a primary
- * that the request may use now (not tried, down, unhealthy, ejected or at
- * max_conns): what atr_lb_pick's filter lets through, for one server. */
+ * that the request may use now (not tried, down, unhealthy, ejected, drained
+ * or disabled, or at max_conns): what atr_lb_pick's filter lets through, for one server. */
 static inline int atr__lb_usable(const atr_lb_t *lb, int i)
 {
     const atr_lb_server_t *s = &lb->servers[i];
@@ -331,6 +341,7 @@ static inline int atr__lb_usable(const atr_lb_t *lb, int i)
         return 0;
     if (atomic_load_explicit(&st->down_until, memory_order_relaxed) > lb->now_ms ||
         atomic_load_explicit(&st->unhealthy, memory_order_relaxed) ||
+        atomic_load_explicit(&st->admin, memory_order_relaxed) != ATR_LB_ADMIN_READY ||
         atomic_load_explicit(&st->ejected_until, memory_order_relaxed) > lb->now_ms)
         return 0;
     return s->max_conns == 0 ||

@@ -231,6 +231,9 @@ typedef struct atr_conf {
     int cgi_queue;                  /* cgi_queue 256;           requests waiting for a CGI slot (per worker) */
     uint64_t cgi_timeout;           /* cgi_timeout 30s;         script output inactivity -> SIGTERM, 504 */
 
+    char *control;                  /* control PATH; the runtime API's unix socket; NULL = none */
+    atr_conf_pos_t control_pos;
+
     /* TLS, process-wide (hosts have their own blocks) */
     uint64_t tls_handshake_timeout; /* tls_handshake_timeout 10s */
     char *tls_ticket_keys;          /* tls_ticket_keys FILE; NULL = keys made in memory */
@@ -273,8 +276,12 @@ atr_conf_t *atr_conf_load_string(const char *name, const char *text, size_t len,
 /* As atr_conf_load_string, with ATR_CONF_* flags (added by the config engineer). */
 #define ATR_CONF_NO_DNS 0x1u /* `server host:PORT` is an error instead of a getaddrinfo()
                               * lookup (fuzzing must never block on a resolver) */
+#define ATR_CONF_CONTROL_ONLY 0x2u /* only `control` is read (`atrium ctl`): the rest of the
+                                    * file may be mid-edit, its syntax must hold */
 atr_conf_t *atr_conf_load_string_ex(const char *name, const char *text, size_t len,
                                     unsigned flags, char *err, size_t errlen);
+/* As atr_conf_load, with ATR_CONF_* flags. */
+atr_conf_t *atr_conf_load_ex(const char *path, unsigned flags, char *err, size_t errlen);
 
 void atr_conf_free(atr_conf_t *c); /* NULL is fine */
 
@@ -283,6 +290,14 @@ void atr_conf_free(atr_conf_t *c); /* NULL is fine */
 void atr_conf_dump(const atr_conf_t *c, FILE *out);
 
 /* Lookups used by the runtime. */
+/* A server line typed at run time (`atrium ctl add server UPSTREAM ADDR
+ * [PARAM...]`): words[0] the address (IP:PORT, [IPv6]:PORT or unix:/path; no
+ * DNS), then the config's server parameters but `resolve`, checked as the
+ * config checks them. 0 with *out filled (out->text malloc'd: the caller
+ * frees it), or -1 with the reason in err. */
+int atr_conf_server_parse(const char *const *words, int n, atr_conf_server_t *out, char *err,
+                          size_t errlen);
+
 const atr_conf_upstream_t *atr_conf_find_upstream(const atr_conf_t *c, const char *name);
 
 /* The host a name (a Host value, an SNI name; a port after it is allowed)

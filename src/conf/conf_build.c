@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "conf/conf_priv.h"
@@ -347,6 +348,23 @@ static int d_spool_dir(atr__conf_bctx_t *b, const atr__conf_node_t *n,
     return 0;
 }
 
+/* `control PATH;`: the runtime API's unix socket (core/control.c). */
+static int d_control(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                     const atr__conf_directive_t *d, void *obj)
+{
+    atr_conf_t *c = obj;
+    struct sockaddr_un un;
+    (void)d;
+    char *path = atr__conf_pathdup(b, &n->args[0]);
+    if (n->args[0].len == 0 || strlen(path) >= sizeof un.sun_path)
+        return atr__conf_fail(b, &n->args[0].pos,
+                              "invalid control socket path '%s' (1 to %zu bytes)", path,
+                              sizeof un.sun_path - 1);
+    c->control = path;
+    c->control_pos = n->args[0].pos;
+    return 0;
+}
+
 /* `ambiguous_paths reject|allow;` */
 static int d_ambiguous(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
                        void *obj)
@@ -427,6 +445,7 @@ static const atr__conf_directive_t main_tab[] = {
     ATR__CONF_DUR("cgi_timeout", MAIN, cgi_timeout, 1),
     ATR__CONF_INT("stderr_log_rate", MAIN, stderr_log_rate, 1, 1000000),
     ATR__CONF_ONE("spool_dir", d_spool_dir),
+    ATR__CONF_ONE("control", d_control),
     ATR__CONF_DUR("tls_handshake_timeout", MAIN, tls_handshake_timeout, 1),
     { "tls_ticket_keys", 1, 1, 0, 0, atr__conf_d_tls_file, ATR__CONF_NONE,
       offsetof(MAIN, tls_ticket_keys), offsetof(MAIN, tls_ticket_keys_pos), 0 },
@@ -688,8 +707,17 @@ static atr_conf_t *load(const char *file, const char *text, size_t len, const ch
         canon = atr__conf_strdup(&w->arena, canon);
     c->path = atr__conf_strdup(&w->arena, file);
     conf_defaults(c, &w->arena);
-    if (atr__conf_parse(&w->arena, fname, text, len, dir, canon, &root, err, errlen) < 0 ||
-        build(&b, root, end_of(fname, text, len)) < 0) {
+    if (atr__conf_parse(&w->arena, fname, text, len, dir, canon, &root, err, errlen) < 0) {
+        atr_conf_free(c);
+        return NULL;
+    }
+    if (flags & ATR_CONF_CONTROL_ONLY) {
+        for (const atr__conf_node_t *n = root; n != NULL; n = n->next)
+            if (strcmp(n->name.s, "control") == 0 && n->nargs == 1 && !n->block)
+                d_control(&b, n, NULL, c);
+        return c;
+    }
+    if (build(&b, root, end_of(fname, text, len)) < 0) {
         atr_conf_free(c);
         return NULL;
     }
@@ -712,6 +740,11 @@ atr_conf_t *atr_conf_load_string(const char *name, const char *text, size_t len,
 
 atr_conf_t *atr_conf_load(const char *path, char *err, size_t errlen)
 {
+    return atr_conf_load_ex(path, 0, err, errlen);
+}
+
+atr_conf_t *atr_conf_load_ex(const char *path, unsigned flags, char *err, size_t errlen)
+{
     char *text, *dir = NULL, *canon;
     size_t len;
     atr_conf_pos_t top = { path, 1, 1 };
@@ -727,7 +760,7 @@ atr_conf_t *atr_conf_load(const char *path, char *err, size_t errlen)
     if (slash != NULL)
         dir = slash == path ? atr_xstrdup("/") : atr_xstrndup(path, (size_t)(slash - path));
     canon = realpath(path, NULL);
-    atr_conf_t *c = load(path, text, len, dir, canon, 0, err, errlen);
+    atr_conf_t *c = load(path, text, len, dir, canon, flags, err, errlen);
     free(canon);
     free(dir);
     free(text);

@@ -149,6 +149,11 @@ static void dump_main(const atr_conf_t *c, FILE *out)
     fputs("spool_dir ", out);
     word(out, c->spool_dir);
     fputs(";\n", out);
+    if (c->control != NULL) {
+        fputs("control ", out);
+        word(out, c->control);
+        fputs(";\n", out);
+    }
     fprintf(out, "cgi_queue %d;\n", c->cgi_queue);
     duration(out, "", "cgi_timeout", c->cgi_timeout);
     dump_tls_main(c, out);

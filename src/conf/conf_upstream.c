@@ -338,6 +338,41 @@ static int d_server(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__c
     return 0;
 }
 
+int atr_conf_server_parse(const char *const *words, int n, atr_conf_server_t *out, char *err,
+                          size_t errlen)
+{
+    atr__conf_arena_t a = { 0 };
+    atr__conf_bctx_t b = { .a = &a, .flags = ATR_CONF_NO_DNS, .err = err, .errlen = errlen };
+    unsigned seen = 0;
+    int rc = 0;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(out, 0, sizeof *out);
+    out->weight = 1;
+    if (n < 1)
+        return atr__conf_err(err, errlen, NULL, "a server needs an address " SERVER_EXPECTED);
+    for (int i = 0; i < n && rc == 0; i++) {
+        /* no position: the message is the operator's answer, not a file's */
+        atr__conf_tok_t t = { .s = words[i], .len = strlen(words[i]) };
+        if (i > 0)
+            rc = server_param(&b, &t, out, &seen);
+        else if (strncmp(words[0], "unix:", 5) != 0 && atr__conf_parse_addr(words[0], &ss, &sl) < 0)
+            rc = atr__conf_err(err, errlen, NULL, "'%s' is not an address (expected IP:PORT, "
+                               "[IPv6]:PORT or unix:/path; a name to resolve belongs in the "
+                               "config file)", words[0]);
+    }
+    if (rc == 0 && out->resolve)
+        rc = atr__conf_err(err, errlen, NULL, "'resolve' belongs in the config file");
+    atr__conf_tok_t t = { .s = words[0], .len = strlen(words[0]) };
+    if (rc == 0)
+        rc = server_addr(&b, &t, out);
+    atr__conf_arena_free(&a);
+    if (rc < 0)
+        return -1;
+    out->text = atr_xstrdup(words[0]);
+    return 0;
+}
+
 /* spawn COMMAND [ARG...] [children=N] */
 static int d_spawn(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
                    void *obj)

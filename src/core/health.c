@@ -80,6 +80,8 @@ static void on_tick(uv_timer_t *t)
     checker_t *ck = t->data;
     if (ck->probe != NULL)
         return; /* the last one is still out: its timeout judges it */
+    if (atomic_load(&ck->st->admin) == ATR_LB_ADMIN_DISABLED)
+        return; /* maintenance: the operator took it out, checks too */
     atr_probe_spec_t spec = {
         .addr = (const struct sockaddr *)&ck->addr,
         .req = ck->req,
@@ -124,7 +126,8 @@ static void checker_start(uv_loop_t *loop, const atr_gen_upstream_t *gu, const a
                           atr_server_state_t *st)
 {
     const atr_conf_upstream_t *u = gu->conf;
-    const char *text = u->servers[m->line].text; /* Host: the name as written */
+    /* Host: the name as written (a server added at run time: its address) */
+    const char *text = m->line >= 0 ? u->servers[m->line].text : m->name;
     char *req;
     size_t len;
     req = u->protocol->probe_request(u->hc_path, strncmp(text, "unix:", 5) == 0 ? "localhost"

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "core/overrides.h"
 #include "core/resolve.h"
 
 typedef struct state_entry {
@@ -91,13 +92,15 @@ static int state_exists(const char *upstream, const char *member)
     return 0;
 }
 
-/* Member k of ms from line j of u, reaching addr (NULL: the placeholder of
- * a name that never resolved, always down). joins: as for state_get. */
-static void member_set(atr_members_t *ms, int k, const atr_conf_upstream_t *u, int j,
+/* Member k of ms from server line sv (line j of u, or -1: added at run
+ * time), reaching addr (NULL: the placeholder of a name that never resolved,
+ * always down). joins: as for state_get. o: the operator's change to the
+ * line, or NULL. */
+static void member_set(atr_members_t *ms, int k, const atr_conf_upstream_t *u,
+                       const atr_conf_server_t *sv, int j, const atr_override_t *o,
                        const struct sockaddr_storage *addr, socklen_t addrlen, const char *name,
                        int joins)
 {
-    const atr_conf_server_t *sv = &u->servers[j];
     atr_member_t *m = &ms->m[k];
     atr_lb_server_t *s = &ms->servers[k];
     m->line = j;
@@ -106,7 +109,7 @@ static void member_set(atr_members_t *ms, int k, const atr_conf_upstream_t *u, i
         m->addr = *addr;
         m->addrlen = addrlen;
     }
-    s->weight = sv->weight > 0 ? sv->weight : 1;
+    s->weight = o != NULL && o->weight > 0 ? o->weight : sv->weight > 0 ? sv->weight : 1;
     s->max_conns = sv->max_conns;
     s->backup = sv->backup;
     s->slow_start = (uint32_t)sv->slow_start;
@@ -114,6 +117,11 @@ static void member_set(atr_members_t *ms, int k, const atr_conf_upstream_t *u, i
     s->name = m->name; /* hash places a member by its name, not its index */
     if (addr == NULL)
         atomic_store(&s->state->down_until, UINT64_MAX);
+    /* Only ever set here: a build for a config that is then refused must
+     * not undo a drain; what clears it is `enable` or the file overruling
+     * the change (atr_states_set_admin). */
+    if (o != NULL && o->admin != ATR_LB_ADMIN_READY)
+        atomic_store(&s->state->admin, (int)o->admin);
 }
 
 static socklen_t addr_len(const struct sockaddr_storage *a)
@@ -121,21 +129,44 @@ static socklen_t addr_len(const struct sockaddr_storage *a)
     return a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
-atr_members_t *atr_members_build(const atr_conf_upstream_t *u)
+/* The members line sv makes (a DNS line: one per address, or its placeholder). */
+static int line_count(const atr_conf_server_t *sv)
+{
+    int na = 1;
+    if (sv->resolve)
+        atr_resolve_addrs(sv->host, sv->port, &na);
+    return na > 0 ? na : 1;
+}
+
+/* How many members u has with the operator's changes; removals count only
+ * with honour_removed (a reload could leave an upstream whose every server
+ * was removed at run time: then they all come back rather than none). */
+static int members_count(const atr_conf_upstream_t *u, int honour_removed)
 {
     int n = 0;
     for (int j = 0; j < u->nservers; j++) {
-        int na = 1;
-        if (u->servers[j].resolve)
-            atr_resolve_addrs(u->servers[j].host, u->servers[j].port, &na);
-        n += na > 0 ? na : 1;
+        const atr_override_t *o = atr_override_find(u->name, u->servers[j].text);
+        if (!(honour_removed && o != NULL && o->removed))
+            n += line_count(&u->servers[j]);
     }
-    atr_members_t *ms = atr_members_new(n);
+    const atr_override_t *o;
+    for (int i = 0; (o = atr_override_at(i)) != NULL; i++)
+        n += o->added && o->stale == NULL && strcmp(o->upstream, u->name) == 0;
+    return n;
+}
+
+atr_members_t *atr_members_build(const atr_conf_upstream_t *u)
+{
+    int honour_removed = members_count(u, 1) > 0;
+    atr_members_t *ms = atr_members_new(members_count(u, honour_removed));
     int k = 0;
     for (int j = 0; j < u->nservers; j++) {
         const atr_conf_server_t *sv = &u->servers[j];
+        const atr_override_t *o = atr_override_find(u->name, sv->text);
+        if (honour_removed && o != NULL && o->removed)
+            continue;
         if (!sv->resolve) {
-            member_set(ms, k++, u, j, &sv->addr, sv->addrlen, sv->text, 1);
+            member_set(ms, k++, u, sv, j, o, &sv->addr, sv->addrlen, sv->text, 1);
             continue;
         }
         int na;
@@ -146,12 +177,17 @@ atr_members_t *atr_members_build(const atr_conf_upstream_t *u)
          * its members are the line's first, and ramp no more than at startup */
         int joins = !state_exists(u->name, name);
         if (na == 0)
-            member_set(ms, k++, u, j, NULL, 0, name, 0);
+            member_set(ms, k++, u, sv, j, o, NULL, 0, name, 0);
         for (int i = 0; i < na; i++) {
             snprintf(name, sizeof name, "%s/%s", sv->text, atr_sockaddr_text(&a[i], at, sizeof at));
-            member_set(ms, k++, u, j, &a[i], addr_len(&a[i]), name, joins);
+            member_set(ms, k++, u, sv, j, o, &a[i], addr_len(&a[i]), name, joins);
         }
     }
+    const atr_override_t *o;
+    for (int i = 0; (o = atr_override_at(i)) != NULL; i++)
+        if (o->added && o->stale == NULL && strcmp(o->upstream, u->name) == 0)
+            member_set(ms, k++, u, &o->line, -1, o, &o->line.addr, o->line.addrlen,
+                       o->line.text, 1);
     return ms;
 }
 
@@ -160,7 +196,33 @@ int atr_members_same(const atr_members_t *a, const atr_members_t *b)
     if (a->n != b->n)
         return 0;
     for (int i = 0; i < a->n; i++)
-        if (a->servers[i].state != b->servers[i].state)
+        if (a->servers[i].state != b->servers[i].state ||
+            a->servers[i].weight != b->servers[i].weight)
             return 0;
     return 1;
+}
+
+/* 1 when registry key `key` ("upstream|member") belongs to line `server` of
+ * `upstream`: the member of that name, one of its DNS answers
+ * ("server/addr") or its placeholder ("server (unresolved)"). */
+static int key_of_line(const char *key, const char *upstream, const char *server)
+{
+    size_t ul = strlen(upstream), sl = strlen(server);
+    if (strncmp(key, upstream, ul) != 0 || key[ul] != '|' || strncmp(key + ul + 1, server, sl) != 0)
+        return 0;
+    const char *rest = key + ul + 1 + sl;
+    return rest[0] == '\0' || rest[0] == '/' || strcmp(rest, " (unresolved)") == 0;
+}
+
+void atr_states_set_admin(const char *upstream, const char *server, enum atr_lb_admin admin)
+{
+    uint64_t now = atr_now_ms();
+    for (int i = 0; i < states.n; i++) {
+        if (!key_of_line(states.v[i].key, upstream, server))
+            continue;
+        atr_server_state_t *st = states.v[i].st;
+        int was = atomic_exchange(&st->admin, (int)admin);
+        if (was != ATR_LB_ADMIN_READY && admin == ATR_LB_ADMIN_READY)
+            atr_lb_server_back(st, now); /* back in service: slow_start ramps it */
+    }
 }

@@ -14,6 +14,11 @@ atr_members_t *atr_members_build(const atr_conf_upstream_t *u);
 /* 1 when a and b are the same members in the same order. */
 int atr_members_same(const atr_members_t *a, const atr_members_t *b);
 
+/* Set the admin state of every member of line `server` of `upstream` (its
+ * DNS members too), now: the workers' next picks see it. A server set
+ * ready again after a drain ramps up with slow_start. */
+void atr_states_set_admin(const char *upstream, const char *server, enum atr_lb_admin admin);
+
 /* Drop registry entries nothing but the registry uses any more. */
 void atr_states_prune(void);
 

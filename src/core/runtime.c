@@ -20,6 +20,8 @@
 #include "backends/cgi.h"
 #include "net/listener.h"
 #include "core/supervisor.h"
+#include "core/control.h"
+#include "core/overrides.h"
 #include "core/stapling.h"
 #include "core/health.h"
 #include "core/members.h"
@@ -43,7 +45,41 @@ static struct {
     uv_signal_t sig_hup, sig_term, sig_int, sig_usr1;
     uv_timer_t ticket_timer;   /* rotates the ticket keys made in memory */
     int stopping;
+    char last_error[1024];     /* the last failed reload's message ("" = none) */
+    uint64_t last_error_ms;    /* ... and when (wall clock) */
 } rt;
+
+/* ---- what the runtime API asks of the control loop (core/control.h) ---- */
+
+static int reload(char *err, size_t errlen);
+static void reopen_logs(void);
+static void members_changed(int force);
+
+static const atr_gen_t *running_gen(void)
+{
+    return rt.gen;
+}
+
+static int control_reload(char *err, size_t errlen)
+{
+    if (rt.stopping)
+        return snprintf(err, errlen, "stopping"), -1;
+    return reload(err, errlen);
+}
+
+static const char *last_error(uint64_t *unix_ms)
+{
+    *unix_ms = rt.last_error_ms;
+    return rt.last_error[0] ? rt.last_error : NULL;
+}
+
+static const atr_control_ops_t control_ops = {
+    .gen = running_gen,
+    .reload = control_reload,
+    .reopen = reopen_logs,
+    .members_changed = members_changed,
+    .last_error = last_error,
+};
 
 /* ---- generations ---- */
 
@@ -97,17 +133,18 @@ static void gen_upstream(atr_gen_upstream_t *gu, const atr_conf_upstream_t *u)
     gu->members_ = atr_members_build(u);
 }
 
-/* A `resolve` name's addresses changed: the upstreams of the running
- * generation whose members differ now get the new set, and the workers and
- * the health checks follow. */
-static void on_names_changed(void)
+/* A `resolve` name's addresses changed, or the operator changed servers
+ * (core/control.c): the upstreams of the running generation whose members
+ * differ now get the new set (every upstream with force), and the workers
+ * and the health checks follow. */
+static void members_changed(int force)
 {
     atr_gen_t *g = rt.gen;
     int any = 0;
     for (int i = 0; g && i < g->conf->nupstreams; i++) {
         atr_members_t *ms = atr_members_build(&g->conf->upstreams[i]);
         atr_members_t *cur = atr_gen_members(&g->ups[i]);
-        if (atr_members_same(ms, cur)) {
+        if (!force && atr_members_same(ms, cur)) {
             atr_members_unref(ms);
         } else {
             atr_gen_set_members(&g->ups[i], ms);
@@ -121,6 +158,11 @@ static void on_names_changed(void)
         atr_worker_members_changed(atr_process.workers[w]);
     atr_health_apply(rt.loop, g);
     atr_states_prune();
+}
+
+static void on_names_changed(void)
+{
+    members_changed(0);
 }
 
 /* The error log file can be opened (and is, created if missing), or -1 with
@@ -299,6 +341,27 @@ static void remember_keys(const atr_conf_t *conf)
 
 /* ---- applying a configuration ---- */
 
+/* A unix socket can be made at path (its directory is writable), or -1 with
+ * "FILE:LINE:COL: what: cannot listen on SHOWN: reason" in err. */
+static int socket_dir_check(const char *path, const char *shown, const atr_conf_pos_t *pos,
+                            const char *what, char *err, size_t errlen)
+{
+    char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    if (access(dir, W_OK | X_OK) == 0)
+        return 0;
+    snprintf(err, errlen, "%s:%d:%d: %s: cannot listen on %s: %s", pos->file, pos->line, pos->col,
+             what, shown, strerror(errno));
+    return -1;
+}
+
 int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
 {
     for (int i = 0; i < conf->nlistens; i++) {
@@ -330,23 +393,15 @@ int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
         atr_access_log_unref(al);
     for (int i = 0; i < conf->nupstreams; i++) {
         const atr_conf_upstream_t *u = &conf->upstreams[i];
-        if (u->spawn_argv == NULL || u->servers[0].addr.ss_family != AF_UNIX)
-            continue;
-        char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
-        snprintf(dir, sizeof dir, "%s", ((const struct sockaddr_un *)&u->servers[0].addr)->sun_path);
-        char *slash = strrchr(dir, '/');
-        if (slash == dir)
-            slash[1] = '\0';
-        else if (slash)
-            *slash = '\0';
-        else
-            snprintf(dir, sizeof dir, ".");
-        if (access(dir, W_OK | X_OK) < 0) {
-            snprintf(err, errlen, "%s:%d:%d: spawn: cannot listen on %s: %s", u->spawn_pos.file,
-                     u->spawn_pos.line, u->spawn_pos.col, u->servers[0].text, strerror(errno));
+        if (u->spawn_argv != NULL && u->servers[0].addr.ss_family == AF_UNIX &&
+            socket_dir_check(((const struct sockaddr_un *)&u->servers[0].addr)->sun_path,
+                             u->servers[0].text, &u->spawn_pos, "spawn", err, errlen) < 0)
             return -1;
-        }
     }
+    if (conf->control != NULL &&
+        socket_dir_check(conf->control, conf->control, &conf->control_pos, "control", err,
+                         errlen) < 0)
+        return -1;
     return 0;
 }
 
@@ -358,7 +413,10 @@ int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
 static int apply(atr_conf_t *conf, char *err, size_t errlen)
 {
     const atr_conf_t *running = rt.gen ? rt.gen->conf : NULL;
-    if (check_error_log(conf, err, errlen) < 0) {
+    /* At start a control socket that cannot be opened stops the start (the
+     * operator asked for it); a reload keeps the one it has (below). */
+    if (check_error_log(conf, err, errlen) < 0 ||
+        (running == NULL && atr_control_apply(rt.loop, conf, &control_ops, err, errlen) < 0)) {
         atr_conf_free(conf);
         return -1;
     }
@@ -367,31 +425,43 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
         atr_conf_free(conf);
         return -1;
     }
+    /* The operator's changes the new file overrules are left out of its
+     * members; dropped only if it comes into force. */
+    atr_overrides_begin(conf);
     atr_gen_t *g = gen_build(conf, err, errlen);
     if (g == NULL) {
+        atr_overrides_abort();
         free_sets(sets, conf->nlistens);
         atr_conf_free(conf);
         return -1;
     }
     atr_tls_ticket_keys_t keys;
     if (atr_tls_gen_build(g, &keys, err, errlen) < 0) {
+        atr_overrides_abort();
         free_sets(sets, conf->nlistens);
         atr_gen_unref(g); /* owns conf */
         return -1;
     }
     if (atr_heartbeat_prepare(conf, err, errlen) < 0) {
+        atr_overrides_abort();
         free_sets(sets, conf->nlistens);
         atr_gen_unref(g); /* owns conf */
         return -1;
     }
     if (atr_spawn_apply(rt.loop, conf, err, errlen) < 0) {
         atr_heartbeat_abort();
+        atr_overrides_abort();
         atr_spawn_prune(running); /* the sets this configuration started */
         free_sets(sets, conf->nlistens);
         atr_gen_unref(g);        /* owns conf */
         return -1;
     }
     atr_spawn_commit();
+    atr_overrides_commit();
+    if (running != NULL && atr_control_apply(rt.loop, conf, &control_ops, err, errlen) < 0) {
+        ATR_ERROR("%s; the control socket stays as it was", err);
+        err[0] = '\0';
+    }
     /* The generation's members come from the answers known now; names new
      * to this config are asked for now and fill in as they answer. */
     atr_resolve_apply(rt.loop, conf, on_names_changed);
@@ -414,20 +484,26 @@ static int apply(atr_conf_t *conf, char *err, size_t errlen)
     return 0;
 }
 
-static void reload(void)
+/* Read the config file again and put it in force: 0, or -1 with the reason
+ * in err (the running generation keeps serving). */
+static int reload(char *err, size_t errlen)
 {
-    char err[1024] = "";
-    atr_conf_t *conf = atr_conf_load(rt.conf_path, err, sizeof err);
-    if (conf == NULL || apply(conf, err, sizeof err) < 0) {
+    atr_conf_t *conf = atr_conf_load(rt.conf_path, err, errlen);
+    if (conf == NULL || apply(conf, err, errlen) < 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
         atomic_fetch_add(&atr_process.reloads_failed, 1);
         ATR_ERROR("reload failed, keeping generation %llu: %s",
                   (unsigned long long)rt.gen->id, err);
-        return;
+        snprintf(rt.last_error, sizeof rt.last_error, "%s", err);
+        rt.last_error_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+        return -1;
     }
     if (rt.gen->conf->workers != 0 && rt.gen->conf->workers != atr_process.nworkers)
         ATR_NOTICE("reload: 'workers' changes take effect at the next start");
     atomic_fetch_add(&atr_process.reloads_ok, 1);
     ATR_NOTICE("reload: generation %llu active", (unsigned long long)rt.gen->id);
+    return 0;
 }
 
 static void stop_all(void)
@@ -437,6 +513,7 @@ static void stop_all(void)
     rt.stopping = 1;
     ATR_NOTICE("stopping: draining connections");
     atr_heartbeat_drain(); /* balancers hear ready=0 before the listeners close */
+    atr_control_stop();
     atr_stapling_stop();
     atr_resolve_stop();
     for (int w = 0; w < atr_process.nworkers; w++)
@@ -452,27 +529,33 @@ static void stop_all(void)
     uv_unref((uv_handle_t *)&rt.sig_usr1);
 }
 
+static void reopen_logs(void)
+{
+    int rc = atr_log_reopen();
+    if (rc < 0) {
+        /* it keeps writing to the old file; say so where someone will see it */
+        ATR_ERROR("error_log: reopen failed: %s", strerror(-rc));
+        fprintf(stderr, "atrium: error_log: reopen failed: %s\n", strerror(-rc));
+    }
+    atr_access_log_reopen_all();
+    ATR_NOTICE("log files reopened");
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     (void)h;
     switch (signum) {
-    case SIGHUP:
+    case SIGHUP: {
+        char err[1024] = "";
         if (rt.stopping)
             ATR_NOTICE("reload ignored: stopping");
         else
-            reload();
-        break;
-    case SIGUSR1: {
-        int rc = atr_log_reopen();
-        if (rc < 0) {
-            /* it keeps writing to the old file; say so where someone will see it */
-            ATR_ERROR("error_log: reopen failed: %s", strerror(-rc));
-            fprintf(stderr, "atrium: error_log: reopen failed: %s\n", strerror(-rc));
-        }
-        atr_access_log_reopen_all();
-        ATR_NOTICE("log files reopened");
+            reload(err, sizeof err);
         break;
     }
+    case SIGUSR1:
+        reopen_logs();
+        break;
     default:
         stop_all();
         break;
@@ -544,6 +627,7 @@ static void release_state(void)
     rt.gen = NULL;
     atr_tls_release();
     atr_resolve_stop();
+    atr_overrides_free();
     atr_states_free();
     for (int i = 0; i < rt.nkeys; i++)
         free(rt.keys[i].key);
@@ -586,6 +670,7 @@ int atr_runtime_run(atr_conf_t *conf)
             return 1;
         }
         atr_spawn_set_user(pw->pw_uid, pw->pw_gid); /* the children never run as root */
+        atr_control_set_owner(pw->pw_uid, pw->pw_gid);
     } else if (user) {
         ATR_WARN("user %s: ignored, atrium was not started as root", user);
     }

@@ -27,6 +27,7 @@ import re
 import shlex
 import shutil
 import signal
+import stat
 import socket
 import subprocess
 import tempfile
@@ -355,6 +356,11 @@ def test_deb_serves_the_default_page_as_its_unit_starts_it(deb, tmp_path):
         assert wait_until(lambda: re.search(r"reload: generation \d+ active", log.read_text()))
         assert get(port, "/").status == 200
 
+        # the runtime API on the installed config's socket, as an operator types it
+        ctl = run([str(root / "usr/sbin/atrium"), "-c", str(root / "etc/atrium/atrium.conf"),
+                   "ctl", "show", "info"])
+        assert "generation 2\n" in ctl.stdout and "pid %d\n" % proc.pid in ctl.stdout
+
         # systemctl stop: KillSignal to the main process; a graceful exit.
         proc.send_signal(getattr(signal, unit_values(unit, "KillSignal")[0]))
         assert proc.wait(timeout=35) == 0
@@ -412,6 +418,8 @@ def test_deb_runs_unprivileged_with_the_units_capability_only(deb):
         assert re.search(r"^Uid:\t65534\t65534\t65534\t65534$", status, re.M), status
         assert re.search(r"^CapEff:\t0+400$", status, re.M), status  # bit 10 alone
         assert get(port, "/healthz").body == b"ok"
+        sock = os.stat(dirs["/run/atrium"] / "atrium.sock")  # the runtime API: the user's only
+        assert (sock.st_uid, stat.S_IMODE(sock.st_mode)) == (65534, 0o600)
 
         second = low_port()
         conf = root / "etc/atrium/atrium.conf"

@@ -15,6 +15,7 @@
 typedef struct pool {
     int n;
     int weight[MAXS], max_conns[MAXS], backup[MAXS], active[MAXS], down[MAXS];
+    int admin[MAXS]; /* enum atr_lb_admin: drained (1) or disabled (2) by the operator */
 } pool_t;
 
 typedef struct fixture {
@@ -35,6 +36,7 @@ static void setup(fixture_t *f, const char *method, const pool_t *p, uint64_t se
         /* down[i] == 2: was down, the deadline has passed (usable again) */
         atomic_store(&f->state[i].down_until,
                      p->down[i] == 1 ? NOW + 1 : p->down[i] == 2 ? NOW : 0);
+        atomic_store(&f->state[i].admin, p->admin[i]);
     }
     f->lb = atr_lb_new(atr_lb_find(method), f->srv, p->n, seed);
 }
@@ -55,6 +57,10 @@ static const struct {
     { __LINE__, "round_robin", { .n = 3, .weight = { 1, 1, 1 }, .down = { 0, 1, 0 } }, NULL, "020202" },
     { __LINE__, "round_robin", { .n = 3, .weight = { 1, 1, 1 }, .down = { 0, 2, 0 } }, NULL, "012012" },
     { __LINE__, "round_robin", { .n = 3, .weight = { 1, 1, 1 } }, "100", "121212" },
+    /* drained or disabled by the operator: skipped like a down server */
+    { __LINE__, "round_robin", { .n = 3, .weight = { 1, 1, 1 }, .admin = { 0, 1, 0 } }, NULL, "020202" },
+    { __LINE__, "round_robin", { .n = 3, .weight = { 1, 4, 1 }, .admin = { 0, 2, 0 } }, NULL, "020202" },
+    { __LINE__, "least_conn", { .n = 3, .weight = { 1, 1, 1 }, .admin = { 1, 0, 0 } }, NULL, "121212" },
     { __LINE__, "round_robin", { .n = 3, .weight = { 1, 1, 1 }, .backup = { 0, 0, 1 } }, NULL, "010101" },
     { __LINE__, "round_robin", { .n = 3, .weight = { 1, 1, 1 }, .max_conns = { 0, 1, 0 }, .active = { 0, 1, 0 } },
       NULL, "020202" },
@@ -132,6 +138,11 @@ static const struct {
     { __LINE__, NULL, { .n = 2, .backup = { 1, 1 }, .down = { 1, 0 } }, NULL, 1, 0 },
     /* a down_until in the past is up again */
     { __LINE__, NULL, { .n = 2, .down = { 1, 2 } }, NULL, 1, 0 },
+    /* drained and disabled servers are never chosen, whatever else; not "full" either */
+    { __LINE__, NULL, { .n = 3, .admin = { 1, 0, 2 } }, NULL, 1, 0 },
+    { __LINE__, NULL, { .n = 2, .admin = { 1, 2 } }, NULL, -1, 0 },
+    { __LINE__, NULL, { .n = 3, .backup = { 0, 0, 1 }, .admin = { 1, 2, 0 } }, NULL, 2, 0 },
+    { __LINE__, NULL, { .n = 2, .admin = { 1, 0 }, .max_conns = { 0, 1 }, .active = { 0, 1 } }, NULL, -1, 1 },
     /* max_conns not reached */
     { __LINE__, NULL, { .n = 2, .max_conns = { 5, 5 }, .active = { 5, 4 } }, NULL, 1, 0 },
 };

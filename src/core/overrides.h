@@ -1,0 +1,58 @@
+/* What the operator changed at run time (`atrium ctl`, core/control.c) over
+ * the config file, per server line: a weight, drain or disable, a server
+ * added or removed. Control loop only.
+ *
+ * A change outlives reloads while the file leaves that server as it was;
+ * once the file changes the server's line (or removes it, or, for a server
+ * added at run time, gains a line of that name) the file wins and the change
+ * is dropped, with a log line. A reload that fails changes nothing. */
+#ifndef ATR_OVERRIDES_H
+#define ATR_OVERRIDES_H
+
+#include "balancer/balancer.h"
+#include "conf/conf.h"
+
+typedef struct atr_override {
+    char *upstream;
+    char *server;                /* the server line's text (as written, or as added) */
+    int weight;                  /* 0: the file's */
+    enum atr_lb_admin admin;     /* READY: as the file says */
+    int removed;                 /* a server of the file, taken out */
+    int added;                   /* not in the file: `line` is all there is of it */
+    atr_conf_server_t line;      /* added: the server as typed (line.text == server) */
+    char file_sig[96];           /* the file's line when the change was made ("" for added) */
+    const char *stale;           /* why the config being applied overrules it (then it is
+                                  * ignored, and dropped once that config is in force); NULL */
+} atr_override_t;
+
+/* The change to server `server` (its line's text) of upstream u, or NULL. */
+const atr_override_t *atr_override_find(const char *upstream, const char *server);
+
+/* The change to (upstream, server), made empty when new. sv: the file's line
+ * (NULL for a server that is not in the file). */
+atr_override_t *atr_override_make(const char *upstream, const char *server,
+                                  const atr_conf_server_t *sv);
+
+/* Forget o when it holds no change any more (weight 0, ready, not added or
+ * removed). */
+void atr_override_tidy(atr_override_t *o);
+
+/* The i-th change (for `show changes` and the members build), NULL past the end. */
+atr_override_t *atr_override_at(int i);
+
+/* The file's settings of a server line as one string, to notice that a
+ * reload changed them. */
+void atr_override_sig(const atr_conf_server_t *sv, char *buf, size_t cap);
+
+/* A config is being applied: mark the changes it overrules stale (members
+ * built meanwhile ignore them). Then exactly one of: commit (the config is
+ * in force: stale changes are dropped, each logged, and their servers'
+ * admin state is reset) or abort (it was refused: nothing changed). */
+void atr_overrides_begin(const atr_conf_t *next);
+void atr_overrides_commit(void);
+void atr_overrides_abort(void);
+
+/* Free everything (at exit). */
+void atr_overrides_free(void);
+
+#endif
