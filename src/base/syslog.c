@@ -15,12 +15,12 @@
 
 /* RFC 5424's numbering; 13 and 14 are "log audit" and "log alert". */
 static const char *const facilities[] = {
-    "kern",   "user",   "mail",   "daemon", "auth",   "syslog", "lpr",    "news",
-    "uucp",   "cron",   "authpriv", "ftp",  "ntp",    "audit",  "alert",  "clock",
-    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+    "kern",   "user",   "mail",     "daemon", "auth",   "syslog", "lpr",    "news",
+    "uucp",   "cron",   "authpriv", "ftp",    "ntp",    "audit",  "alert",  "clock",
+    "local0", "local1", "local2",   "local3", "local4", "local5", "local6", "local7",
 };
 
-static const char *const severities[] = { "emerg", "alert", "crit", "err",
+static const char *const severities[] = { "emerg",   "alert",  "crit", "err",
                                           "warning", "notice", "info", "debug" };
 
 int atr_syslog_is(const char *target)
@@ -31,7 +31,7 @@ int atr_syslog_is(const char *target)
 const char *atr_syslog_facility_name(int facility)
 {
     return facility >= 0 && (size_t)facility < ATR_ARRAY_SIZE(facilities) ? facilities[facility]
-                                                                           : "?";
+                                                                          : "?";
 }
 
 int atr_syslog_severity(enum atr_log_level level)
@@ -86,8 +86,8 @@ static const char *parse_server(const char *v, size_t len, atr_syslog_spec_t *s)
     unsigned long p = 514;
     if (port != NULL) {
         char *e;
-        if (port == end || *port < '0' || *port > '9' ||
-            (p = strtoul(port, &e, 10), e != end) || p == 0 || p > 65535)
+        if (port == end || *port < '0' || *port > '9' || (p = strtoul(port, &e, 10), e != end) ||
+            p == 0 || p > 65535)
             return "expected a port from 1 to 65535";
     }
     struct sockaddr_in *in4 = (struct sockaddr_in *)&s->addr;
@@ -145,8 +145,9 @@ static const char *parse_item(const char *k, size_t kl, const char *v, size_t vl
         return pick(facilities, ATR_ARRAY_SIZE(facilities), "facility", v, vl, &s->facility, msg,
                     msglen);
     if (kl == 3 && memcmp(k, "tag", 3) == 0) {
-        if (vl == 0 || vl > ATR_SYSLOG_TAG_MAX || strspn(v, "abcdefghijklmnopqrstuvwxyz"
-                                                            "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") < vl)
+        if (vl == 0 || vl > ATR_SYSLOG_TAG_MAX ||
+            strspn(v, "abcdefghijklmnopqrstuvwxyz"
+                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") < vl)
             return "a tag is 1 to 32 letters, digits, '_', '.' or '-'";
         memcpy(s->tag, v, vl);
         s->tag[vl] = '\0';
@@ -158,13 +159,15 @@ static const char *parse_item(const char *k, size_t kl, const char *v, size_t vl
         return pick(severities, ATR_ARRAY_SIZE(severities), "severity", v, vl, &s->severity, msg,
                     msglen);
     }
-    snprintf(msg, msglen, "unknown syslog parameter '%.*s' (expected server, facility, tag, %s"
-             "nohostname)", (int)kl, k, use == ATR_SYSLOG_ACCESS_LOG ? "severity, " : "");
+    snprintf(msg, msglen,
+             "unknown syslog parameter '%.*s' (expected server, facility, tag, %s"
+             "nohostname)",
+             (int)kl, k, use == ATR_SYSLOG_ACCESS_LOG ? "severity, " : "");
     return msg;
 }
 
-int atr_syslog_parse(const char *text, enum atr_syslog_use use, atr_syslog_spec_t *out,
-                     char *err, size_t errlen, size_t *at)
+int atr_syslog_parse(const char *text, enum atr_syslog_use use, atr_syslog_spec_t *out, char *err,
+                     size_t errlen, size_t *at)
 {
     static const char *const keys[] = { "server", "facility", "tag", "severity", "nohostname" };
     unsigned seen = 0;
@@ -211,9 +214,10 @@ fail:
 
 size_t atr_syslog_text(const atr_syslog_spec_t *s, enum atr_syslog_use use, char *buf, size_t cap)
 {
-    char server[sizeof ((struct sockaddr_un *)0)->sun_path + 8];
+    char server[sizeof((struct sockaddr_un *)0)->sun_path + 8];
     if (s->addr.ss_family == AF_UNIX)
-        snprintf(server, sizeof server, "unix:%s", ((const struct sockaddr_un *)&s->addr)->sun_path);
+        snprintf(server, sizeof server, "unix:%s",
+                 ((const struct sockaddr_un *)&s->addr)->sun_path);
     else
         atr_sockaddr_text(&s->addr, server, sizeof server);
     int n = snprintf(buf, cap, "syslog:server=%s,facility=%s,tag=%s%s%s%s", server,
@@ -231,9 +235,9 @@ size_t atr_syslog_header(char *buf, size_t cap, int pri, time_t now, const char 
                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
     struct tm tm;
     localtime_r(&now, &tm);
-    int n = snprintf(buf, cap, "<%d>%s %2d %02d:%02d:%02d %s%s%s[%d]: ", pri, months[tm.tm_mon % 12],
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, host ? host : "",
-                     host && *host ? " " : "", tag, pid);
+    int n = snprintf(buf, cap, "<%d>%s %2d %02d:%02d:%02d %s%s%s[%d]: ", pri,
+                     months[tm.tm_mon % 12], tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     host ? host : "", host && *host ? " " : "", tag, pid);
     return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
 }
 

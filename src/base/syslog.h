@@ -26,11 +26,11 @@
 #define ATR_SYSLOG_TAG_MAX 32
 
 typedef struct atr_syslog_spec {
-    int facility;                      /* 0..23 (daemon = 3, local0 = 16) */
-    int severity;                      /* 0..7, or -1: from each line's level */
-    int nohostname;                    /* 1: no HOST field, even over UDP */
-    char tag[ATR_SYSLOG_TAG_MAX + 1];  /* [A-Za-z0-9_.-]+, default "atrium" */
-    struct sockaddr_storage addr;      /* AF_UNIX, AF_INET or AF_INET6 */
+    int facility;                     /* 0..23 (daemon = 3, local0 = 16) */
+    int severity;                     /* 0..7, or -1: from each line's level */
+    int nohostname;                   /* 1: no HOST field, even over UDP */
+    char tag[ATR_SYSLOG_TAG_MAX + 1]; /* [A-Za-z0-9_.-]+, default "atrium" */
+    struct sockaddr_storage addr;     /* AF_UNIX, AF_INET or AF_INET6 */
     socklen_t addrlen;
 } atr_syslog_spec_t;
 
@@ -45,13 +45,12 @@ int atr_syslog_is(const char *target);
 /* Parse a syslog target into *out. 0, or -1 with a message in err (what is
  * wrong and what was expected) and *at = the byte offset in text where the
  * fault starts, for FILE:LINE:COL. */
-int atr_syslog_parse(const char *text, enum atr_syslog_use use, atr_syslog_spec_t *out,
-                     char *err, size_t errlen, size_t *at);
+int atr_syslog_parse(const char *text, enum atr_syslog_use use, atr_syslog_spec_t *out, char *err,
+                     size_t errlen, size_t *at);
 
 /* The spec spelled out in full (every key, fixed order) into buf[0..cap);
  * parses back to the same spec. Returns the length (cut to fit cap - 1). */
-size_t atr_syslog_text(const atr_syslog_spec_t *s, enum atr_syslog_use use, char *buf,
-                       size_t cap);
+size_t atr_syslog_text(const atr_syslog_spec_t *s, enum atr_syslog_use use, char *buf, size_t cap);
 
 /* The facility's name ("local3"); "?" outside 0..23. Static storage. */
 const char *atr_syslog_facility_name(int facility);

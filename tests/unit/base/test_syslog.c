@@ -25,8 +25,8 @@ static void test_parse(void)
     } c[] = {
         { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog",
           "syslog:server=unix:/dev/log,facility=daemon,tag=atrium" },
-        { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog:",
-          "syslog:server=unix:/dev/log,facility=daemon,tag=atrium" },
+        { __LINE__, ATR_SYSLOG_ERROR_LOG,
+          "syslog:", "syslog:server=unix:/dev/log,facility=daemon,tag=atrium" },
         { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog:facility=local3,tag=atrium,server=unix:/dev/log",
           "syslog:server=unix:/dev/log,facility=local3,tag=atrium" },
         { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog:server=127.0.0.1",
@@ -53,7 +53,8 @@ static void test_parse(void)
         atr_syslog_text(&s, c[i].use, text, sizeof text);
         T_CHECK(c[i].line, strcmp(text, c[i].want) == 0, "got %s", text);
         rc = atr_syslog_parse(text, c[i].use, &s2, err, sizeof err, &at);
-        T_CHECK(c[i].line, rc == 0 && memcmp(&s, &s2, sizeof s) == 0, "%s does not parse back", text);
+        T_CHECK(c[i].line, rc == 0 && memcmp(&s, &s2, sizeof s) == 0, "%s does not parse back",
+                text);
     }
 }
 
@@ -69,11 +70,13 @@ static void test_parse_errors(void)
     } c[] = {
         { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog:facility=local9", 16,
           "unknown syslog facility 'local9' (expected kern, user, " },
-        { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog:tag=x,facility=", 22, "unknown syslog facility ''" },
+        { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog:tag=x,facility=", 22,
+          "unknown syslog facility ''" },
         { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog:server=300.1.1.1:514", 14,
           "expected an IP address, IP:PORT, [IPv6]:PORT or unix:PATH (no host names)" },
         { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog:server=localhost", 14, "(no host names)" },
-        { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog:server=127.0.0.1:0", 14, "expected a port from 1" },
+        { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog:server=127.0.0.1:0", 14,
+          "expected a port from 1" },
         { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog:server=127.0.0.1:65536", 14, "expected a port" },
         { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog:server=127.0.0.1:", 14, "expected a port" },
         { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog:server=[::1", 14, "expected [IPv6]:PORT" },
@@ -88,7 +91,8 @@ static void test_parse_errors(void)
         { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog:tag=a b", 11, "a tag is 1 to 32" },
         { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog:tag=abcdefghijklmnopqrstuvwxyz0123456", 11,
           "a tag is 1 to 32" },
-        { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog:severity=info", 16, "severity= is for the access log" },
+        { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslog:severity=info", 16,
+          "severity= is for the access log" },
         { __LINE__, ATR_SYSLOG_ACCESS_LOG, "syslog:severity=loud", 16,
           "unknown syslog severity 'loud' (expected emerg, alert, crit, err, warning, notice, info or debug)" },
         { __LINE__, ATR_SYSLOG_ERROR_LOG, "syslogd", 0, "expected syslog or syslog:KEY=VALUE" },
@@ -114,13 +118,15 @@ static void test_header(void)
     } c[] = {
         { __LINE__, 3 * 8 + 3, 1700000000, NULL, "atrium", "<27>Nov 14 22:13:20 atrium[42]: " },
         { __LINE__, 19 * 8 + 6, 1700000000, "", "atrium", "<158>Nov 14 22:13:20 atrium[42]: " },
-        { __LINE__, 0, 1704070861, "web1", "x", "<0>Jan  1 01:01:01 web1 x[42]: " }, /* day padded */
+        { __LINE__, 0, 1704070861, "web1", "x",
+          "<0>Jan  1 01:01:01 web1 x[42]: " }, /* day padded */
         { __LINE__, 191, 1704070861, "web1", "x", "<191>Jan  1 01:01:01 web1 x[42]: " },
     };
     for (size_t i = 0; i < ATR_ARRAY_SIZE(c); i++) {
         char buf[ATR_SYSLOG_HEADER_MAX];
         size_t n = atr_syslog_header(buf, sizeof buf, c[i].pri, c[i].t, c[i].host, c[i].tag, 42);
-        T_CHECK(c[i].line, n == strlen(c[i].want) && memcmp(buf, c[i].want, n) == 0, "got '%s'", buf);
+        T_CHECK(c[i].line, n == strlen(c[i].want) && memcmp(buf, c[i].want, n) == 0, "got '%s'",
+                buf);
     }
     static const int want[] = { 7, 6, 5, 4, 3, 2, 1 };
     for (int l = ATR_LOG_DEBUG; l <= ATR_LOG_ALERT; l++)
@@ -134,9 +140,10 @@ static void test_header(void)
     T_CHECK(__LINE__, host[0] == '\0', "a unix socket gets no HOST: '%s'", host);
     atr_syslog_parse("syslog:server=127.0.0.1", ATR_SYSLOG_ERROR_LOG, &s, err, sizeof err, &at);
     atr_syslog_host(&s, host, sizeof host);
-    T_CHECK(__LINE__, host[0] != '\0' && strpbrk(host, ". ") == NULL, "UDP gets a HOST: '%s'", host);
-    atr_syslog_parse("syslog:server=127.0.0.1,nohostname", ATR_SYSLOG_ERROR_LOG, &s, err, sizeof err,
-                     &at);
+    T_CHECK(__LINE__, host[0] != '\0' && strpbrk(host, ". ") == NULL, "UDP gets a HOST: '%s'",
+            host);
+    atr_syslog_parse("syslog:server=127.0.0.1,nohostname", ATR_SYSLOG_ERROR_LOG, &s, err,
+                     sizeof err, &at);
     atr_syslog_host(&s, host, sizeof host);
     T_CHECK(__LINE__, host[0] == '\0', "nohostname: '%s'", host);
 }
@@ -170,7 +177,8 @@ static int is_msg(const char *got, int pri, const char *tag, const char *text)
     char head[32], tail[600];
     snprintf(head, sizeof head, "<%d>", pri);
     snprintf(tail, sizeof tail, " %s[%d]: %s", tag, (int)getpid(), text);
-    return strncmp(got, head, strlen(head)) == 0 && strlen(got) == strlen(head) + 15 + strlen(tail) &&
+    return strncmp(got, head, strlen(head)) == 0 &&
+           strlen(got) == strlen(head) + 15 + strlen(tail) &&
            strcmp(got + strlen(head) + 15, tail) == 0;
 }
 
@@ -191,12 +199,14 @@ static void test_error_log_to_syslog(void)
     int r = receiver(path, 0);
     atr_log(ATR_LOG_ERROR, "upstream app: connect to 127.0.0.1:9001 failed: %s\n", "refused");
     const char *m = next_msg(r);
-    T_CHECK(__LINE__, is_msg(m, 19 * 8 + 3, "t1",
-                             "[error] upstream app: connect to 127.0.0.1:9001 failed: refused"),
+    T_CHECK(__LINE__,
+            is_msg(m, 19 * 8 + 3, "t1",
+                   "[error] upstream app: connect to 127.0.0.1:9001 failed: refused"),
             "got '%s'", m);
     m = next_msg(r);
-    T_CHECK(__LINE__, is_msg(m, 19 * 8 + 4, "t1",
-                             "[warn] error_log: 1 line dropped while syslog did not take them"),
+    T_CHECK(__LINE__,
+            is_msg(m, 19 * 8 + 4, "t1",
+                   "[warn] error_log: 1 line dropped while syslog did not take them"),
             "got '%s'", m);
     atr_log(ATR_LOG_NOTICE, "started");
     T_CHECK(__LINE__, is_msg(next_msg(r), 19 * 8 + 5, "t1", "[notice] started"), "notice");
@@ -222,8 +232,10 @@ static void test_error_log_to_syslog(void)
 
     /* Back to stderr: syslog sees nothing more. */
     T_CHECK(__LINE__, atr_log_open("stderr", ATR_LOG_WARN) == 0, "back to stderr");
-    T_CHECK(__LINE__, !atr_log_target_is_file("stderr") && !atr_log_target_is_file(target) &&
-                          atr_log_target_is_file("/var/log/x"), "is_file");
+    T_CHECK(__LINE__,
+            !atr_log_target_is_file("stderr") && !atr_log_target_is_file(target) &&
+                atr_log_target_is_file("/var/log/x"),
+            "is_file");
 }
 
 /* access_log syslog:...: one message per request, severity from the target. */
@@ -231,18 +243,23 @@ static void test_access_log_to_syslog(void)
 {
     char path[256], target[320];
     snprintf(path, sizeof path, "%s/access", dir);
-    snprintf(target, sizeof target,
-             "syslog:server=unix:%s,facility=local7,tag=acc,severity=notice", path);
+    snprintf(target, sizeof target, "syslog:server=unix:%s,facility=local7,tag=acc,severity=notice",
+             path);
     int r = receiver(path, 0);
     atr_access_log_t *l = atr_access_log_open(target, ATR_ACCESS_COMBINED);
     T_CHECK(__LINE__, l != NULL, "open");
-    atr_access_entry_t e = { .client_addr = "192.0.2.7", .time_unix_ms = 1700000000123LL,
-                             .method = ATR_STR("GET"), .target = ATR_STR("/"), .version_minor = 1,
-                             .status = 204, .upstream_time_us = -1 };
+    atr_access_entry_t e = { .client_addr = "192.0.2.7",
+                             .time_unix_ms = 1700000000123LL,
+                             .method = ATR_STR("GET"),
+                             .target = ATR_STR("/"),
+                             .version_minor = 1,
+                             .status = 204,
+                             .upstream_time_us = -1 };
     atr_access_log_write(l, &e);
-    T_CHECK(__LINE__, is_msg(next_msg(r), 23 * 8 + 5, "acc",
-                             "192.0.2.7 - - [14/Nov/2023:22:13:20 +0000] \"GET / HTTP/1.1\" 204 0 "
-                             "\"-\" \"-\""),
+    T_CHECK(__LINE__,
+            is_msg(next_msg(r), 23 * 8 + 5, "acc",
+                   "192.0.2.7 - - [14/Nov/2023:22:13:20 +0000] \"GET / HTTP/1.1\" 204 0 "
+                   "\"-\" \"-\""),
             "access line");
     atr_access_log_reopen_all(); /* nothing to reopen on a socket */
     atr_access_log_unref(l);

@@ -78,8 +78,9 @@ static void test_bad(void)
           "local2, local3, local4, local5, local6 or local7)" },
         { __LINE__, "error_log syslog:server=10.0.0.300 info;",
           "t.conf:1:25: expected an IP address, IP:PORT, [IPv6]:PORT or unix:PATH (no host names)" },
-        { __LINE__, "error_log 'syslog:server=unix:log';", "t.conf:1:26: a unix socket needs an "
-                                                          "absolute path (server=unix:/dev/log)" },
+        { __LINE__, "error_log 'syslog:server=unix:log';",
+          "t.conf:1:26: a unix socket needs an "
+          "absolute path (server=unix:/dev/log)" },
         { __LINE__, "error_log syslog:tag=a,port=1;",
           "t.conf:1:24: unknown syslog parameter 'port' (expected server, facility, tag, nohostname)" },
         { __LINE__, "error_log syslog:severity=err;",
