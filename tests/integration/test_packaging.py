@@ -158,6 +158,12 @@ def test_bare_t_checks_the_installed_config(prefix_install):
     binary = prefix / "sbin" / "atrium"
     assert help_default(binary) == str(conf)
     (prefix / "var" / "log" / "atrium").mkdir(parents=True)  # the unit's LogsDirectory=
+    # The unit's RuntimeDirectory= (the control socket, the pid file) is always
+    # /run/atrium: moved under the prefix, as localize() does for the package.
+    (prefix / "run").mkdir()
+    text = conf.read_text()
+    assert "/run/atrium/" in text
+    conf.write_text(text.replace("/run/atrium/", "%s/run/" % prefix))
     r = subprocess.run([str(binary), "-t"], capture_output=True, text=True, timeout=60, cwd="/")
     assert r.returncode == 0, r.stderr
     assert "atrium: configuration %s is ok" % conf in r.stderr, r.stderr
