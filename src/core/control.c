@@ -215,6 +215,14 @@ static uv_pipe_t *open_server(const atr_conf_t *conf, char *err, size_t errlen)
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)srv, 16, on_connection);
     if (rc < 0) {
+        /* libuv reports a missing directory as EACCES: say which it was */
+        char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash != NULL && slash != dir)
+            *slash = '\0';
+        if (rc == UV_EACCES && slash != NULL && access(dir, F_OK) < 0)
+            rc = UV_ENOENT;
         snprintf(err, errlen, "%s:%d:%d: control %s: %s", p->file, p->line, p->col, path,
                  uv_strerror(rc));
         uv_close((uv_handle_t *)srv, free_handle);

@@ -72,6 +72,15 @@ static const atr_conf_server_t *file_line(const atr_conf_upstream_t *u, const ch
     return NULL;
 }
 
+/* The file's line a change to `server` belongs to (core/overrides.h), or NULL. */
+static const atr_conf_server_t *line_of(const atr_conf_upstream_t *u, const char *server)
+{
+    for (int j = 0; u != NULL && j < u->nservers; j++)
+        if (atr_override_of_line(server, &u->servers[j]))
+            return &u->servers[j];
+    return NULL;
+}
+
 /* Server `server` of u as it runs now (a file line not removed, or one
  * added): 0, or -1 with the refusal written. *sv: the file's line or NULL. */
 static int find_server(const atr_conf_upstream_t *u, const char *server,
@@ -144,7 +153,10 @@ static void show_servers_of(int ui, atr_buf_t *out)
         const atr_conf_server_t *sv = m->line >= 0 ? &u->servers[m->line] : NULL;
         const char *line = sv ? sv->text : m->name;
         char changed[160];
-        changes_text(atr_override_find(u->name, line), sv, changed, sizeof changed);
+        const atr_override_t *o = atr_override_find(u->name, line);
+        if (o == NULL && sv != NULL && sv->resolve)
+            o = atr_override_find(u->name, m->name); /* one address drained on its own */
+        changes_text(o, sv, changed, sizeof changed);
         atr_buf_printf(out, "%s %s %s %d %d %llu %llu %llu %llu %s\n", u->name, m->name,
                        member_state(m, st, now), s->weight, atomic_load(&st->active),
                        (unsigned long long)atomic_load(&st->requests),
@@ -209,7 +221,7 @@ static int cmd_show_changes(char **w, int n, atr_buf_t *out)
         if (o->removed)
             snprintf(changed, sizeof changed, "removed");
         else
-            changes_text(o, file_line(atr_conf_find_upstream(gen()->conf, o->upstream), o->server),
+            changes_text(o, line_of(atr_conf_find_upstream(gen()->conf, o->upstream), o->server),
                          changed, sizeof changed);
         atr_buf_printf(out, "%s %s %s\n", o->upstream, o->server, changed);
     }
@@ -264,6 +276,26 @@ static int target(char **w, int at, const atr_conf_upstream_t **u, const atr_con
     return find_server(*u, w[at + 1], sv, out);
 }
 
+/* As target, and SERVER may also be one address of a `resolve` line, as
+ * `show servers` names it ("TEXT/ADDR:PORT"). */
+static int target_member(char **w, int at, const atr_conf_upstream_t **u,
+                         const atr_conf_server_t **sv, atr_buf_t *out)
+{
+    int ui = find_upstream(w[at], out);
+    if (ui < 0)
+        return -1;
+    *u = gen()->ups[ui].conf;
+    atr_members_t *ms = atr_gen_members(&gen()->ups[ui]);
+    *sv = NULL;
+    for (int i = 0; i < ms->n && *sv == NULL; i++) {
+        const atr_member_t *m = &ms->m[i];
+        if (m->line >= 0 && (*u)->servers[m->line].resolve && strcmp(m->name, w[at + 1]) == 0)
+            *sv = &(*u)->servers[m->line];
+    }
+    atr_members_unref(ms);
+    return *sv != NULL ? 0 : find_server(*u, w[at + 1], sv, out);
+}
+
 static int cmd_admin(char **w, int n, atr_buf_t *out)
 {
     static const char *const verbs[] = { "enable", "drain", "disable" };
@@ -275,8 +307,12 @@ static int cmd_admin(char **w, int n, atr_buf_t *out)
             admin = (enum atr_lb_admin)i;
     if (n != 3)
         return refuse(out, "usage: %s UPSTREAM SERVER", w[0]);
-    if (target(w, 1, &u, &sv, out) < 0)
+    if (target_member(w, 1, &u, &sv, out) < 0)
         return -1;
+    const atr_override_t *line = atr_override_find(u->name, sv->text);
+    if (strcmp(w[2], sv->text) != 0 && line != NULL && line->admin != ATR_LB_ADMIN_READY)
+        return refuse(out, "upstream %s: every address of %s is %s: '%s %s %s' first", u->name,
+                      sv->text, admin_name(line->admin), "enable", u->name, sv->text);
     atr_override_t *o = atr_override_make(u->name, w[2], sv);
     o->admin = admin;
     atr_override_tidy(o); /* an enable of a server otherwise as the file says: nothing left */

@@ -122,6 +122,10 @@ static void member_set(atr_members_t *ms, int k, const atr_conf_upstream_t *u,
      * the change (atr_states_set_admin). */
     if (o != NULL && o->admin != ATR_LB_ADMIN_READY)
         atomic_store(&s->state->admin, (int)o->admin);
+    /* one address of a `resolve` line drained or disabled on its own */
+    const atr_override_t *om = sv->resolve ? atr_override_find(u->name, name) : NULL;
+    if (om != NULL && om->admin != ATR_LB_ADMIN_READY)
+        atomic_store(&s->state->admin, (int)om->admin);
 }
 
 static socklen_t addr_len(const struct sockaddr_storage *a)

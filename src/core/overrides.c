@@ -25,6 +25,13 @@ const atr_override_t *atr_override_find(const char *upstream, const char *server
     return NULL;
 }
 
+int atr_override_of_line(const char *server, const atr_conf_server_t *sv)
+{
+    size_t n = strlen(sv->text);
+    return strncmp(server, sv->text, n) == 0 &&
+           (server[n] == '\0' || (sv->resolve && server[n] == '/'));
+}
+
 void atr_override_sig(const atr_conf_server_t *sv, char *buf, size_t cap)
 {
     snprintf(buf, cap, "weight=%d max_conns=%d backup=%d slow_start=%llu resolve=%d", sv->weight,
@@ -87,7 +94,7 @@ static const char *overruled(const atr_override_t *o, const atr_conf_t *next)
         return "its upstream is gone from the config";
     const atr_conf_server_t *sv = NULL;
     for (int j = 0; j < u->nservers && sv == NULL; j++)
-        if (strcmp(u->servers[j].text, o->server) == 0)
+        if (atr_override_of_line(o->server, &u->servers[j]))
             sv = &u->servers[j];
     if (o->added)
         return sv != NULL ? "the config has the server now" : NULL;

@@ -14,7 +14,9 @@
 
 typedef struct atr_override {
     char *upstream;
-    char *server;                /* the server line's text (as written, or as added) */
+    char *server;                /* the server line's text (as written, or as added), or
+                                  * one address of a `resolve` line ("TEXT/ADDR:PORT": admin
+                                  * state only) */
     int weight;                  /* 0: the file's */
     enum atr_lb_admin admin;     /* READY: as the file says */
     int removed;                 /* a server of the file, taken out */
@@ -39,6 +41,10 @@ void atr_override_tidy(atr_override_t *o);
 
 /* The i-th change (for `show changes` and the members build), NULL past the end. */
 atr_override_t *atr_override_at(int i);
+
+/* 1 when a change to `server` belongs to line sv: the line itself, or one
+ * address of a `resolve` line ("TEXT/ADDR:PORT", drained on its own). */
+int atr_override_of_line(const char *server, const atr_conf_server_t *sv);
 
 /* The file's settings of a server line as one string, to notice that a
  * reload changed them. */

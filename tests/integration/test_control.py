@@ -280,3 +280,27 @@ def test_ctl_reopen_reopens_the_logs(atrium, origin, sockdir):
     os.rename(a.error_log_path, str(a.error_log_path) + ".1")
     assert ctl(a, "reopen").stdout.strip() == "ok: log files reopened"
     assert wait_until(lambda: "log files reopened" in a.error_log, 5)
+
+
+def test_a_reload_moves_or_closes_the_socket(atrium, origin, sockdir):
+    A = origin("A")
+    a = start(atrium, sockdir, [A])
+    other = os.path.join(sockdir, "other.sock")
+    assert a.reload(a.conf_text.replace(a.sock, other))
+    assert not os.path.exists(a.sock) and os.path.exists(other)
+    assert "generation 2\n" in ctl(a, "show", "info").stdout  # found through the new config
+    # a socket that cannot be opened: the reload goes on, the socket stays, the log says why
+    missing = os.path.join(sockdir, "nodir", "x.sock")
+    assert a.reload(a.conf_text.replace(other, missing))
+    assert "control %s: no such file or directory; the control socket stays as it was" % missing \
+        in a.error_log
+    assert run_atrium(["-S", other, "ctl", "show", "info"]).returncode == 0
+    assert a.reload(a.conf_text.replace("control %s;" % missing, ""))
+    assert not os.path.exists(other)
+    # at start, it is an error like any other
+    b = atrium("control %s;\n" % missing + proxy_conf([A]), start=False)
+    r = run_atrium(["-c", str(b.conf_path)])
+    assert r.returncode == 1 and re.search(r"atrium\.conf:\d+:9: control .*: no such file or "
+                                           r"directory", r.stderr), r.stderr
+    r = run_atrium(["-t", "-c", str(b.conf_path)])
+    assert r.returncode == 1 and "control: cannot listen on %s" % missing in r.stderr, r.stderr

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ORIGIN_PY, PYTHON, free_port, get, run_atrium, wait_until
+from conftest import ATRIUM_BIN, ORIGIN_PY, PYTHON, free_port, get, run_atrium, wait_until
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 
@@ -243,3 +243,36 @@ def test_a_member_that_appears_ramps_up_with_slow_start(atrium, dns, origins):
     assert weight_ratio(a.port, member_a) == 1
     got = [get(a.port, "/name").body for _ in range(40)]
     assert got.count(b"B") <= 10, got  # a small share while it ramps, not half
+
+
+def test_one_address_of_a_dns_line_can_be_drained_and_the_line_as_a_whole(atrium, dns, origins,
+                                                                         tmp_path):
+    """atrium ctl: a `resolve` line's addresses are drained one by one (as `show servers`
+    names them) or all at once (by the line); a new answer keeps what the operator said."""
+    import tempfile
+    sockdir = tempfile.mkdtemp(prefix="atr-dns-", dir="/tmp")
+    sock = os.path.join(sockdir, "c.sock")
+    dns.set("app.test", "127.0.0.2", "127.0.0.3")
+    dns.start()
+    a = atrium(conf(dns.port, origins, main="control %s;" % sock))
+
+    def ctl(*words):
+        r = subprocess.run([ATRIUM_BIN, "-S", sock, "ctl"] + list(words), capture_output=True,
+                           text=True, timeout=20)
+        return r.returncode, r.stdout + r.stderr
+
+    line, b = "app.test:%d" % origins, "app.test:%d/127.0.0.3:%d" % (origins, origins)
+    assert ctl("drain", "app", b) == (0, "ok: upstream app: server %s draining\n" % b)
+    assert names(a.port) == {"A"}
+    rows = ctl("show", "servers", "app")[1]
+    assert re.search(r"^app %s draining .* drained$" % re.escape(b), rows, re.M), rows
+    dns.set("app.test", "127.0.0.2", "127.0.0.3", "127.0.0.4")  # C joins; B stays drained
+    assert wait_until(lambda: names(a.port, 8) == {"A", "C"}, 6), a.error_log[-2000:]
+    assert ctl("drain", "app", line)[0] == 0                     # every address
+    rc, out = ctl("enable", "app", b)
+    assert rc == 1 and "every address of %s is draining" % line in out, out
+    assert ctl("enable", "app", line)[0] == 0
+    assert ctl("enable", "app", b)[0] == 0
+    assert wait_until(lambda: names(a.port, 12) == {"A", "B", "C"}, 5)
+    assert ctl("show", "changes")[1] == "upstream server change\n"
+    shutil.rmtree(sockdir, ignore_errors=True)
