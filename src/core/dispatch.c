@@ -184,12 +184,9 @@ static void dispatch(atr_req_t *r, char *path, size_t cap)
         atr_req_respond_simple(r, r->route->return_status,
                                r->route->return_body ? r->route->return_body : "", 0);
         return;
-    case ATR_ROUTE_STATUS: {
-        int method = m->method, has_body = m->body != ATR_BODY_NONE;
-        atr_req_head_done(r);
-        atr_status_handle(r, method, has_body);
+    case ATR_ROUTE_STATUS: /* reads Accept and the query, then drops the head */
+        atr_status_handle(r);
         return;
-    }
     case ATR_ROUTE_STATIC:
         r->norm_path = atr_xstrndup(path, plen);
         atr_static_handle(r);

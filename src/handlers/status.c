@@ -1,25 +1,26 @@
-/* `status;` routes: the counters of metrics.h and the per-server state, in
- * the Prometheus text exposition format (version 0.0.4), summed over every
- * worker. GET and HEAD only. The page shows the generation that serves the
- * request: its upstreams and servers, with counters carried over reloads by
- * name. It has no access control of its own: put it on a listener or host
- * that only operators reach. */
+/* `status;` routes: the counters of metrics.h and the per-server state,
+ * summed over every worker, in the form the client asks for
+ * (status_negotiate.h): the Prometheus text exposition format (version
+ * 0.0.4, written here), JSON (status_json.c) or the HTML page that polls it
+ * (assets/, built in). GET and HEAD only. The page shows the generation that
+ * serves the request: its upstreams and servers, with counters carried over
+ * reloads by name. Access control is the route's allow/deny, applied before
+ * the handler runs. */
 #include "handlers/status.h"
 
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "backends/backend.h"
 #include "cluster/hb_monitor.h"
-#include "http/headers.h"
-#include "net/worker.h"
+#include "handlers/status_negotiate.h"
+#include "handlers/status_priv.h"
 
 #ifndef ATR_VERSION
 #define ATR_VERSION "dev"
 #endif
 
-static const char *const class_names[5] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
+const char *const atr__status_classes[5] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
 
 static void family(atr_buf_t *b, const char *name, const char *type, const char *help)
 {
@@ -54,18 +55,13 @@ static void label_value(atr_buf_t *b, const char *s)
     }
 }
 
-/* One latency histogram summed over the workers (which of their two by
- * offset), as Prometheus wants it: cumulative buckets in seconds, +Inf, the
- * sum and the count. */
-static void histogram(atr_buf_t *b, const char *name, const char *help, size_t off)
+/* One latency histogram (per-bucket counts, summed over the workers) as
+ * Prometheus wants it: cumulative buckets in seconds, +Inf, the sum and the
+ * count. */
+static void histogram(atr_buf_t *b, const char *name, const char *help, const uint64_t *n,
+                      uint64_t sum_ms)
 {
-    uint64_t n[ATR_LAT_NB] = { 0 }, sum_ms = 0, cum = 0;
-    for (int i = 0; i < atr_process.nworkers; i++) {
-        atr_lat_t *h = (atr_lat_t *)(void *)((char *)&atr_process.workers[i]->metrics + off);
-        for (int k = 0; k < ATR_LAT_NB; k++)
-            n[k] += atr_metric_get(&h->n[k]);
-        sum_ms += atr_metric_get(&h->sum_ms);
-    }
+    uint64_t cum = 0;
     family(b, name, "histogram", help);
     for (int k = 0; k < ATR_LAT_NB; k++) {
         char lab[32];
@@ -82,21 +78,35 @@ static void histogram(atr_buf_t *b, const char *name, const char *help, size_t o
     atr_buf_printf(b, "%s_count %llu\n", name, (unsigned long long)cum);
 }
 
+static void lat_add(uint64_t *n, uint64_t *sum_ms, atr_lat_t *h)
+{
+    for (int k = 0; k < ATR_LAT_NB; k++)
+        n[k] += atr_metric_get(&h->n[k]);
+    *sum_ms += atr_metric_get(&h->sum_ms);
+}
+
+void atr__status_totals(atr_status_totals_t *t)
+{
+    memset(t, 0, sizeof *t);
+    for (int i = 0; i < atr_process.nworkers; i++) {
+        atr_metrics_t *m = &atr_process.workers[i]->metrics;
+        t->accepted += atr_metric_get(&m->accepted);
+        t->conns += atr_metric_get(&m->connections);
+        t->requests += atr_metric_get(&m->requests);
+        t->bytes += atr_metric_get(&m->bytes_sent);
+        for (int k = 0; k < 5; k++)
+            t->resp[k] += atr_metric_get(&m->responses[k]);
+        lat_add(t->request_n, &t->request_sum_ms, &m->request_ms);
+        lat_add(t->upstream_n, &t->upstream_sum_ms, &m->upstream_ms);
+    }
+}
+
 static void process_metrics(atr_buf_t *b, const atr_gen_t *g)
 {
     atr_process_t *pr = &atr_process;
     int nw = pr->nworkers;
-    atr_worker_t *const *ws = pr->workers;
-    uint64_t accepted = 0, conns = 0, requests = 0, bytes = 0, resp[5] = { 0 };
-    for (int i = 0; i < nw; i++) {
-        atr_metrics_t *m = &ws[i]->metrics;
-        accepted += atr_metric_get(&m->accepted);
-        conns += atr_metric_get(&m->connections);
-        requests += atr_metric_get(&m->requests);
-        bytes += atr_metric_get(&m->bytes_sent);
-        for (int k = 0; k < 5; k++)
-            resp[k] += atr_metric_get(&m->responses[k]);
-    }
+    atr_status_totals_t t;
+    atr__status_totals(&t);
     uint64_t start_ms = pr->start_unix_ms;
 
     family(b, "atrium_info", "gauge", "Version of the running binary.");
@@ -118,27 +128,27 @@ static void process_metrics(atr_buf_t *b, const atr_gen_t *g)
     family(b, "atrium_dns_names_failing", "gauge", "Resolve names whose last lookup failed.");
     sample(b, "atrium_dns_names_failing", NULL, (uint64_t)atomic_load(&pr->dns_failing));
     family(b, "atrium_connections_accepted_total", "counter", "Client connections accepted.");
-    sample(b, "atrium_connections_accepted_total", NULL, accepted);
+    sample(b, "atrium_connections_accepted_total", NULL, t.accepted);
     family(b, "atrium_connections", "gauge", "Client connections open.");
-    sample(b, "atrium_connections", NULL, conns);
+    sample(b, "atrium_connections", NULL, t.conns);
     family(b, "atrium_requests_total", "counter", "Requests finished, answered or abandoned.");
-    sample(b, "atrium_requests_total", NULL, requests);
+    sample(b, "atrium_requests_total", NULL, t.requests);
     family(b, "atrium_responses_total", "counter",
            "Requests finished, by status class (499: the client left).");
     for (int k = 0; k < 5; k++) {
         char lab[16];
-        snprintf(lab, sizeof lab, "code=\"%s\"", class_names[k]);
-        sample(b, "atrium_responses_total", lab, resp[k]);
+        snprintf(lab, sizeof lab, "code=\"%s\"", atr__status_classes[k]);
+        sample(b, "atrium_responses_total", lab, t.resp[k]);
     }
     family(b, "atrium_response_body_bytes_total", "counter",
            "Response body bytes sent to clients.");
-    sample(b, "atrium_response_body_bytes_total", NULL, bytes);
+    sample(b, "atrium_response_body_bytes_total", NULL, t.bytes);
     histogram(b, "atrium_request_duration_seconds",
               "Requests from their first byte to the end of the answer (the loop's clock, ms).",
-              offsetof(atr_metrics_t, request_ms));
+              t.request_n, t.request_sum_ms);
     histogram(b, "atrium_upstream_duration_seconds",
               "Proxied requests from sent to the backend to the end of its answer.",
-              offsetof(atr_metrics_t, upstream_ms));
+              t.upstream_n, t.upstream_sum_ms);
 }
 
 /* One family over every server of every upstream; get() reads the value. */
@@ -162,7 +172,7 @@ static void server_family(atr_buf_t *b, const atr_gen_t *g, uint64_t now, const 
             for (int k = 0; k < (per_class ? 5 : 1); k++) {
                 lab.n = base;
                 if (per_class)
-                    atr_buf_printf(&lab, ",code=\"%s\"", class_names[k]);
+                    atr_buf_printf(&lab, ",code=\"%s\"", atr__status_classes[k]);
                 atr_buf_put(&lab, "", 1); /* NUL */
                 if (put != NULL) { /* a value that is not a count */
                     sample_name(b, name, lab.p);
@@ -333,15 +343,93 @@ static void server_metrics(atr_buf_t *b, const atr_gen_t *g)
     heartbeat_metrics(b, g, now);
 }
 
-void atr_status_handle(atr_req_t *r, int method, int has_body)
+const char *atr__status_server_state(const atr_member_t *m, atr_server_state_t *st,
+                                     uint64_t now_ms)
 {
-    if (method != ATR_M_GET && method != ATR_M_HEAD) {
+    int admin = atomic_load(&st->admin);
+    if (admin == ATR_LB_ADMIN_DRAIN)
+        return "draining";
+    if (admin == ATR_LB_ADMIN_DISABLED)
+        return "disabled";
+    if (m->addrlen == 0)
+        return "unresolved";
+    if (get_down(st, now_ms, 0))
+        return "down";
+    if (get_unhealthy(st, now_ms, 0))
+        return "unhealthy";
+    if (get_ejected(st, now_ms, 0))
+        return "ejected";
+    return "up";
+}
+
+/* Send a 200 with n bytes of body (copied after the head). HEAD gets the
+ * head alone. */
+static void respond(atr_req_t *r, const char *fields, const char *body, size_t n, int close_conn)
+{
+    if (close_conn)
+        r->resp_close = 1;
+    if (r->method == ATR_M_HEAD)
+        r->resp_no_body = 1;
+    atr_buf_t out;
+    atr_req_local_head(r, 200, fields, (int64_t)n, &out);
+    if (!r->resp_no_body) {
+        atr_buf_put(&out, body, n);
+        r->bytes_sent = n;
+    }
+    r->status = 200;
+    atr_req_send_whole(r, out.p, out.n);
+}
+
+static const char *const content_types[] = {
+    [ATR_STATUS_PROMETHEUS] = "text/plain; version=0.0.4; charset=utf-8",
+    [ATR_STATUS_HTML] = "text/html; charset=utf-8",
+    [ATR_STATUS_JSON] = "application/json",
+};
+
+static void answer(atr_req_t *r, enum atr_status_format f, int by_accept, int close_conn)
+{
+    atr_buf_t b = { 0 }, fields = { 0 };
+    const atr_gen_t *g = r->wg->gen;
+    const char *body = NULL;
+    switch (f) {
+    case ATR_STATUS_HTML:
+        body = (const char *)atr__status_page;
+        b.n = atr__status_page_len;
+        /* the page's own script and style only, and requests to this origin */
+        atr_buf_printf(&fields, "Content-Security-Policy: %s\r\n", atr__status_page_csp);
+        break;
+    case ATR_STATUS_JSON:
+        atr__status_json(&b, g);
+        break;
+    default:
+        process_metrics(&b, g);
+        server_metrics(&b, g);
+        break;
+    }
+    atr_buf_printf(&fields, "Content-Type: %s\r\nCache-Control: no-store\r\n"
+                            "X-Content-Type-Options: nosniff\r\n%s",
+                   content_types[f], by_accept ? "Vary: Accept\r\n" : "");
+    atr_buf_put(&fields, "", 1); /* NUL */
+    respond(r, fields.p, body ? body : b.p, b.n, close_conn);
+    free(fields.p);
+    free(b.p);
+}
+
+void atr_status_handle(atr_req_t *r)
+{
+    const atr_http_msg_t *m = r->msg;
+    int has_body = m->body != ATR_BODY_NONE, by_accept;
+    const atr_http_header_t *acc = atr_http_find(m, "accept");
+    enum atr_status_format f =
+        atr_status_negotiate(m->target, acc ? acc->value : (atr_str_t){ "", 0 }, &by_accept);
+    atr_req_head_done(r); /* the views above are gone from here on */
+    if (r->method != ATR_M_GET && r->method != ATR_M_HEAD) {
         atr_req_respond_simple(r, 405, NULL, has_body);
         return;
     }
-    atr_buf_t b = { 0 };
-    process_metrics(&b, r->wg->gen);
-    server_metrics(&b, r->wg->gen);
-    atr_req_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.n, has_body);
-    free(b.p);
+    if (f == ATR_STATUS_BAD_FORMAT) {
+        atr_req_respond_simple(r, 400, "format: html, prometheus or json\n", has_body);
+        return;
+    }
+    answer(r, f, by_accept, has_body);
 }
