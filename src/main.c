@@ -19,14 +19,18 @@
 #include "core/modules.h"
 #include "core/runtime.h"
 
-#define DEFAULT_CONF "conf/atrium.conf"
+/* The configuration read without -c: a build setting (meson's default_config):
+ * the installed one for an install, the tree's for tools/dev's builds. */
+#ifndef ATR_DEFAULT_CONF
+#define ATR_DEFAULT_CONF "conf/atrium.conf"
+#endif
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: atrium [-c FILE] [-t] [-T] [-s reload|stop|reopen] [-v] [-h]\n"
             "       atrium [-c FILE | -S SOCKET] ctl COMMAND...   (ctl help lists them)\n"
-            "  -c, --config FILE  configuration file (default " DEFAULT_CONF ")\n"
+            "  -c, --config FILE  configuration file (default " ATR_DEFAULT_CONF ")\n"
             "  -t, --test         check the configuration and exit (1 on error)\n"
             "  -T, --dump         check, then print the effective configuration\n"
             "  -s, --signal SIG   tell the running atrium (its pid_file) to reload, stop\n"
@@ -100,7 +104,7 @@ static int send_signal(const atr_conf_t *conf, const char *path, const char *wor
 
 int main(int argc, char **argv)
 {
-    const char *path = DEFAULT_CONF;
+    const char *path = ATR_DEFAULT_CONF;
     int check = 0, dump = 0, opt;
     static const struct option longs[] = {
         { "config", required_argument, NULL, 'c' }, { "test", no_argument, NULL, 't' },

@@ -7,11 +7,13 @@
  * that name the same (target, format) share one handle. A reopen redirects
  * the handle's descriptor number with dup3 instead of replacing it, so a
  * worker writing concurrently never writes to a closed or reused number (see
- * log.c). */
+ * log.c). A syslog handle owns a datagram socket for its life, and frames
+ * each line as one message (severity= in the target, default info). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/syslog.h"
 
 struct atr_access_log {
     char *target;
@@ -26,6 +29,9 @@ struct atr_access_log {
     int fd;       /* fixed for the handle's life; 1 or 2 for stdout/stderr */
     int is_file;  /* reopened on SIGUSR1, closed when the last ref goes */
     int refs;     /* under registry_lock */
+    atr_syslog_spec_t *syslog; /* NULL unless the target is syslog:... (fd is its socket) */
+    char host[64];             /* its HOST field */
+    int pid;
     struct atr_access_log *next;
 };
 
@@ -34,9 +40,38 @@ static struct atr_access_log *registry;
 
 /* ---- registry ---- */
 
-static int open_target(const char *target, int *is_file)
+static atomic_ulong syslog_dropped; /* lines a syslog socket did not take */
+
+unsigned long atr_access_log_dropped(void)
 {
+    return atomic_load(&syslog_dropped);
+}
+
+static int open_syslog(atr_access_log_t *l)
+{
+    atr_syslog_spec_t spec;
+    char err[256];
+    size_t at;
+    int fd;
+    if (atr_syslog_parse(l->target, ATR_SYSLOG_ACCESS_LOG, &spec, err, sizeof err, &at) < 0)
+        return -EINVAL; /* the config checked it */
+    if ((fd = atr_syslog_socket(&spec)) < 0)
+        return fd;
+    l->syslog = atr_xmalloc(sizeof spec);
+    *l->syslog = spec;
+    atr_syslog_host(&spec, l->host, sizeof l->host);
+    l->pid = (int)getpid();
+    return fd;
+}
+
+static int open_target(atr_access_log_t *l, int *is_file)
+{
+    const char *target = l->target;
     *is_file = 0;
+    if (atr_syslog_is(target)) {
+        *is_file = 1; /* its socket is its own: closed with the handle, not reopened */
+        return open_syslog(l);
+    }
     if (strcmp(target, "stdout") == 0)
         return 1;
     if (strcmp(target, "stderr") == 0)
@@ -56,17 +91,22 @@ atr_access_log_t *atr_access_log_open(const char *target, enum atr_access_format
             break;
     if (l != NULL) {
         l->refs++;
-    } else if ((fd = open_target(target, &is_file)) < 0) {
-        err = -fd;
     } else {
         l = atr_xcalloc(1, sizeof(*l));
         l->target = atr_xstrdup(target);
-        l->fmt = fmt;
-        l->fd = fd;
-        l->is_file = is_file;
-        l->refs = 1;
-        l->next = registry;
-        registry = l;
+        if ((fd = open_target(l, &is_file)) < 0) {
+            err = -fd;
+            free(l->target);
+            free(l);
+            l = NULL;
+        } else {
+            l->fmt = fmt;
+            l->fd = fd;
+            l->is_file = is_file;
+            l->refs = 1;
+            l->next = registry;
+            registry = l;
+        }
     }
     pthread_mutex_unlock(&registry_lock);
     if (l == NULL)
@@ -91,6 +131,7 @@ void atr_access_log_unref(atr_access_log_t *l)
     pthread_mutex_unlock(&registry_lock);
     if (l->is_file)
         close(l->fd);
+    free(l->syslog);
     free(l->target);
     free(l);
 }
@@ -100,7 +141,7 @@ void atr_access_log_reopen_all(void)
     pthread_mutex_lock(&registry_lock);
     for (atr_access_log_t *l = registry; l != NULL; l = l->next) {
         int fd, r;
-        if (!l->is_file)
+        if (!l->is_file || l->syslog != NULL) /* a socket has nothing to reopen */
             continue;
         /* On failure the handle keeps writing to the old (renamed) file. */
         if ((fd = atr__log_open_file(l->target)) < 0)
@@ -346,6 +387,20 @@ size_t atr_access_log_format(char *buf, size_t cap, enum atr_access_format fmt,
     return o.n;
 }
 
+/* One message: the syslog header, then the line without its '\n'. */
+static void write_syslog(atr_access_log_t *l, const atr_access_entry_t *e)
+{
+    char buf[ATR_SYSLOG_HEADER_MAX + ATR_ACCESS_LINE_MAX];
+    int pri = l->syslog->facility * 8 + l->syslog->severity;
+    size_t h = atr_syslog_header(buf, ATR_SYSLOG_HEADER_MAX, pri, time(NULL),
+                                 l->host, l->syslog->tag, l->pid);
+    size_t n = atr_access_log_format(buf + h, ATR_ACCESS_LINE_MAX, l->fmt, e);
+    if (n > 0 && buf[h + n - 1] == '\n')
+        n--;
+    if (n > 0 && atr_syslog_send(l->fd, l->syslog, buf, h + n) < 0)
+        atomic_fetch_add(&syslog_dropped, 1);
+}
+
 void atr_access_log_write(atr_access_log_t *l, const atr_access_entry_t *e)
 {
     char buf[ATR_ACCESS_LINE_MAX];
@@ -353,6 +408,10 @@ void atr_access_log_write(atr_access_log_t *l, const atr_access_entry_t *e)
 
     if (l == NULL)
         return;
+    if (l->syslog != NULL) {
+        write_syslog(l, e);
+        return;
+    }
     n = atr_access_log_format(buf, sizeof(buf), l->fmt, e);
     if (n > 0)
         (void)atr_write_all(l->fd, buf, n); /* a failing log drops the line */

@@ -1,9 +1,11 @@
 /* Error log and access log.
  *
- * Error log: one process-wide sink (stderr or a file), a level threshold,
- * thread-safe (each line is one write(2) of a fully formatted line, so lines
- * from different workers never interleave). Lines look like
+ * Error log: one process-wide sink (stderr, a file or syslog), a level
+ * threshold, thread-safe (each line is one write(2) or send(2) of a fully
+ * formatted line, so lines from different workers never interleave). Lines look like
  *   2026/11/21 22:30:01 [error] w1 c42: upstream app: connect to 127.0.0.1:9001 failed: connection refused
+ * and to syslog (base/syslog.h), with the level as the severity in PRI:
+ *   <27>Nov 21 22:30:01 atrium[4242]: [error] w1 c42: upstream app: connect ...
  *
  * Access log: one sink per configuration generation (stdout, stderr or a
  * file), format combined or json; each worker formats into a small stack
@@ -21,13 +23,25 @@ enum atr_log_level { ATR_LOG_DEBUG = 0, ATR_LOG_INFO, ATR_LOG_NOTICE, ATR_LOG_WA
  * request time and the upstream's address, status and time; json. */
 enum atr_access_format { ATR_ACCESS_OFF = 0, ATR_ACCESS_COMBINED, ATR_ACCESS_JSON, ATR_ACCESS_TIMED };
 
-/* Set where the error log goes ("stderr" or a path) and its threshold.
- * Opens the new file first and swaps only if that worked; returns 0 or
- * -errno (the old sink keeps working then). Called from the control loop. */
+/* Set where the error log goes ("stderr", a path, or a syslog target as
+ * atr_syslog_parse reads it) and its threshold. Opens the new file or socket
+ * first and swaps only if that worked; returns 0 or -errno (the old sink
+ * keeps working then). A syslog server that is not there yet is not an
+ * error: its lines are dropped and counted until it is. Called from the
+ * control loop. */
 int atr_log_open(const char *target, enum atr_log_level level);
 
-/* Reopen the current error log file (SIGUSR1, after rotation). */
+/* Reopen the current error log file (SIGUSR1, after rotation); for syslog,
+ * a fresh socket to the same server. */
 int atr_log_reopen(void);
+
+/* 1 when target names a file (not stderr, not syslog): what a config check
+ * opens to see that it can. */
+int atr_log_target_is_file(const char *target);
+
+/* Error log lines dropped because syslog did not take them at once (full,
+ * missing or refusing), since the start. */
+unsigned long atr_log_dropped(void);
 
 /* 1 when the error log goes to stderr (a message for the operator at start
  * then needs no second copy there). */
@@ -75,11 +89,13 @@ typedef struct atr_access_entry {
     int upstream_status;       /* 0 when none */
 } atr_access_entry_t;
 
-/* Open target ("stdout", "stderr" or a path) with a format. NULL with errno
+/* Open target ("stdout", "stderr", a path or a syslog target) with a format. NULL with errno
  * set on failure. Refcounted: generations that share the same target and
  * format share one handle. */
 atr_access_log_t *atr_access_log_open(const char *target, enum atr_access_format fmt);
 void atr_access_log_unref(atr_access_log_t *l);
+/* Access log lines a syslog target did not take at once (dropped). */
+unsigned long atr_access_log_dropped(void);
 /* Reopen every open access log file (SIGUSR1). */
 void atr_access_log_reopen_all(void);
 

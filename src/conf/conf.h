@@ -200,10 +200,12 @@ typedef struct atr_conf {
     char *user;                     /* user NAME; NULL = stay */
     char *pid_file;                 /* pid_file PATH; NULL = none */
 
-    char *error_log;                /* error_log stderr|PATH [LEVEL]; "stderr" default */
+    char *error_log;                /* error_log stderr|PATH|syslog:... [LEVEL]; "stderr" default;
+                                       a syslog target spelled out in full (atr_syslog_text) */
     atr_conf_pos_t error_log_pos;   /* where error_log was set (for errors opening it) */
     enum atr_log_level error_level; /* default info */
-    char *access_log;               /* access_log stdout|stderr|off|PATH [combined|json]; default off */
+    char *access_log;               /* access_log stdout|stderr|off|PATH|syslog:... [combined|json];
+                                       default off */
     enum atr_access_format access_format;
     atr_conf_pos_t access_log_pos;  /* where access_log was set (for errors opening it) */
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "conf/conf_priv.h"
+#include "base/syslog.h"
 #include "base/util.h"
 
 int atr__conf_fail(atr__conf_bctx_t *b, const atr_conf_pos_t *pos, const char *fmt, ...)
@@ -250,12 +251,35 @@ static int log_level_arg(atr__conf_bctx_t *b, const atr__conf_tok_t *t, enum atr
                           atr_words_join(names, ATR_ARRAY_SIZE(names), list, sizeof(list)));
 }
 
+/* A syslog target (base/syslog.h) into *out, spelled out in full as -T
+ * prints it; or -1 with FILE:LINE:COL pointing into the word at the fault. */
+static int syslog_arg(atr__conf_bctx_t *b, const atr__conf_tok_t *t, enum atr_syslog_use use,
+                      char **out)
+{
+    atr_syslog_spec_t spec;
+    char msg[512], text[320];
+    size_t at;
+    if (atr_syslog_parse(t->s, use, &spec, msg, sizeof msg, &at) < 0) {
+        atr_conf_pos_t pos = t->pos;
+        pos.col += (int)at + (t->quoted ? 1 : 0);
+        return atr__conf_fail(b, &pos, "%s", msg);
+    }
+    atr_syslog_text(&spec, use, text, sizeof text);
+    *out = atr__conf_strdup(b->a, text);
+    return 0;
+}
+
 static int d_error_log(atr__conf_bctx_t *b, const atr__conf_node_t *n,
                        const atr__conf_directive_t *d, void *obj)
 {
     atr_conf_t *c = obj;
-    if ((strcmp(n->args[0].s, "stderr") == 0 ? atr__conf_d_path : atr__conf_d_file)(b, n, d, obj) < 0)
+    if (atr_syslog_is(n->args[0].s)) {
+        if (syslog_arg(b, &n->args[0], ATR_SYSLOG_ERROR_LOG, &c->error_log) < 0)
+            return -1;
+    } else if ((strcmp(n->args[0].s, "stderr") == 0 ? atr__conf_d_path
+                                                     : atr__conf_d_file)(b, n, d, obj) < 0) {
         return -1;
+    }
     c->error_log_pos = n->args[0].pos;
     if (n->nargs == 2 && log_level_arg(b, &n->args[1], &c->error_level) < 0)
         return -1;
@@ -274,8 +298,12 @@ static int d_access_log(atr__conf_bctx_t *b, const atr__conf_node_t *n,
         return 0;
     }
     int stream = strcmp(n->args[0].s, "stdout") == 0 || strcmp(n->args[0].s, "stderr") == 0;
-    if ((stream ? atr__conf_d_path : atr__conf_d_file)(b, n, d, obj) < 0)
+    if (atr_syslog_is(n->args[0].s)) {
+        if (syslog_arg(b, &n->args[0], ATR_SYSLOG_ACCESS_LOG, &c->access_log) < 0)
+            return -1;
+    } else if ((stream ? atr__conf_d_path : atr__conf_d_file)(b, n, d, obj) < 0) {
         return -1;
+    }
     c->access_log_pos = n->args[0].pos;
     c->access_format = ATR_ACCESS_COMBINED;
     if (n->nargs == 2) {

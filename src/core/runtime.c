@@ -169,7 +169,7 @@ static void on_names_changed(void)
  * FILE:LINE:COL: a start or reload refuses it like any other error. */
 static int check_error_log(const atr_conf_t *conf, char *err, size_t errlen)
 {
-    if (conf->error_log == NULL || strcmp(conf->error_log, "stderr") == 0)
+    if (conf->error_log == NULL || !atr_log_target_is_file(conf->error_log))
         return 0;
     int fd = atr__log_open_file(conf->error_log);
     if (fd < 0) {

@@ -8,6 +8,9 @@ with the extracted config, its paths moved into the temporary root.
 - The install comes from the build directory of ATRIUM_BIN (whatever prefix it
   was set up with), or from a fresh `meson setup --prefix=/usr` of ATRIUM_SRC
   when ATRIUM_BIN is not in a meson build directory.
+- A second, unoptimised build is installed into a prefix the test owns (no
+  destdir) so that its binary's default config, a build setting, is a real
+  path: a bare `atrium -t` must check the installed config.
 - The package is built with `dpkg-buildpackage -us -uc -b` from a copy of the
   tree (the files git knows, committed or not), bounded by BUILD_TIMEOUT,
   extracted, and run twice: as root from the unit's command lines (start,
@@ -111,6 +114,69 @@ def test_meson_install_puts_every_file_in_place(meson_root):
     assert "static %s;" % www in conf and "static www;" not in conf
 
 
+def help_default(binary):
+    """The configuration BINARY reads without -c, as its --help prints it."""
+    out = run([str(binary), "--help"]).stdout
+    m = re.search(r"^  -c, --config FILE  configuration file \(default (.+)\)$", out, re.M)
+    assert m, out
+    return m.group(1)
+
+
+def test_installed_binary_defaults_to_the_installed_config(meson_root):
+    root, o = meson_root
+    conf = os.path.join(o["prefix"], o["sysconfdir"], "atrium", "atrium.conf")
+    # A build that names its own default (tools/dev: the tree's) keeps it; the
+    # build option's default is where the install put the config.
+    want = o["default_config"] or conf
+    assert help_default(root / os.path.join(o["prefix"], o["sbindir"], "atrium").lstrip("/")) == want
+
+
+@pytest.fixture(scope="module")
+def prefix_install(tmp_path_factory):
+    """A `meson install` into a prefix the test owns (no destdir): the installed
+    binary then finds its installed config at its real path."""
+    need("meson", "ninja")
+    tmp = tmp_path_factory.mktemp("prefix-install")
+    prefix, build = tmp / "prefix", tmp / "build"
+    # Unoptimised: this build is about paths. The unit goes under the prefix
+    # too (systemd.pc would say the machine's own directory).
+    run(["meson", "setup", str(build), str(SRC), "--prefix=%s" % prefix, "-Db_lto=false",
+         "-Doptimization=0", "-Dsystemdunitdir=%s" % (prefix / "lib/systemd/system")],
+        timeout=BUILD_TIMEOUT)
+    run(["meson", "install", "-C", str(build)], timeout=BUILD_TIMEOUT)
+    installed = json.loads(run(["meson", "introspect", "--installed", str(build)]).stdout)
+    outside = [p for p in installed.values() if not p.startswith(str(prefix) + "/")]
+    assert not outside, "installed outside the prefix: %s" % outside
+    return prefix
+
+
+def test_bare_t_checks_the_installed_config(prefix_install):
+    """`atrium -t` with no -c, from anywhere, checks PREFIX/etc/atrium/atrium.conf
+    (it used to look for conf/atrium.conf in the working directory)."""
+    prefix = prefix_install
+    conf = prefix / "etc" / "atrium" / "atrium.conf"
+    binary = prefix / "sbin" / "atrium"
+    assert help_default(binary) == str(conf)
+    (prefix / "var" / "log" / "atrium").mkdir(parents=True)  # the unit's LogsDirectory=
+    # The unit's RuntimeDirectory= (the control socket, the pid file) is always
+    # /run/atrium: moved under the prefix, as localize() does for the package.
+    (prefix / "run").mkdir()
+    text = conf.read_text()
+    assert "/run/atrium/" in text
+    conf.write_text(text.replace("/run/atrium/", "%s/run/" % prefix))
+    r = subprocess.run([str(binary), "-t"], capture_output=True, text=True, timeout=60, cwd="/")
+    assert r.returncode == 0, r.stderr
+    assert "atrium: configuration %s is ok" % conf in r.stderr, r.stderr
+    dump = run([str(binary), "-T"], cwd="/").stdout
+    assert dump.startswith("# effective configuration of %s\n" % conf), dump[:200]
+    assert "static %s;" % (prefix / "share" / "atrium" / "www") in dump
+
+    # An edit to the installed file is what a bare -t sees.
+    conf.write_text(conf.read_text() + "\nbogus_directive 1;\n")
+    r = subprocess.run([str(binary), "-t"], capture_output=True, text=True, timeout=60, cwd="/")
+    assert r.returncode == 1 and r.stderr.startswith("%s:" % conf), r.stderr
+
+
 def man(page):
     """The page rendered at 80 columns; man's --warnings output must be empty."""
     env = dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8")
@@ -190,6 +256,8 @@ def test_deb_holds_the_install_and_its_dependencies(deb):
               "usr/share/doc/atrium/config.md"):
         assert (root / f).is_file(), f
     find_unit(root)
+    # The packaged binary reads the packaged config without -c.
+    assert help_default(root / "usr/sbin/atrium") == "/etc/atrium/atrium.conf"
     depends = run(["dpkg-deb", "-f", str(path), "Depends"]).stdout
     # BoringSSL lives in a private directory found through the rpath: shlibdeps
     # must still have turned it into a dependency.
