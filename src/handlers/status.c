@@ -127,6 +127,10 @@ static void process_metrics(atr_buf_t *b, const atr_gen_t *g)
     sample(b, "atrium_dns_failures_total", NULL, atomic_load(&pr->dns_failures));
     family(b, "atrium_dns_names_failing", "gauge", "Resolve names whose last lookup failed.");
     sample(b, "atrium_dns_names_failing", NULL, (uint64_t)atomic_load(&pr->dns_failing));
+    family(b, "atrium_log_lines_dropped_total", "counter",
+           "Log lines a syslog target did not take at once (full or missing), by log.");
+    sample(b, "atrium_log_lines_dropped_total", "log=\"error\"", atr_log_dropped());
+    sample(b, "atrium_log_lines_dropped_total", "log=\"access\"", atr_access_log_dropped());
     family(b, "atrium_connections_accepted_total", "counter", "Client connections accepted.");
     sample(b, "atrium_connections_accepted_total", NULL, t.accepted);
     family(b, "atrium_connections", "gauge", "Client connections open.");

@@ -77,6 +77,7 @@ error_log %s;
 upstream dead { server 127.0.0.1:%d; }
 host * {
     route /dead { proxy dead; }
+    route /atrium-status { status; }
     route / { return 200 "ok"; }
 }
 """ % (log, extra, free_port())
@@ -161,6 +162,9 @@ def test_missing_socket_does_not_stop_serving(atrium, sockdir):
     for _ in range(20):
         assert get(a.port, "/").status == 200
         assert get(a.port, "/dead").status in (502, 503)  # 503 once it is marked down
+    text = get(a.port, "/atrium-status").body.decode()  # the drops are counted for scrapers
+    m = re.search(r'^atrium_log_lines_dropped_total\{log="error"\} (\d+)$', text, re.M)
+    assert m and int(m.group(1)) >= 20, text
     rx = unix_receiver(path)
     try:
         def line_arrives():
@@ -228,8 +232,10 @@ def test_busybox_syslogd_as_the_peer(atrium, busybox_syslogd):
     def lines():
         return out.read_text(errors="replace") if out.exists() else ""
     # busybox writes "DATE HOST FACILITY.LEVEL TAG[PID]: MESSAGE" from our PRI.
-    assert wait_until(lambda: "no server left to try" in lines() and "/dead HTTP" in lines(), 10), \
-        lines()
+    # "started" follows the listeners by up to a few ms (the control loop polls the
+    # workers), so the request's lines may come first: wait for all three
+    assert wait_until(lambda: "no server left to try" in lines() and "/dead HTTP" in lines()
+                      and "] atrium " in lines(), 10), lines()
     text = lines()
     pid = a.pid
     assert re.search(r" local3\.notice atrbb\[%d\]: \[notice\] atrium \S+ started" % pid, text), text
