@@ -253,19 +253,30 @@ static __thread struct {
     int timer_ready;
 } waiting;
 
-/* Some member of the upstream that is up has a free slot now. */
+/* The requests queued for the upstream may go on now: a member that takes
+ * requests has a free slot, or nothing is left to wait for (no member is
+ * full or waiting for its name's first answer any more: they fail now
+ * rather than at their queue timeout). */
 static int slot_free(atr_wgen_t *wg, int ups)
 {
     const atr_members_t *ms = atr__px_view(wg, ups)->ms;
     uint64_t now = uv_now(&wg->w->loop);
+    int waiting = 0;
     for (int s = 0; s < ms->n; s++) {
         const atr_server_state_t *st = ms->servers[s].state;
         int max = ms->servers[s].max_conns;
-        if (atomic_load(&st->down_until) <= now &&
-            (max == 0 || atomic_load(&st->active) < max))
+        if (atomic_load(&st->pending)) {
+            waiting = 1;
+            continue;
+        }
+        if (atomic_load(&st->down_until) > now || atomic_load(&st->unhealthy) ||
+            atomic_load(&st->admin) != ATR_LB_ADMIN_READY)
+            continue;
+        if (max == 0 || atomic_load(&st->active) < max)
             return 1;
+        waiting = 1;
     }
-    return 0;
+    return !waiting;
 }
 
 static void on_queue_retry(uv_timer_t *t)

@@ -244,9 +244,10 @@ static int filter(atr_lb_t *lb, int backup, uint64_t now_ms, const unsigned char
             (*ejected)++;
             continue;
         }
-        if (s->max_conns > 0 &&
-            atomic_load_explicit(&s->state->active, memory_order_relaxed) >= s->max_conns) {
-            (*full)++;
+        if ((s->max_conns > 0 &&
+             atomic_load_explicit(&s->state->active, memory_order_relaxed) >= s->max_conns) ||
+            atomic_load_explicit(&s->state->pending, memory_order_relaxed)) {
+            (*full)++; /* soon free, or soon resolved: the request waits in the queue */
             continue;
         }
         lb->ok[i] = 1;

@@ -53,6 +53,10 @@ typedef struct atr_server_state {
     /* What the operator set at run time (core/control.c): ATR_LB_ADMIN_*.
      * Anything but READY takes the server out of every pick at once. */
     atomic_int admin;
+    /* 1 while the placeholder of a `resolve` name waits for the name's first
+     * answer (a reload added it): requests wait in the queue, as for a full
+     * server, instead of failing at once (core/members.c). */
+    atomic_int pending;
 } atr_server_state_t;
 
 /* A server's state as the operator set it (`atrium ctl drain|disable|enable`). */
@@ -342,6 +346,7 @@ static inline int atr__lb_usable(const atr_lb_t *lb, int i)
     if (atomic_load_explicit(&st->down_until, memory_order_relaxed) > lb->now_ms ||
         atomic_load_explicit(&st->unhealthy, memory_order_relaxed) ||
         atomic_load_explicit(&st->admin, memory_order_relaxed) != ATR_LB_ADMIN_READY ||
+        atomic_load_explicit(&st->pending, memory_order_relaxed) ||
         atomic_load_explicit(&st->ejected_until, memory_order_relaxed) > lb->now_ms)
         return 0;
     return s->max_conns == 0 ||

@@ -115,8 +115,14 @@ static void member_set(atr_members_t *ms, int k, const atr_conf_upstream_t *u,
     s->slow_start = (uint32_t)sv->slow_start;
     s->state = state_get(u->name, name, joins);
     s->name = m->name; /* hash places a member by its name, not its index */
-    if (addr == NULL)
-        atomic_store(&s->state->down_until, UINT64_MAX);
+    if (addr == NULL) {
+        /* A placeholder: while its name's first lookup is out, requests wait
+         * for the answer (a reload that adds a name must not answer 503 for
+         * the milliseconds DNS takes); once the name failed, it is down. */
+        int pending = !atr_resolve_answered(sv->host, sv->port);
+        atomic_store(&s->state->pending, pending);
+        atomic_store(&s->state->down_until, pending ? 0 : UINT64_MAX);
+    }
     /* Only ever set here: a build for a config that is then refused must
      * not undo a drain; what clears it is `enable` or the file overruling
      * the change (atr_states_set_admin). */

@@ -93,6 +93,7 @@ static void on_answer(void *arg, const char *status, const struct sockaddr_stora
     }
     if (status == atr_dns_cancelled)
         return; /* a new channel: the name was scheduled again */
+    int first = !nm->answered;
     nm->answered = 1;
     uint64_t min = rs.ttl_min < rs.ttl_max ? rs.ttl_min : rs.ttl_max;
     if (status != NULL) {
@@ -110,6 +111,8 @@ static void on_answer(void *arg, const char *status, const struct sockaddr_stora
         }
         schedule(nm, nm->retry_ms);
         nm->retry_ms = nm->retry_ms * 2 < RETRY_MAX_MS ? nm->retry_ms * 2 : RETRY_MAX_MS;
+        if (first && rs.changed)
+            rs.changed(); /* its placeholder stops waiting: down */
         return;
     }
     if (nm->failing) {
@@ -244,6 +247,12 @@ const struct sockaddr_storage *atr_resolve_addrs(const char *host, int port, int
     rname_t *nm = find(host, port);
     *n = nm ? nm->naddrs : 0;
     return nm ? nm->addrs : NULL;
+}
+
+int atr_resolve_answered(const char *host, int port)
+{
+    const rname_t *nm = find(host, port);
+    return nm != NULL && nm->answered;
 }
 
 static int all_answered(void)

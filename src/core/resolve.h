@@ -20,12 +20,17 @@
  * and timers, names conf no longer uses are forgotten. changed() runs on the
  * loop after any name's set of addresses changed. Call it when conf is
  * committed (a reload that fails must not forget the running names). When
- * c-ares refuses new resolvers, that is logged and the channel before stays. */
+ * c-ares refuses new resolvers, that is logged and the channel before stays.
+ * A name's first failure is announced too (its placeholder goes down). */
 void atr_resolve_apply(uv_loop_t *loop, const atr_conf_t *conf, void (*changed)(void));
 
 /* The last good answer for host:port: its addresses (sorted, with the port),
  * or NULL with *n 0 when it never resolved. Valid until the loop runs again. */
 const struct sockaddr_storage *atr_resolve_addrs(const char *host, int port, int *n);
+
+/* 0 while host:port's first lookup has not ended (or the name is new to the
+ * config being applied), 1 once it answered or failed. */
+int atr_resolve_answered(const char *host, int port);
 
 /* Run the loop until every name had its first answer (or failure), at most
  * timeout_ms: at start, so the first requests find the members. */

@@ -11,6 +11,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -276,3 +277,45 @@ def test_one_address_of_a_dns_line_can_be_drained_and_the_line_as_a_whole(atrium
     assert wait_until(lambda: names(a.port, 12) == {"A", "B", "C"}, 5)
     assert ctl("show", "changes")[1] == "upstream server change\n"
     shutil.rmtree(sockdir, ignore_errors=True)
+
+
+def test_a_name_a_reload_adds_waits_for_its_first_answer_instead_of_503(atrium, dns, origins,
+                                                                       tmp_path):
+    """A reload that adds a `resolve` name serves it from its first answer: the
+    requests that come before it wait in the queue (as for a full server) rather
+    than getting 503 for the time DNS takes. Here the new resolver starts 0.3 s
+    after the reload (its port swallowed the first query), so the first lookup's
+    retry is what answers."""
+    dns.set("app.test", "127.0.0.2")
+    dns.start()
+    (tmp_path / "late").mkdir()
+    late = Dns(tmp_path / "late")
+    late.set("late.test", "127.0.0.4")
+    a = atrium(conf(dns.port, origins))
+    assert names(a.port, 4) == {"A"}
+    text = a.conf_text.replace("resolver 127.0.0.1:%d;" % dns.port,
+                               "resolver 127.0.0.1:%d;" % late.port)
+    text = text.replace("upstream app {", "upstream late { server late.test:%d resolve; }\n"
+                        "upstream app {" % origins)
+    text = text.replace("route / { proxy app; }", "route /late/ { proxy late /; }\n"
+                        "    route / { proxy app; }")
+    # the new resolver's port takes queries and says nothing: DNS that is slow to answer
+    hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    hole.bind(("127.0.0.1", late.port))
+    assert a.reload(text)
+    got = {}
+
+    def ask():
+        t0 = time.time()
+        r = get(a.port, "/late/name", timeout=10)
+        got["status"], got["body"], got["s"] = r.status, r.body, time.time() - t0
+    th = threading.Thread(target=ask)
+    th.start()
+    time.sleep(0.3)
+    hole.close()
+    late.start()  # c-ares's second try (after 1 s) reaches it
+    th.join(15)
+    assert got.get("status") == 200 and got["body"] == b"C", (got, a.error_log[-2000:])
+    assert got["s"] > 0.25  # it did wait for the answer
+    assert names(a.port, 4) == {"A"}  # app kept its members (the old answer, served stale)
+    late.stop()

@@ -16,6 +16,7 @@ typedef struct pool {
     int n;
     int weight[MAXS], max_conns[MAXS], backup[MAXS], active[MAXS], down[MAXS];
     int admin[MAXS]; /* enum atr_lb_admin: drained (1) or disabled (2) by the operator */
+    int pending[MAXS]; /* a name's placeholder waiting for its first answer */
 } pool_t;
 
 typedef struct fixture {
@@ -37,6 +38,7 @@ static void setup(fixture_t *f, const char *method, const pool_t *p, uint64_t se
         atomic_store(&f->state[i].down_until,
                      p->down[i] == 1 ? NOW + 1 : p->down[i] == 2 ? NOW : 0);
         atomic_store(&f->state[i].admin, p->admin[i]);
+        atomic_store(&f->state[i].pending, p->pending[i]);
     }
     f->lb = atr_lb_new(atr_lb_find(method), f->srv, p->n, seed);
 }
@@ -143,6 +145,11 @@ static const struct {
     { __LINE__, NULL, { .n = 2, .admin = { 1, 2 } }, NULL, -1, 0 },
     { __LINE__, NULL, { .n = 3, .backup = { 0, 0, 1 }, .admin = { 1, 2, 0 } }, NULL, 2, 0 },
     { __LINE__, NULL, { .n = 2, .admin = { 1, 0 }, .max_conns = { 0, 1 }, .active = { 0, 1 } }, NULL, -1, 1 },
+    /* a name waiting for its first answer: the request waits (as for a full server),
+     * unless another server takes it */
+    { __LINE__, NULL, { .n = 1, .pending = { 1 } }, NULL, -1, 1 },
+    { __LINE__, NULL, { .n = 2, .pending = { 1, 0 } }, NULL, 1, 0 },
+    { __LINE__, NULL, { .n = 2, .pending = { 1, 0 }, .down = { 0, 1 } }, NULL, -1, 1 },
     /* max_conns not reached */
     { __LINE__, NULL, { .n = 2, .max_conns = { 5, 5 }, .active = { 5, 4 } }, NULL, 1, 0 },
 };
