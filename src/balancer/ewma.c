@@ -123,6 +123,28 @@ static void dispose(atr_lb_t *lb)
     free(((ewma_t *)lb)->peak);
 }
 
+/* A new set of members (DNS, a runtime change): each server that stays keeps
+ * what this worker learned of it, found by its shared state (one per name).
+ * The sets are built in the same order, so the search starts where the last
+ * match left off: O(n) when little changed. */
+static void carry(atr_lb_t *to, const atr_lb_t *from)
+{
+    ewma_t *t = (ewma_t *)to;
+    const ewma_t *f = (const ewma_t *)from;
+    int j = 0;
+    for (int i = 0; i < to->nservers && from->nservers > 0; i++) {
+        const atr_server_state_t *st = to->servers[i].state;
+        for (int k = 0; k < from->nservers; k++) {
+            int c = (j + k) % from->nservers;
+            if (from->servers[c].state == st) {
+                t->peak[i] = f->peak[c];
+                j = c + 1;
+                break;
+            }
+        }
+    }
+}
+
 const atr_lb_ops_t atr__lb_ewma = {
     .name = "ewma",
     .size = sizeof(ewma_t),
@@ -130,5 +152,6 @@ const atr_lb_ops_t atr__lb_ewma = {
     .pick = pick,
     .dispose = dispose,
     .observe = observe,
+    .carry = carry,
     .pick_fast = pick_fast,
 };

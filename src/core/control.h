@@ -18,9 +18,10 @@ typedef struct atr_control_ops {
     int (*reload)(char *err, size_t errlen);    /* 0, or -1 with the reason (kept running) */
     void (*reopen)(void);                       /* the log files */
     /* The operator's changes (core/overrides.h) changed: build the running
-     * generation's members again and hand them to the workers; force: even
-     * when the members are the same (a drain: idle connections close). */
-    void (*members_changed)(int force);
+     * generation's members again and hand them to the workers; the upstream
+     * named `force` (NULL: none) even when its members are the same (a
+     * drain: its idle connections close). */
+    void (*members_changed)(const char *force);
     /* The last failed reload's message and wall-clock time (ms), or NULL. */
     const char *(*last_error)(uint64_t *unix_ms);
 } atr_control_ops_t;

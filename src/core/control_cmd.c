@@ -317,7 +317,7 @@ static int cmd_admin(char **w, int n, atr_buf_t *out)
     o->admin = admin;
     atr_override_tidy(o); /* an enable of a server otherwise as the file says: nothing left */
     atr_states_set_admin(u->name, w[2], admin);
-    atr__control_ops->members_changed(1); /* workers close idle connections to it */
+    atr__control_ops->members_changed(u->name); /* its idle connections close */
     ATR_NOTICE("control: upstream %s: server %s %s", u->name, w[2],
                admin == ATR_LB_ADMIN_READY ? "enabled" : admin_name(admin));
     atr_buf_printf(out, "ok: upstream %s: server %s %s\n", u->name, w[2],
@@ -345,7 +345,7 @@ static int cmd_set_weight(char **w, int n, atr_buf_t *out)
         o->weight = file || (sv && v == sv->weight) ? 0 : (int)v;
     int now = o->added ? o->line.weight : o->weight ? o->weight : sv->weight;
     atr_override_tidy(o);
-    atr__control_ops->members_changed(0);
+    atr__control_ops->members_changed(NULL);
     ATR_NOTICE("control: upstream %s: server %s weight %d", u->name, w[3], now);
     atr_buf_printf(out, "ok: upstream %s: server %s weight %d\n", u->name, w[3], now);
     return 0;
@@ -384,7 +384,7 @@ static int cmd_add_server(char **w, int n, atr_buf_t *out)
         o->added = 1;
         o->line = line;
     }
-    atr__control_ops->members_changed(0);
+    atr__control_ops->members_changed(NULL);
     ATR_NOTICE("control: upstream %s: server %s added", u->name, w[3]);
     atr_buf_printf(out, "ok: upstream %s: server %s added\n", u->name, w[3]);
     return 0;
@@ -418,7 +418,7 @@ static int cmd_remove_server(char **w, int n, atr_buf_t *out)
         o->removed = 1;
     }
     atr_override_tidy(o);
-    atr__control_ops->members_changed(0); /* its requests in flight finish */
+    atr__control_ops->members_changed(NULL); /* its requests in flight finish */
     ATR_NOTICE("control: upstream %s: server %s removed", u->name, w[3]);
     atr_buf_printf(out, "ok: upstream %s: server %s removed\n", u->name, w[3]);
     return 0;

@@ -53,7 +53,7 @@ static struct {
 
 static int reload(char *err, size_t errlen);
 static void reopen_logs(void);
-static void members_changed(int force);
+static void members_changed(const char *force);
 
 static const atr_gen_t *running_gen(void)
 {
@@ -135,16 +135,17 @@ static void gen_upstream(atr_gen_upstream_t *gu, const atr_conf_upstream_t *u)
 
 /* A `resolve` name's addresses changed, or the operator changed servers
  * (core/control.c): the upstreams of the running generation whose members
- * differ now get the new set (every upstream with force), and the workers
- * and the health checks follow. */
-static void members_changed(int force)
+ * differ now get the new set (and the upstream named `force`, NULL: none,
+ * even when they do not), and the workers and the health checks follow. */
+static void members_changed(const char *force)
 {
     atr_gen_t *g = rt.gen;
     int any = 0;
     for (int i = 0; g && i < g->conf->nupstreams; i++) {
         atr_members_t *ms = atr_members_build(&g->conf->upstreams[i]);
         atr_members_t *cur = atr_gen_members(&g->ups[i]);
-        if (!force && atr_members_same(ms, cur)) {
+        if (!(force && strcmp(force, g->conf->upstreams[i].name) == 0) &&
+            atr_members_same(ms, cur)) {
             atr_members_unref(ms);
         } else {
             atr_gen_set_members(&g->ups[i], ms);
@@ -162,7 +163,7 @@ static void members_changed(int force)
 
 static void on_names_changed(void)
 {
-    members_changed(0);
+    members_changed(NULL);
 }
 
 /* The error log file can be opened (and is, created if missing), or -1 with

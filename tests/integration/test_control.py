@@ -308,3 +308,20 @@ def test_a_reload_moves_or_closes_the_socket(atrium, origin, sockdir):
                                            r"directory", r.stderr), r.stderr
     r = run_atrium(["-t", "-c", str(b.conf_path)])
     assert r.returncode == 1 and "control: cannot listen on %s" % missing in r.stderr, r.stderr
+
+
+def test_a_drained_server_keeps_no_idle_connection(atrium, origin, sockdir):
+    A, B = origin("A"), origin("B")
+    a = start(atrium, sockdir, [A, B], workers=2)
+
+    def established(o):
+        out = subprocess.run(["ss", "-Htn", "state", "established", "dst", o.addr],
+                             capture_output=True, text=True).stdout
+        return len(out.splitlines())
+    hits(a.port, 20)
+    assert established(B) > 0  # pooled for the next request
+    ctl(a, "drain", "app", B.addr)
+    assert wait_until(lambda: established(B) == 0, 5), established(B)
+    assert established(A) > 0  # the other upstream member keeps its pool
+    hits(a.port, 6)
+    assert established(B) == 0

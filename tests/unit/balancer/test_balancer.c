@@ -637,6 +637,28 @@ static void test_ewma_peak(void)
     atr_lb_free(f.lb);
 }
 
+/* A new set of the same servers in another order (a DNS change, a runtime
+ * change) keeps what was learned: the slow server stays avoided. */
+static void test_ewma_carry(void)
+{
+    pool_t p = { .n = 2 };
+    fixture_t a, b;
+    int count[MAXS] = { 0 };
+    setup(&a, "ewma", &p, 5);
+    atr_lb_observe(a.lb, 0, NOW, 50000); /* state[0] slow */
+    atr_lb_observe(a.lb, 1, NOW, 5000);
+    /* b: the same two states, swapped: its server 1 is a's server 0 */
+    memset(&b, 0, sizeof b);
+    b.srv[0] = a.srv[1];
+    b.srv[1] = a.srv[0];
+    b.lb = atr_lb_new(atr_lb_find("ewma"), b.srv, 2, 5);
+    atr_lb_carry(b.lb, a.lb);
+    counts_of(b.lb, NOW, 200, count);
+    T_CHECK(__LINE__, count[0] == 200, "the fast server got %d of 200 after the carry", count[0]);
+    atr_lb_free(a.lb);
+    atr_lb_free(b.lb);
+}
+
 /* Equal costs: picks split by weight (the tie goes to the first draw). */
 static void test_ewma_ties(void)
 {
@@ -676,6 +698,7 @@ int main(void)
     test_ewma_latency();
     test_ewma_decay();
     test_ewma_peak();
+    test_ewma_carry();
     test_ewma_ties();
     T_DONE();
 }
