@@ -93,6 +93,10 @@ static int find_server(const atr_conf_upstream_t *u, const char *server,
     if (*sv != NULL)
         return refuse(out, "upstream %s: server %s was removed at run time (add it back with "
                       "'add server %s %s')", u->name, server, u->name, server);
+    const atr_conf_server_t *line = line_of(u, server);
+    if (line != NULL) /* one address of a resolve line: only drain/disable/enable take it */
+        return refuse(out, "upstream %s: %s is one address of %s: this command takes the "
+                      "line (all of its addresses)", u->name, server, line->text);
     return refuse(out, "upstream %s has no server '%s' ('show servers %s' lists them)", u->name,
                   server, u->name);
 }

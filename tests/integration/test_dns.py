@@ -269,6 +269,8 @@ def test_one_address_of_a_dns_line_can_be_drained_and_the_line_as_a_whole(atrium
     assert re.search(r"^app %s draining .* drained$" % re.escape(b), rows, re.M), rows
     dns.set("app.test", "127.0.0.2", "127.0.0.3", "127.0.0.4")  # C joins; B stays drained
     assert wait_until(lambda: names(a.port, 8) == {"A", "C"}, 6), a.error_log[-2000:]
+    rc, out = ctl("set", "weight", "app", b, "3")                # weights are per line
+    assert rc == 1 and "is one address of %s: this command takes the line" % line in out, out
     assert ctl("drain", "app", line)[0] == 0                     # every address
     rc, out = ctl("enable", "app", b)
     assert rc == 1 and "every address of %s is draining" % line in out, out
