@@ -313,11 +313,14 @@ def test_a_name_a_reload_adds_waits_for_its_first_answer_instead_of_503(atrium, 
         got["status"], got["body"], got["s"] = r.status, r.body, time.time() - t0
     th = threading.Thread(target=ask)
     th.start()
-    time.sleep(0.3)
-    hole.close()
-    late.start()  # c-ares's second try (after 1 s) reaches it
-    th.join(15)
-    assert got.get("status") == 200 and got["body"] == b"C", (got, a.error_log[-2000:])
-    assert got["s"] > 0.25  # it did wait for the answer
-    assert names(a.port, 4) == {"A"}  # app kept its members (the old answer, served stale)
-    late.stop()
+    try:
+        time.sleep(0.3)
+        hole.close()
+        late.start()  # c-ares's second try (after 1 s) reaches it
+        th.join(15)
+        assert got.get("status") == 200 and got["body"] == b"C", (got, a.error_log[-2000:])
+        assert got["s"] > 0.25  # it did wait for the answer
+        assert names(a.port, 4) == {"A"}  # app kept its members (the old answer, served stale)
+    finally:
+        hole.close()
+        late.stop()
