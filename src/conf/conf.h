@@ -233,6 +233,9 @@ typedef struct atr_conf {
 
     char *control;                  /* control PATH; the runtime API's unix socket; NULL = none */
     atr_conf_pos_t control_pos;
+    char *control_state;            /* control_state FILE; where run-time changes are kept so
+                                     * that a restart keeps them too; NULL = in memory only */
+    atr_conf_pos_t control_state_pos;
 
     /* TLS, process-wide (hosts have their own blocks) */
     uint64_t tls_handshake_timeout; /* tls_handshake_timeout 10s */

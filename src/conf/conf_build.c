@@ -365,6 +365,19 @@ static int d_control(atr__conf_bctx_t *b, const atr__conf_node_t *n,
     return 0;
 }
 
+/* `control_state FILE;`: where run-time changes are kept (core/overrides.h). */
+static int d_control_state(atr__conf_bctx_t *b, const atr__conf_node_t *n,
+                           const atr__conf_directive_t *d, void *obj)
+{
+    atr_conf_t *c = obj;
+    if (atr__conf_d_file(b, n, &(atr__conf_directive_t){ .name = d->name,
+                                                          .off = offsetof(atr_conf_t, control_state) },
+                         obj) < 0)
+        return -1;
+    c->control_state_pos = n->args[0].pos;
+    return 0;
+}
+
 /* `ambiguous_paths reject|allow;` */
 static int d_ambiguous(atr__conf_bctx_t *b, const atr__conf_node_t *n, const atr__conf_directive_t *d,
                        void *obj)
@@ -446,6 +459,7 @@ static const atr__conf_directive_t main_tab[] = {
     ATR__CONF_INT("stderr_log_rate", MAIN, stderr_log_rate, 1, 1000000),
     ATR__CONF_ONE("spool_dir", d_spool_dir),
     ATR__CONF_ONE("control", d_control),
+    ATR__CONF_ONE("control_state", d_control_state),
     ATR__CONF_DUR("tls_handshake_timeout", MAIN, tls_handshake_timeout, 1),
     { "tls_ticket_keys", 1, 1, 0, 0, atr__conf_d_tls_file, ATR__CONF_NONE,
       offsetof(MAIN, tls_ticket_keys), offsetof(MAIN, tls_ticket_keys_pos), 0 },

@@ -154,6 +154,11 @@ static void dump_main(const atr_conf_t *c, FILE *out)
         word(out, c->control);
         fputs(";\n", out);
     }
+    if (c->control_state != NULL) {
+        fputs("control_state ", out);
+        word(out, c->control_state);
+        fputs(";\n", out);
+    }
     fprintf(out, "cgi_queue %d;\n", c->cgi_queue);
     duration(out, "", "cgi_timeout", c->cgi_timeout);
     dump_tls_main(c, out);

@@ -22,6 +22,9 @@ typedef struct atr_control_ops {
      * named `force` (NULL: none) even when its members are the same (a
      * drain: its idle connections close). */
     void (*members_changed)(const char *force);
+    /* A change was made: keep the changes in `control_state` if the config
+     * has one. 0, or -errno with the file's path in *path. */
+    int (*save)(const char **path);
     /* The last failed reload's message and wall-clock time (ms), or NULL. */
     const char *(*last_error)(uint64_t *unix_ms);
 } atr_control_ops_t;

@@ -39,6 +39,16 @@ static int refuse(atr_buf_t *out, const char *fmt, ...)
     return -1;
 }
 
+/* After a change: keep it in control_state; a failure to is said, not hidden. */
+static void saved(atr_buf_t *out)
+{
+    const char *path = NULL;
+    int rc = atr__control_ops->save(&path);
+    if (rc < 0)
+        atr_buf_printf(out, "warning: not kept in control_state %s: %s (a restart loses it)\n",
+                       path, strerror(-rc));
+}
+
 /* ---- finding what a command names ---------------------------------------- */
 
 static const atr_gen_t *gen(void)
@@ -326,6 +336,7 @@ static int cmd_admin(char **w, int n, atr_buf_t *out)
                admin == ATR_LB_ADMIN_READY ? "enabled" : admin_name(admin));
     atr_buf_printf(out, "ok: upstream %s: server %s %s\n", u->name, w[2],
                    admin == ATR_LB_ADMIN_READY ? "enabled" : admin_name(admin));
+    saved(out);
     return 0;
 }
 
@@ -352,6 +363,7 @@ static int cmd_set_weight(char **w, int n, atr_buf_t *out)
     atr__control_ops->members_changed(NULL);
     ATR_NOTICE("control: upstream %s: server %s weight %d", u->name, w[3], now);
     atr_buf_printf(out, "ok: upstream %s: server %s weight %d\n", u->name, w[3], now);
+    saved(out);
     return 0;
 }
 
@@ -391,6 +403,7 @@ static int cmd_add_server(char **w, int n, atr_buf_t *out)
     atr__control_ops->members_changed(NULL);
     ATR_NOTICE("control: upstream %s: server %s added", u->name, w[3]);
     atr_buf_printf(out, "ok: upstream %s: server %s added\n", u->name, w[3]);
+    saved(out);
     return 0;
 }
 
@@ -425,6 +438,7 @@ static int cmd_remove_server(char **w, int n, atr_buf_t *out)
     atr__control_ops->members_changed(NULL); /* its requests in flight finish */
     ATR_NOTICE("control: upstream %s: server %s removed", u->name, w[3]);
     atr_buf_printf(out, "ok: upstream %s: server %s removed\n", u->name, w[3]);
+    saved(out);
     return 0;
 }
 

@@ -2,9 +2,11 @@
  * most (an operator types them), so a plain array searched in order. */
 #include "core/overrides.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/util.h"
@@ -130,6 +132,122 @@ void atr_overrides_commit(void)
         atr_states_set_admin(o->upstream, o->server, ATR_LB_ADMIN_READY);
         remove_at(i);
     }
+}
+
+/* ---- control_state: one line per change, fields split by tabs ----
+ *   UPSTREAM  SERVER  WEIGHT  ADMIN  REMOVED  ADDED  FILE_SIG
+ * WEIGHT 0 = the file's; ADMIN ready|drain|disable; REMOVED 0|1; ADDED "-" or
+ * the server line as `add server` takes it; FILE_SIG as atr_override_sig, "-"
+ * for none (an added server). */
+
+static const char *const admin_words[] = { "ready", "drain", "disable" };
+
+/* The line `add server` would take for an added server. */
+static void added_words(const atr_conf_server_t *sv, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "%s weight=%d", sv->text, sv->weight);
+    if (sv->max_conns > 0 && n > 0 && (size_t)n < cap)
+        n += snprintf(buf + n, cap - (size_t)n, " max_conns=%d", sv->max_conns);
+    if (sv->slow_start > 0 && n > 0 && (size_t)n < cap)
+        n += snprintf(buf + n, cap - (size_t)n, " slow_start=%llums",
+                      (unsigned long long)sv->slow_start);
+    if (sv->backup && n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, " backup");
+}
+
+int atr_overrides_save(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return -errno;
+    fputs("# atrium: changes made with atrium ctl (control_state); rewritten after each\n", f);
+    for (int i = 0; i < ovr.n; i++) {
+        const atr_override_t *o = ovr.v[i];
+        char words[1024] = "-";
+        if (o->added)
+            added_words(&o->line, words, sizeof words);
+        fprintf(f, "%s\t%s\t%d\t%s\t%d\t%s\t%s\n", o->upstream, o->server, o->weight,
+                admin_words[o->admin], o->removed, words, o->file_sig[0] ? o->file_sig : "-");
+    }
+    int rc = ferror(f) ? -EIO : 0;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
+/* One line of the file into a change: 0, or -1 when it makes no sense. */
+static int load_line(char *line)
+{
+    char *f[7], *save = NULL;
+    int n = 0;
+    for (char *t = strtok_r(line, "\t", &save); t != NULL && n < 7; t = strtok_r(NULL, "\t", &save))
+        f[n++] = t;
+    if (n != 7)
+        return -1;
+    char *end;
+    long weight = strtol(f[2], &end, 10);
+    int admin = -1;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(f[3], admin_words[i]) == 0)
+            admin = i;
+    if (*end != '\0' || weight < 0 || weight > 1000 || admin < 0 ||
+        (strcmp(f[4], "0") != 0 && strcmp(f[4], "1") != 0))
+        return -1;
+    atr_conf_server_t line_sv;
+    int added = strcmp(f[5], "-") != 0;
+    if (added) {
+        char *w[16], *s2 = NULL, err[256];
+        int nw = 0;
+        for (char *t = strtok_r(f[5], " ", &s2); t != NULL && nw < 16; t = strtok_r(NULL, " ", &s2))
+            w[nw++] = t;
+        if (nw == 0 || strcmp(w[0], f[1]) != 0 ||
+            atr_conf_server_parse((const char *const *)w, nw, &line_sv, err, sizeof err) < 0)
+            return -1;
+    }
+    if (atr_override_find(f[0], f[1]) != NULL) {
+        if (added)
+            free(line_sv.text);
+        return -1; /* twice */
+    }
+    atr_override_t *o = atr_override_make(f[0], f[1], NULL);
+    o->weight = (int)weight;
+    o->admin = (enum atr_lb_admin)admin;
+    o->removed = f[4][0] == '1';
+    o->added = added;
+    if (added)
+        o->line = line_sv;
+    snprintf(o->file_sig, sizeof o->file_sig, "%s", strcmp(f[6], "-") == 0 ? "" : f[6]);
+    return 0;
+}
+
+int atr_overrides_load(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "control_state %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    int lineno = 0, bad = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '#' || line[0] == '\0')
+            continue;
+        if (load_line(line) < 0 && bad++ == 0)
+            snprintf(err, errlen, "control_state %s:%d: not a change atrium wrote, skipped",
+                     path, lineno);
+    }
+    fclose(f);
+    return bad ? -1 : 0;
 }
 
 void atr_overrides_free(void)

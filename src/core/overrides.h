@@ -58,6 +58,15 @@ void atr_overrides_begin(const atr_conf_t *next);
 void atr_overrides_commit(void);
 void atr_overrides_abort(void);
 
+/* `control_state FILE`: keep the changes in path (rewritten whole, by a
+ * rename, after each), and read them back at start, before the first
+ * config is applied (which then overrules what the file changed meanwhile,
+ * as a reload does). 0, or -errno (save) / -1 with a message in err (load:
+ * a missing file is no changes; a line that makes no sense is skipped and
+ * named in err, the others are kept). */
+int atr_overrides_save(const char *path);
+int atr_overrides_load(const char *path, char *err, size_t errlen);
+
 /* Free everything (at exit). */
 void atr_overrides_free(void);
 

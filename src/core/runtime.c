@@ -67,6 +67,20 @@ static int control_reload(char *err, size_t errlen)
     return reload(err, errlen);
 }
 
+/* Keep the run-time changes in the running config's control_state (if any). */
+static int save_changes(const char **path)
+{
+    const char *p = rt.gen ? rt.gen->conf->control_state : NULL;
+    *path = p;
+    if (p == NULL)
+        return 0;
+    int rc = atr_overrides_save(p);
+    if (rc < 0)
+        ATR_ERROR("control_state %s: %s; the run-time changes are not kept for a restart", p,
+                  strerror(-rc));
+    return rc;
+}
+
 static const char *last_error(uint64_t *unix_ms)
 {
     *unix_ms = rt.last_error_ms;
@@ -78,6 +92,7 @@ static const atr_control_ops_t control_ops = {
     .reload = control_reload,
     .reopen = reopen_logs,
     .members_changed = members_changed,
+    .save = save_changes,
     .last_error = last_error,
 };
 
@@ -342,10 +357,11 @@ static void remember_keys(const atr_conf_t *conf)
 
 /* ---- applying a configuration ---- */
 
-/* A unix socket can be made at path (its directory is writable), or -1 with
- * "FILE:LINE:COL: what: cannot listen on SHOWN: reason" in err. */
-static int socket_dir_check(const char *path, const char *shown, const atr_conf_pos_t *pos,
-                            const char *what, char *err, size_t errlen)
+/* A file (a unix socket: doing "listen on", a file: "write") can be made at
+ * path: its directory is writable; or -1 with "FILE:LINE:COL: what: cannot
+ * DOING SHOWN: reason" in err. */
+static int dir_check(const char *path, const char *shown, const atr_conf_pos_t *pos,
+                     const char *what, const char *doing, char *err, size_t errlen)
 {
     char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
     snprintf(dir, sizeof dir, "%s", path);
@@ -358,8 +374,8 @@ static int socket_dir_check(const char *path, const char *shown, const atr_conf_
         snprintf(dir, sizeof dir, ".");
     if (access(dir, W_OK | X_OK) == 0)
         return 0;
-    snprintf(err, errlen, "%s:%d:%d: %s: cannot listen on %s: %s", pos->file, pos->line, pos->col,
-             what, shown, strerror(errno));
+    snprintf(err, errlen, "%s:%d:%d: %s: cannot %s %s: %s", pos->file, pos->line, pos->col,
+             what, doing, shown, strerror(errno));
     return -1;
 }
 
@@ -395,13 +411,17 @@ int atr_runtime_check(const atr_conf_t *conf, char *err, size_t errlen)
     for (int i = 0; i < conf->nupstreams; i++) {
         const atr_conf_upstream_t *u = &conf->upstreams[i];
         if (u->spawn_argv != NULL && u->servers[0].addr.ss_family == AF_UNIX &&
-            socket_dir_check(((const struct sockaddr_un *)&u->servers[0].addr)->sun_path,
-                             u->servers[0].text, &u->spawn_pos, "spawn", err, errlen) < 0)
+            dir_check(((const struct sockaddr_un *)&u->servers[0].addr)->sun_path,
+                      u->servers[0].text, &u->spawn_pos, "spawn", "listen on", err, errlen) < 0)
             return -1;
     }
     if (conf->control != NULL &&
-        socket_dir_check(conf->control, conf->control, &conf->control_pos, "control", err,
-                         errlen) < 0)
+        dir_check(conf->control, conf->control, &conf->control_pos, "control", "listen on", err,
+                  errlen) < 0)
+        return -1;
+    if (conf->control_state != NULL &&
+        dir_check(conf->control_state, conf->control_state, &conf->control_state_pos, "control_state",
+                  "write", err, errlen) < 0)
         return -1;
     return 0;
 }
@@ -504,6 +524,8 @@ static int reload(char *err, size_t errlen)
         ATR_NOTICE("reload: 'workers' changes take effect at the next start");
     atomic_fetch_add(&atr_process.reloads_ok, 1);
     ATR_NOTICE("reload: generation %llu active", (unsigned long long)rt.gen->id);
+    const char *path;
+    save_changes(&path); /* what the new file overruled is gone from it too */
     return 0;
 }
 
@@ -675,12 +697,19 @@ int atr_runtime_run(atr_conf_t *conf)
     } else if (user) {
         ATR_WARN("user %s: ignored, atrium was not started as root", user);
     }
+    /* The changes a restart keeps (control_state), before the first members
+     * are built: the config then overrules what its file changed meanwhile. */
+    if (conf->control_state != NULL && atr_overrides_load(conf->control_state, err, sizeof err) < 0)
+        ATR_WARN("%s", err);
+    err[0] = '\0';
     if (apply(conf, err, sizeof err) < 0) {
         fprintf(stderr, "%s\n", err); /* FILE:LINE:COL first on the line */
         if (!atr_log_to_stderr())    /* and in the log file, not twice on the terminal */
             ATR_ERROR("%s", err);
         return 1;
     }
+    const char *state_path;
+    save_changes(&state_path); /* without what the config overruled */
     /* The first staples before the first client (bounded: a responder that
      * does not answer delays the start by at most this, then staples late). */
     atr_stapling_wait_first(rt.loop, ATR_STAPLING_TIMEOUT_MS + 500);

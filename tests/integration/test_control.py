@@ -325,3 +325,42 @@ def test_a_drained_server_keeps_no_idle_connection(atrium, origin, sockdir):
     assert established(A) > 0  # the other upstream member keeps its pool
     hits(a.port, 6)
     assert established(B) == 0
+
+
+def test_control_state_keeps_the_changes_for_a_restart(atrium, origin, sockdir):
+    A, B, C = origin("A"), origin("B"), origin("C")
+    state = os.path.join(sockdir, "state")
+    a = start(atrium, sockdir, [A, B], workers=1, extra="control_state %s;" % state)
+    ctl(a, "drain", "app", B.addr)
+    ctl(a, "add", "server", "app", C.addr, "weight=2", "max_conns=50")
+    ctl(a, "set", "weight", "app", A.addr, "2")
+    before = ctl(a, "show", "changes").stdout
+
+    def restart(text=None):
+        assert a.stop() == 0
+        a.stopped = False
+        if text is not None:
+            a.write_config(text)
+        a.start()
+    restart()
+    assert ctl(a, "show", "changes").stdout == before
+    assert servers_table(a)[B.addr]["state"] == "draining"
+    assert hits(a.port, 8) == {"A": 4, "C": 4}
+    # the file changed B while Atrium was stopped: the file wins for B, the rest stays
+    restart(a.conf_text.replace("server %s;" % B.addr, "server %s weight=3;" % B.addr))
+    changes = ctl(a, "show", "changes").stdout.splitlines()[1:]
+    assert changes == ["app %s added" % C.addr, "app %s weight 2 (file: 1)" % A.addr], changes
+    assert "the change made at run time is dropped: the config changed the server" in a.error_log
+    assert B.addr not in open(state).read()  # and the file no longer holds it
+    # a file it cannot write: the change is made, and the answer says it is not kept
+    os.mkdir(state + ".new")
+    r = ctl(a, "drain", "app", A.addr)
+    assert r.stdout.startswith("ok: ") and "warning: not kept in control_state %s" % state \
+        in r.stdout, r.stdout
+    os.rmdir(state + ".new")
+    # a line it did not write is skipped and named; the others are kept
+    with open(state, "a") as f:
+        f.write("nonsense\n")
+    restart()
+    assert "control_state %s:" % state in a.error_log and "not a change atrium wrote" in a.error_log
+    assert "app %s added" % C.addr in ctl(a, "show", "changes").stdout

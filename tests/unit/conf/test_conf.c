@@ -503,6 +503,8 @@ static const struct {
     { __LINE__, "listen 8080; max_body_size 18446744073709551615; header_timeout 1h30m;\n"
                 "host * { route / { return 200 \"\\\\ and \\\" and ' and \\'\"; } }" },
     { __LINE__, "listen 8080; host * { route / { return 200 \"\"; } }" },
+    { __LINE__, "listen 8080; control /run/a.sock; control_state /var/lib/a/changes;\n"
+                "host * { route / { return 200; } }" },
     { __LINE__, "listen 8080; host * { route '/a b' { return 200 \"\t\r\"; } }" },
     { __LINE__, "listen 8080; host * { route / { return 200; request_header set X \"\"; } }" },
     { __LINE__, "listen 8080; heartbeat_listen 239.0.0.1:27999; heartbeat_send [ff02::1]:27999;\n"
