@@ -269,8 +269,7 @@ static int slot_free(atr_wgen_t *wg, int ups)
             waiting = 1;
             continue;
         }
-        if (atomic_load(&st->down_until) > now || atomic_load(&st->unhealthy) ||
-            atomic_load(&st->admin) != ATR_LB_ADMIN_READY)
+        if (atr_lb_out_of_service(st, now))
             continue;
         if (max == 0 || atomic_load(&st->active) < max)
             return 1;

@@ -235,9 +235,7 @@ static int filter(atr_lb_t *lb, int backup, uint64_t now_ms, const unsigned char
         lb->ok[i] = 0;
         if ((s->backup != 0) != backup || (tried != NULL && tried[i]))
             continue;
-        if (atomic_load_explicit(&s->state->down_until, memory_order_relaxed) > now_ms ||
-            atomic_load_explicit(&s->state->unhealthy, memory_order_relaxed) ||
-            atomic_load_explicit(&s->state->admin, memory_order_relaxed) != ATR_LB_ADMIN_READY)
+        if (atr_lb_out_of_service(s->state, now_ms))
             continue;
         if (!eject_ok &&
             atomic_load_explicit(&s->state->ejected_until, memory_order_relaxed) > now_ms) {

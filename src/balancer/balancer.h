@@ -334,6 +334,16 @@ uint64_t atr_lb_random(atr_lb_t *lb);
  * `active` is a relaxed atomic load each call: other workers move it. */
 int atr__lb_load_cmp(const atr_lb_t *lb, int a, int b);
 
+/* 1 while the server's shared state keeps it out of service: marked down
+ * after a failure, failing its health check, or drained or disabled by the
+ * operator. Every choice skips it, and the queue does not wait for it. */
+static inline int atr_lb_out_of_service(const atr_server_state_t *st, uint64_t now_ms)
+{
+    return atomic_load_explicit(&st->down_until, memory_order_relaxed) > now_ms ||
+           atomic_load_explicit(&st->unhealthy, memory_order_relaxed) ||
+           atomic_load_explicit(&st->admin, memory_order_relaxed) != ATR_LB_ADMIN_READY;
+}
+
 /* For methods in src/balancer only, during pick_fast: server i is a primary
  * that the request may use now (not tried, down, unhealthy, ejected, drained
  * or disabled, or at max_conns): what atr_lb_pick's filter lets through, for one server. */
@@ -343,9 +353,7 @@ static inline int atr__lb_usable(const atr_lb_t *lb, int i)
     const atr_server_state_t *st = s->state;
     if (s->backup || (lb->tried != NULL && lb->tried[i]))
         return 0;
-    if (atomic_load_explicit(&st->down_until, memory_order_relaxed) > lb->now_ms ||
-        atomic_load_explicit(&st->unhealthy, memory_order_relaxed) ||
-        atomic_load_explicit(&st->admin, memory_order_relaxed) != ATR_LB_ADMIN_READY ||
+    if (atr_lb_out_of_service(st, lb->now_ms) ||
         atomic_load_explicit(&st->pending, memory_order_relaxed) ||
         atomic_load_explicit(&st->ejected_until, memory_order_relaxed) > lb->now_ms)
         return 0;

@@ -365,25 +365,6 @@ static void server_metrics(atr_buf_t *b, const atr_gen_t *g)
     heartbeat_metrics(b, g, now);
 }
 
-const char *atr__status_server_state(const atr_member_t *m, atr_server_state_t *st,
-                                     uint64_t now_ms)
-{
-    int admin = atomic_load(&st->admin);
-    if (admin == ATR_LB_ADMIN_DRAIN)
-        return "draining";
-    if (admin == ATR_LB_ADMIN_DISABLED)
-        return "disabled";
-    if (m->addrlen == 0)
-        return "unresolved";
-    if (get_down(st, now_ms, 0))
-        return "down";
-    if (get_unhealthy(st, now_ms, 0))
-        return "unhealthy";
-    if (get_ejected(st, now_ms, 0))
-        return "ejected";
-    return "up";
-}
-
 /* Send a 200 with n bytes of body (copied after the head). HEAD gets the
  * head alone. */
 static void respond(atr_req_t *r, const char *fields, const char *body, size_t n, int close_conn)

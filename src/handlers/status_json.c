@@ -129,7 +129,7 @@ static void server(atr_buf_t *b, const atr_lb_server_t *s, const atr_member_t *m
     uint64_t req = atomic_load(&st->requests), err = atomic_load(&st->errors);
     uint64_t fail = atomic_load(&st->failures), resp[5];
     int active = atomic_load(&st->active);
-    const char *state = atr__status_server_state(m, st, now);
+    const char *state = atr_member_state(m, st, now);
     for (int k = 0; k < 5; k++) {
         resp[k] = atomic_load(&st->responses[k]);
         sum->responses[k] += resp[k];

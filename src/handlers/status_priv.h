@@ -24,14 +24,6 @@ void atr__status_totals(atr_status_totals_t *t);
 /* "1xx" .. "5xx" */
 extern const char *const atr__status_classes[5];
 
-/* What a member is now, as `atrium ctl show servers` says it: the
- * operator's state first ("draining", "disabled"), then "unresolved" (a
- * resolve name with no address yet), "down" (a failed connect marked it for
- * fail_timeout), "unhealthy" (its health check fails), "ejected" (outlier
- * detection), else "up". */
-const char *atr__status_server_state(const atr_member_t *m, atr_server_state_t *st,
-                                     uint64_t now_ms);
-
 /* Append the JSON form (docs/config.md, "status") for generation g to b.
  * Bounded: past ATR_STATUS_JSON_MAX bytes the remaining servers are left
  * out and counted in "servers_omitted"; names are cut at 256 bytes. */

@@ -14,6 +14,24 @@ void atr_server_state_unref(atr_server_state_t *st)
         free(st);
 }
 
+const char *atr_member_state(const atr_member_t *m, atr_server_state_t *st, uint64_t now_ms)
+{
+    int admin = atomic_load(&st->admin);
+    if (admin == ATR_LB_ADMIN_DRAIN)
+        return "draining";
+    if (admin == ATR_LB_ADMIN_DISABLED)
+        return "disabled";
+    if (m->addrlen == 0)
+        return "unresolved";
+    if (atomic_load(&st->down_until) > now_ms)
+        return "down";
+    if (atomic_load(&st->unhealthy))
+        return "unhealthy";
+    if (atomic_load(&st->ejected_until) > now_ms)
+        return "ejected";
+    return "up";
+}
+
 atr_members_t *atr_members_new(int n)
 {
     atr_members_t *ms = atr_xcalloc(1, sizeof *ms);

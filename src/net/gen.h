@@ -40,6 +40,12 @@ typedef struct atr_members {
                                     * a reference (shared per name, carried over reloads) */
 } atr_members_t;
 
+/* What member m (its shared state st) is at now_ms, in one word, as the
+ * status page and `atrium ctl show servers` say it: the operator's state
+ * first ("draining", "disabled"), then "unresolved" (a name that never
+ * answered), "down", "unhealthy", "ejected", or "up". */
+const char *atr_member_state(const atr_member_t *m, atr_server_state_t *st, uint64_t now_ms);
+
 /* An empty set for n members (refs 1); the caller fills m[] and servers[]. */
 atr_members_t *atr_members_new(int n);
 void atr_members_ref(atr_members_t *ms);
