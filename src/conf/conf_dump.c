@@ -71,6 +71,17 @@ static void word(FILE *out, const char *s)
     fputc('"', out);
 }
 
+/* `NAME VALUE;` for a top-level word-valued directive; nothing when value is
+ * NULL (not set). */
+static void word_line(FILE *out, const char *name, const char *value)
+{
+    if (value == NULL)
+        return;
+    fprintf(out, "%s ", name);
+    word(out, value);
+    fputs(";\n", out);
+}
+
 static void size(FILE *out, const char *indent, const char *name, uint64_t v)
 {
     char buf[32];
@@ -89,16 +100,8 @@ static void dump_main(const atr_conf_t *c, FILE *out)
         fputs("workers auto;\n", out);
     else
         fprintf(out, "workers %d;\n", c->workers);
-    if (c->user != NULL) {
-        fputs("user ", out);
-        word(out, c->user);
-        fputs(";\n", out);
-    }
-    if (c->pid_file != NULL) {
-        fputs("pid_file ", out);
-        word(out, c->pid_file);
-        fputs(";\n", out);
-    }
+    word_line(out, "user", c->user);
+    word_line(out, "pid_file", c->pid_file);
     fputs("error_log ", out);
     word(out, c->error_log);
     fprintf(out, " %s;\n", atr_log_level_name(c->error_level));
@@ -146,19 +149,9 @@ static void dump_main(const atr_conf_t *c, FILE *out)
     fprintf(out, "ambiguous_paths %s;\n", c->allow_ambiguous_paths ? "allow" : "reject");
     fprintf(out, "cgi_max_procs %d;\n", c->cgi_max_procs);
     fprintf(out, "stderr_log_rate %u;\n", c->stderr_log_rate);
-    fputs("spool_dir ", out);
-    word(out, c->spool_dir);
-    fputs(";\n", out);
-    if (c->control != NULL) {
-        fputs("control ", out);
-        word(out, c->control);
-        fputs(";\n", out);
-    }
-    if (c->control_state != NULL) {
-        fputs("control_state ", out);
-        word(out, c->control_state);
-        fputs(";\n", out);
-    }
+    word_line(out, "spool_dir", c->spool_dir);
+    word_line(out, "control", c->control);
+    word_line(out, "control_state", c->control_state);
     fprintf(out, "cgi_queue %d;\n", c->cgi_queue);
     duration(out, "", "cgi_timeout", c->cgi_timeout);
     dump_tls_main(c, out);

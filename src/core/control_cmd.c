@@ -82,15 +82,6 @@ static const atr_conf_server_t *file_line(const atr_conf_upstream_t *u, const ch
     return NULL;
 }
 
-/* The file's line a change to `server` belongs to (core/overrides.h), or NULL. */
-static const atr_conf_server_t *line_of(const atr_conf_upstream_t *u, const char *server)
-{
-    for (int j = 0; u != NULL && j < u->nservers; j++)
-        if (atr_override_of_line(server, &u->servers[j]))
-            return &u->servers[j];
-    return NULL;
-}
-
 /* Server `server` of u as it runs now (a file line not removed, or one
  * added): 0, or -1 with the refusal written. *sv: the file's line or NULL. */
 static int find_server(const atr_conf_upstream_t *u, const char *server,
@@ -103,7 +94,7 @@ static int find_server(const atr_conf_upstream_t *u, const char *server,
     if (*sv != NULL)
         return refuse(out, "upstream %s: server %s was removed at run time (add it back with "
                       "'add server %s %s')", u->name, server, u->name, server);
-    const atr_conf_server_t *line = line_of(u, server);
+    const atr_conf_server_t *line = atr_override_line(u, server);
     if (line != NULL) /* one address of a resolve line: only drain/disable/enable take it */
         return refuse(out, "upstream %s: %s is one address of %s: this command takes the "
                       "line (all of its addresses)", u->name, server, line->text);
@@ -117,23 +108,6 @@ static const char *admin_name(int admin)
 {
     return admin == ATR_LB_ADMIN_DRAIN ? "draining" : admin == ATR_LB_ADMIN_DISABLED ? "disabled"
                                                                                    : "ready";
-}
-
-/* What a member looks like now: the operator's state first, then health. */
-static const char *member_state(const atr_member_t *m, atr_server_state_t *st, uint64_t now)
-{
-    int admin = atomic_load(&st->admin);
-    if (admin != ATR_LB_ADMIN_READY)
-        return admin_name(admin);
-    if (m->addrlen == 0)
-        return "unresolved";
-    if (atomic_load(&st->down_until) > now)
-        return "down";
-    if (atomic_load(&st->unhealthy))
-        return "unhealthy";
-    if (atomic_load(&st->ejected_until) > now)
-        return "ejected";
-    return "up";
 }
 
 /* How the server differs from the file, "-" when it does not. */
@@ -172,7 +146,7 @@ static void show_servers_of(int ui, atr_buf_t *out)
             o = atr_override_find(u->name, m->name); /* one address drained on its own */
         changes_text(o, sv, changed, sizeof changed);
         atr_buf_printf(out, "%s %s %s %d %d %llu %llu %llu %llu %s\n", u->name, m->name,
-                       member_state(m, st, now), s->weight, atomic_load(&st->active),
+                       atr_member_state(m, st, now), s->weight, atomic_load(&st->active),
                        (unsigned long long)atomic_load(&st->requests),
                        (unsigned long long)atomic_load(&st->failures),
                        (unsigned long long)atomic_load(&st->errors),
@@ -212,7 +186,7 @@ static int cmd_show_upstreams(char **w, int n, atr_buf_t *out)
         uint64_t reqs = 0;
         for (int k = 0; k < ms->n; k++) {
             atr_server_state_t *st = ms->servers[k].state;
-            up += strcmp(member_state(&ms->m[k], st, now), "up") == 0;
+            up += strcmp(atr_member_state(&ms->m[k], st, now), "up") == 0;
             active += atomic_load(&st->active);
             reqs += atomic_load(&st->requests);
         }
@@ -235,7 +209,8 @@ static int cmd_show_changes(char **w, int n, atr_buf_t *out)
         if (o->removed)
             snprintf(changed, sizeof changed, "removed");
         else
-            changes_text(o, line_of(atr_conf_find_upstream(gen()->conf, o->upstream), o->server),
+            changes_text(o, atr_override_line(atr_conf_find_upstream(gen()->conf, o->upstream),
+                                              o->server),
                          changed, sizeof changed);
         atr_buf_printf(out, "%s %s %s\n", o->upstream, o->server, changed);
     }
@@ -278,36 +253,42 @@ static int cmd_show_info(char **w, int n, atr_buf_t *out)
 
 /* ---- changes --------------------------------------------------------------- */
 
-/* Resolve `VERB UPSTREAM SERVER` (w[at], w[at+1]) to the upstream, server
- * line and file line: 0, or -1 with the refusal written. */
-static int target(char **w, int at, const atr_conf_upstream_t **u, const atr_conf_server_t **sv,
-                  atr_buf_t *out)
+/* Resolve `VERB UPSTREAM SERVER` (w[at], w[at+1]) to the upstream (its index
+ * in gen()->ups, returned), its conf and the file's line; with `address`,
+ * SERVER may also be one address of a `resolve` line as `show servers` names
+ * it ("TEXT/ADDR:PORT"). -1 with the refusal written. */
+static int target(char **w, int at, int address, const atr_conf_upstream_t **u,
+                  const atr_conf_server_t **sv, atr_buf_t *out)
 {
     int ui = find_upstream(w[at], out);
     if (ui < 0)
         return -1;
     *u = gen()->ups[ui].conf;
-    return find_server(*u, w[at + 1], sv, out);
+    *sv = NULL;
+    if (address) {
+        atr_members_t *ms = atr_gen_members(&gen()->ups[ui]);
+        for (int i = 0; i < ms->n && *sv == NULL; i++) {
+            const atr_member_t *m = &ms->m[i];
+            if (m->line >= 0 && (*u)->servers[m->line].resolve && strcmp(m->name, w[at + 1]) == 0)
+                *sv = &(*u)->servers[m->line];
+        }
+        atr_members_unref(ms);
+    }
+    if (*sv == NULL && find_server(*u, w[at + 1], sv, out) < 0)
+        return -1;
+    return ui;
 }
 
-/* As target, and SERVER may also be one address of a `resolve` line, as
- * `show servers` names it ("TEXT/ADDR:PORT"). */
-static int target_member(char **w, int at, const atr_conf_upstream_t **u,
-                         const atr_conf_server_t **sv, atr_buf_t *out)
+/* A change is made: the workers follow (the upstream `force` even with the
+ * same members), the log and the answer say it, control_state keeps it. */
+static int changed(atr_buf_t *out, const char *force, const char *upstream, const char *server,
+                   const char *what)
 {
-    int ui = find_upstream(w[at], out);
-    if (ui < 0)
-        return -1;
-    *u = gen()->ups[ui].conf;
-    atr_members_t *ms = atr_gen_members(&gen()->ups[ui]);
-    *sv = NULL;
-    for (int i = 0; i < ms->n && *sv == NULL; i++) {
-        const atr_member_t *m = &ms->m[i];
-        if (m->line >= 0 && (*u)->servers[m->line].resolve && strcmp(m->name, w[at + 1]) == 0)
-            *sv = &(*u)->servers[m->line];
-    }
-    atr_members_unref(ms);
-    return *sv != NULL ? 0 : find_server(*u, w[at + 1], sv, out);
+    atr__control_ops->members_changed(force);
+    ATR_NOTICE("control: upstream %s: server %s %s", upstream, server, what);
+    atr_buf_printf(out, "ok: upstream %s: server %s %s\n", upstream, server, what);
+    saved(out);
+    return 0;
 }
 
 static int cmd_admin(char **w, int n, atr_buf_t *out)
@@ -321,7 +302,7 @@ static int cmd_admin(char **w, int n, atr_buf_t *out)
             admin = (enum atr_lb_admin)i;
     if (n != 3)
         return refuse(out, "usage: %s UPSTREAM SERVER", w[0]);
-    if (target_member(w, 1, &u, &sv, out) < 0)
+    if (target(w, 1, 1, &u, &sv, out) < 0)
         return -1;
     const atr_override_t *line = atr_override_find(u->name, sv->text);
     if (strcmp(w[2], sv->text) != 0 && line != NULL && line->admin != ATR_LB_ADMIN_READY)
@@ -331,13 +312,9 @@ static int cmd_admin(char **w, int n, atr_buf_t *out)
     o->admin = admin;
     atr_override_tidy(o); /* an enable of a server otherwise as the file says: nothing left */
     atr_states_set_admin(u->name, w[2], admin);
-    atr__control_ops->members_changed(u->name); /* its idle connections close */
-    ATR_NOTICE("control: upstream %s: server %s %s", u->name, w[2],
-               admin == ATR_LB_ADMIN_READY ? "enabled" : admin_name(admin));
-    atr_buf_printf(out, "ok: upstream %s: server %s %s\n", u->name, w[2],
+    /* a new set of the same members: its idle connections close */
+    return changed(out, u->name, u->name, w[2],
                    admin == ATR_LB_ADMIN_READY ? "enabled" : admin_name(admin));
-    saved(out);
-    return 0;
 }
 
 static int cmd_set_weight(char **w, int n, atr_buf_t *out)
@@ -346,7 +323,7 @@ static int cmd_set_weight(char **w, int n, atr_buf_t *out)
     const atr_conf_server_t *sv;
     if (n != 5)
         return refuse(out, "usage: set weight UPSTREAM SERVER 1..1000|file");
-    if (target(w, 2, &u, &sv, out) < 0)
+    if (target(w, 2, 0, &u, &sv, out) < 0)
         return -1;
     char *end;
     long v = strtol(w[4], &end, 10);
@@ -360,11 +337,9 @@ static int cmd_set_weight(char **w, int n, atr_buf_t *out)
         o->weight = file || (sv && v == sv->weight) ? 0 : (int)v;
     int now = o->added ? o->line.weight : o->weight ? o->weight : sv->weight;
     atr_override_tidy(o);
-    atr__control_ops->members_changed(NULL);
-    ATR_NOTICE("control: upstream %s: server %s weight %d", u->name, w[3], now);
-    atr_buf_printf(out, "ok: upstream %s: server %s weight %d\n", u->name, w[3], now);
-    saved(out);
-    return 0;
+    char what[32];
+    snprintf(what, sizeof what, "weight %d", now);
+    return changed(out, NULL, u->name, w[3], what);
 }
 
 static int cmd_add_server(char **w, int n, atr_buf_t *out)
@@ -400,11 +375,7 @@ static int cmd_add_server(char **w, int n, atr_buf_t *out)
         o->added = 1;
         o->line = line;
     }
-    atr__control_ops->members_changed(NULL);
-    ATR_NOTICE("control: upstream %s: server %s added", u->name, w[3]);
-    atr_buf_printf(out, "ok: upstream %s: server %s added\n", u->name, w[3]);
-    saved(out);
-    return 0;
+    return changed(out, NULL, u->name, w[3], "added");
 }
 
 static int cmd_remove_server(char **w, int n, atr_buf_t *out)
@@ -413,9 +384,9 @@ static int cmd_remove_server(char **w, int n, atr_buf_t *out)
     const atr_conf_server_t *sv;
     if (n != 4)
         return refuse(out, "usage: remove server UPSTREAM SERVER");
-    if (target(w, 2, &u, &sv, out) < 0)
+    int ui = target(w, 2, 0, &u, &sv, out);
+    if (ui < 0)
         return -1;
-    int ui = find_upstream(w[2], out);
     atr_members_t *ms = atr_gen_members(&gen()->ups[ui]);
     int others = 0;
     for (int i = 0; i < ms->n; i++) {
@@ -435,11 +406,7 @@ static int cmd_remove_server(char **w, int n, atr_buf_t *out)
         o->removed = 1;
     }
     atr_override_tidy(o);
-    atr__control_ops->members_changed(NULL); /* its requests in flight finish */
-    ATR_NOTICE("control: upstream %s: server %s removed", u->name, w[3]);
-    atr_buf_printf(out, "ok: upstream %s: server %s removed\n", u->name, w[3]);
-    saved(out);
-    return 0;
+    return changed(out, NULL, u->name, w[3], "removed"); /* its requests in flight finish */
 }
 
 static int cmd_reload(char **w, int n, atr_buf_t *out)

@@ -27,11 +27,16 @@ const atr_override_t *atr_override_find(const char *upstream, const char *server
     return NULL;
 }
 
-int atr_override_of_line(const char *server, const atr_conf_server_t *sv)
+const atr_conf_server_t *atr_override_line(const atr_conf_upstream_t *u, const char *server)
 {
-    size_t n = strlen(sv->text);
-    return strncmp(server, sv->text, n) == 0 &&
-           (server[n] == '\0' || (sv->resolve && server[n] == '/'));
+    for (int j = 0; u != NULL && j < u->nservers; j++) {
+        const atr_conf_server_t *sv = &u->servers[j];
+        size_t n = strlen(sv->text);
+        if (strncmp(server, sv->text, n) == 0 &&
+            (server[n] == '\0' || (sv->resolve && server[n] == '/')))
+            return sv;
+    }
+    return NULL;
 }
 
 void atr_override_sig(const atr_conf_server_t *sv, char *buf, size_t cap)
@@ -94,10 +99,7 @@ static const char *overruled(const atr_override_t *o, const atr_conf_t *next)
     const atr_conf_upstream_t *u = atr_conf_find_upstream(next, o->upstream);
     if (u == NULL)
         return "its upstream is gone from the config";
-    const atr_conf_server_t *sv = NULL;
-    for (int j = 0; j < u->nservers && sv == NULL; j++)
-        if (atr_override_of_line(o->server, &u->servers[j]))
-            sv = &u->servers[j];
+    const atr_conf_server_t *sv = atr_override_line(u, o->server);
     if (o->added)
         return sv != NULL ? "the config has the server now" : NULL;
     if (sv == NULL)

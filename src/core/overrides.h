@@ -42,9 +42,10 @@ void atr_override_tidy(atr_override_t *o);
 /* The i-th change (for `show changes` and the members build), NULL past the end. */
 atr_override_t *atr_override_at(int i);
 
-/* 1 when a change to `server` belongs to line sv: the line itself, or one
- * address of a `resolve` line ("TEXT/ADDR:PORT", drained on its own). */
-int atr_override_of_line(const char *server, const atr_conf_server_t *sv);
+/* The line of u (NULL: none, or no u) a change to `server` belongs to: the
+ * line itself, or the `resolve` line one of whose addresses it names
+ * ("TEXT/ADDR:PORT", drained on its own). */
+const atr_conf_server_t *atr_override_line(const atr_conf_upstream_t *u, const char *server);
 
 /* The file's settings of a server line as one string, to notice that a
  * reload changed them. */
